@@ -1,0 +1,170 @@
+//! The `stratus` command: thin wrappers over the library crates. Commands
+//! print for people on stdout and log on stderr; failures exit non-zero.
+
+mod init;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use stratus_config::{App, Integration, RouteKey};
+
+#[derive(Parser)]
+#[command(name = "stratus", version, about = "API Gateway + Lambda on your own machine, in one binary")]
+struct Cli {
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a project: the gateway and the admin listener.
+    Serve {
+        /// stratus.toml or the directory holding it.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+    },
+    /// Check a project and print every mistake.
+    Validate {
+        #[arg(default_value = ".")]
+        path: PathBuf,
+    },
+    /// Print the route table: API, stage, method, path, integration.
+    Routes {
+        #[arg(default_value = ".")]
+        path: PathBuf,
+    },
+    /// Write a starter project into DIR.
+    Init { dir: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let result = match cli.command {
+        Command::Serve { path } => serve(path),
+        Command::Validate { path } => load(&path).map(|app| {
+            let routes: usize = app.apis.iter().map(|a| a.routes.len()).sum();
+            println!(
+                "{}: ok ({} functions, {} APIs, {} routes)",
+                app.file.display(),
+                app.functions.len(),
+                app.apis.len(),
+                routes
+            );
+        }),
+        Command::Routes { path } => load(&path).map(|app| print!("{}", routes_table(&app))),
+        Command::Init { dir } => init::write(&dir).map_err(|e| eprintln!("error: {e:#}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(()) => ExitCode::FAILURE,
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("STRATUS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_target(false)
+            .init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Loads a project, printing every mistake to stderr.
+fn load(path: &std::path::Path) -> Result<App, ()> {
+    stratus_config::load(path).map_err(|errors| {
+        eprintln!("{errors}");
+        let n = errors.0.len();
+        eprintln!("{n} error{}", if n == 1 { "" } else { "s" });
+    })
+}
+
+fn serve(path: PathBuf) -> Result<(), ()> {
+    let app = load(&path)?;
+    let rt = tokio::runtime::Runtime::new().map_err(|e| eprintln!("error: {e}"))?;
+    rt.block_on(async move {
+        let server = stratus_server::Server::bind(app)
+            .await
+            .map_err(|e| tracing::error!("{e:#}"))?;
+        tracing::info!("gateway listening on http://{}", server.gateway_addr());
+        tracing::info!("admin listening on http://{}", server.admin_addr());
+        server
+            .run(shutdown_signal())
+            .await
+            .map_err(|e| tracing::error!("{e:#}"))
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}
+
+fn routes_table(app: &App) -> String {
+    let mut rows = vec![[
+        "API".to_owned(),
+        "STAGE".to_owned(),
+        "METHOD".to_owned(),
+        "PATH".to_owned(),
+        "INTEGRATION".to_owned(),
+    ]];
+    for api in &app.apis {
+        for stage in &api.stages {
+            for route in &api.routes {
+                let (method, path) = match &route.key {
+                    RouteKey::Http { method, path } => (
+                        method.to_string(),
+                        stratus_config::join_paths(&stage.mount, &path.to_string()),
+                    ),
+                    RouteKey::Default => ("ANY".to_owned(), format!("{} ($default)", stage.mount)),
+                    RouteKey::WebSocket(k) => ("WS".to_owned(), format!("{} {k}", stage.mount)),
+                };
+                let integration = match &route.integration {
+                    Integration::Http { url } => format!("http {url}"),
+                    other => other.to_string(),
+                };
+                rows.push([api.name.clone(), stage.name.clone(), method, path, integration]);
+            }
+        }
+    }
+    let mut widths = [0; 5];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,6 @@
+//! The integration test binary: the real server on port 0, real upstreams,
+//! real HTTP clients, and the real `stratus` binary for CLI behaviour.
+
+mod cli;
+mod proxy;
+mod shutdown;

@@ -1,0 +1,313 @@
+//! Step 3 of 3: the resolved, immutable `App` the rest of Stratus receives.
+//!
+//! Nothing after `load` reads the file or the environment: every default is
+//! filled in here and every value is already checked.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A whole project, as loaded from `stratus.toml`.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The file it was loaded from.
+    pub file: PathBuf,
+    /// The directory holding that file; relative paths are resolved from here.
+    pub project_dir: PathBuf,
+    pub server: Server,
+    pub functions: BTreeMap<String, Arc<Function>>,
+    pub apis: Vec<Arc<Api>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    /// How long in-flight requests may run on after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8081";
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    pub name: String,
+    pub runtime: Runtime,
+    /// `module.function`; for `provided` runtimes it is passed on as `_HANDLER` only.
+    pub handler: String,
+    /// Absolute path of the code directory.
+    pub code: PathBuf,
+    pub timeout: Duration,
+    pub memory_mb: u32,
+    pub concurrency: u32,
+    pub environment: BTreeMap<String, String>,
+}
+
+pub const DEFAULT_TIMEOUT_SECS: u64 = 3;
+pub const DEFAULT_MEMORY_MB: u32 = 128;
+pub const DEFAULT_CONCURRENCY: u32 = 10;
+
+/// A Lambda runtime identifier as AWS spells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Runtime {
+    /// `provided` or `provided.al2023`: runs `./bootstrap`.
+    Provided(String),
+    /// `python3` or `python3.x`.
+    Python(String),
+    /// `nodejs` or `nodejsNN.x`.
+    Node(String),
+}
+
+impl Runtime {
+    pub fn id(&self) -> &str {
+        match self {
+            Runtime::Provided(s) | Runtime::Python(s) | Runtime::Node(s) => s,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKind {
+    /// HTTP API, payload format 2.0.
+    Http,
+    /// REST API, payload format 1.0.
+    Rest,
+    WebSocket,
+}
+
+impl fmt::Display for ApiKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ApiKind::Http => "http",
+            ApiKind::Rest => "rest",
+            ApiKind::WebSocket => "websocket",
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub name: String,
+    pub kind: ApiKind,
+    /// Normalized: starts with `/`, no trailing `/` unless it is exactly `/`.
+    pub base_path: String,
+    pub stages: Vec<Stage>,
+    pub routes: Vec<Route>,
+    /// WebSocket APIs only.
+    pub route_selection: Option<String>,
+}
+
+pub const DEFAULT_STAGE: &str = "$default";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    pub name: String,
+    pub variables: BTreeMap<String, String>,
+    /// Where the stage is served: base path + `/{stage}` (or the base path
+    /// alone for `$default`). Normalized like `Api::base_path`.
+    pub mount: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub key: RouteKey,
+    pub integration: Integration,
+    /// Integration timeout.
+    pub timeout: Duration,
+    /// WebSocket two-way response.
+    pub respond: bool,
+}
+
+/// REST APIs time integrations out after 29 s, HTTP APIs after 30 s.
+pub const REST_INTEGRATION_TIMEOUT_MS: u64 = 29_000;
+pub const HTTP_INTEGRATION_TIMEOUT_MS: u64 = 30_000;
+pub const MIN_INTEGRATION_TIMEOUT_MS: u64 = 50;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Integration {
+    Function { name: String },
+    Http { url: String },
+    Mock(Mock),
+}
+
+impl fmt::Display for Integration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Integration::Function { name } => write!(f, "function {name}"),
+            Integration::Http { url } => write!(f, "http {url}"),
+            Integration::Mock(m) => write!(f, "mock {}", m.status),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mock {
+    pub status: u16,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+}
+
+/// `"METHOD /path"`, `$default`, or a WebSocket route key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteKey {
+    Http { method: Method, path: PathPattern },
+    /// The catch-all `$default` route.
+    Default,
+    /// A WebSocket route: `$connect`, `$disconnect` or a custom key.
+    WebSocket(String),
+}
+
+impl fmt::Display for RouteKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RouteKey::Http { method, path } => write!(f, "{method} {path}"),
+            RouteKey::Default => f.write_str("$default"),
+            RouteKey::WebSocket(k) => f.write_str(k),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Delete,
+    Patch,
+    Head,
+    Options,
+    Any,
+}
+
+impl Method {
+    pub const ALL: [Method; 8] = [
+        Method::Get,
+        Method::Post,
+        Method::Put,
+        Method::Delete,
+        Method::Patch,
+        Method::Head,
+        Method::Options,
+        Method::Any,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Patch => "PATCH",
+            Method::Head => "HEAD",
+            Method::Options => "OPTIONS",
+            Method::Any => "ANY",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Method> {
+        Method::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A route path such as `/items/{id}` or `/files/{proxy+}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPattern {
+    pub segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    Static(String),
+    /// `{name}`: exactly one segment.
+    Param(String),
+    /// `{name+}`: one or more segments; always last.
+    Greedy(String),
+}
+
+impl PathPattern {
+    /// Parses a route path; the error says what is wrong in words.
+    pub fn parse(path: &str) -> Result<PathPattern, String> {
+        let Some(rest) = path.strip_prefix('/') else {
+            return Err(format!("path {path:?} must start with '/'"));
+        };
+        let mut segments = Vec::new();
+        if rest.is_empty() {
+            return Ok(PathPattern { segments });
+        }
+        let parts: Vec<&str> = rest.split('/').collect();
+        for (i, part) in parts.iter().enumerate() {
+            if part.is_empty() {
+                return Err(format!("path {path:?} has an empty segment"));
+            }
+            if let Some(inner) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                let (name, greedy) = match inner.strip_suffix('+') {
+                    Some(n) => (n, true),
+                    None => (inner, false),
+                };
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
+                    return Err(format!("path parameter {part:?} must be {{name}} or {{name+}} with a name of letters, digits and '_'"));
+                }
+                if greedy {
+                    if i != parts.len() - 1 {
+                        return Err(format!("greedy parameter {part:?} must be the last segment"));
+                    }
+                    segments.push(Segment::Greedy(name.to_owned()));
+                } else {
+                    segments.push(Segment::Param(name.to_owned()));
+                }
+            } else if part.contains(['{', '}']) {
+                return Err(format!(
+                    "segment {part:?} mixes a parameter with text; a parameter must be a whole segment"
+                ));
+            } else {
+                segments.push(Segment::Static((*part).to_owned()));
+            }
+        }
+        Ok(PathPattern { segments })
+    }
+
+    /// The names of the path parameters, in order.
+    pub fn params(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Param(n) | Segment::Greedy(n) => Some(n.as_str()),
+            Segment::Static(_) => None,
+        })
+    }
+}
+
+impl fmt::Display for PathPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.segments.is_empty() {
+            return f.write_str("/");
+        }
+        for s in &self.segments {
+            match s {
+                Segment::Static(t) => write!(f, "/{t}")?,
+                Segment::Param(n) => write!(f, "/{{{n}}}")?,
+                Segment::Greedy(n) => write!(f, "/{{{n}+}}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Joins two normalized paths: `/` + `/x` = `/x`, `/a` + `/x` = `/a/x`.
+pub fn join_paths(a: &str, b: &str) -> String {
+    match (a, b) {
+        ("/", b) => b.to_owned(),
+        (a, "/") => a.to_owned(),
+        (a, b) => format!("{a}{b}"),
+    }
+}

@@ -1,0 +1,89 @@
+//! Step 1 of 3: the file as written, deserialized with serde.
+//!
+//! Every struct denies unknown keys, and every value that a later check may
+//! complain about is `Spanned`, so that errors can name its line and column.
+//! Nothing here checks meaning: that is `validate`'s job.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    #[serde(default)]
+    pub(crate) server: RawServer,
+    #[serde(default)]
+    pub(crate) functions: BTreeMap<String, Spanned<RawFunction>>,
+    #[serde(default)]
+    pub(crate) apis: BTreeMap<String, Spanned<RawApi>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    pub(crate) listen: Option<Spanned<String>>,
+    pub(crate) admin_listen: Option<Spanned<String>>,
+    pub(crate) shutdown_grace: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFunction {
+    pub(crate) runtime: Spanned<String>,
+    pub(crate) handler: Option<Spanned<String>>,
+    pub(crate) code: Spanned<String>,
+    pub(crate) timeout: Option<Spanned<i64>>,
+    pub(crate) memory: Option<Spanned<i64>>,
+    pub(crate) concurrency: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub(crate) environment: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RawApiType {
+    Http,
+    Rest,
+    Websocket,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApi {
+    #[serde(rename = "type")]
+    pub(crate) kind: Spanned<RawApiType>,
+    pub(crate) base_path: Option<Spanned<String>>,
+    pub(crate) stages: Option<BTreeMap<String, Spanned<RawStage>>>,
+    pub(crate) route_selection: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) routes: BTreeMap<String, Spanned<RawRoute>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStage {
+    #[serde(default)]
+    pub(crate) variables: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub(crate) function: Option<Spanned<String>>,
+    pub(crate) http: Option<Spanned<String>>,
+    pub(crate) mock: Option<Spanned<RawMock>>,
+    pub(crate) timeout_ms: Option<Spanned<i64>>,
+    pub(crate) respond: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMock {
+    pub(crate) status: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) body: String,
+}

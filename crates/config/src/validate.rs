@@ -1,0 +1,625 @@
+//! Step 2 of 3: check the raw file and resolve it into an `App`.
+//!
+//! Collects every mistake instead of stopping at the first, so one run of
+//! `stratus validate` shows them all. The only I/O allowed here is checking
+//! that function code directories exist; nothing reads the environment.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use crate::diag::{key_path, Diagnostic, Source};
+use crate::model::*;
+use crate::raw::*;
+
+struct Checker<'a> {
+    src: Source<'a>,
+    errors: Vec<Diagnostic>,
+}
+
+impl Checker<'_> {
+    fn err<T>(&mut self, at: &Spanned<T>, key: &[&str], message: impl Into<String>) {
+        let d = self.src.at(Some(at.span()), key_path(key), message);
+        self.errors.push(d);
+    }
+
+    /// An integer within `range`, or the default when absent.
+    fn ranged(
+        &mut self,
+        v: &Option<Spanned<i64>>,
+        key: &[&str],
+        range: std::ops::RangeInclusive<i64>,
+        unit: &str,
+        default: i64,
+    ) -> i64 {
+        match v {
+            None => default,
+            Some(s) if range.contains(s.get_ref()) => *s.get_ref(),
+            Some(s) => {
+                let msg = format!(
+                    "{} is out of range: must be {}..={} {unit}",
+                    s.get_ref(),
+                    range.start(),
+                    range.end()
+                );
+                self.err(s, key, msg);
+                default
+            }
+        }
+    }
+}
+
+pub(crate) fn resolve(
+    raw: RawConfig,
+    path: &Path,
+    text: &str,
+    project_dir: &Path,
+) -> Result<App, Vec<Diagnostic>> {
+    let mut c = Checker {
+        src: Source { path, text },
+        errors: Vec::new(),
+    };
+
+    let server = server(&mut c, &raw.server);
+
+    let mut functions = BTreeMap::new();
+    for (name, f) in &raw.functions {
+        if let Some(func) = function(&mut c, name, f, project_dir) {
+            functions.insert(name.clone(), Arc::new(func));
+        }
+    }
+
+    let mut apis = Vec::new();
+    for (name, a) in &raw.apis {
+        apis.push(Arc::new(api(&mut c, name, a, &raw.functions)));
+    }
+    check_mounts(&mut c, &raw, &apis);
+
+    if c.errors.is_empty() {
+        Ok(App {
+            file: path.to_path_buf(),
+            project_dir: project_dir.to_path_buf(),
+            server,
+            functions,
+            apis,
+        })
+    } else {
+        let mut errors = c.errors;
+        // File order; place-less mistakes last.
+        errors.sort_by_key(|d| (d.line == 0, d.line, d.column));
+        Err(errors)
+    }
+}
+
+fn server(c: &mut Checker<'_>, raw: &RawServer) -> Server {
+    let mut addr = |v: &Option<Spanned<String>>, key: &str, default: &str| -> SocketAddr {
+        let fallback = default.parse().expect("default address parses");
+        match v {
+            None => fallback,
+            Some(s) => match s.get_ref().parse::<SocketAddr>() {
+                Ok(a) => a,
+                Err(_) => {
+                    c.err(
+                        s,
+                        &["server", key],
+                        format!(
+                            "{:?} is not a socket address (expected IP:PORT, e.g. \"127.0.0.1:8080\")",
+                            s.get_ref()
+                        ),
+                    );
+                    fallback
+                }
+            },
+        }
+    };
+    let listen = addr(&raw.listen, "listen", DEFAULT_LISTEN);
+    let admin_listen = addr(&raw.admin_listen, "admin_listen", DEFAULT_ADMIN_LISTEN);
+    if listen == admin_listen && listen.port() != 0 {
+        let msg = format!("{admin_listen} is also server.listen: the gateway and the admin listener need different addresses");
+        match &raw.admin_listen {
+            Some(s) => c.err(s, &["server", "admin_listen"], msg),
+            None => match &raw.listen {
+                Some(s) => c.err(s, &["server", "listen"], msg),
+                None => unreachable!("the defaults differ"),
+            },
+        }
+    }
+    let grace = c.ranged(
+        &raw.shutdown_grace,
+        &["server", "shutdown_grace"],
+        0..=3600,
+        "seconds",
+        DEFAULT_SHUTDOWN_GRACE_SECS as i64,
+    );
+    Server {
+        listen,
+        admin_listen,
+        shutdown_grace: Duration::from_secs(grace as u64),
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+}
+
+fn parse_runtime(s: &str) -> Option<Runtime> {
+    let digits = |d: &str| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit());
+    match s {
+        "provided" | "provided.al2" | "provided.al2023" => Some(Runtime::Provided(s.to_owned())),
+        "python3" | "nodejs" => Some(if s == "python3" {
+            Runtime::Python(s.to_owned())
+        } else {
+            Runtime::Node(s.to_owned())
+        }),
+        _ => {
+            if let Some(minor) = s.strip_prefix("python3.") {
+                digits(minor).then(|| Runtime::Python(s.to_owned()))
+            } else if let Some(major) = s.strip_prefix("nodejs").and_then(|r| r.strip_suffix(".x"))
+            {
+                digits(major).then(|| Runtime::Node(s.to_owned()))
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// Variables Lambda sets itself; a function may not override them.
+const RESERVED_ENV: &[&str] = &[
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+];
+
+const ENV_TOTAL_LIMIT: usize = 4096;
+
+fn function(
+    c: &mut Checker<'_>,
+    name: &str,
+    raw: &Spanned<RawFunction>,
+    project_dir: &Path,
+) -> Option<Function> {
+    let key = |field: &'static str| ["functions", name, field];
+    let f = raw.get_ref();
+    if !is_name(name) {
+        c.err(
+            raw,
+            &["functions", name],
+            "a function name is 1 to 64 letters, digits, '-' or '_'",
+        );
+    }
+    let runtime = parse_runtime(f.runtime.get_ref());
+    if runtime.is_none() {
+        let msg = format!(
+            "unknown runtime {:?}: expected provided, provided.al2023, python3[.x] or nodejs[NN.x]",
+            f.runtime.get_ref()
+        );
+        c.err(&f.runtime, &key("runtime"), msg);
+    }
+    let handler = match (&runtime, &f.handler) {
+        (Some(Runtime::Provided(_)), h) => h
+            .as_ref()
+            .map_or_else(|| "bootstrap".to_owned(), |h| h.get_ref().clone()),
+        (_, Some(h)) => {
+            let ok = h
+                .get_ref()
+                .rsplit_once('.')
+                .is_some_and(|(m, f)| !m.is_empty() && !f.is_empty());
+            if !ok {
+                let msg = format!(
+                    "handler {:?} must be module.function, e.g. \"app.handler\"",
+                    h.get_ref()
+                );
+                c.err(h, &key("handler"), msg);
+            }
+            h.get_ref().clone()
+        }
+        (Some(_), None) => {
+            c.err(
+                raw,
+                &key("handler"),
+                "missing: python and node functions need a handler such as \"app.handler\"",
+            );
+            String::new()
+        }
+        (None, None) => String::new(),
+    };
+    let code = project_dir.join(f.code.get_ref());
+    if !code.is_dir() {
+        let msg = format!("code directory {:?} does not exist", f.code.get_ref());
+        c.err(&f.code, &key("code"), msg);
+    }
+    let timeout = c.ranged(
+        &f.timeout,
+        &key("timeout"),
+        1..=900,
+        "seconds",
+        DEFAULT_TIMEOUT_SECS as i64,
+    );
+    let memory = c.ranged(
+        &f.memory,
+        &key("memory"),
+        128..=10240,
+        "MB",
+        DEFAULT_MEMORY_MB as i64,
+    );
+    let concurrency = c.ranged(
+        &f.concurrency,
+        &key("concurrency"),
+        1..=1000,
+        "environments",
+        DEFAULT_CONCURRENCY as i64,
+    );
+    let mut environment = BTreeMap::new();
+    let mut total = 0;
+    for (var, value) in &f.environment {
+        let well_formed = var.len() >= 2
+            && var.starts_with(|ch: char| ch.is_ascii_alphabetic())
+            && var.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+        let env_key = ["functions", name, "environment", var.as_str()];
+        if !well_formed {
+            let msg = format!(
+                "variable name {var:?} must match [A-Za-z][A-Za-z0-9_]+ (as in AWS Lambda)"
+            );
+            c.err(value, &env_key, msg);
+        } else if RESERVED_ENV.contains(&var.as_str()) {
+            c.err(
+                value,
+                &env_key,
+                format!("{var} is reserved: Stratus sets it for every function"),
+            );
+        }
+        total += var.len() + value.get_ref().len();
+        environment.insert(var.clone(), value.get_ref().clone());
+    }
+    if total > ENV_TOTAL_LIMIT {
+        c.err(
+            raw,
+            &["functions", name, "environment"],
+            format!("variables take {total} bytes; the limit is {ENV_TOTAL_LIMIT} (4 KB)"),
+        );
+    }
+    Some(Function {
+        name: name.to_owned(),
+        runtime: runtime?,
+        handler,
+        code,
+        timeout: Duration::from_secs(timeout as u64),
+        memory_mb: memory as u32,
+        concurrency: concurrency as u32,
+        environment,
+    })
+}
+
+fn normalize_base_path(c: &mut Checker<'_>, api: &str, raw: &Option<Spanned<String>>) -> String {
+    let Some(s) = raw else {
+        return "/".to_owned();
+    };
+    let trimmed = s.get_ref().trim_end_matches('/');
+    let p = if trimmed.is_empty() { "/" } else { trimmed };
+    match PathPattern::parse(p) {
+        Ok(pat) if pat.params().next().is_none() => pat.to_string(),
+        Ok(_) => {
+            c.err(s, &["apis", api, "base_path"], "a base path cannot have parameters");
+            "/".to_owned()
+        }
+        Err(e) => {
+            c.err(s, &["apis", api, "base_path"], e);
+            "/".to_owned()
+        }
+    }
+}
+
+fn api(
+    c: &mut Checker<'_>,
+    name: &str,
+    raw: &Spanned<RawApi>,
+    functions: &BTreeMap<String, Spanned<RawFunction>>,
+) -> Api {
+    let a = raw.get_ref();
+    if !is_name(name) {
+        c.err(
+            raw,
+            &["apis", name],
+            "an API name is 1 to 64 letters, digits, '-' or '_'",
+        );
+    }
+    let kind = match a.kind.get_ref() {
+        RawApiType::Http => ApiKind::Http,
+        RawApiType::Rest => ApiKind::Rest,
+        RawApiType::Websocket => ApiKind::WebSocket,
+    };
+    let base_path = normalize_base_path(c, name, &a.base_path);
+
+    let mut stages = Vec::new();
+    match &a.stages {
+        None => stages.push(Stage {
+            name: DEFAULT_STAGE.to_owned(),
+            variables: BTreeMap::new(),
+            mount: base_path.clone(),
+        }),
+        Some(map) => {
+            for (stage, s) in map {
+                if stage != DEFAULT_STAGE && !is_name(stage) {
+                    c.err(
+                        s,
+                        &["apis", name, "stages", stage],
+                        "a stage name is $default or 1 to 64 letters, digits, '-' or '_'",
+                    );
+                    continue;
+                }
+                for var in s.get_ref().variables.keys() {
+                    if var.is_empty() || !var.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
+                        c.err(
+                            s,
+                            &["apis", name, "stages", stage, "variables", var],
+                            "a stage variable name is letters, digits and '_'",
+                        );
+                    }
+                }
+                let mount = if stage == DEFAULT_STAGE {
+                    base_path.clone()
+                } else {
+                    join_paths(&base_path, &format!("/{stage}"))
+                };
+                stages.push(Stage {
+                    name: stage.clone(),
+                    variables: s.get_ref().variables.clone(),
+                    mount,
+                });
+            }
+        }
+    }
+
+    let route_selection = match (&a.route_selection, kind) {
+        (None, ApiKind::WebSocket) => Some("$request.body.action".to_owned()),
+        (None, _) => None,
+        (Some(s), ApiKind::WebSocket) => {
+            let e = s.get_ref();
+            if !(e.starts_with("$request.body.") || e.contains("${request.body.")) {
+                c.err(
+                    s,
+                    &["apis", name, "route_selection"],
+                    format!("{e:?} is not a route selection expression: expected $request.body.<path> or a template with ${{request.body.<path>}}"),
+                );
+            }
+            Some(e.clone())
+        }
+        (Some(s), _) => {
+            c.err(
+                s,
+                &["apis", name, "route_selection"],
+                "route_selection applies to websocket APIs only",
+            );
+            None
+        }
+    };
+
+    let mut routes = Vec::new();
+    // shape (method, path with anonymous parameters) -> route key, for duplicates
+    let mut seen: HashMap<(Method, String), String> = HashMap::new();
+    for (key, r) in &a.routes {
+        let rk = ["apis", name, "routes", key.as_str()];
+        let Some(route_key) = parse_route_key(c, kind, key, r, &rk) else {
+            continue;
+        };
+        if let RouteKey::Http { method, path } = &route_key {
+            let shape = path
+                .segments
+                .iter()
+                .map(|s| match s {
+                    Segment::Static(t) => format!("/{t}"),
+                    Segment::Param(_) => "/{}".to_owned(),
+                    Segment::Greedy(_) => "/{+}".to_owned(),
+                })
+                .collect::<String>();
+            if let Some(other) = seen.insert((*method, shape), key.clone()) {
+                c.err(r, &rk, format!("conflicts with route {other:?}: both match the same requests"));
+            }
+        }
+        if let Some(route) = route(c, kind, &route_key, r, &rk, functions) {
+            routes.push(route);
+        }
+    }
+
+    Api {
+        name: name.to_owned(),
+        kind,
+        base_path,
+        stages,
+        routes,
+        route_selection,
+    }
+}
+
+fn parse_route_key(
+    c: &mut Checker<'_>,
+    kind: ApiKind,
+    key: &str,
+    at: &Spanned<RawRoute>,
+    rk: &[&str],
+) -> Option<RouteKey> {
+    if key == "$default" {
+        return Some(RouteKey::Default);
+    }
+    if kind == ApiKind::WebSocket {
+        if key.starts_with('$') && key != "$connect" && key != "$disconnect" {
+            c.err(at, rk, "custom WebSocket route keys must not start with '$' (reserved: $connect, $disconnect, $default)");
+            return None;
+        }
+        if key.is_empty() {
+            c.err(at, rk, "a route key cannot be empty");
+            return None;
+        }
+        return Some(RouteKey::WebSocket(key.to_owned()));
+    }
+    let Some((method, path)) = key.split_once(' ') else {
+        c.err(at, rk, "malformed route key: expected \"METHOD /path\" (e.g. \"GET /items/{id}\") or \"$default\"");
+        return None;
+    };
+    let Some(method) = Method::parse(method) else {
+        c.err(at, rk, format!("unknown method {method:?}: expected GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS or ANY"));
+        return None;
+    };
+    match PathPattern::parse(path) {
+        Ok(path) => Some(RouteKey::Http { method, path }),
+        Err(e) => {
+            c.err(at, rk, format!("malformed route key: {e}"));
+            None
+        }
+    }
+}
+
+fn route(
+    c: &mut Checker<'_>,
+    kind: ApiKind,
+    key: &RouteKey,
+    raw: &Spanned<RawRoute>,
+    rk: &[&str],
+    functions: &BTreeMap<String, Spanned<RawFunction>>,
+) -> Option<Route> {
+    let r = raw.get_ref();
+    let set = [r.function.is_some(), r.http.is_some(), r.mock.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if set != 1 {
+        c.err(
+            raw,
+            rk,
+            "a route needs exactly one integration: function, http or mock",
+        );
+        return None;
+    }
+    let integration = if let Some(f) = &r.function {
+        if !functions.contains_key(f.get_ref()) {
+            let msg = format!("unknown function {:?} (not defined under [functions])", f.get_ref());
+            c.err(f, rk, msg);
+        }
+        Integration::Function {
+            name: f.get_ref().clone(),
+        }
+    } else if kind == ApiKind::WebSocket {
+        c.err(raw, rk, "WebSocket routes take a function integration");
+        return None;
+    } else if let Some(u) = &r.http {
+        check_url_template(c, key, u, rk);
+        Integration::Http {
+            url: u.get_ref().clone(),
+        }
+    } else {
+        let m = r.mock.as_ref().expect("one integration is set").get_ref();
+        let status_key: Vec<&str> = rk.iter().copied().chain(["mock", "status"]).collect();
+        let status = c.ranged(&m.status, &status_key, 100..=599, "(an HTTP status)", 200);
+        Integration::Mock(Mock {
+            status: status as u16,
+            headers: m.headers.clone(),
+            body: m.body.clone(),
+        })
+    };
+
+    let max_ms = match kind {
+        ApiKind::Rest => REST_INTEGRATION_TIMEOUT_MS,
+        _ => HTTP_INTEGRATION_TIMEOUT_MS,
+    };
+    let timeout_key: Vec<&str> = rk.iter().copied().chain(["timeout_ms"]).collect();
+    let timeout_ms = c.ranged(
+        &r.timeout_ms,
+        &timeout_key,
+        MIN_INTEGRATION_TIMEOUT_MS as i64..=max_ms as i64,
+        "milliseconds",
+        max_ms as i64,
+    );
+
+    let respond = match &r.respond {
+        None => false,
+        Some(s) => {
+            let what = match (kind, key) {
+                (ApiKind::WebSocket, RouteKey::WebSocket(k)) if k.starts_with('$') => {
+                    Some(format!("{k} cannot send a route response"))
+                }
+                (ApiKind::WebSocket, _) => None,
+                _ => Some("respond applies to websocket routes only".to_owned()),
+            };
+            if let Some(msg) = what {
+                let k: Vec<&str> = rk.iter().copied().chain(["respond"]).collect();
+                c.err(s, &k, msg);
+            }
+            *s.get_ref()
+        }
+    };
+
+    Some(Route {
+        key: key.clone(),
+        integration,
+        timeout: Duration::from_millis(timeout_ms as u64),
+        respond,
+    })
+}
+
+fn check_url_template(c: &mut Checker<'_>, key: &RouteKey, url: &Spanned<String>, rk: &[&str]) {
+    let u = url.get_ref();
+    if !(u.starts_with("http://") || u.starts_with("https://")) {
+        c.err(url, rk, format!("http integration URL {u:?} must start with http:// or https://"));
+        return;
+    }
+    let params: Vec<&str> = match key {
+        RouteKey::Http { path, .. } => path.params().collect(),
+        _ => Vec::new(),
+    };
+    // `${stageVariables.x}` is resolved per stage; `{name}` must be a path parameter.
+    let mut rest = u.as_str();
+    while let Some(open) = rest.find('{') {
+        let is_stage_var = open > 0 && rest.as_bytes()[open - 1] == b'$';
+        let Some(close) = rest[open..].find('}') else {
+            c.err(url, rk, "unclosed '{' in http integration URL");
+            return;
+        };
+        let name = &rest[open + 1..open + close];
+        if is_stage_var {
+            if name.strip_prefix("stageVariables.").is_none_or(str::is_empty) {
+                c.err(url, rk, format!("unknown variable ${{{name}}}: expected ${{stageVariables.NAME}}"));
+            }
+        } else if !params.contains(&name) {
+            c.err(url, rk, format!("URL placeholder {{{name}}} is not a path parameter of this route"));
+        }
+        rest = &rest[open + close + 1..];
+    }
+}
+
+/// Two stages (of one API or of two) may not be served at the same path.
+fn check_mounts(c: &mut Checker<'_>, raw: &RawConfig, apis: &[Arc<Api>]) {
+    let mut seen: HashMap<&str, (&str, &str)> = HashMap::new();
+    for api in apis {
+        for stage in &api.stages {
+            if let Some((other_api, other_stage)) =
+                seen.insert(stage.mount.as_str(), (api.name.as_str(), stage.name.as_str()))
+            {
+                let msg = format!(
+                    "stage {:?} is served at {:?}, where API {other_api:?} (stage {other_stage:?}) is already served; give one of them another base_path",
+                    stage.name, stage.mount
+                );
+                let at = &raw.apis[&api.name];
+                c.err(at, &["apis", &api.name], msg);
+            }
+        }
+    }
+}

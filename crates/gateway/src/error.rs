@@ -1,0 +1,66 @@
+//! One error type that knows whose fault it is; the status code and the
+//! AWS-style body are decided here and nowhere else.
+
+use bytes::Bytes;
+use http::{header, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use stratus_config::ApiKind;
+
+use crate::Body;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    /// No API stage or route for the path: REST says 403, HTTP APIs 404.
+    #[error("no route")]
+    NoRoute(Option<ApiKind>),
+    #[error("request body over the {limit} byte limit")]
+    PayloadTooLarge { limit: u64 },
+    /// The integration (upstream, function) failed or answered nonsense.
+    #[error("integration failed: {0}")]
+    BadGateway(String),
+    /// The integration did not answer within its timeout.
+    #[error("integration timed out")]
+    Timeout(ApiKind),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::NoRoute(Some(ApiKind::Rest)) => StatusCode::FORBIDDEN,
+            GatewayError::NoRoute(_) => StatusCode::NOT_FOUND,
+            GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            GatewayError::Timeout(ApiKind::Rest) => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The `message` AWS puts in the JSON body for this error.
+    pub fn aws_message(&self) -> &'static str {
+        match self {
+            GatewayError::NoRoute(Some(ApiKind::Rest)) => "Missing Authentication Token",
+            GatewayError::NoRoute(_) => "Not Found",
+            GatewayError::PayloadTooLarge { .. } => "Request Entity Too Large",
+            GatewayError::BadGateway(_) | GatewayError::Internal(_) => "Internal server error",
+            GatewayError::Timeout(ApiKind::Rest) => "Endpoint request timed out",
+            GatewayError::Timeout(_) => "Service Unavailable",
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        json_message(self.status(), self.aws_message())
+    }
+}
+
+/// `{"message": "..."}` with the given status, as API Gateway answers.
+pub(crate) fn json_message(status: StatusCode, message: &str) -> Response<Body> {
+    let body = serde_json::json!({ "message": message }).to_string();
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)).map_err(Into::into).boxed())
+        .expect("static response parts are valid")
+}

@@ -1,0 +1,217 @@
+//! The public gateway: takes an HTTP request, finds its API, stage and
+//! route, runs the route's integration and maps failures to API Gateway's
+//! status codes and bodies.
+//!
+//! It owns no sockets (`stratus-server` does), so every phase can be tested
+//! in memory by calling [`Gateway::handle`]. It must never read the config
+//! file: it receives an already validated `App`.
+
+mod error;
+mod proxy;
+mod router;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body::Body as HttpBody;
+use http_body_util::{BodyExt, Full};
+use stratus_config::{ApiKind, App, Integration, Mock};
+use tokio::time::Instant;
+
+pub use error::GatewayError;
+
+use router::{Lookup, RouteTable};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body type of every response the gateway produces.
+pub type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+
+/// API Gateway's payload limit: larger requests get 413.
+pub const MAX_REQUEST_BODY: u64 = 10 * 1024 * 1024;
+
+/// The gateway for one `App`. Cheap to clone; immutable once built, so a
+/// reload builds a new one and swaps it in.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    table: RouteTable,
+    proxy: proxy::Proxy,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    pub fn new(app: &App) -> Gateway {
+        Gateway {
+            inner: Arc::new(Inner {
+                table: RouteTable::new(app),
+                proxy: proxy::Proxy::new(),
+            }),
+        }
+    }
+
+    /// Serves one request. The phases, in the order API Gateway applies them:
+    /// 1. a request id, on the response and in every log line of the request;
+    /// 2. route matching (API by base path and stage, then the route);
+    /// 3. the payload limit (by `content-length` here, while streaming in
+    ///    the proxy);
+    /// 4. the integration, under its timeout;
+    /// 5. the access log event.
+    pub async fn handle<B>(&self, req: Request<B>, remote: SocketAddr) -> Response<Body>
+    where
+        B: HttpBody<Data = Bytes> + Send + Sync + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let started = Instant::now();
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+
+        let lookup = self.inner.table.lookup(&method, &path);
+        let kind = match &lookup {
+            Lookup::Found(m) => Some(m.api.kind),
+            Lookup::NoRoute { api, .. } => Some(api.kind),
+            Lookup::NoApi => None,
+        };
+        let (api_name, stage_name, route_key) = match &lookup {
+            Lookup::Found(m) => (
+                m.api.name.as_str(),
+                m.stage.name.as_str(),
+                m.route.key.to_string(),
+            ),
+            Lookup::NoRoute { api, stage } => (api.name.as_str(), stage.name.as_str(), String::new()),
+            Lookup::NoApi => ("", "", String::new()),
+        };
+
+        let result = match &lookup {
+            Lookup::Found(m) => {
+                let too_long = req
+                    .headers()
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                    .is_some_and(|n| n > MAX_REQUEST_BODY);
+                if too_long {
+                    Err(GatewayError::PayloadTooLarge {
+                        limit: MAX_REQUEST_BODY,
+                    })
+                } else {
+                    let req = req.map(|b| b.map_err(Into::into).boxed());
+                    self.integrate(m, req, remote).await
+                }
+            }
+            _ => Err(GatewayError::NoRoute(kind)),
+        };
+
+        let (mut resp, error) = match result {
+            Ok(r) => (r, None),
+            Err(e) => {
+                let msg = e.to_string();
+                (e.into_response(), Some(msg))
+            }
+        };
+        let id_header = match kind {
+            Some(ApiKind::Http) | None => "apigw-requestid",
+            _ => "x-amzn-requestid",
+        };
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            resp.headers_mut().insert(id_header, v);
+        }
+        RequestServed {
+            request_id: &request_id,
+            api: api_name,
+            stage: stage_name,
+            route: &route_key,
+            method: method.as_str(),
+            path: &path,
+            remote,
+            status: resp.status(),
+            latency: started.elapsed(),
+            error: error.as_deref(),
+        }
+        .emit();
+        resp
+    }
+
+    async fn integrate(
+        &self,
+        m: &router::Matched<'_>,
+        req: Request<Body>,
+        remote: SocketAddr,
+    ) -> Result<Response<Body>, GatewayError> {
+        match &m.route.integration {
+            Integration::Mock(mock) => Ok(mock_response(mock)),
+            Integration::Http { url } => {
+                self.inner
+                    .proxy
+                    .forward(m, url, req, remote, m.route.timeout)
+                    .await
+            }
+            Integration::Function { name } => Err(GatewayError::Internal(format!(
+                "function {name:?}: function integrations are not available in this build"
+            ))),
+        }
+    }
+}
+
+fn mock_response(m: &Mock) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(m.body.clone())).map_err(Into::into).boxed());
+    *resp.status_mut() = StatusCode::from_u16(m.status).unwrap_or(StatusCode::OK);
+    for (k, v) in &m.headers {
+        if let (Ok(k), Ok(v)) = (
+            header::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            resp.headers_mut().append(k, v);
+        }
+    }
+    resp
+}
+
+/// "request served": the one place that logs a request and (later) counts it.
+struct RequestServed<'a> {
+    request_id: &'a str,
+    api: &'a str,
+    stage: &'a str,
+    route: &'a str,
+    method: &'a str,
+    path: &'a str,
+    remote: SocketAddr,
+    status: StatusCode,
+    latency: std::time::Duration,
+    error: Option<&'a str>,
+}
+
+impl RequestServed<'_> {
+    fn emit(&self) {
+        let latency_ms = self.latency.as_secs_f64() * 1000.0;
+        tracing::info!(
+            target: "stratus::access",
+            request_id = self.request_id,
+            api = self.api,
+            stage = self.stage,
+            route = self.route,
+            method = self.method,
+            path = self.path,
+            source_ip = %self.remote.ip(),
+            status = self.status.as_u16(),
+            latency_ms = format_args!("{latency_ms:.2}"),
+            error = self.error,
+            "{} {} {}",
+            self.method,
+            self.path,
+            self.status.as_u16(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,177 @@
+//! The `http` integration: forward the request to an upstream URL.
+//!
+//! Bodies stream both ways (never buffered whole); connections to upstreams
+//! are pooled by hyper-util's client. Must never follow redirects or rewrite
+//! bodies: it is a proxy, not a client.
+
+use std::error::Error as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, Uri};
+use http_body_util::{BodyExt, Limited};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use stratus_config::ApiKind;
+
+use crate::error::GatewayError;
+use crate::router::Matched;
+use crate::{Body, BoxError, MAX_REQUEST_BODY};
+
+#[derive(Clone)]
+pub(crate) struct Proxy {
+    client: Client<HttpConnector, Body>,
+}
+
+impl Proxy {
+    pub(crate) fn new() -> Proxy {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector);
+        Proxy { client }
+    }
+
+    pub(crate) async fn forward(
+        &self,
+        m: &Matched<'_>,
+        url_template: &str,
+        req: Request<Body>,
+        remote: SocketAddr,
+        timeout: Duration,
+    ) -> Result<Response<Body>, GatewayError> {
+        let (parts, body) = req.into_parts();
+        let uri = upstream_uri(url_template, m, parts.uri.query())?;
+
+        let mut headers = parts.headers;
+        let original_host = headers.remove(header::HOST);
+        strip_hop_by_hop(&mut headers);
+        let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(prev) => format!("{prev}, {}", remote.ip()),
+            None => remote.ip().to_string(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
+            headers.insert("x-forwarded-for", v);
+        }
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        if let Some(host) = original_host {
+            headers.insert("x-forwarded-host", host);
+        }
+
+        // The limit is enforced while streaming: a body that passes it fails
+        // the upstream request, which is reported below as 413.
+        let body = Limited::new(body, MAX_REQUEST_BODY as usize)
+            .map_err(BoxError::from)
+            .boxed();
+        let mut up = Request::builder()
+            .method(parts.method)
+            .uri(uri)
+            .body(body)
+            .map_err(|e| GatewayError::Internal(e.to_string()))?;
+        *up.headers_mut() = headers;
+
+        let kind = m.api.kind;
+        let resp = match tokio::time::timeout(timeout, self.client.request(up)).await {
+            Err(_) => return Err(GatewayError::Timeout(kind)),
+            Ok(Err(e)) => return Err(classify(e, kind)),
+            Ok(Ok(resp)) => resp,
+        };
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        Ok(Response::from_parts(
+            parts,
+            body.map_err(BoxError::from).boxed(),
+        ))
+    }
+}
+
+fn classify(e: hyper_util::client::legacy::Error, _kind: ApiKind) -> GatewayError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return GatewayError::PayloadTooLarge {
+                limit: MAX_REQUEST_BODY,
+            };
+        }
+        source = s.source();
+    }
+    GatewayError::BadGateway(format!("{e}: {}", error_chain(&e)))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = Vec::new();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push(s.to_string());
+        source = s.source();
+    }
+    out.join(": ")
+}
+
+/// Fills `{param}`, `{proxy}` and `${stageVariables.x}` and appends the
+/// request's query string.
+fn upstream_uri(
+    template: &str,
+    m: &Matched<'_>,
+    query: Option<&str>,
+) -> Result<Uri, GatewayError> {
+    let mut url = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..]
+            .find('}')
+            .map(|c| open + c)
+            .ok_or_else(|| GatewayError::Internal("unclosed '{' in URL template".into()))?;
+        let name = &rest[open + 1..close];
+        if open > 0 && rest.as_bytes()[open - 1] == b'$' {
+            url.push_str(&rest[..open - 1]);
+            let var = name.strip_prefix("stageVariables.").unwrap_or(name);
+            if let Some(v) = m.stage.variables.get(var) {
+                url.push_str(v);
+            }
+        } else {
+            url.push_str(&rest[..open]);
+            if let Some((_, v)) = m.params.iter().find(|(n, _)| *n == name) {
+                url.push_str(v);
+            }
+        }
+        rest = &rest[close + 1..];
+    }
+    url.push_str(rest);
+    if let Some(q) = query.filter(|q| !q.is_empty()) {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(q);
+    }
+    url.parse::<Uri>()
+        .map_err(|e| GatewayError::BadGateway(format!("upstream URL {url:?}: {e}")))
+}
+
+/// Headers that describe one hop and must not be forwarded (RFC 9110 §7.6.1).
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in [
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        headers.remove(n);
+    }
+}

@@ -1,0 +1,191 @@
+//! Router and middleware, in memory: no socket, `Gateway::handle` called directly.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+
+use super::*;
+
+fn gateway(toml: &str) -> Gateway {
+    let app = stratus_config::load_str(toml, Path::new("stratus.toml"), Path::new("."))
+        .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
+    Gateway::new(&app)
+}
+
+const REMOTE: &str = "192.0.2.7:5555";
+
+async fn call(g: &Gateway, method: &str, uri: &str) -> (StatusCode, http::HeaderMap, String) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = g.handle(req, REMOTE.parse::<SocketAddr>().unwrap()).await;
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    (parts.status, parts.headers, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// Each route answers its own key as body, so a test sees which one matched.
+const PRIORITY: &str = r#"
+[apis.web]
+type = "http"
+[apis.web.routes]
+"GET /items/special" = { mock = { body = "exact" } }
+"GET /items/{id}" = { mock = { body = "param" } }
+"GET /items/{proxy+}" = { mock = { body = "greedy" } }
+"ANY /any" = { mock = { body = "any" } }
+"POST /any" = { mock = { body = "post" } }
+"GET /a/{x}/c" = { mock = { body = "a-x-c" } }
+"GET /a/b/{y}" = { mock = { body = "a-b-y" } }
+"$default" = { mock = { status = 404, body = "default" } }
+"#;
+
+#[tokio::test]
+async fn exact_path_beats_parameter_beats_greedy_beats_default() {
+    let g = gateway(PRIORITY);
+    assert_eq!(call(&g, "GET", "/items/special").await.2, "exact");
+    assert_eq!(call(&g, "GET", "/items/7").await.2, "param");
+    assert_eq!(call(&g, "GET", "/items/7/parts/2").await.2, "greedy");
+    assert_eq!(call(&g, "GET", "/nothing/here").await.2, "default");
+    // `{proxy+}` needs at least one segment.
+    assert_eq!(call(&g, "GET", "/items").await.2, "default");
+}
+
+#[tokio::test]
+async fn any_matches_every_method_but_a_named_method_wins() {
+    let g = gateway(PRIORITY);
+    for m in ["GET", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+        assert_eq!(call(&g, m, "/any").await.2, "any", "{m}");
+    }
+    assert_eq!(call(&g, "POST", "/any").await.2, "post");
+}
+
+#[tokio::test]
+async fn a_more_specific_path_without_the_method_falls_back() {
+    let g = gateway(PRIORITY);
+    // `/items/special` has only GET: a DELETE goes on to `$default`.
+    assert_eq!(call(&g, "DELETE", "/items/special").await.2, "default");
+    // backtracking across a static branch into a parameter branch
+    assert_eq!(call(&g, "GET", "/a/b/c").await.2, "a-b-y");
+    assert_eq!(call(&g, "GET", "/a/z/c").await.2, "a-x-c");
+}
+
+#[tokio::test]
+async fn no_route_bodies_are_aws_bodies() {
+    let g = gateway(
+        r#"
+[apis.web]
+type = "http"
+base_path = "/web"
+[apis.web.routes]
+"GET /x" = { mock = {} }
+[apis.shop]
+type = "rest"
+base_path = "/shop"
+stages = { prod = {} }
+[apis.shop.routes]
+"GET /x" = { mock = {} }
+"#,
+    );
+    let (status, headers, body) = call(&g, "GET", "/web/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body, r#"{"message":"Not Found"}"#);
+    assert_eq!(headers["content-type"], "application/json");
+    assert!(headers.contains_key("apigw-requestid"));
+
+    let (status, headers, body) = call(&g, "GET", "/shop/prod/nope").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body, r#"{"message":"Missing Authentication Token"}"#);
+    assert!(headers.contains_key("x-amzn-requestid"));
+
+    // Under the REST API's base path but no such stage.
+    let (status, _, body) = call(&g, "GET", "/shop/x").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body, r#"{"message":"Not Found"}"#);
+
+    // A method with no route at all on a REST API.
+    let (status, _, _) = call(&g, "POST", "/shop/prod/x").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn rest_stages_are_served_under_their_name() {
+    let g = gateway(
+        r#"
+[apis.shop]
+type = "rest"
+stages = { prod = {}, beta = {} }
+[apis.shop.routes]
+"GET /items/{id}" = { mock = { body = "item" } }
+"#,
+    );
+    assert_eq!(call(&g, "GET", "/prod/items/1").await.2, "item");
+    assert_eq!(call(&g, "GET", "/beta/items/1").await.2, "item");
+    assert_eq!(call(&g, "GET", "/items/1").await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn rest_api_without_stages_serves_default_stage_at_root() {
+    let g = gateway("[apis.r]\ntype = \"rest\"\n[apis.r.routes]\n\"GET /\" = { mock = { body = \"root\" } }\n");
+    assert_eq!(call(&g, "GET", "/").await.2, "root");
+    assert_eq!(call(&g, "GET", "/x").await.0, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn longest_mount_wins_between_apis() {
+    let g = gateway(
+        r#"
+[apis.root]
+type = "http"
+[apis.root.routes]
+"GET /{proxy+}" = { mock = { body = "root" } }
+[apis.shop]
+type = "http"
+base_path = "/shop"
+[apis.shop.routes]
+"GET /{proxy+}" = { mock = { body = "shop" } }
+"#,
+    );
+    assert_eq!(call(&g, "GET", "/shop/a").await.2, "shop");
+    assert_eq!(call(&g, "GET", "/shopping/a").await.2, "root");
+    assert_eq!(call(&g, "GET", "/other").await.2, "root");
+}
+
+#[tokio::test]
+async fn mock_sends_status_headers_and_body() {
+    let g = gateway(
+        "[apis.m]\ntype = \"http\"\n[apis.m.routes]\n\"GET /t\" = { mock = { status = 418, headers = { x-tea = \"earl grey\" }, body = \"short and stout\" } }\n",
+    );
+    let (status, headers, body) = call(&g, "GET", "/t").await;
+    assert_eq!(status, StatusCode::IM_A_TEAPOT);
+    assert_eq!(headers["x-tea"], "earl grey");
+    assert_eq!(body, "short and stout");
+}
+
+#[tokio::test]
+async fn declared_body_over_ten_megabytes_is_413() {
+    let g = gateway("[apis.m]\ntype = \"http\"\n[apis.m.routes]\n\"POST /t\" = { mock = {} }\n");
+    let req = Request::builder()
+        .method("POST")
+        .uri("/t")
+        .header("content-length", (MAX_REQUEST_BODY + 1).to_string())
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = g.handle(req, REMOTE.parse().unwrap()).await;
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], br#"{"message":"Request Entity Too Large"}"#);
+}
+
+#[tokio::test]
+async fn every_request_gets_a_fresh_request_id() {
+    let g = gateway(PRIORITY);
+    let a = call(&g, "GET", "/any").await.1["apigw-requestid"].clone();
+    let b = call(&g, "GET", "/any").await.1["apigw-requestid"].clone();
+    assert_ne!(a, b);
+    assert_eq!(a.len(), 36);
+}

@@ -1,0 +1,176 @@
+//! Binds Stratus's listeners and runs them until shutdown:
+//! - the public gateway (`server.listen`), one hyper connection per client;
+//! - the admin listener (`server.admin_listen`): health, readiness, and in
+//!   later versions the dashboard and the management APIs.
+//!
+//! Shutdown is graceful: on the signal both listeners stop accepting,
+//! in-flight requests get `server.shutdown_grace` to finish, then the rest
+//! are closed. Nothing here decides how a request is answered: that is the
+//! gateway's job.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::routing::get;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use stratus_config::App;
+use stratus_gateway::Gateway;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Listeners bound and ready to run.
+pub struct Server {
+    app: Arc<App>,
+    gateway: TcpListener,
+    admin: TcpListener,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("gateway", &self.gateway_addr())
+            .field("admin", &self.admin_addr())
+            .finish()
+    }
+}
+
+impl Server {
+    /// Binds both listeners (port 0 picks a free port: see `*_addr`).
+    pub async fn bind(app: App) -> anyhow::Result<Server> {
+        let gateway = TcpListener::bind(app.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (server.listen)", app.server.listen))?;
+        let admin = TcpListener::bind(app.server.admin_listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (server.admin_listen)",
+                    app.server.admin_listen
+                )
+            })?;
+        Ok(Server {
+            app: Arc::new(app),
+            gateway,
+            admin,
+        })
+    }
+
+    pub fn gateway_addr(&self) -> SocketAddr {
+        self.gateway.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.local_addr().expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let ready = Arc::new(AtomicBool::new(true));
+        let grace = self.app.server.shutdown_grace;
+
+        let gateway = Gateway::new(&self.app);
+        let gateway_task = tokio::spawn(serve_gateway(
+            self.gateway,
+            gateway,
+            stop_rx.clone(),
+            grace,
+        ));
+        let admin_task = tokio::spawn(serve_admin(self.admin, ready.clone(), stop_rx));
+
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; in-flight requests have {grace:?}");
+        ready.store(false, Ordering::SeqCst);
+        let _ = stop_tx.send(true);
+        gateway_task.await.context("gateway task")?;
+        admin_task.await.context("admin task")??;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    // An error means the sender is gone, which also means stop.
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+async fn serve_gateway(
+    listener: TcpListener,
+    gateway: Gateway,
+    stop: watch::Receiver<bool>,
+    grace: std::time::Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let stop_signal = stopped(stop);
+    tokio::pin!(stop_signal);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            () = &mut stop_signal => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let gw = gateway.clone();
+        let service = service_fn(move |req| {
+            let gw = gw.clone();
+            async move { Ok::<_, Infallible>(gw.handle(req, remote).await) }
+        });
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%remote, "connection ended with an error: {e}");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!("grace period of {grace:?} over; closing the connections still open");
+        }
+    }
+}
+
+async fn serve_admin(
+    listener: TcpListener,
+    ready: Arc<AtomicBool>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let router = axum::Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.load(Ordering::SeqCst);
+                async move {
+                    if ready {
+                        (axum::http::StatusCode::OK, "ready\n")
+                    } else {
+                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+                    }
+                }
+            }),
+        );
+    axum::serve(listener, router)
+        .with_graceful_shutdown(stopped(stop))
+        .await
+        .context("admin listener")
+}
