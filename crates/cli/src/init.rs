@@ -6,7 +6,10 @@ use anyhow::{bail, Context as _};
 
 /// The starter's files: (path relative to DIR, contents).
 const FILES: &[(&str, &str)] = &[
-    ("stratus.toml", include_str!("../templates/starter/stratus.toml")),
+    (
+        "stratus.toml",
+        include_str!("../templates/starter/stratus.toml"),
+    ),
     ("README.md", include_str!("../templates/starter/README.md")),
 ];
 

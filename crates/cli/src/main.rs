@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use stratus_config::{App, Integration, RouteKey};
 
 #[derive(Parser)]
-#[command(name = "stratus", version, about = "API Gateway + Lambda on your own machine, in one binary")]
+#[command(
+    name = "stratus",
+    version,
+    about = "API Gateway + Lambda on your own machine, in one binary"
+)]
 struct Cli {
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -146,7 +150,13 @@ fn routes_table(app: &App) -> String {
                     Integration::Http { url } => format!("http {url}"),
                     other => other.to_string(),
                 };
-                rows.push([api.name.clone(), stage.name.clone(), method, path, integration]);
+                rows.push([
+                    api.name.clone(),
+                    stage.name.clone(),
+                    method,
+                    path,
+                    integration,
+                ]);
             }
         }
     }

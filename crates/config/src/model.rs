@@ -155,7 +155,10 @@ pub struct Mock {
 /// `"METHOD /path"`, `$default`, or a WebSocket route key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteKey {
-    Http { method: Method, path: PathPattern },
+    Http {
+        method: Method,
+        path: PathPattern,
+    },
     /// The catch-all `$default` route.
     Default,
     /// A WebSocket route: `$connect`, `$disconnect` or a custom key.
@@ -255,13 +258,14 @@ impl PathPattern {
                     Some(n) => (n, true),
                     None => (inner, false),
                 };
-                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                {
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                     return Err(format!("path parameter {part:?} must be {{name}} or {{name+}} with a name of letters, digits and '_'"));
                 }
                 if greedy {
                     if i != parts.len() - 1 {
-                        return Err(format!("greedy parameter {part:?} must be the last segment"));
+                        return Err(format!(
+                            "greedy parameter {part:?} must be the last segment"
+                        ));
                     }
                     segments.push(Segment::Greedy(name.to_owned()));
                 } else {

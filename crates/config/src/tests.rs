@@ -3,7 +3,11 @@ use std::path::Path;
 use super::*;
 
 fn load(text: &str) -> Result<App, Diagnostics> {
-    load_str(text, Path::new("stratus.toml"), Path::new(env!("CARGO_MANIFEST_DIR")))
+    load_str(
+        text,
+        Path::new("stratus.toml"),
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+    )
 }
 
 #[test]
@@ -57,7 +61,8 @@ fn http_api_defaults_to_one_default_stage_at_root() {
 
 #[test]
 fn listener_clash_is_reported() {
-    let e = load("[server]\nlisten = \"127.0.0.1:9000\"\nadmin_listen = \"127.0.0.1:9000\"\n").unwrap_err();
+    let e = load("[server]\nlisten = \"127.0.0.1:9000\"\nadmin_listen = \"127.0.0.1:9000\"\n")
+        .unwrap_err();
     assert_eq!(e.0.len(), 1);
     assert_eq!(e.0[0].line, 3);
     assert_eq!(e.0[0].key, "server.admin_listen");

@@ -273,7 +273,9 @@ fn function(
     for (var, value) in &f.environment {
         let well_formed = var.len() >= 2
             && var.starts_with(|ch: char| ch.is_ascii_alphabetic())
-            && var.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+            && var
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
         let env_key = ["functions", name, "environment", var.as_str()];
         if !well_formed {
             let msg = format!(
@@ -318,7 +320,11 @@ fn normalize_base_path(c: &mut Checker<'_>, api: &str, raw: &Option<Spanned<Stri
     match PathPattern::parse(p) {
         Ok(pat) if pat.params().next().is_none() => pat.to_string(),
         Ok(_) => {
-            c.err(s, &["apis", api, "base_path"], "a base path cannot have parameters");
+            c.err(
+                s,
+                &["apis", api, "base_path"],
+                "a base path cannot have parameters",
+            );
             "/".to_owned()
         }
         Err(e) => {
@@ -367,7 +373,11 @@ fn api(
                     continue;
                 }
                 for var in s.get_ref().variables.keys() {
-                    if var.is_empty() || !var.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
+                    if var.is_empty()
+                        || !var
+                            .chars()
+                            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+                    {
                         c.err(
                             s,
                             &["apis", name, "stages", stage, "variables", var],
@@ -432,7 +442,11 @@ fn api(
                 })
                 .collect::<String>();
             if let Some(other) = seen.insert((*method, shape), key.clone()) {
-                c.err(r, &rk, format!("conflicts with route {other:?}: both match the same requests"));
+                c.err(
+                    r,
+                    &rk,
+                    format!("conflicts with route {other:?}: both match the same requests"),
+                );
             }
         }
         if let Some(route) = route(c, kind, &route_key, r, &rk, functions) {
@@ -511,7 +525,10 @@ fn route(
     }
     let integration = if let Some(f) = &r.function {
         if !functions.contains_key(f.get_ref()) {
-            let msg = format!("unknown function {:?} (not defined under [functions])", f.get_ref());
+            let msg = format!(
+                "unknown function {:?} (not defined under [functions])",
+                f.get_ref()
+            );
             c.err(f, rk, msg);
         }
         Integration::Function {
@@ -578,7 +595,11 @@ fn route(
 fn check_url_template(c: &mut Checker<'_>, key: &RouteKey, url: &Spanned<String>, rk: &[&str]) {
     let u = url.get_ref();
     if !(u.starts_with("http://") || u.starts_with("https://")) {
-        c.err(url, rk, format!("http integration URL {u:?} must start with http:// or https://"));
+        c.err(
+            url,
+            rk,
+            format!("http integration URL {u:?} must start with http:// or https://"),
+        );
         return;
     }
     let params: Vec<&str> = match key {
@@ -595,11 +616,22 @@ fn check_url_template(c: &mut Checker<'_>, key: &RouteKey, url: &Spanned<String>
         };
         let name = &rest[open + 1..open + close];
         if is_stage_var {
-            if name.strip_prefix("stageVariables.").is_none_or(str::is_empty) {
-                c.err(url, rk, format!("unknown variable ${{{name}}}: expected ${{stageVariables.NAME}}"));
+            if name
+                .strip_prefix("stageVariables.")
+                .is_none_or(str::is_empty)
+            {
+                c.err(
+                    url,
+                    rk,
+                    format!("unknown variable ${{{name}}}: expected ${{stageVariables.NAME}}"),
+                );
             }
         } else if !params.contains(&name) {
-            c.err(url, rk, format!("URL placeholder {{{name}}} is not a path parameter of this route"));
+            c.err(
+                url,
+                rk,
+                format!("URL placeholder {{{name}}} is not a path parameter of this route"),
+            );
         }
         rest = &rest[open + close + 1..];
     }
@@ -610,9 +642,10 @@ fn check_mounts(c: &mut Checker<'_>, raw: &RawConfig, apis: &[Arc<Api>]) {
     let mut seen: HashMap<&str, (&str, &str)> = HashMap::new();
     for api in apis {
         for stage in &api.stages {
-            if let Some((other_api, other_stage)) =
-                seen.insert(stage.mount.as_str(), (api.name.as_str(), stage.name.as_str()))
-            {
+            if let Some((other_api, other_stage)) = seen.insert(
+                stage.mount.as_str(),
+                (api.name.as_str(), stage.name.as_str()),
+            ) {
                 let msg = format!(
                     "stage {:?} is served at {:?}, where API {other_api:?} (stage {other_stage:?}) is already served; give one of them another base_path",
                     stage.name, stage.mount

@@ -9,9 +9,15 @@ fn config_errors_match_golden_files() {
     let bless = std::env::var_os("BLESS").is_some();
     let mut failures = Vec::new();
     let mut count = 0;
-    let mut entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
-    for toml in entries.into_iter().filter(|p| p.extension().is_some_and(|e| e == "toml")) {
+    for toml in entries
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+    {
         count += 1;
         let text = std::fs::read_to_string(&toml).unwrap();
         let shown = Path::new("tests/ui").join(toml.file_name().unwrap());
@@ -26,9 +32,16 @@ fn config_errors_match_golden_files() {
         }
         let want = std::fs::read_to_string(&err_file).unwrap_or_default();
         if got != want {
-            failures.push(format!("{}:\n--- want\n{want}--- got\n{got}", toml.display()));
+            failures.push(format!(
+                "{}:\n--- want\n{want}--- got\n{got}",
+                toml.display()
+            ));
         }
     }
     assert!(count >= 5, "expected golden files in {}", dir.display());
-    assert!(failures.is_empty(), "golden mismatches:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "golden mismatches:\n{}",
+        failures.join("\n")
+    );
 }

@@ -88,7 +88,9 @@ impl Gateway {
                 m.stage.name.as_str(),
                 m.route.key.to_string(),
             ),
-            Lookup::NoRoute { api, stage } => (api.name.as_str(), stage.name.as_str(), String::new()),
+            Lookup::NoRoute { api, stage } => {
+                (api.name.as_str(), stage.name.as_str(), String::new())
+            }
             Lookup::NoApi => ("", "", String::new()),
         };
 
@@ -163,7 +165,11 @@ impl Gateway {
 }
 
 fn mock_response(m: &Mock) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from(m.body.clone())).map_err(Into::into).boxed());
+    let mut resp = Response::new(
+        Full::new(Bytes::from(m.body.clone()))
+            .map_err(Into::into)
+            .boxed(),
+    );
     *resp.status_mut() = StatusCode::from_u16(m.status).unwrap_or(StatusCode::OK);
     for (k, v) in &m.headers {
         if let (Ok(k), Ok(v)) = (

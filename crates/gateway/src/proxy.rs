@@ -113,11 +113,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Fills `{param}`, `{proxy}` and `${stageVariables.x}` and appends the
 /// request's query string.
-fn upstream_uri(
-    template: &str,
-    m: &Matched<'_>,
-    query: Option<&str>,
-) -> Result<Uri, GatewayError> {
+fn upstream_uri(template: &str, m: &Matched<'_>, query: Option<&str>) -> Result<Uri, GatewayError> {
     let mut url = String::with_capacity(template.len() + 32);
     let mut rest = template;
     while let Some(open) = rest.find('{') {

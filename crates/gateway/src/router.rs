@@ -81,11 +81,7 @@ impl Node {
         let Some((first, rest)) = segments.split_first() else {
             return self.here.get(method);
         };
-        if let Some(found) = self
-            .statics
-            .get(*first)
-            .and_then(|n| n.find(rest, method))
-        {
+        if let Some(found) = self.statics.get(*first).and_then(|n| n.find(rest, method)) {
             return Some(found);
         }
         if let Some(found) = self
@@ -105,7 +101,10 @@ impl Node {
 pub(crate) enum Lookup<'a> {
     Found(Matched<'a>),
     /// The path is under an API stage, but no route matches.
-    NoRoute { api: &'a Arc<Api>, stage: &'a Stage },
+    NoRoute {
+        api: &'a Arc<Api>,
+        stage: &'a Stage,
+    },
     /// The path is under no API at all.
     NoApi,
 }
@@ -169,11 +168,7 @@ impl RouteTable {
             segments.pop();
         }
         let method = Method::parse(method.as_str());
-        let Some(i) = table
-            .root
-            .find(&segments, method)
-            .or(table.default_route)
-        else {
+        let Some(i) = table.root.find(&segments, method).or(table.default_route) else {
             return Lookup::NoRoute { api, stage };
         };
         let route = &api.routes[i];

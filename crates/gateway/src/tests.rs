@@ -26,7 +26,11 @@ async fn call(g: &Gateway, method: &str, uri: &str) -> (StatusCode, http::Header
     let resp = g.handle(req, REMOTE.parse::<SocketAddr>().unwrap()).await;
     let (parts, body) = resp.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
-    (parts.status, parts.headers, String::from_utf8(body.to_vec()).unwrap())
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
 }
 
 /// Each route answers its own key as body, so a test sees which one matched.
@@ -130,7 +134,9 @@ stages = { prod = {}, beta = {} }
 
 #[tokio::test]
 async fn rest_api_without_stages_serves_default_stage_at_root() {
-    let g = gateway("[apis.r]\ntype = \"rest\"\n[apis.r.routes]\n\"GET /\" = { mock = { body = \"root\" } }\n");
+    let g = gateway(
+        "[apis.r]\ntype = \"rest\"\n[apis.r.routes]\n\"GET /\" = { mock = { body = \"root\" } }\n",
+    );
     assert_eq!(call(&g, "GET", "/").await.2, "root");
     assert_eq!(call(&g, "GET", "/x").await.0, StatusCode::FORBIDDEN);
 }

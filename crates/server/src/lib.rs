@@ -63,11 +63,15 @@ impl Server {
     }
 
     pub fn gateway_addr(&self) -> SocketAddr {
-        self.gateway.local_addr().expect("bound listener has an address")
+        self.gateway
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     pub fn admin_addr(&self) -> SocketAddr {
-        self.admin.local_addr().expect("bound listener has an address")
+        self.admin
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     /// Serves until `shutdown` completes, then drains in-flight requests.
@@ -77,12 +81,8 @@ impl Server {
         let grace = self.app.server.shutdown_grace;
 
         let gateway = Gateway::new(&self.app);
-        let gateway_task = tokio::spawn(serve_gateway(
-            self.gateway,
-            gateway,
-            stop_rx.clone(),
-            grace,
-        ));
+        let gateway_task =
+            tokio::spawn(serve_gateway(self.gateway, gateway, stop_rx.clone(), grace));
         let admin_task = tokio::spawn(serve_admin(self.admin, ready.clone(), stop_rx));
 
         shutdown.await;
@@ -164,7 +164,10 @@ async fn serve_admin(
                     if ready {
                         (axum::http::StatusCode::OK, "ready\n")
                     } else {
-                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+                        (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            "shutting down\n",
+                        )
                     }
                 }
             }),

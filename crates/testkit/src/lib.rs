@@ -1,1 +1,218 @@
+//! Helpers for Stratus's own tests, never shipped: a real Stratus server on
+//! port 0 in a temporary project, and a real upstream HTTP server on port 0.
 
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A Stratus server running in this process on ephemeral ports.
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub gateway: SocketAddr,
+    pub admin: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), String>>>,
+}
+
+impl TestServer {
+    /// Writes `toml` (without a `[server]` table: listeners on port 0 are
+    /// added) as the project file of a fresh directory and serves it.
+    pub async fn start(toml: &str) -> TestServer {
+        Self::start_with_files(toml, &[]).await
+    }
+
+    /// Like `start`, with extra files `(relative path, contents)` written first.
+    pub async fn start_with_files(toml: &str, files: &[(&str, &str)]) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (rel, text) in files {
+            write_file(dir.path(), rel, text);
+        }
+        let text =
+            format!("[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n{toml}");
+        write_file(dir.path(), "stratus.toml", &text);
+        let app = stratus_config::load(dir.path())
+            .unwrap_or_else(|e| panic!("test project is invalid:\n{e}"));
+        let server = stratus_server::Server::bind(app).await.expect("bind");
+        let gateway = server.gateway_addr();
+        let admin = server.admin_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .map_err(|e| format!("{e:#}"))
+        });
+        TestServer {
+            dir,
+            gateway,
+            admin,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` + `path` on the gateway.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.gateway)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    /// Signals shutdown and waits for the server to finish draining.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server run");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn write_file(dir: &Path, rel: &str, text: &str) -> PathBuf {
+    let path = dir.join(rel);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("create dir");
+    }
+    std::fs::write(&path, text).expect("write file");
+    path
+}
+
+/// A real HTTP/1.1 upstream on port 0 with a few fixed endpoints:
+/// - `/slow?ms=N`: answers `slow done` after N milliseconds;
+/// - `/big?bytes=N`: streams N bytes (`x`) in 64 KiB chunks;
+/// - `/count`: reads the whole request body, answers its length;
+/// - anything else: echoes the request as JSON lines:
+///   `method`, `uri`, then `header: value` lines, a blank line, and the body.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+type UpBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+impl Upstream {
+    pub async fn start() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(upstream_handler);
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Upstream { addr, task }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+fn query_num(req: &Request<Incoming>, key: &str) -> u64 {
+    req.uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn upstream_handler(req: Request<Incoming>) -> Result<Response<UpBody>, Infallible> {
+    let full = |s: String| Full::new(Bytes::from(s)).boxed();
+    let resp = match req.uri().path() {
+        "/slow" => {
+            tokio::time::sleep(Duration::from_millis(query_num(&req, "ms"))).await;
+            Response::new(full("slow done".into()))
+        }
+        "/big" => {
+            let total = query_num(&req, "bytes");
+            let chunk = 64 * 1024u64;
+            let stream = chunks(total, chunk);
+            Response::new(StreamBody::new(stream).boxed())
+        }
+        "/count" => {
+            let mut body = req.into_body();
+            let mut n = 0usize;
+            while let Some(frame) = body.frame().await {
+                match frame {
+                    Ok(f) => n += f.data_ref().map_or(0, |d| d.len()),
+                    Err(_) => break,
+                }
+            }
+            Response::new(full(n.to_string()))
+        }
+        _ => {
+            let mut out = format!("{}\n{}\n", req.method(), req.uri());
+            for (k, v) in req.headers() {
+                out.push_str(&format!("{k}: {}\n", v.to_str().unwrap_or("?")));
+            }
+            out.push('\n');
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            out.push_str(&String::from_utf8_lossy(&body));
+            let mut resp = Response::new(full(out));
+            resp.headers_mut().insert(
+                "x-upstream",
+                hyper::header::HeaderValue::from_static("echo"),
+            );
+            resp
+        }
+    };
+    Ok(resp)
+}
+
+/// `total` bytes of `x` in frames of `chunk` bytes.
+fn chunks(
+    total: u64,
+    chunk: u64,
+) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>> {
+    let frames = (0..total.div_ceil(chunk)).map(move |i| {
+        let n = chunk.min(total - i * chunk) as usize;
+        Ok(Frame::data(Bytes::from(vec![b'x'; n])))
+    });
+    futures_util::stream::iter(frames)
+}

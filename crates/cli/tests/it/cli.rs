@@ -1,0 +1,149 @@
+//! The `stratus` command as a user runs it.
+
+use std::path::{Path, PathBuf};
+
+use stratus_testkit::write_file;
+
+use crate::support::{free_port, stratus, Serving};
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello")
+}
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = stratus().args(args).output().expect("run stratus");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn version_and_help() {
+    let (ok, out, _) = run(&["--version"]);
+    assert!(ok);
+    assert_eq!(out.trim(), format!("stratus {}", env!("CARGO_PKG_VERSION")));
+    let (ok, out, _) = run(&["--help"]);
+    assert!(ok);
+    for cmd in ["serve", "validate", "routes", "init"] {
+        assert!(out.contains(cmd), "help lacks {cmd}: {out}");
+    }
+}
+
+#[test]
+fn validate_accepts_the_example() {
+    let (ok, out, err) = run(&["validate", example().to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains(": ok ("), "{out}");
+}
+
+#[test]
+fn validate_reports_three_mistakes_with_lines_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "stratus.toml",
+        r#"[apis.web]
+type = "http"
+
+[apis.web.routes]
+"GET items" = { mock = {} }
+"GET /a" = { function = "ghost" }
+"GET /b" = { mock = {}, timeout_ms = 10 }
+"#,
+    );
+    let (ok, _, err) = run(&["validate", dir.path().to_str().unwrap()]);
+    assert!(!ok);
+    let f = file.display();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 4, "{err}");
+    assert!(lines[0].starts_with(&format!("{f}:5:")), "{err}");
+    assert!(
+        lines[0].contains(r#"apis.web.routes."GET items": malformed route key"#),
+        "{err}"
+    );
+    assert!(lines[1].starts_with(&format!("{f}:6:")), "{err}");
+    assert!(lines[1].contains(r#"unknown function "ghost""#), "{err}");
+    assert!(lines[2].starts_with(&format!("{f}:7:")), "{err}");
+    assert!(lines[2].contains("timeout_ms: 10 is out of range"), "{err}");
+    assert_eq!(lines[3], "3 errors");
+}
+
+#[test]
+fn validate_names_a_missing_project_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, err) = run(&["validate", dir.path().to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("stratus.toml: error: cannot read project file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn routes_prints_a_table() {
+    let (ok, out, err) = run(&["routes", example().to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["API", "STAGE", "METHOD", "PATH", "INTEGRATION"]);
+    let row = out
+        .lines()
+        .find(|l| l.contains("/shop/prod/items/{id}"))
+        .expect(&out);
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[..4], ["shop", "prod", "GET", "/shop/prod/items/{id}"]);
+}
+
+#[test]
+fn init_writes_a_project_that_validates_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("app");
+    let (ok, _, err) = run(&["init", target.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&["validate", target.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&["init", target.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("already exists"), "{err}");
+}
+
+/// The example project, served by the binary, answers its routes as configured.
+#[tokio::test]
+async fn serve_answers_the_example_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, admin) = (free_port(), free_port());
+    let text = std::fs::read_to_string(example().join("stratus.toml"))
+        .unwrap()
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{gw}"))
+        .replace("127.0.0.1:8081", &format!("127.0.0.1:{admin}"));
+    write_file(dir.path(), "stratus.toml", &text);
+    let s = Serving::start(dir.path());
+    let get = |p: &str| {
+        let url = s.url(p);
+        async move {
+            let r = reqwest::get(url).await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/ping").await, (200, "pong".into()));
+    assert_eq!(get("/health").await, (200, "ok\n".into()));
+    assert_eq!(get("/shop/prod/status").await, (200, "ready\n".into()));
+    assert_eq!(get("/shop/prod/items/9").await, (200, "an item".into()));
+    assert_eq!(get("/shop/prod/nope").await.0, 403);
+    assert_eq!(get("/missing").await.0, 404);
+    let health = reqwest::get(format!("http://{}/healthz", s.admin))
+        .await
+        .unwrap();
+    assert_eq!(health.text().await.unwrap(), "ok\n");
+    // The access log names the request.
+    let log: Vec<String> =
+        std::iter::from_fn(|| s.lines.recv_timeout(std::time::Duration::from_secs(2)).ok())
+            .take_while(|l| !l.contains("GET /missing"))
+            .collect();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("GET /ping 200") && l.contains("request_id=")),
+        "{log:?}"
+    );
+}

@@ -4,3 +4,4 @@
 mod cli;
 mod proxy;
 mod shutdown;
+mod support;

@@ -1,0 +1,92 @@
+//! Running the real `stratus` binary.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub(crate) fn stratus() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stratus"));
+    cmd.env_remove("STRATUS_LOG");
+    cmd
+}
+
+/// `stratus serve PATH` as a child process; killed when dropped.
+pub(crate) struct Serving {
+    pub(crate) child: Child,
+    pub(crate) gateway: SocketAddr,
+    pub(crate) admin: SocketAddr,
+    /// Every stderr line, as it arrives.
+    pub(crate) lines: mpsc::Receiver<String>,
+}
+
+impl Serving {
+    pub(crate) fn start(project: &Path) -> Serving {
+        let mut child = stratus()
+            .arg("serve")
+            .arg(project)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn stratus serve");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut gateway = None;
+        let mut admin = None;
+        while gateway.is_none() || admin.is_none() {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("stratus serve printed its listen addresses");
+            let addr =
+                |l: &str| -> Option<SocketAddr> { l.split("http://").nth(1)?.trim().parse().ok() };
+            if line.contains("gateway listening on") {
+                gateway = addr(&line);
+            } else if line.contains("admin listening on") {
+                admin = addr(&line);
+            }
+        }
+        Serving {
+            child,
+            gateway: gateway.unwrap(),
+            admin: admin.unwrap(),
+            lines: rx,
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.gateway)
+    }
+
+    pub(crate) fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{sig}"), self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port that was free a moment ago.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
