@@ -28,11 +28,17 @@ pub struct Server {
     pub admin_listen: SocketAddr,
     /// How long in-flight requests may run on after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// Where Stratus keeps what it builds and stores (absolute).
+    pub data_dir: PathBuf,
+    /// The AWS region functions are told they run in.
+    pub region: String,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8081";
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
+pub const DEFAULT_DATA_DIR: &str = ".stratus";
+pub const DEFAULT_REGION: &str = "us-east-1";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Function {
@@ -45,12 +51,17 @@ pub struct Function {
     pub timeout: Duration,
     pub memory_mb: u32,
     pub concurrency: u32,
+    /// Environments started at boot and kept (provisioned concurrency).
+    pub warm: u32,
+    /// An idle environment above `warm` is stopped after this long.
+    pub idle_timeout: Duration,
     pub environment: BTreeMap<String, String>,
 }
 
 pub const DEFAULT_TIMEOUT_SECS: u64 = 3;
 pub const DEFAULT_MEMORY_MB: u32 = 128;
 pub const DEFAULT_CONCURRENCY: u32 = 10;
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
 
 /// A Lambda runtime identifier as AWS spells it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -26,6 +26,8 @@ pub(crate) struct RawServer {
     pub(crate) listen: Option<Spanned<String>>,
     pub(crate) admin_listen: Option<Spanned<String>>,
     pub(crate) shutdown_grace: Option<Spanned<i64>>,
+    pub(crate) data_dir: Option<Spanned<String>>,
+    pub(crate) region: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -37,6 +39,8 @@ pub(crate) struct RawFunction {
     pub(crate) timeout: Option<Spanned<i64>>,
     pub(crate) memory: Option<Spanned<i64>>,
     pub(crate) concurrency: Option<Spanned<i64>>,
+    pub(crate) warm: Option<Spanned<i64>>,
+    pub(crate) idle_timeout: Option<Spanned<i64>>,
     #[serde(default)]
     pub(crate) environment: BTreeMap<String, Spanned<String>>,
 }

@@ -64,7 +64,7 @@ pub(crate) fn resolve(
         errors: Vec::new(),
     };
 
-    let server = server(&mut c, &raw.server);
+    let server = server(&mut c, &raw.server, project_dir);
 
     let mut functions = BTreeMap::new();
     for (name, f) in &raw.functions {
@@ -95,7 +95,7 @@ pub(crate) fn resolve(
     }
 }
 
-fn server(c: &mut Checker<'_>, raw: &RawServer) -> Server {
+fn server(c: &mut Checker<'_>, raw: &RawServer, project_dir: &Path) -> Server {
     let mut addr = |v: &Option<Spanned<String>>, key: &str, default: &str| -> SocketAddr {
         let fallback = default.parse().expect("default address parses");
         match v {
@@ -135,10 +135,34 @@ fn server(c: &mut Checker<'_>, raw: &RawServer) -> Server {
         "seconds",
         DEFAULT_SHUTDOWN_GRACE_SECS as i64,
     );
+    let data_dir = project_dir.join(
+        raw.data_dir
+            .as_ref()
+            .map_or(DEFAULT_DATA_DIR, |d| d.get_ref().as_str()),
+    );
+    let region = match &raw.region {
+        None => DEFAULT_REGION.to_owned(),
+        Some(r) => {
+            let ok = !r.get_ref().is_empty()
+                && r.get_ref()
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
+            if !ok {
+                c.err(
+                    r,
+                    &["server", "region"],
+                    "a region looks like \"us-east-1\"",
+                );
+            }
+            r.get_ref().clone()
+        }
+    };
     Server {
         listen,
         admin_listen,
         shutdown_grace: Duration::from_secs(grace as u64),
+        data_dir,
+        region,
     }
 }
 
@@ -268,6 +292,20 @@ fn function(
         "environments",
         DEFAULT_CONCURRENCY as i64,
     );
+    let warm = c.ranged(
+        &f.warm,
+        &key("warm"),
+        0..=concurrency,
+        "environments (at most concurrency)",
+        0,
+    );
+    let idle_timeout = c.ranged(
+        &f.idle_timeout,
+        &key("idle_timeout"),
+        1..=86_400,
+        "seconds",
+        DEFAULT_IDLE_TIMEOUT_SECS as i64,
+    );
     let mut environment = BTreeMap::new();
     let mut total = 0;
     for (var, value) in &f.environment {
@@ -307,6 +345,8 @@ fn function(
         timeout: Duration::from_secs(timeout as u64),
         memory_mb: memory as u32,
         concurrency: concurrency as u32,
+        warm: warm as u32,
+        idle_timeout: Duration::from_secs(idle_timeout as u64),
         environment,
     })
 }

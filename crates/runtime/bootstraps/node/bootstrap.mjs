@@ -1,0 +1,153 @@
+// Stratus's Node.js runtime: the Lambda Runtime API loop, Node built-ins only.
+//
+// Loads _HANDLER ("module.function") from LAMBDA_TASK_ROOT (.js, .mjs or
+// .cjs), then for each event calls handler(event, context[, callback]) and
+// posts the result or the error. Async handlers and callbacks both work.
+
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import util from 'node:util';
+import { pathToFileURL } from 'node:url';
+
+const API = process.env.AWS_LAMBDA_RUNTIME_API;
+const [HOST, PORT] = [API.slice(0, API.lastIndexOf(':')), Number(API.slice(API.lastIndexOf(':') + 1))];
+const PREFIX = '/2018-06-01/runtime';
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+
+function request(method, p, body, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: HOST, port: PORT, method, path: PREFIX + p, agent, headers }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+function postJson(p, value, errorType) {
+  const headers = { 'content-type': 'application/json' };
+  if (errorType) headers['lambda-runtime-function-error-type'] = errorType;
+  return request('POST', p, JSON.stringify(value), headers);
+}
+
+function errorBody(err) {
+  const e = err instanceof Error ? err : new Error(String(err));
+  return {
+    errorType: e.name || 'Error',
+    errorMessage: e.message,
+    stackTrace: (e.stack || '').split('\n').slice(1).map((l) => l.trim()),
+  };
+}
+
+// console.* as Lambda's Node runtime writes it: time, request id, level, message.
+let currentRequestId = undefined;
+for (const [method, level] of [['log', 'INFO'], ['info', 'INFO'], ['warn', 'WARN'], ['error', 'ERROR'], ['debug', 'DEBUG'], ['trace', 'TRACE']]) {
+  const stream = level === 'ERROR' || level === 'WARN' ? process.stderr : process.stdout;
+  console[method] = (...args) => {
+    const msg = util.format(...args).replace(/\n/g, '\r');
+    stream.write(`${new Date().toISOString()}\t${currentRequestId ?? 'undefined'}\t${level}\t${msg}\n`);
+  };
+}
+
+class InitError extends Error {
+  constructor(type, message) { super(message); this.name = type; }
+}
+
+async function loadHandler() {
+  const handler = process.env._HANDLER || '';
+  const root = process.env.LAMBDA_TASK_ROOT || process.cwd();
+  const dot = handler.lastIndexOf('.');
+  if (dot <= 0) throw new InitError('Runtime.MalformedHandlerName', `Bad handler ${handler}`);
+  const moduleName = handler.slice(0, dot);
+  const fnName = handler.slice(dot + 1);
+  const file = ['.js', '.mjs', '.cjs'].map((ext) => path.join(root, moduleName + ext)).find((f) => fs.existsSync(f));
+  if (!file) throw new InitError('Runtime.ImportModuleError', `Error: Cannot find module '${moduleName}'`);
+  let mod;
+  try {
+    mod = await import(pathToFileURL(file).href);
+  } catch (e) {
+    throw new InitError(e instanceof SyntaxError ? 'Runtime.UserCodeSyntaxError' : 'Runtime.ImportModuleError', String(e));
+  }
+  const fn = mod[fnName] ?? mod.default?.[fnName];
+  if (typeof fn !== 'function') throw new InitError('Runtime.HandlerNotFound', `${moduleName}.${fnName} is undefined or not exported`);
+  return fn;
+}
+
+function callHandler(fn, event, context) {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const callback = (err, result) => {
+      if (settled) return;
+      settled = true;
+      err ? reject(err) : resolve(result);
+    };
+    context.done = callback;
+    context.succeed = (r) => callback(null, r);
+    context.fail = (e) => callback(e);
+    try {
+      const out = fn(event, context, callback);
+      if (out && typeof out.then === 'function') {
+        out.then((r) => callback(null, r), (e) => callback(e));
+      } else if (fn.length < 3) {
+        callback(null, out);
+      }
+    } catch (e) {
+      callback(e);
+    }
+  });
+}
+
+async function main() {
+  let fn;
+  try {
+    fn = await loadHandler();
+  } catch (e) {
+    const body = errorBody(e);
+    process.stderr.write(`${new Date().toISOString()}\tundefined\tERROR\t${body.errorType}: ${body.errorMessage}\n`);
+    await postJson('/init/error', body, body.errorType);
+    process.exit(1);
+  }
+  for (;;) {
+    const next = await request('GET', '/invocation/next');
+    const h = next.headers;
+    const requestId = h['lambda-runtime-aws-request-id'];
+    const deadline = Number(h['lambda-runtime-deadline-ms'] || 0);
+    currentRequestId = requestId;
+    process.env._X_AMZN_TRACE_ID = h['lambda-runtime-trace-id'] || '';
+    const context = {
+      awsRequestId: requestId,
+      invokedFunctionArn: h['lambda-runtime-invoked-function-arn'],
+      functionName: process.env.AWS_LAMBDA_FUNCTION_NAME,
+      functionVersion: process.env.AWS_LAMBDA_FUNCTION_VERSION,
+      memoryLimitInMB: process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
+      logGroupName: process.env.AWS_LAMBDA_LOG_GROUP_NAME,
+      logStreamName: process.env.AWS_LAMBDA_LOG_STREAM_NAME,
+      clientContext: h['lambda-runtime-client-context'] ? JSON.parse(h['lambda-runtime-client-context']) : undefined,
+      identity: h['lambda-runtime-cognito-identity'] ? JSON.parse(h['lambda-runtime-cognito-identity']) : undefined,
+      callbackWaitsForEmptyEventLoop: true,
+      getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    };
+    try {
+      const event = next.body.length ? JSON.parse(next.body.toString('utf8')) : null;
+      const result = await callHandler(fn, event, context);
+      await request('POST', `/invocation/${requestId}/response`, JSON.stringify(result === undefined ? null : result), { 'content-type': 'application/json' });
+    } catch (e) {
+      const body = errorBody(e);
+      console.error(`Invoke Error \t${JSON.stringify(body)}`);
+      await postJson(`/invocation/${requestId}/error`, body, body.errorType);
+    }
+  }
+}
+
+process.on('unhandledRejection', (reason) => {
+  const body = errorBody(reason);
+  process.stderr.write(`${new Date().toISOString()}\t${currentRequestId}\tERROR\tUnhandled Promise Rejection\t${JSON.stringify(body)}\n`);
+  process.exit(128);
+});
+
+main();

@@ -1,0 +1,610 @@
+//! One execution environment: an OS process running a function's bootstrap,
+//! and the Runtime API endpoint that only this process talks to.
+//!
+//! Identity: every environment gets its own listener, so
+//! `AWS_LAMBDA_RUNTIME_API` names it uniquely; nothing is inferred from the
+//! caller's socket address. The environment never decides whether it is
+//! reused: the pool does.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use stratus_config::Function;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::launch::Launcher;
+use crate::{ErrorKind, FunctionError, MAX_SYNC_PAYLOAD};
+
+/// An invocation handed to the environment, waiting for its `next` call.
+pub(crate) struct Pending {
+    pub(crate) request_id: String,
+    pub(crate) payload: Bytes,
+    pub(crate) client_context: Option<String>,
+    pub(crate) cognito_identity: Option<String>,
+    pub(crate) timeout: Duration,
+    picked: oneshot::Sender<()>,
+    reply: oneshot::Sender<Reply>,
+}
+
+struct InFlight {
+    request_id: String,
+    reply: oneshot::Sender<Reply>,
+}
+
+enum Reply {
+    Ok(Bytes),
+    Err { error_type: String, body: Bytes },
+    TooLarge,
+}
+
+/// How the process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl Exit {
+    /// As AWS words it (Go's `ExitError` text): `exit status 1`, `signal: killed`.
+    fn describe(self) -> String {
+        match self {
+            Exit::Code(c) => format!("exit status {c}"),
+            Exit::Signal(s) => {
+                let name = match Signal::try_from(s) {
+                    Ok(Signal::SIGKILL) => "killed".to_owned(),
+                    Ok(Signal::SIGTERM) => "terminated".to_owned(),
+                    Ok(Signal::SIGSEGV) => "segmentation fault".to_owned(),
+                    Ok(Signal::SIGABRT) => "aborted".to_owned(),
+                    Ok(other) => other.as_str().to_lowercase(),
+                    Err(_) => format!("signal {s}"),
+                };
+                format!("signal: {name}")
+            }
+        }
+    }
+}
+
+struct Shared {
+    function: Arc<Function>,
+    arn: String,
+    rx: tokio::sync::Mutex<mpsc::Receiver<Pending>>,
+    inflight: Mutex<Option<InFlight>>,
+    init_error: Mutex<Option<(String, Bytes)>>,
+    exit: watch::Sender<Option<Exit>>,
+    log: Mutex<LogState>,
+    pid: AtomicU64,
+    killed_for_memory: AtomicBool,
+    peak_rss_kb: AtomicU64,
+}
+
+#[derive(Default)]
+struct LogState {
+    request_id: Option<String>,
+    /// Lines of the current invocation, for `X-Amz-Log-Type: Tail`.
+    tail: Option<String>,
+}
+
+/// Output of one run of an invocation on an environment.
+pub(crate) struct Ran {
+    pub(crate) result: Result<Bytes, FunctionError>,
+    /// When the runtime took the event (its `next` returned).
+    pub(crate) picked_at: Option<Instant>,
+    pub(crate) ended_at: Instant,
+}
+
+pub(crate) struct Env {
+    pub(crate) id: u64,
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Pending>,
+    pub(crate) spawned_at: Instant,
+    server: JoinHandle<()>,
+    pub(crate) last_used: Mutex<Instant>,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.kill();
+        self.server.abort();
+    }
+}
+
+/// Init phase limit (AWS: 10 s).
+pub(crate) const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Env {
+    pub(crate) async fn start(
+        id: u64,
+        function: Arc<Function>,
+        launcher: &Launcher,
+        provisioned: bool,
+    ) -> Result<Arc<Env>, String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("cannot bind a Runtime API listener: {e}"))?;
+        let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
+        let (tx, rx) = mpsc::channel(1);
+        let shared = Arc::new(Shared {
+            arn: launcher.function_arn(&function.name),
+            function: function.clone(),
+            rx: tokio::sync::Mutex::new(rx),
+            inflight: Mutex::new(None),
+            init_error: Mutex::new(None),
+            exit: watch::channel(None).0,
+            log: Mutex::new(LogState::default()),
+            pid: AtomicU64::new(0),
+            killed_for_memory: AtomicBool::new(false),
+            peak_rss_kb: AtomicU64::new(0),
+        });
+
+        let router = axum::Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .layer(axum::extract::DefaultBodyLimit::disable())
+            .with_state(shared.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+
+        let log_stream = format!(
+            "{}/[$LATEST]{}",
+            chrono::Utc::now().format("%Y/%m/%d"),
+            uuid::Uuid::new_v4().simple()
+        );
+        let mut cmd = launcher.command(&function, addr, &log_stream, provisioned)?;
+        let spawned_at = Instant::now();
+        let mut child = cmd.spawn().map_err(|e| {
+            server.abort();
+            format!("cannot start function {:?}: {e}", function.name)
+        })?;
+        let pid = child.id().unwrap_or(0);
+        shared.pid.store(u64::from(pid), Ordering::SeqCst);
+
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(pump_lines(shared.clone(), out));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(pump_lines(shared.clone(), err));
+        }
+        let watcher = shared.clone();
+        tokio::spawn(async move {
+            let status = child.wait().await;
+            let exit = match status {
+                Ok(st) => {
+                    use std::os::unix::process::ExitStatusExt;
+                    match (st.code(), st.signal()) {
+                        (Some(c), _) => Exit::Code(c),
+                        (None, Some(s)) => Exit::Signal(s),
+                        (None, None) => Exit::Code(-1),
+                    }
+                }
+                Err(_) => Exit::Code(-1),
+            };
+            // Whatever else is left in the group goes with it.
+            kill_group(pid);
+            watcher.exit.send_replace(Some(exit));
+        });
+        tokio::spawn(watch_memory(shared.clone(), pid));
+
+        Ok(Arc::new(Env {
+            id,
+            shared,
+            tx,
+            spawned_at,
+            server,
+            last_used: Mutex::new(Instant::now()),
+        }))
+    }
+
+    pub(crate) fn is_alive(&self) -> bool {
+        self.shared.exit.borrow().is_none()
+    }
+
+    pub(crate) fn kill(&self) {
+        let pid = self.shared.pid.load(Ordering::SeqCst) as u32;
+        if self.is_alive() {
+            kill_group(pid);
+        }
+    }
+
+    pub(crate) fn peak_memory_mb(&self) -> u64 {
+        self.shared
+            .peak_rss_kb
+            .load(Ordering::Relaxed)
+            .div_ceil(1024)
+    }
+
+    /// Writes a line to this environment's log (and the tail, if collected).
+    pub(crate) fn log(&self, line: &str) {
+        log_line(&self.shared, line);
+    }
+
+    pub(crate) fn begin_logs(&self, request_id: &str, tail: bool) {
+        let mut log = self.shared.log.lock().expect("log lock");
+        log.request_id = Some(request_id.to_owned());
+        log.tail = tail.then(String::new);
+    }
+
+    pub(crate) fn end_logs(&self) -> Option<String> {
+        let mut log = self.shared.log.lock().expect("log lock");
+        log.request_id = None;
+        log.tail.take()
+    }
+
+    /// Runs one invocation: waits for the runtime to take it (bounded by
+    /// `pickup_limit`), then for its answer (bounded by the function timeout).
+    pub(crate) async fn run(
+        &self,
+        request_id: &str,
+        payload: Bytes,
+        client_context: Option<String>,
+        cognito_identity: Option<String>,
+        pickup_limit: Duration,
+    ) -> Ran {
+        let timeout = self.shared.function.timeout;
+        let (picked_tx, picked_rx) = oneshot::channel();
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let pending = Pending {
+            request_id: request_id.to_owned(),
+            payload,
+            client_context,
+            cognito_identity,
+            timeout,
+            picked: picked_tx,
+            reply: reply_tx,
+        };
+        if self.tx.send(pending).await.is_err() {
+            return self.ended(None, Err(self.exit_error(request_id).await));
+        }
+        let mut exit = self.shared.exit.subscribe();
+        let picked = tokio::select! {
+            r = picked_rx => r.is_ok(),
+            () = exited(&mut exit) => false,
+            () = tokio::time::sleep(pickup_limit) => {
+                self.kill();
+                let secs = pickup_limit.as_secs_f64();
+                let err = FunctionError::new(
+                    ErrorKind::Timeout,
+                    "Sandbox.Timedout",
+                    format!("RequestId: {request_id} Error: Task timed out after {secs:.2} seconds"),
+                );
+                return self.ended(None, Err(err));
+            }
+        };
+        if !picked {
+            return self.ended(None, Err(self.exit_error(request_id).await));
+        }
+        let picked_at = Instant::now();
+        let mut exit = self.shared.exit.subscribe();
+        let result = tokio::select! {
+            r = reply_rx => match r {
+                Ok(Reply::Ok(body)) => Ok(body),
+                Ok(Reply::Err { error_type, body }) => Err(FunctionError {
+                    kind: ErrorKind::Handled,
+                    error_type,
+                    body,
+                }),
+                Ok(Reply::TooLarge) => Err(FunctionError::new(
+                    ErrorKind::Handled,
+                    "Function.ResponseSizeTooLarge",
+                    format!("Response payload size exceeded maximum allowed payload size ({MAX_SYNC_PAYLOAD} bytes)."),
+                )),
+                Err(_) => Err(self.exit_error(request_id).await),
+            },
+            () = exited(&mut exit) => Err(self.exit_error(request_id).await),
+            () = tokio::time::sleep_until(picked_at + timeout) => {
+                self.kill();
+                let secs = timeout.as_secs_f64();
+                Err(FunctionError::new(
+                    ErrorKind::Timeout,
+                    "Sandbox.Timedout",
+                    format!("RequestId: {request_id} Error: Task timed out after {secs:.2} seconds"),
+                ))
+            }
+        };
+        self.ended(Some(picked_at), result)
+    }
+
+    fn ended(&self, picked_at: Option<Instant>, result: Result<Bytes, FunctionError>) -> Ran {
+        Ran {
+            result,
+            picked_at,
+            ended_at: Instant::now(),
+        }
+    }
+
+    /// The error for a process that is gone (or going): init error, out of
+    /// memory or plain exit.
+    async fn exit_error(&self, request_id: &str) -> FunctionError {
+        let mut exit = self.shared.exit.subscribe();
+        let _ = tokio::time::timeout(Duration::from_secs(2), exited(&mut exit)).await;
+        let code = (*exit.borrow()).unwrap_or(Exit::Signal(Signal::SIGKILL as i32));
+        if let Some((error_type, body)) = self.shared.init_error.lock().expect("lock").clone() {
+            return FunctionError {
+                kind: ErrorKind::Init,
+                error_type,
+                body,
+            };
+        }
+        let why = code.describe();
+        if self.shared.killed_for_memory.load(Ordering::SeqCst) {
+            return FunctionError::new(
+                ErrorKind::Crash,
+                "Runtime.OutOfMemory",
+                format!("RequestId: {request_id} Error: Runtime exited with error: {why}"),
+            );
+        }
+        FunctionError::new(
+            ErrorKind::Crash,
+            "Runtime.ExitError",
+            format!("RequestId: {request_id} Error: Runtime exited with error: {why}"),
+        )
+    }
+}
+
+/// Resolves once the process has exited (the watch guard never crosses an await).
+async fn exited(rx: &mut watch::Receiver<Option<Exit>>) {
+    let _ = rx.wait_for(Option::is_some).await;
+}
+
+fn kill_group(pid: u32) {
+    if pid > 0 {
+        let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+    }
+}
+
+fn log_line(shared: &Shared, line: &str) {
+    let mut log = shared.log.lock().expect("log lock");
+    tracing::info!(
+        target: "stratus::function",
+        function = %shared.function.name,
+        request_id = log.request_id.as_deref().unwrap_or("-"),
+        "{line}"
+    );
+    if let Some(tail) = log.tail.as_mut() {
+        tail.push_str(line);
+        tail.push('\n');
+        // Only the last 4 KB are ever returned; keep a bit more than that.
+        if tail.len() > 16 * 1024 {
+            let cut = tail.len() - 8 * 1024;
+            let cut = (cut..tail.len())
+                .find(|i| tail.is_char_boundary(*i))
+                .unwrap_or(0);
+            tail.drain(..cut);
+        }
+    }
+}
+
+async fn pump_lines(shared: Arc<Shared>, pipe: impl tokio::io::AsyncRead + Unpin) {
+    let mut lines = BufReader::new(pipe).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        log_line(&shared, &line);
+    }
+}
+
+/// The memory limit, enforced by a resident-memory watchdog: the process is
+/// killed when its RSS passes `memory` MB. (cgroups v2 would be stricter but
+/// needs a delegated cgroup, which a user's machine rarely gives.)
+async fn watch_memory(shared: Arc<Shared>, pid: u32) {
+    let limit_kb = u64::from(shared.function.memory_mb) * 1024;
+    let path = format!("/proc/{pid}/status");
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        tick.tick().await;
+        if shared.exit.borrow().is_some() {
+            return;
+        }
+        let Ok(status) = tokio::fs::read_to_string(&path).await else {
+            return;
+        };
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        let rss = field("VmRSS:");
+        let hwm = field("VmHWM:").max(rss);
+        shared.peak_rss_kb.fetch_max(hwm, Ordering::Relaxed);
+        if rss > limit_kb {
+            shared.killed_for_memory.store(true, Ordering::SeqCst);
+            log_line(
+                &shared,
+                &format!(
+                    "Stratus: killed: memory {} MB over the limit of {} MB",
+                    rss.div_ceil(1024),
+                    shared.function.memory_mb
+                ),
+            );
+            kill_group(pid);
+            return;
+        }
+    }
+}
+
+fn epoch_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+// ---- The Runtime API, as the function's bootstrap sees it ----
+
+async fn next(State(s): State<Arc<Shared>>) -> Response {
+    // One `next` at a time: an environment runs one invocation at a time.
+    let mut rx = s.rx.lock().await;
+    loop {
+        let Some(p) = rx.recv().await else {
+            // The environment is being retired: never answer.
+            drop(rx);
+            return std::future::pending().await;
+        };
+        let Pending {
+            request_id,
+            payload,
+            client_context,
+            cognito_identity,
+            timeout,
+            picked,
+            reply,
+        } = p;
+        if picked.send(()).is_err() {
+            continue; // the caller gave up before the runtime was ready
+        }
+        let deadline = epoch_ms() + timeout.as_millis();
+        *s.inflight.lock().expect("lock") = Some(InFlight {
+            request_id: request_id.clone(),
+            reply,
+        });
+        let mut headers = HeaderMap::new();
+        let mut set = |k: &'static str, v: &str| {
+            if let Ok(v) = HeaderValue::from_str(v) {
+                headers.insert(k, v);
+            }
+        };
+        set("content-type", "application/json");
+        set("lambda-runtime-aws-request-id", &request_id);
+        set("lambda-runtime-deadline-ms", &deadline.to_string());
+        set("lambda-runtime-invoked-function-arn", &s.arn);
+        set("lambda-runtime-trace-id", &trace_id());
+        if let Some(c) = &client_context {
+            set("lambda-runtime-client-context", c);
+        }
+        if let Some(c) = &cognito_identity {
+            set("lambda-runtime-cognito-identity", c);
+        }
+        return (StatusCode::OK, headers, Body::from(payload)).into_response();
+    }
+}
+
+/// An X-Ray style trace header, as Lambda passes it.
+fn trace_id() -> String {
+    let secs = epoch_ms() / 1000;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let parent = uuid::Uuid::new_v4().simple().to_string();
+    format!(
+        "Root=1-{secs:08x}-{};Parent={};Sampled=0",
+        &id[..24],
+        &parent[..16]
+    )
+}
+
+fn accepted() -> Response {
+    (
+        StatusCode::ACCEPTED,
+        [("content-type", "application/json")],
+        r#"{"status":"OK"}"#,
+    )
+        .into_response()
+}
+
+fn runtime_api_error(status: StatusCode, error_type: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "errorMessage": message, "errorType": error_type });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Reads a body up to the synchronous payload limit; `None` when over it.
+async fn read_limited(req: Request) -> Option<Bytes> {
+    axum::body::to_bytes(req.into_body(), MAX_SYNC_PAYLOAD)
+        .await
+        .ok()
+}
+
+fn take_inflight(s: &Shared, id: &str) -> Option<InFlight> {
+    let mut slot = s.inflight.lock().expect("lock");
+    if slot.as_ref().is_some_and(|f| f.request_id == id) {
+        slot.take()
+    } else {
+        None
+    }
+}
+
+async fn response(State(s): State<Arc<Shared>>, Path(id): Path<String>, req: Request) -> Response {
+    let Some(flight) = take_inflight(&s, &id) else {
+        return runtime_api_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestID",
+            "Invalid request ID",
+        );
+    };
+    match read_limited(req).await {
+        Some(body) => {
+            let _ = flight.reply.send(Reply::Ok(body));
+            accepted()
+        }
+        None => {
+            let _ = flight.reply.send(Reply::TooLarge);
+            runtime_api_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                "Exceeded maximum allowed payload size (6291556 bytes).",
+            )
+        }
+    }
+}
+
+fn error_type_of(headers: &HeaderMap, body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("errorType")?.as_str().map(str::to_owned))
+        .or_else(|| {
+            headers
+                .get("lambda-runtime-function-error-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "Unhandled".to_owned())
+}
+
+async fn error(State(s): State<Arc<Shared>>, Path(id): Path<String>, req: Request) -> Response {
+    let Some(flight) = take_inflight(&s, &id) else {
+        return runtime_api_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestID",
+            "Invalid request ID",
+        );
+    };
+    let headers = req.headers().clone();
+    let body = read_limited(req).await.unwrap_or_default();
+    let error_type = error_type_of(&headers, &body);
+    let _ = flight.reply.send(Reply::Err { error_type, body });
+    accepted()
+}
+
+async fn init_error(State(s): State<Arc<Shared>>, req: Request) -> Response {
+    let headers = req.headers().clone();
+    let body = read_limited(req).await.unwrap_or_default();
+    let error_type = error_type_of(&headers, &body);
+    let line = format!(
+        "INIT_REPORT Init error: {error_type}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    log_line(&s, &line);
+    *s.init_error.lock().expect("lock") = Some((error_type, body));
+    // An environment whose init failed is never used again.
+    let pid = s.pid.load(Ordering::SeqCst) as u32;
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        kill_group(pid);
+    });
+    accepted()
+}

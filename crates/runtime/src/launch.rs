@@ -1,0 +1,224 @@
+//! How an environment's process is started: which program, which
+//! arguments, which environment variables.
+//!
+//! Processes get a clean environment (nothing of the server's leaks in but
+//! `PATH`), their code directory as working directory, and a process group
+//! of their own so that the whole group can be killed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use stratus_config::{App, Function, Runtime};
+use tokio::process::Command;
+
+/// The bootstraps Stratus ships for interpreted runtimes.
+const PYTHON_BOOTSTRAP: &str = include_str!("../bootstraps/python/bootstrap.py");
+const NODE_BOOTSTRAP: &str = include_str!("../bootstraps/node/bootstrap.mjs");
+
+/// The fake account Stratus uses in ARNs.
+pub const ACCOUNT_ID: &str = "000000000000";
+
+pub(crate) struct Launcher {
+    region: String,
+    runtime_dir: PathBuf,
+    build_dir: PathBuf,
+    /// Resolved interpreters by runtime id (`python3.12` → `/usr/bin/python3.12`).
+    interpreters: HashMap<String, PathBuf>,
+    path: String,
+    extra_env: Vec<(String, String)>,
+}
+
+impl Launcher {
+    /// Writes the shipped bootstraps into the data dir and finds the
+    /// interpreters the app's functions need.
+    pub(crate) fn new(app: &App, extra_env: Vec<(String, String)>) -> Result<Launcher, String> {
+        let runtime_dir = app.server.data_dir.join("runtimes");
+        let build_dir = app.server.data_dir.join("build");
+        for (rel, text) in [
+            ("python/bootstrap.py", PYTHON_BOOTSTRAP),
+            ("node/bootstrap.mjs", NODE_BOOTSTRAP),
+        ] {
+            let path = runtime_dir.join(rel);
+            std::fs::create_dir_all(path.parent().expect("has a parent"))
+                .and_then(|()| std::fs::write(&path, text))
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+        let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+        let mut interpreters = HashMap::new();
+        for f in app.functions.values() {
+            let id = f.runtime.id().to_owned();
+            if interpreters.contains_key(&id) {
+                continue;
+            }
+            match &f.runtime {
+                Runtime::Provided(_) => {}
+                Runtime::Python(v) => {
+                    interpreters.insert(id, find_python(v, &path)?);
+                }
+                Runtime::Node(_) => {
+                    let node = which("node", &path)
+                        .ok_or("function runtime nodejs needs `node` on PATH; none found")?;
+                    interpreters.insert(id, node);
+                }
+            }
+        }
+        Ok(Launcher {
+            region: app.server.region.clone(),
+            runtime_dir,
+            build_dir,
+            interpreters,
+            path,
+            extra_env,
+        })
+    }
+
+    pub(crate) fn function_arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:lambda:{}:{ACCOUNT_ID}:function:{name}",
+            self.region
+        )
+    }
+
+    /// Where Stratus installs a function's dependencies.
+    pub(crate) fn build_dir(&self, function: &str) -> PathBuf {
+        self.build_dir.join(function)
+    }
+
+    pub(crate) fn command(
+        &self,
+        f: &Function,
+        api: SocketAddr,
+        log_stream: &str,
+        provisioned: bool,
+    ) -> Result<Command, String> {
+        let mut cmd = match &f.runtime {
+            Runtime::Provided(_) => {
+                let bootstrap = provided_bootstrap(f, &self.build_dir(&f.name));
+                if !bootstrap.is_file() {
+                    return Err(format!(
+                        "function {:?}: no executable {} (a provided runtime runs ./bootstrap from its code directory)",
+                        f.name,
+                        bootstrap.display()
+                    ));
+                }
+                Command::new(bootstrap)
+            }
+            Runtime::Python(_) => {
+                let mut c = Command::new(&self.interpreters[f.runtime.id()]);
+                c.arg(self.runtime_dir.join("python/bootstrap.py"));
+                c
+            }
+            Runtime::Node(_) => {
+                let mut c = Command::new(&self.interpreters[f.runtime.id()]);
+                c.arg(self.runtime_dir.join("node/bootstrap.mjs"));
+                c
+            }
+        };
+        cmd.env_clear()
+            .current_dir(&f.code)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let deps = self.build_dir(&f.name);
+        let mut env: Vec<(String, String)> = vec![
+            ("AWS_LAMBDA_RUNTIME_API".into(), api.to_string()),
+            ("_HANDLER".into(), f.handler.clone()),
+            ("LAMBDA_TASK_ROOT".into(), f.code.display().to_string()),
+            (
+                "LAMBDA_RUNTIME_DIR".into(),
+                self.runtime_dir.display().to_string(),
+            ),
+            ("AWS_LAMBDA_FUNCTION_NAME".into(), f.name.clone()),
+            ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
+            (
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
+                f.memory_mb.to_string(),
+            ),
+            ("AWS_REGION".into(), self.region.clone()),
+            ("AWS_DEFAULT_REGION".into(), self.region.clone()),
+            (
+                "AWS_LAMBDA_LOG_GROUP_NAME".into(),
+                format!("/aws/lambda/{}", f.name),
+            ),
+            ("AWS_LAMBDA_LOG_STREAM_NAME".into(), log_stream.to_owned()),
+            (
+                "AWS_LAMBDA_INITIALIZATION_TYPE".into(),
+                if provisioned {
+                    "provisioned-concurrency"
+                } else {
+                    "on-demand"
+                }
+                .into(),
+            ),
+            (
+                "AWS_EXECUTION_ENV".into(),
+                format!("AWS_Lambda_{}", f.runtime.id()),
+            ),
+            ("TZ".into(), "UTC".into()),
+            ("LANG".into(), "en_US.UTF-8".into()),
+            ("PATH".into(), self.path.clone()),
+        ];
+        match &f.runtime {
+            Runtime::Python(_) => {
+                let mut pp = f.code.display().to_string();
+                let site = deps.join("python");
+                if site.is_dir() {
+                    pp = format!("{pp}:{}", site.display());
+                }
+                env.push(("PYTHONPATH".into(), pp));
+                env.push(("PYTHONUNBUFFERED".into(), "1".into()));
+            }
+            Runtime::Node(_) => {
+                let modules = deps.join("node_modules");
+                if modules.is_dir() {
+                    env.push(("NODE_PATH".into(), modules.display().to_string()));
+                }
+            }
+            Runtime::Provided(_) => {}
+        }
+        env.extend(self.extra_env.iter().cloned());
+        env.extend(f.environment.iter().map(|(k, v)| (k.clone(), v.clone())));
+        cmd.envs(env);
+        Ok(cmd)
+    }
+}
+
+/// `./bootstrap` in the code directory, or the one Stratus built into the
+/// build directory from a Cargo package.
+pub(crate) fn provided_bootstrap(f: &Function, build_dir: &Path) -> PathBuf {
+    let built = build_dir.join("bootstrap");
+    if !f.code.join("bootstrap").is_file() && built.is_file() {
+        built
+    } else {
+        f.code.join("bootstrap")
+    }
+}
+
+pub(crate) fn which(program: &str, path: &str) -> Option<PathBuf> {
+    path.split(':')
+        .map(|dir| Path::new(dir).join(program))
+        .find(|p| p.is_file())
+}
+
+/// `python3.12` if that is installed, else `python3`; resolved to the real
+/// executable (version managers put shell-script shims on PATH, which need
+/// the very environment variables a function must not see).
+fn find_python(runtime: &str, path: &str) -> Result<PathBuf, String> {
+    let candidate = which(runtime, path)
+        .or_else(|| which("python3", path))
+        .ok_or("function runtime python3 needs `python3` on PATH; none found")?;
+    let out = std::process::Command::new(&candidate)
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", candidate.display()))?;
+    let exe = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if out.status.success() && !exe.is_empty() {
+        Ok(PathBuf::from(exe))
+    } else {
+        Ok(candidate)
+    }
+}

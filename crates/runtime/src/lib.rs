@@ -1,0 +1,182 @@
+//! The function runtime: Lambda's Runtime API and, per function, a pool of
+//! warm execution environments (OS processes running the bootstrap).
+//!
+//! Callers (the gateway, the Invoke API, `stratus invoke`) hand it a payload
+//! and get the function's answer or a typed error; it never speaks HTTP to
+//! them. It must never serialize calls of one function behind a lock.
+
+mod env;
+mod launch;
+mod pool;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use stratus_config::App;
+
+pub use launch::ACCOUNT_ID;
+
+/// Synchronous payload limit, each way (6 MB).
+pub const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
+
+/// One call of a function.
+#[derive(Debug, Clone, Default)]
+pub struct InvokeRequest {
+    pub payload: Bytes,
+    pub client_context: Option<String>,
+    pub cognito_identity: Option<String>,
+    /// Collect the call's log lines (`X-Amz-Log-Type: Tail`).
+    pub tail_logs: bool,
+}
+
+#[derive(Debug)]
+pub struct InvokeResponse {
+    pub request_id: String,
+    /// The function's answer, or its error (JSON body as Lambda returns it).
+    pub result: Result<Bytes, FunctionError>,
+    /// The call's log lines, when asked for.
+    pub log_tail: Option<String>,
+    pub duration: Duration,
+    pub billed_ms: u64,
+    /// Set on a cold start.
+    pub init_duration: Option<Duration>,
+    pub memory_mb: u32,
+}
+
+/// A call that ran and failed: Lambda answers these with
+/// `X-Amz-Function-Error` and the error JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionError {
+    pub kind: ErrorKind,
+    pub error_type: String,
+    /// `{"errorMessage": ..., "errorType": ..., ...}`.
+    pub body: Bytes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The function reported the error itself: its environment stays warm.
+    Handled,
+    /// Past the function's timeout: the environment was killed.
+    Timeout,
+    /// The process exited or was killed (memory) during the call.
+    Crash,
+    /// The runtime failed to initialize.
+    Init,
+}
+
+impl FunctionError {
+    pub(crate) fn new(kind: ErrorKind, error_type: &str, message: String) -> FunctionError {
+        let body = serde_json::json!({ "errorMessage": message, "errorType": error_type });
+        FunctionError {
+            kind,
+            error_type: error_type.to_owned(),
+            body: Bytes::from(body.to_string()),
+        }
+    }
+
+    /// The `errorMessage` of the body, if any.
+    pub fn message(&self) -> String {
+        serde_json::from_slice::<serde_json::Value>(&self.body)
+            .ok()
+            .and_then(|v| v.get("errorMessage")?.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
+/// A call that could not run at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvokeError {
+    #[error("Function not found: {0}")]
+    NotFound(String),
+    #[error("Rate Exceeded.")]
+    TooManyRequests,
+    #[error("cannot start an environment: {0}")]
+    Start(String),
+}
+
+/// Every function of an app. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    pools: Arc<HashMap<String, Arc<pool::Pool>>>,
+    reaper: Arc<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("functions", &self.pools.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// Prepares every function (bootstraps, interpreters) and starts the
+    /// `warm` environments. `extra_env` is given to every function (e.g.
+    /// the admin URL and credentials).
+    pub async fn start(app: &App, extra_env: Vec<(String, String)>) -> Result<Runtime, String> {
+        let launcher = Arc::new(launch::Launcher::new(app, extra_env)?);
+        let pools: HashMap<String, Arc<pool::Pool>> = app
+            .functions
+            .iter()
+            .map(|(name, f)| {
+                (
+                    name.clone(),
+                    Arc::new(pool::Pool::new(f.clone(), launcher.clone())),
+                )
+            })
+            .collect();
+        for pool in pools.values() {
+            pool.provision()
+                .await
+                .map_err(|e| format!("function {:?}: {e}", pool.function.name))?;
+        }
+        let pools = Arc::new(pools);
+        let weak = Arc::downgrade(&pools);
+        let reaper = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Some(pools) = weak.upgrade() else { return };
+                for pool in pools.values() {
+                    pool.reap();
+                }
+            }
+        });
+        Ok(Runtime {
+            pools,
+            reaper: Arc::new(reaper),
+        })
+    }
+
+    pub fn has_function(&self, name: &str) -> bool {
+        self.pools.contains_key(name)
+    }
+
+    pub async fn invoke(
+        &self,
+        function: &str,
+        req: InvokeRequest,
+    ) -> Result<InvokeResponse, InvokeError> {
+        let pool = self
+            .pools
+            .get(function)
+            .ok_or_else(|| InvokeError::NotFound(function.to_owned()))?;
+        pool.invoke(req).await
+    }
+
+    /// (live, idle) environments of a function, for tests and the dashboard.
+    pub fn environments(&self, function: &str) -> Option<(usize, usize)> {
+        self.pools.get(function).map(|p| p.counts())
+    }
+
+    /// Terminates every environment.
+    pub fn shutdown(&self) {
+        self.reaper.abort();
+        for pool in self.pools.values() {
+            pool.shutdown();
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Per function: a pool of environments, each starting, idle or busy.
+//!
+//! A call takes an idle environment, or starts one (a cold start) when none
+//! is idle and `concurrency` allows; past the limit it is refused at once.
+//! There is no queue: calls of one function never wait for each other. The
+//! lock guards only the bookkeeping and is never held across an await.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use stratus_config::Function;
+use tokio::time::Instant;
+
+use crate::env::{Env, INIT_TIMEOUT};
+use crate::launch::Launcher;
+use crate::{InvokeError, InvokeRequest, InvokeResponse};
+
+pub(crate) struct Pool {
+    pub(crate) function: Arc<Function>,
+    launcher: Arc<Launcher>,
+    state: Mutex<State>,
+    next_id: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    /// Most recently used last: taken first, so the rest can go cold.
+    idle: Vec<Arc<Env>>,
+    /// Every live environment, starting, idle or busy.
+    live: HashMap<u64, Arc<Env>>,
+    /// Slots reserved by environments being started.
+    starting: u32,
+}
+
+enum Checkout {
+    Warm(Arc<Env>),
+    Start,
+    Full,
+}
+
+impl Pool {
+    pub(crate) fn new(function: Arc<Function>, launcher: Arc<Launcher>) -> Pool {
+        Pool {
+            function,
+            launcher,
+            state: Mutex::new(State::default()),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    fn checkout(&self) -> Checkout {
+        let mut st = self.state.lock().expect("pool lock");
+        while let Some(env) = st.idle.pop() {
+            if env.is_alive() {
+                return Checkout::Warm(env);
+            }
+            st.live.remove(&env.id);
+        }
+        if (st.live.len() as u32 + st.starting) < self.function.concurrency {
+            st.starting += 1;
+            Checkout::Start
+        } else {
+            Checkout::Full
+        }
+    }
+
+    async fn start_env(&self, provisioned: bool) -> Result<Arc<Env>, InvokeError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let started = Env::start(id, self.function.clone(), &self.launcher, provisioned).await;
+        let mut st = self.state.lock().expect("pool lock");
+        st.starting -= 1;
+        match started {
+            Ok(env) => {
+                st.live.insert(env.id, env.clone());
+                Ok(env)
+            }
+            Err(e) => Err(InvokeError::Start(e)),
+        }
+    }
+
+    fn checkin(&self, env: Arc<Env>) {
+        *env.last_used.lock().expect("lock") = Instant::now();
+        let mut st = self.state.lock().expect("pool lock");
+        if env.is_alive() {
+            st.idle.push(env);
+        } else {
+            st.live.remove(&env.id);
+        }
+    }
+
+    fn retire(&self, env: &Env) {
+        env.kill();
+        self.state.lock().expect("pool lock").live.remove(&env.id);
+    }
+
+    /// Starts `warm` environments ahead of calls (provisioned concurrency).
+    pub(crate) async fn provision(&self) -> Result<(), InvokeError> {
+        for _ in 0..self.function.warm {
+            let Checkout::Start = self.checkout_for_start() else {
+                break;
+            };
+            let env = self.start_env(true).await?;
+            self.checkin(env);
+        }
+        Ok(())
+    }
+
+    fn checkout_for_start(&self) -> Checkout {
+        let mut st = self.state.lock().expect("pool lock");
+        if (st.live.len() as u32 + st.starting) < self.function.concurrency {
+            st.starting += 1;
+            Checkout::Start
+        } else {
+            Checkout::Full
+        }
+    }
+
+    /// Stops idle environments unused for `idle_timeout`, keeping `warm`.
+    pub(crate) fn reap(&self) {
+        let now = Instant::now();
+        let idle_timeout = self.function.idle_timeout;
+        let mut st = self.state.lock().expect("pool lock");
+        let keep = self.function.warm as usize;
+        let mut stale = Vec::new();
+        // idle is oldest-used first
+        let mut i = 0;
+        while i < st.idle.len() && st.live.len() - stale.len() > keep {
+            let last = *st.idle[i].last_used.lock().expect("lock");
+            if now.duration_since(last) >= idle_timeout {
+                stale.push(st.idle.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        for env in &stale {
+            st.live.remove(&env.id);
+        }
+        drop(st);
+        for env in stale {
+            tracing::debug!(function = %self.function.name, "stopping an idle environment");
+            env.kill();
+        }
+    }
+
+    pub(crate) fn shutdown(&self) {
+        let mut st = self.state.lock().expect("pool lock");
+        st.idle.clear();
+        for (_, env) in st.live.drain() {
+            env.kill();
+        }
+    }
+
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let st = self.state.lock().expect("pool lock");
+        (st.live.len(), st.idle.len())
+    }
+
+    pub(crate) async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let (env, cold) = match self.checkout() {
+            Checkout::Warm(env) => (env, false),
+            Checkout::Start => (self.start_env(false).await?, true),
+            Checkout::Full => return Err(InvokeError::TooManyRequests),
+        };
+        env.begin_logs(&request_id, req.tail_logs);
+        env.log(&format!("START RequestId: {request_id} Version: $LATEST"));
+        let pickup_limit = if cold {
+            INIT_TIMEOUT
+        } else {
+            self.function.timeout
+        };
+        let ran = env
+            .run(
+                &request_id,
+                req.payload,
+                req.client_context,
+                req.cognito_identity,
+                pickup_limit,
+            )
+            .await;
+        // Let the log pumps catch up with what the function printed before answering.
+        tokio::task::yield_now().await;
+        let start = ran.picked_at.unwrap_or(ran.ended_at);
+        let duration = ran.ended_at.duration_since(start);
+        let ms = duration.as_secs_f64() * 1000.0;
+        let billed = (ms.ceil() as u64).max(1);
+        let mut report = format!(
+            "REPORT RequestId: {request_id}\tDuration: {ms:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {} MB\tMax Memory Used: {} MB",
+            self.function.memory_mb,
+            env.peak_memory_mb(),
+        );
+        let init = (cold && ran.picked_at.is_some()).then(|| start.duration_since(env.spawned_at));
+        if let Some(init) = init {
+            report.push_str(&format!(
+                "\tInit Duration: {:.2} ms",
+                init.as_secs_f64() * 1000.0
+            ));
+        }
+        if let Err(e) = &ran.result {
+            env.log(&format!(
+                "{}: {}",
+                e.error_type,
+                String::from_utf8_lossy(&e.body)
+            ));
+        }
+        env.log(&format!("END RequestId: {request_id}"));
+        env.log(&report);
+        let tail = env.end_logs();
+
+        let reusable = match &ran.result {
+            Ok(_) => true,
+            Err(e) => e.kind == crate::ErrorKind::Handled,
+        };
+        if reusable && env.is_alive() {
+            self.checkin(env);
+        } else {
+            self.retire(&env);
+        }
+        Ok(InvokeResponse {
+            request_id,
+            result: ran.result,
+            log_tail: tail,
+            duration,
+            billed_ms: billed,
+            init_duration: init,
+            memory_mb: self.function.memory_mb,
+        })
+    }
+}

@@ -1,0 +1,452 @@
+//! The runtime with real function processes: Python and Node bootstraps
+//! shipped by Stratus, each behaviour as AWS Lambda has it.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use stratus_runtime::{ErrorKind, InvokeError, InvokeRequest, Runtime};
+
+struct Project {
+    dir: tempfile::TempDir,
+    runtime: Runtime,
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        self.runtime.shutdown();
+    }
+}
+
+async fn project(toml: &str, files: &[(&str, &str)]) -> Project {
+    let dir = tempfile::tempdir().unwrap();
+    for (rel, text) in files {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    std::fs::write(dir.path().join("stratus.toml"), toml).unwrap();
+    let app = stratus_config::load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let runtime = Runtime::start(&app, vec![]).await.unwrap();
+    Project { dir, runtime }
+}
+
+fn req(v: Value) -> InvokeRequest {
+    InvokeRequest {
+        payload: Bytes::from(v.to_string()),
+        ..Default::default()
+    }
+}
+
+fn json_of(b: &Bytes) -> Value {
+    serde_json::from_slice(b).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(b)))
+}
+
+const PY: &str = r#"
+import os, time, json, sys
+INIT_PID = os.getpid()
+def handler(event, context):
+    action = event.get("action")
+    if action == "echo":
+        print("echoing", event.get("value"))
+        return {"value": event.get("value"), "pid": os.getpid(),
+                "request_id": context.aws_request_id,
+                "function_name": context.function_name,
+                "memory": context.memory_limit_in_mb,
+                "arn": context.invoked_function_arn,
+                "remaining": context.get_remaining_time_in_millis(),
+                "log_group": context.log_group_name,
+                "env": {k: os.environ.get(k) for k in ["AWS_LAMBDA_RUNTIME_API", "_HANDLER", "LAMBDA_TASK_ROOT", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_LAMBDA_INITIALIZATION_TYPE", "TZ", "GREETING", "HOME", "CARGO"]},
+                "cwd": os.getcwd()}
+    if action == "barrier":
+        # Every call waits until `n` calls have arrived: serialized calls would never get there.
+        d = event["dir"]
+        open(os.path.join(d, str(os.getpid())), "w").close()
+        deadline = time.time() + 20
+        while len(os.listdir(d)) < event["n"]:
+            if time.time() > deadline:
+                raise Exception("barrier not reached: calls are not running in parallel")
+            time.sleep(0.01)
+        return {"pid": os.getpid()}
+    if action == "sleep":
+        time.sleep(event["seconds"])
+        return "slept"
+    if action == "spin":
+        while True:
+            pass
+    if action == "exit":
+        os._exit(event["code"])
+    if action == "hog":
+        blob = bytearray(event["mb"] * 1024 * 1024)
+        for i in range(0, len(blob), 4096):
+            blob[i] = 1
+        time.sleep(5)
+        return len(blob)
+    if action == "raise":
+        raise ValueError("bad value: " + str(event.get("value")))
+    return None
+"#;
+
+fn py_project(extra: &str) -> String {
+    format!(
+        r#"
+[functions.py]
+runtime = "python3"
+handler = "app.handler"
+code = "py"
+environment = {{ GREETING = "hi" }}
+{extra}
+"#
+    )
+}
+
+#[tokio::test]
+async fn python_function_answers_with_aws_context_and_environment() {
+    let p = project(&py_project(""), &[("py/app.py", PY)]).await;
+    let r = p
+        .runtime
+        .invoke("py", req(json!({"action": "echo", "value": 42})))
+        .await
+        .unwrap();
+    let v = json_of(r.result.as_ref().unwrap());
+    assert_eq!(v["value"], 42);
+    assert_eq!(v["request_id"], r.request_id);
+    assert_eq!(v["function_name"], "py");
+    assert_eq!(v["memory"], "128");
+    assert_eq!(
+        v["arn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:py"
+    );
+    assert_eq!(v["log_group"], "/aws/lambda/py");
+    let remaining = v["remaining"].as_i64().unwrap();
+    assert!(remaining > 0 && remaining <= 3000, "{remaining}");
+    let env = &v["env"];
+    assert!(env["AWS_LAMBDA_RUNTIME_API"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
+    assert_eq!(env["_HANDLER"], "app.handler");
+    let code = p.dir.path().join("py");
+    assert_eq!(env["LAMBDA_TASK_ROOT"], code.to_str().unwrap());
+    assert_eq!(v["cwd"], code.to_str().unwrap());
+    assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "py");
+    assert_eq!(env["AWS_LAMBDA_FUNCTION_VERSION"], "$LATEST");
+    assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "128");
+    assert_eq!(env["AWS_REGION"], "us-east-1");
+    assert_eq!(env["AWS_DEFAULT_REGION"], "us-east-1");
+    assert_eq!(env["AWS_LAMBDA_INITIALIZATION_TYPE"], "on-demand");
+    assert!(env["AWS_LAMBDA_LOG_STREAM_NAME"]
+        .as_str()
+        .unwrap()
+        .contains("[$LATEST]"));
+    assert_eq!(env["TZ"], "UTC");
+    assert_eq!(env["GREETING"], "hi");
+    // Nothing of the server's environment leaks in.
+    assert_eq!(env["HOME"], Value::Null);
+    assert_eq!(env["CARGO"], Value::Null);
+}
+
+#[tokio::test]
+async fn warm_environment_is_reused_and_only_the_first_call_is_cold() {
+    let p = project(&py_project(""), &[("py/app.py", PY)]).await;
+    let first = p
+        .runtime
+        .invoke("py", req(json!({"action": "echo"})))
+        .await
+        .unwrap();
+    let second = p
+        .runtime
+        .invoke("py", req(json!({"action": "echo"})))
+        .await
+        .unwrap();
+    assert!(first.init_duration.is_some(), "first call is a cold start");
+    assert!(second.init_duration.is_none(), "second call is warm");
+    let pid =
+        |r: &stratus_runtime::InvokeResponse| json_of(r.result.as_ref().unwrap())["pid"].clone();
+    assert_eq!(pid(&first), pid(&second), "same process serves both calls");
+    assert_eq!(p.runtime.environments("py"), Some((1, 1)));
+}
+
+#[tokio::test]
+async fn concurrent_calls_run_in_parallel_on_separate_environments() {
+    let n = 4;
+    let p = project(&py_project("concurrency = 4"), &[("py/app.py", PY)]).await;
+    let barrier = tempfile::tempdir().unwrap();
+    let calls = (0..n).map(|_| {
+        let rt = p.runtime.clone();
+        let d = barrier.path().to_str().unwrap().to_owned();
+        async move {
+            rt.invoke("py", req(json!({"action": "barrier", "dir": d, "n": n})))
+                .await
+        }
+    });
+    let results = futures_util::future::join_all(calls).await;
+    let mut pids = Vec::new();
+    for r in results {
+        let r = r.unwrap();
+        pids.push(
+            json_of(r.result.as_ref().expect("call succeeded"))["pid"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    pids.sort();
+    pids.dedup();
+    assert_eq!(pids.len(), n, "each call had its own environment");
+}
+
+#[tokio::test]
+async fn calls_past_the_concurrency_limit_are_refused_not_queued() {
+    let p = project(&py_project("concurrency = 1"), &[("py/app.py", PY)]).await;
+    let rt = p.runtime.clone();
+    let busy = tokio::spawn(async move {
+        rt.invoke("py", req(json!({"action": "sleep", "seconds": 1.5})))
+            .await
+    });
+    // Wait until the first call holds the only environment.
+    for _ in 0..200 {
+        if p.runtime.environments("py") == Some((1, 0)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let refused = p.runtime.invoke("py", req(json!({"action": "echo"}))).await;
+    assert_eq!(refused.unwrap_err(), InvokeError::TooManyRequests);
+    assert_eq!(
+        busy.await.unwrap().unwrap().result.unwrap(),
+        Bytes::from("\"slept\"")
+    );
+}
+
+#[tokio::test]
+async fn timeout_kills_the_environment_and_the_next_call_starts_fresh() {
+    let p = project(&py_project("timeout = 1"), &[("py/app.py", PY)]).await;
+    let first = p
+        .runtime
+        .invoke("py", req(json!({"action": "echo"})))
+        .await
+        .unwrap();
+    let r = p
+        .runtime
+        .invoke("py", req(json!({"action": "spin"})))
+        .await
+        .unwrap();
+    let e = r.result.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Timeout);
+    assert_eq!(e.error_type, "Sandbox.Timedout");
+    assert_eq!(
+        e.message(),
+        format!(
+            "RequestId: {} Error: Task timed out after 1.00 seconds",
+            r.request_id
+        )
+    );
+    let next = p
+        .runtime
+        .invoke("py", req(json!({"action": "echo"})))
+        .await
+        .unwrap();
+    assert!(
+        next.init_duration.is_some(),
+        "a fresh environment after the timeout"
+    );
+    let pid =
+        |r: &stratus_runtime::InvokeResponse| json_of(r.result.as_ref().unwrap())["pid"].clone();
+    assert_ne!(pid(&first), pid(&next));
+}
+
+#[tokio::test]
+async fn a_crash_mid_call_is_reported_and_replaced() {
+    let p = project(&py_project(""), &[("py/app.py", PY)]).await;
+    let r = p
+        .runtime
+        .invoke("py", req(json!({"action": "exit", "code": 3})))
+        .await
+        .unwrap();
+    let e = r.result.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Crash);
+    assert_eq!(e.error_type, "Runtime.ExitError");
+    assert_eq!(
+        e.message(),
+        format!(
+            "RequestId: {} Error: Runtime exited with error: exit status 3",
+            r.request_id
+        )
+    );
+    let next = p
+        .runtime
+        .invoke("py", req(json!({"action": "echo", "value": 1})))
+        .await
+        .unwrap();
+    assert_eq!(json_of(next.result.as_ref().unwrap())["value"], 1);
+}
+
+#[tokio::test]
+async fn a_memory_hog_is_killed_at_its_limit() {
+    let p = project(&py_project("memory = 128"), &[("py/app.py", PY)]).await;
+    let r = p
+        .runtime
+        .invoke("py", req(json!({"action": "hog", "mb": 400})))
+        .await
+        .unwrap();
+    let e = r.result.unwrap_err();
+    assert_eq!(e.error_type, "Runtime.OutOfMemory");
+    assert!(
+        e.message()
+            .ends_with("Runtime exited with error: signal: killed"),
+        "{}",
+        e.message()
+    );
+    // Under the limit it works.
+    let ok = p
+        .runtime
+        .invoke("py", req(json!({"action": "hog", "mb": 0})))
+        .await;
+    assert!(ok.is_ok());
+}
+
+#[tokio::test]
+async fn handled_errors_keep_the_environment_warm() {
+    let p = project(&py_project(""), &[("py/app.py", PY)]).await;
+    let r = p
+        .runtime
+        .invoke("py", req(json!({"action": "raise", "value": 7})))
+        .await
+        .unwrap();
+    let e = r.result.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Handled);
+    assert_eq!(e.error_type, "ValueError");
+    let body = json_of(&e.body);
+    assert_eq!(body["errorMessage"], "bad value: 7");
+    assert!(
+        body["stackTrace"].as_array().is_some_and(|s| !s.is_empty()),
+        "{body}"
+    );
+    let again = p
+        .runtime
+        .invoke("py", req(json!({"action": "echo"})))
+        .await
+        .unwrap();
+    assert!(
+        again.init_duration.is_none(),
+        "still warm after a handled error"
+    );
+}
+
+#[tokio::test]
+async fn an_init_error_reaches_the_caller() {
+    let p = project(&py_project(""), &[("py/app.py", "import does_not_exist\n")]).await;
+    let r = p.runtime.invoke("py", req(json!({}))).await.unwrap();
+    let e = r.result.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Init);
+    assert_eq!(e.error_type, "Runtime.ImportModuleError");
+    assert!(
+        e.message().contains("No module named 'does_not_exist'"),
+        "{}",
+        e.message()
+    );
+}
+
+#[tokio::test]
+async fn logs_carry_start_end_report_and_the_functions_output() {
+    let p = project(&py_project(""), &[("py/app.py", PY)]).await;
+    let mut r = req(json!({"action": "echo", "value": "xyz"}));
+    r.tail_logs = true;
+    let r = p.runtime.invoke("py", r).await.unwrap();
+    let tail = r.log_tail.unwrap();
+    let id = &r.request_id;
+    let lines: Vec<&str> = tail.lines().collect();
+    assert_eq!(lines[0], format!("START RequestId: {id} Version: $LATEST"));
+    assert!(lines.contains(&"echoing xyz"), "{tail}");
+    let end = lines
+        .iter()
+        .position(|l| *l == format!("END RequestId: {id}"))
+        .expect(&tail);
+    let report = lines[end + 1];
+    assert!(
+        report.starts_with(&format!("REPORT RequestId: {id}\tDuration: ")),
+        "{report}"
+    );
+    assert!(report.contains("\tBilled Duration: "), "{report}");
+    assert!(
+        report.contains("\tMemory Size: 128 MB\tMax Memory Used: "),
+        "{report}"
+    );
+    assert!(
+        report.contains("\tInit Duration: "),
+        "cold start has Init Duration: {report}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_function_is_not_found() {
+    let p = project(&py_project(""), &[("py/app.py", PY)]).await;
+    let e = p.runtime.invoke("nope", req(json!({}))).await.unwrap_err();
+    assert_eq!(e, InvokeError::NotFound("nope".into()));
+}
+
+const NODE: &str = r#"
+export const handler = async (event, context) => {
+  console.log('node got', event.value);
+  await new Promise((r) => setTimeout(r, 5));
+  if (event.fail) throw new TypeError('node failed');
+  return { value: event.value, requestId: context.awsRequestId, fn: context.functionName,
+           memory: context.memoryLimitInMB, remaining: context.getRemainingTimeInMillis() };
+};
+"#;
+
+const NODE_CALLBACK: &str = r#"
+exports.handler = function (event, context, callback) {
+  setTimeout(() => callback(null, { cb: event.value }), 1);
+};
+"#;
+
+#[tokio::test]
+async fn node_async_and_callback_handlers() {
+    let p = project(
+        r#"
+[functions.node]
+runtime = "nodejs20.x"
+handler = "index.handler"
+code = "node"
+[functions.cb]
+runtime = "nodejs"
+handler = "cb.handler"
+code = "node"
+"#,
+        &[("node/index.mjs", NODE), ("node/cb.js", NODE_CALLBACK)],
+    )
+    .await;
+    let mut r = req(json!({"value": "n1"}));
+    r.tail_logs = true;
+    let r = p.runtime.invoke("node", r).await.unwrap();
+    let v = json_of(r.result.as_ref().unwrap());
+    assert_eq!(v["value"], "n1");
+    assert_eq!(v["requestId"], r.request_id);
+    assert_eq!(v["fn"], "node");
+    assert_eq!(v["memory"], "128");
+    assert!(v["remaining"].as_i64().unwrap() > 0);
+    let tail = r.log_tail.unwrap();
+    assert!(
+        tail.contains(&format!("\t{}\tINFO\tnode got n1", r.request_id)),
+        "{tail}"
+    );
+
+    let e = p
+        .runtime
+        .invoke("node", req(json!({"fail": true})))
+        .await
+        .unwrap()
+        .result
+        .unwrap_err();
+    assert_eq!(e.error_type, "TypeError");
+    assert_eq!(e.message(), "node failed");
+
+    let cb = p
+        .runtime
+        .invoke("cb", req(json!({"value": 5})))
+        .await
+        .unwrap();
+    assert_eq!(json_of(cb.result.as_ref().unwrap()), json!({"cb": 5}));
+    let _ = Path::new(".");
+}
