@@ -132,6 +132,17 @@ pub struct Route {
     pub timeout: Duration,
     /// WebSocket two-way response.
     pub respond: bool,
+    /// The event format a function integration receives.
+    pub payload: PayloadFormat,
+}
+
+/// Lambda proxy event formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadFormat {
+    /// REST APIs' format (and HTTP APIs' when asked for).
+    V1,
+    /// HTTP APIs' format.
+    V2,
 }
 
 /// REST APIs time integrations out after 29 s, HTTP APIs after 30 s.

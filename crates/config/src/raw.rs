@@ -80,6 +80,7 @@ pub(crate) struct RawRoute {
     pub(crate) mock: Option<Spanned<RawMock>>,
     pub(crate) timeout_ms: Option<Spanned<i64>>,
     pub(crate) respond: Option<Spanned<bool>>,
+    pub(crate) payload: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

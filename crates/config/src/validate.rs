@@ -624,11 +624,39 @@ fn route(
         }
     };
 
+    let default_payload = match kind {
+        ApiKind::Http => PayloadFormat::V2,
+        _ => PayloadFormat::V1,
+    };
+    let payload = match &r.payload {
+        None => default_payload,
+        Some(p) => {
+            let k: Vec<&str> = rk.iter().copied().chain(["payload"]).collect();
+            if !matches!(integration, Integration::Function { .. }) {
+                c.err(p, &k, "payload applies to function routes only");
+                default_payload
+            } else {
+                match (p.get_ref().as_str(), kind) {
+                    ("1.0", _) => PayloadFormat::V1,
+                    ("2.0", ApiKind::Http) => PayloadFormat::V2,
+                    ("2.0", _) => {
+                        c.err(p, &k, "REST and WebSocket APIs send payload 1.0 only");
+                        default_payload
+                    }
+                    _ => {
+                        c.err(p, &k, "payload is \"1.0\" or \"2.0\"");
+                        default_payload
+                    }
+                }
+            }
+        }
+    };
     Some(Route {
         key: key.clone(),
         integration,
         timeout: Duration::from_millis(timeout_ms as u64),
         respond,
+        payload,
     })
 }
 

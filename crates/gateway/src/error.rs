@@ -13,6 +13,11 @@ pub enum GatewayError {
     /// No API stage or route for the path: REST says 403, HTTP APIs 404.
     #[error("no route")]
     NoRoute(Option<ApiKind>),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// Over a concurrency or rate limit.
+    #[error("too many requests")]
+    Throttled,
     #[error("request body over the {limit} byte limit")]
     PayloadTooLarge { limit: u64 },
     /// The integration (upstream, function) failed or answered nonsense.
@@ -31,6 +36,8 @@ impl GatewayError {
             GatewayError::NoRoute(Some(ApiKind::Rest)) => StatusCode::FORBIDDEN,
             GatewayError::NoRoute(_) => StatusCode::NOT_FOUND,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            GatewayError::Throttled => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             GatewayError::Timeout(ApiKind::Rest) => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -44,6 +51,8 @@ impl GatewayError {
             GatewayError::NoRoute(Some(ApiKind::Rest)) => "Missing Authentication Token",
             GatewayError::NoRoute(_) => "Not Found",
             GatewayError::PayloadTooLarge { .. } => "Request Entity Too Large",
+            GatewayError::BadRequest(_) => "Bad Request",
+            GatewayError::Throttled => "Too Many Requests",
             GatewayError::BadGateway(_) | GatewayError::Internal(_) => "Internal server error",
             GatewayError::Timeout(ApiKind::Rest) => "Endpoint request timed out",
             GatewayError::Timeout(_) => "Service Unavailable",

@@ -7,6 +7,7 @@
 //! file: it receives an already validated `App`.
 
 mod error;
+mod events;
 mod proxy;
 mod router;
 
@@ -17,7 +18,8 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body::Body as HttpBody;
 use http_body_util::{BodyExt, Full};
-use stratus_config::{ApiKind, App, Integration, Mock};
+use stratus_config::{ApiKind, App, Integration, Mock, PayloadFormat};
+use stratus_runtime::{ErrorKind, InvokeError, InvokeRequest, Runtime};
 use tokio::time::Instant;
 
 pub use error::GatewayError;
@@ -41,6 +43,7 @@ pub struct Gateway {
 struct Inner {
     table: RouteTable,
     proxy: proxy::Proxy,
+    functions: Runtime,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -50,11 +53,13 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    pub fn new(app: &App) -> Gateway {
+    /// `functions` runs the function integrations of `app`.
+    pub fn new(app: &App, functions: Runtime) -> Gateway {
         Gateway {
             inner: Arc::new(Inner {
                 table: RouteTable::new(app),
                 proxy: proxy::Proxy::new(),
+                functions,
             }),
         }
     }
@@ -107,7 +112,7 @@ impl Gateway {
                     })
                 } else {
                     let req = req.map(|b| b.map_err(Into::into).boxed());
-                    self.integrate(m, req, remote).await
+                    self.integrate(m, req, remote, &request_id).await
                 }
             }
             _ => Err(GatewayError::NoRoute(kind)),
@@ -148,6 +153,7 @@ impl Gateway {
         m: &router::Matched<'_>,
         req: Request<Body>,
         remote: SocketAddr,
+        request_id: &str,
     ) -> Result<Response<Body>, GatewayError> {
         match &m.route.integration {
             Integration::Mock(mock) => Ok(mock_response(mock)),
@@ -157,10 +163,91 @@ impl Gateway {
                     .forward(m, url, req, remote, m.route.timeout)
                     .await
             }
-            Integration::Function { name } => Err(GatewayError::Internal(format!(
-                "function {name:?}: function integrations are not available in this build"
+            Integration::Function { name } => {
+                let kind = m.api.kind;
+                let call = self.call_function(m, name, req, remote, request_id);
+                match tokio::time::timeout(m.route.timeout, call).await {
+                    Ok(r) => r,
+                    Err(_) => Err(GatewayError::Timeout(kind)),
+                }
+            }
+        }
+    }
+
+    /// The Lambda proxy integration: event in, function, response out.
+    async fn call_function(
+        &self,
+        m: &router::Matched<'_>,
+        function: &str,
+        req: Request<Body>,
+        remote: SocketAddr,
+        request_id: &str,
+    ) -> Result<Response<Body>, GatewayError> {
+        let (parts, body) = req.into_parts();
+        let body = collect_limited(body).await?;
+        let cx = events::EventContext {
+            request_id,
+            remote,
+            now: chrono::Utc::now(),
+        };
+        let event = match m.route.payload {
+            PayloadFormat::V1 => events::v1_event(m, &parts, &body, &cx)?,
+            PayloadFormat::V2 => events::v2_event(m, &parts, &body, &cx)?,
+        };
+        let kind = m.api.kind;
+        let out = self
+            .inner
+            .functions
+            .invoke(
+                function,
+                InvokeRequest {
+                    payload: Bytes::from(event),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                InvokeError::TooManyRequests => GatewayError::Throttled,
+                InvokeError::PayloadTooLarge => GatewayError::PayloadTooLarge {
+                    limit: stratus_runtime::MAX_SYNC_PAYLOAD as u64,
+                },
+                other => GatewayError::BadGateway(other.to_string()),
+            })?;
+        match out.result {
+            Ok(payload) => match m.route.payload {
+                PayloadFormat::V1 => events::v1_response(&payload),
+                PayloadFormat::V2 => events::v2_response(&payload),
+            },
+            Err(e) if e.kind == ErrorKind::Timeout => Err(GatewayError::Timeout(kind)),
+            Err(e) => Err(GatewayError::BadGateway(format!(
+                "function {function:?} failed: {}: {}",
+                e.error_type,
+                e.message()
             ))),
         }
+    }
+}
+
+/// Reads a whole request body, up to the payload limit.
+fn collect_limited(
+    body: Body,
+) -> impl std::future::Future<Output = Result<Bytes, GatewayError>> + Send + 'static {
+    async move {
+        let mut body = body;
+        let mut buf = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame
+                .map_err(|e| GatewayError::BadRequest(format!("reading the request body: {e}")))?;
+            if let Some(data) = frame.data_ref() {
+                if buf.len() + data.len() > MAX_REQUEST_BODY as usize {
+                    return Err(GatewayError::PayloadTooLarge {
+                        limit: MAX_REQUEST_BODY,
+                    });
+                }
+                buf.extend_from_slice(data);
+            }
+        }
+        Ok(buf.freeze())
     }
 }
 

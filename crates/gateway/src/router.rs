@@ -116,6 +116,8 @@ pub(crate) struct Matched<'a> {
     pub(crate) route: &'a Route,
     /// Path parameters, raw (still percent-encoded), in route order.
     pub(crate) params: Vec<(&'a str, String)>,
+    /// The path below the stage mount, e.g. `/items/1`.
+    pub(crate) path: String,
 }
 
 impl RouteTable {
@@ -181,6 +183,7 @@ impl RouteTable {
             stage,
             route,
             params,
+            path: rest.to_owned(),
         })
     }
 }

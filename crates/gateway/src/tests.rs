@@ -9,10 +9,12 @@ use http_body_util::{BodyExt, Empty, Full};
 
 use super::*;
 
-fn gateway(toml: &str) -> Gateway {
+async fn gateway(toml: &str) -> Gateway {
     let app = stratus_config::load_str(toml, Path::new("stratus.toml"), Path::new("."))
         .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
-    Gateway::new(&app)
+    // No functions here: the runtime starts nothing and writes nothing.
+    let functions = Runtime::start(&app, Vec::new()).await.unwrap();
+    Gateway::new(&app, functions)
 }
 
 const REMOTE: &str = "192.0.2.7:5555";
@@ -50,7 +52,7 @@ type = "http"
 
 #[tokio::test]
 async fn exact_path_beats_parameter_beats_greedy_beats_default() {
-    let g = gateway(PRIORITY);
+    let g = gateway(PRIORITY).await;
     assert_eq!(call(&g, "GET", "/items/special").await.2, "exact");
     assert_eq!(call(&g, "GET", "/items/7").await.2, "param");
     assert_eq!(call(&g, "GET", "/items/7/parts/2").await.2, "greedy");
@@ -61,7 +63,7 @@ async fn exact_path_beats_parameter_beats_greedy_beats_default() {
 
 #[tokio::test]
 async fn any_matches_every_method_but_a_named_method_wins() {
-    let g = gateway(PRIORITY);
+    let g = gateway(PRIORITY).await;
     for m in ["GET", "PUT", "DELETE", "PATCH", "OPTIONS"] {
         assert_eq!(call(&g, m, "/any").await.2, "any", "{m}");
     }
@@ -70,7 +72,7 @@ async fn any_matches_every_method_but_a_named_method_wins() {
 
 #[tokio::test]
 async fn a_more_specific_path_without_the_method_falls_back() {
-    let g = gateway(PRIORITY);
+    let g = gateway(PRIORITY).await;
     // `/items/special` has only GET: a DELETE goes on to `$default`.
     assert_eq!(call(&g, "DELETE", "/items/special").await.2, "default");
     // backtracking across a static branch into a parameter branch
@@ -94,7 +96,8 @@ stages = { prod = {} }
 [apis.shop.routes]
 "GET /x" = { mock = {} }
 "#,
-    );
+    )
+    .await;
     let (status, headers, body) = call(&g, "GET", "/web/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body, r#"{"message":"Not Found"}"#);
@@ -126,7 +129,8 @@ stages = { prod = {}, beta = {} }
 [apis.shop.routes]
 "GET /items/{id}" = { mock = { body = "item" } }
 "#,
-    );
+    )
+    .await;
     assert_eq!(call(&g, "GET", "/prod/items/1").await.2, "item");
     assert_eq!(call(&g, "GET", "/beta/items/1").await.2, "item");
     assert_eq!(call(&g, "GET", "/items/1").await.0, StatusCode::NOT_FOUND);
@@ -136,7 +140,8 @@ stages = { prod = {}, beta = {} }
 async fn rest_api_without_stages_serves_default_stage_at_root() {
     let g = gateway(
         "[apis.r]\ntype = \"rest\"\n[apis.r.routes]\n\"GET /\" = { mock = { body = \"root\" } }\n",
-    );
+    )
+    .await;
     assert_eq!(call(&g, "GET", "/").await.2, "root");
     assert_eq!(call(&g, "GET", "/x").await.0, StatusCode::FORBIDDEN);
 }
@@ -155,7 +160,8 @@ base_path = "/shop"
 [apis.shop.routes]
 "GET /{proxy+}" = { mock = { body = "shop" } }
 "#,
-    );
+    )
+    .await;
     assert_eq!(call(&g, "GET", "/shop/a").await.2, "shop");
     assert_eq!(call(&g, "GET", "/shopping/a").await.2, "root");
     assert_eq!(call(&g, "GET", "/other").await.2, "root");
@@ -165,7 +171,7 @@ base_path = "/shop"
 async fn mock_sends_status_headers_and_body() {
     let g = gateway(
         "[apis.m]\ntype = \"http\"\n[apis.m.routes]\n\"GET /t\" = { mock = { status = 418, headers = { x-tea = \"earl grey\" }, body = \"short and stout\" } }\n",
-    );
+    ).await;
     let (status, headers, body) = call(&g, "GET", "/t").await;
     assert_eq!(status, StatusCode::IM_A_TEAPOT);
     assert_eq!(headers["x-tea"], "earl grey");
@@ -174,7 +180,8 @@ async fn mock_sends_status_headers_and_body() {
 
 #[tokio::test]
 async fn declared_body_over_ten_megabytes_is_413() {
-    let g = gateway("[apis.m]\ntype = \"http\"\n[apis.m.routes]\n\"POST /t\" = { mock = {} }\n");
+    let g =
+        gateway("[apis.m]\ntype = \"http\"\n[apis.m.routes]\n\"POST /t\" = { mock = {} }\n").await;
     let req = Request::builder()
         .method("POST")
         .uri("/t")
@@ -189,7 +196,7 @@ async fn declared_body_over_ten_megabytes_is_413() {
 
 #[tokio::test]
 async fn every_request_gets_a_fresh_request_id() {
-    let g = gateway(PRIORITY);
+    let g = gateway(PRIORITY).await;
     let a = call(&g, "GET", "/any").await.1["apigw-requestid"].clone();
     let b = call(&g, "GET", "/any").await.1["apigw-requestid"].clone();
     assert_ne!(a, b);

@@ -36,10 +36,15 @@ impl Launcher {
     pub(crate) fn new(app: &App, extra_env: Vec<(String, String)>) -> Result<Launcher, String> {
         let runtime_dir = app.server.data_dir.join("runtimes");
         let build_dir = app.server.data_dir.join("build");
-        for (rel, text) in [
+        let interpreted = app
+            .functions
+            .values()
+            .any(|f| !matches!(f.runtime, Runtime::Provided(_)));
+        let shipped = [
             ("python/bootstrap.py", PYTHON_BOOTSTRAP),
             ("node/bootstrap.mjs", NODE_BOOTSTRAP),
-        ] {
+        ];
+        for (rel, text) in shipped.into_iter().filter(|_| interpreted) {
             let path = runtime_dir.join(rel);
             std::fs::create_dir_all(path.parent().expect("has a parent"))
                 .and_then(|()| std::fs::write(&path, text))
@@ -79,6 +84,11 @@ impl Launcher {
             "arn:aws:lambda:{}:{ACCOUNT_ID}:function:{name}",
             self.region
         )
+    }
+
+    /// The interpreter that runs `f`, for interpreted runtimes.
+    pub(crate) fn interpreter(&self, f: &Function) -> Option<&Path> {
+        self.interpreters.get(f.runtime.id()).map(PathBuf::as_path)
     }
 
     /// Where Stratus installs a function's dependencies.
@@ -208,17 +218,26 @@ pub(crate) fn which(program: &str, path: &str) -> Option<PathBuf> {
 /// executable (version managers put shell-script shims on PATH, which need
 /// the very environment variables a function must not see).
 fn find_python(runtime: &str, path: &str) -> Result<PathBuf, String> {
-    let candidate = which(runtime, path)
-        .or_else(|| which("python3", path))
-        .ok_or("function runtime python3 needs `python3` on PATH; none found")?;
-    let out = std::process::Command::new(&candidate)
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", candidate.display()))?;
-    let exe = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if out.status.success() && !exe.is_empty() {
-        Ok(PathBuf::from(exe))
-    } else {
-        Ok(candidate)
+    for name in [runtime, "python3"] {
+        let Some(candidate) = which(name, path) else {
+            continue;
+        };
+        let out = std::process::Command::new(&candidate)
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output();
+        if let Ok(out) = out {
+            let exe = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            if out.status.success() && !exe.is_empty() {
+                if name != runtime {
+                    tracing::warn!(
+                        "{runtime} is not installed; functions of that runtime run on {exe}"
+                    );
+                }
+                return Ok(PathBuf::from(exe));
+            }
+        }
     }
+    Err(format!(
+        "function runtime {runtime} needs `{runtime}` or `python3` on PATH; none runs"
+    ))
 }

@@ -5,6 +5,7 @@
 //! and get the function's answer or a typed error; it never speaks HTTP to
 //! them. It must never serialize calls of one function behind a lock.
 
+mod build;
 mod env;
 mod launch;
 mod pool;
@@ -93,6 +94,10 @@ pub enum InvokeError {
     NotFound(String),
     #[error("Rate Exceeded.")]
     TooManyRequests,
+    #[error(
+        "Request must be smaller than {MAX_SYNC_PAYLOAD} bytes for the InvokeFunction operation"
+    )]
+    PayloadTooLarge,
     #[error("cannot start an environment: {0}")]
     Start(String),
 }
@@ -118,6 +123,9 @@ impl Runtime {
     /// the admin URL and credentials).
     pub async fn start(app: &App, extra_env: Vec<(String, String)>) -> Result<Runtime, String> {
         let launcher = Arc::new(launch::Launcher::new(app, extra_env)?);
+        for f in app.functions.values() {
+            build::prepare(f, &launcher.build_dir(&f.name), launcher.interpreter(f)).await?;
+        }
         let pools: HashMap<String, Arc<pool::Pool>> = app
             .functions
             .iter()
@@ -164,6 +172,9 @@ impl Runtime {
             .pools
             .get(function)
             .ok_or_else(|| InvokeError::NotFound(function.to_owned()))?;
+        if req.payload.len() > MAX_SYNC_PAYLOAD {
+            return Err(InvokeError::PayloadTooLarge);
+        }
         pool.invoke(req).await
     }
 

@@ -22,6 +22,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use stratus_config::App;
 use stratus_gateway::Gateway;
+use stratus_runtime::Runtime;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -80,7 +81,10 @@ impl Server {
         let ready = Arc::new(AtomicBool::new(true));
         let grace = self.app.server.shutdown_grace;
 
-        let gateway = Gateway::new(&self.app);
+        let functions = Runtime::start(&self.app, Vec::new())
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let gateway = Gateway::new(&self.app, functions.clone());
         let gateway_task =
             tokio::spawn(serve_gateway(self.gateway, gateway, stop_rx.clone(), grace));
         let admin_task = tokio::spawn(serve_admin(self.admin, ready.clone(), stop_rx));
@@ -91,6 +95,7 @@ impl Server {
         let _ = stop_tx.send(true);
         gateway_task.await.context("gateway task")?;
         admin_task.await.context("admin task")??;
+        functions.shutdown();
         tracing::info!("stopped");
         Ok(())
     }

@@ -1,0 +1,361 @@
+//! API Gateway proxy events (payload 1.0 for REST APIs, 2.0 for HTTP APIs)
+//! built from a request, and the function's answer mapped back to HTTP.
+//!
+//! Shapes come from the `aws_lambda_events` types; behaviour (which header
+//! value wins, what is null) follows the API Gateway developer guide.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use aws_lambda_events::apigw::{
+    ApiGatewayProxyRequest, ApiGatewayProxyRequestContext, ApiGatewayProxyResponse,
+    ApiGatewayRequestIdentity, ApiGatewayV2httpRequest, ApiGatewayV2httpRequestContext,
+    ApiGatewayV2httpRequestContextHttpDescription, ApiGatewayV2httpResponse,
+};
+use aws_lambda_events::encodings::Body as EventBody;
+use aws_lambda_events::query_map::QueryMap;
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use serde_json::Value;
+
+use crate::error::GatewayError;
+use crate::router::Matched;
+use crate::Body;
+
+/// What the event needs to know besides the request itself.
+pub(crate) struct EventContext<'a> {
+    pub(crate) request_id: &'a str,
+    pub(crate) remote: SocketAddr,
+    pub(crate) now: chrono::DateTime<chrono::Utc>,
+}
+
+const ACCOUNT_ID: &str = stratus_runtime::ACCOUNT_ID;
+
+fn header_str<'h>(h: &'h HeaderMap, name: &header::HeaderName) -> Option<&'h str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Is this body text, to be passed as is, or binary, to be base64-encoded?
+fn is_text(headers: &HeaderMap, body: &[u8]) -> bool {
+    let ct = header_str(headers, &header::CONTENT_TYPE)
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let textual = ct.is_empty()
+        || ct.starts_with("text/")
+        || ct.contains("json")
+        || ct.contains("xml")
+        || ct.contains("javascript")
+        || ct.starts_with("application/x-www-form-urlencoded")
+        || ct.starts_with("application/graphql");
+    textual && std::str::from_utf8(body).is_ok()
+}
+
+fn body_field(headers: &HeaderMap, body: &Bytes) -> (Option<String>, bool) {
+    if body.is_empty() {
+        (None, false)
+    } else if is_text(headers, body) {
+        (Some(String::from_utf8_lossy(body).into_owned()), false)
+    } else {
+        (
+            Some(base64::engine::general_purpose::STANDARD.encode(body)),
+            true,
+        )
+    }
+}
+
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn multi_query(pairs: &[(String, String)]) -> HashMap<String, Vec<String>> {
+    let mut map: HashMap<String, Vec<String>> = HashMap::new();
+    for (k, v) in pairs {
+        map.entry(k.clone()).or_default().push(v.clone());
+    }
+    map
+}
+
+fn user_agent(h: &HeaderMap) -> Option<String> {
+    header_str(h, &header::USER_AGENT).map(str::to_owned)
+}
+
+fn domain(h: &HeaderMap) -> Option<String> {
+    header_str(h, &header::HOST).map(str::to_owned)
+}
+
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Payload format 2.0 (HTTP APIs).
+pub(crate) fn v2_event(
+    m: &Matched<'_>,
+    parts: &request::Parts,
+    body: &Bytes,
+    cx: &EventContext<'_>,
+) -> Result<Vec<u8>, GatewayError> {
+    let mut headers = HeaderMap::new();
+    let mut cookies = Vec::new();
+    for name in parts.headers.keys() {
+        let values: Vec<&str> = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if name == header::COOKIE {
+            cookies.extend(
+                values
+                    .iter()
+                    .flat_map(|v| v.split(';'))
+                    .map(|c| c.trim().to_owned())
+                    .filter(|c| !c.is_empty()),
+            );
+            continue;
+        }
+        if let Ok(v) = HeaderValue::from_str(&values.join(",")) {
+            headers.insert(name.clone(), v);
+        }
+    }
+    let pairs = query_pairs(parts.uri.query());
+    let (body, is_base64_encoded) = body_field(&parts.headers, body);
+    let route_key = m.route.key.to_string();
+    let mut event = ApiGatewayV2httpRequest::default();
+    event.version = Some("2.0".into());
+    event.route_key = Some(route_key.clone());
+    event.raw_path = Some(parts.uri.path().to_owned());
+    event.raw_query_string = Some(parts.uri.query().unwrap_or("").to_owned());
+    event.cookies = (!cookies.is_empty()).then_some(cookies);
+    event.headers = headers;
+    event.query_string_parameters = QueryMap::from(multi_query(&pairs));
+    event.path_parameters = m
+        .params
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    event.stage_variables = m.stage.variables.clone().into_iter().collect();
+    event.body = body;
+    event.is_base64_encoded = is_base64_encoded;
+
+    let mut rc = ApiGatewayV2httpRequestContext::default();
+    rc.route_key = Some(route_key);
+    rc.account_id = Some(ACCOUNT_ID.into());
+    rc.stage = Some(m.stage.name.clone());
+    rc.request_id = Some(cx.request_id.to_owned());
+    rc.apiid = Some(m.api.name.clone());
+    rc.domain_name = domain(&parts.headers);
+    rc.domain_prefix = rc
+        .domain_name
+        .as_deref()
+        .map(|d| d.split(['.', ':']).next().unwrap_or(d).to_owned());
+    rc.time = Some(cx.now.format("%d/%b/%Y:%H:%M:%S +0000").to_string());
+    rc.time_epoch = cx.now.timestamp_millis();
+    let mut http = ApiGatewayV2httpRequestContextHttpDescription::default();
+    http.method = parts.method.clone();
+    http.path = Some(parts.uri.path().to_owned());
+    http.protocol = Some(protocol(parts));
+    http.source_ip = Some(cx.remote.ip().to_string());
+    http.user_agent = user_agent(&parts.headers);
+    rc.http = http;
+    event.request_context = rc;
+    serde_json::to_vec(&event).map_err(|e| GatewayError::Internal(e.to_string()))
+}
+
+fn protocol(parts: &request::Parts) -> String {
+    format!("{:?}", parts.version)
+}
+
+/// Payload format 1.0 (REST APIs).
+pub(crate) fn v1_event(
+    m: &Matched<'_>,
+    parts: &request::Parts,
+    body: &Bytes,
+    cx: &EventContext<'_>,
+) -> Result<Vec<u8>, GatewayError> {
+    let mut single = HeaderMap::new();
+    for name in parts.headers.keys() {
+        // The last value wins in `headers`; all are in `multiValueHeaders`.
+        if let Some(last) = parts.headers.get_all(name).iter().next_back() {
+            single.insert(name.clone(), last.clone());
+        }
+    }
+    let pairs = query_pairs(parts.uri.query());
+    let last_values: HashMap<String, String> = pairs.iter().cloned().collect();
+    let (body, is_base64_encoded) = body_field(&parts.headers, body);
+    let resource = match &m.route.key {
+        stratus_config::RouteKey::Http { path, .. } => path.to_string(),
+        other => other.to_string(),
+    };
+    let mut event = ApiGatewayProxyRequest::default();
+    event.resource = Some(resource.clone());
+    event.path = Some(m.path.clone());
+    event.http_method = parts.method.clone();
+    event.headers = single;
+    event.multi_value_headers = parts.headers.clone();
+    event.query_string_parameters = QueryMap::from(last_values);
+    event.multi_value_query_string_parameters = QueryMap::from(multi_query(&pairs));
+    event.path_parameters = m
+        .params
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), decode(v)))
+        .collect();
+    event.stage_variables = m.stage.variables.clone().into_iter().collect();
+    event.body = body;
+    event.is_base64_encoded = is_base64_encoded;
+
+    let mut rc = ApiGatewayProxyRequestContext::default();
+    rc.account_id = Some(ACCOUNT_ID.into());
+    rc.resource_id = Some(format!("{:x}", fxhash(&resource)));
+    rc.stage = Some(m.stage.name.clone());
+    rc.domain_name = domain(&parts.headers);
+    rc.domain_prefix = rc
+        .domain_name
+        .as_deref()
+        .map(|d| d.split(['.', ':']).next().unwrap_or(d).to_owned());
+    rc.request_id = Some(cx.request_id.to_owned());
+    rc.protocol = Some(protocol(parts));
+    let mut identity = ApiGatewayRequestIdentity::default();
+    identity.source_ip = Some(cx.remote.ip().to_string());
+    identity.user_agent = user_agent(&parts.headers);
+    rc.identity = identity;
+    rc.resource_path = Some(resource);
+    rc.path = Some(parts.uri.path().to_owned());
+    rc.http_method = parts.method.clone();
+    rc.request_time = Some(cx.now.format("%d/%b/%Y:%H:%M:%S +0000").to_string());
+    rc.request_time_epoch = cx.now.timestamp_millis();
+    rc.apiid = Some(m.api.name.clone());
+    event.request_context = rc;
+
+    // In payload 1.0 absent maps are null, not {}.
+    let mut v = serde_json::to_value(&event).map_err(|e| GatewayError::Internal(e.to_string()))?;
+    for key in [
+        "queryStringParameters",
+        "multiValueQueryStringParameters",
+        "pathParameters",
+        "stageVariables",
+    ] {
+        if v.get(key)
+            .is_some_and(|x| x.as_object().is_some_and(|o| o.is_empty()))
+        {
+            v[key] = Value::Null;
+        }
+    }
+    serde_json::to_vec(&v).map_err(|e| GatewayError::Internal(e.to_string()))
+}
+
+/// A small stable hash, for a resource id that stays the same per route.
+fn fxhash(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+fn bad(why: impl Into<String>) -> GatewayError {
+    GatewayError::BadGateway(format!("malformed Lambda proxy response: {}", why.into()))
+}
+
+fn decode_body(body: Option<EventBody>, base64: bool) -> Result<Bytes, GatewayError> {
+    let raw = match body {
+        None | Some(EventBody::Empty) => return Ok(Bytes::new()),
+        Some(EventBody::Text(t)) => t.into_bytes(),
+        Some(EventBody::Binary(b)) => b,
+        Some(_) => return Err(bad("unsupported body")),
+    };
+    if base64 {
+        base64::engine::general_purpose::STANDARD
+            .decode(&raw)
+            .map(Bytes::from)
+            .map_err(|e| bad(format!("isBase64Encoded body is not base64: {e}")))
+    } else {
+        Ok(Bytes::from(raw))
+    }
+}
+
+fn build(
+    status: i64,
+    headers: HeaderMap,
+    multi: HeaderMap,
+    cookies: Vec<String>,
+    body: Bytes,
+) -> Result<Response<Body>, GatewayError> {
+    let status = u16::try_from(status)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .ok_or_else(|| bad(format!("statusCode {status} is not an HTTP status")))?;
+    let mut resp = Response::new(Full::new(body).map_err(Into::into).boxed());
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    for (k, v) in &headers {
+        h.insert(k.clone(), v.clone());
+    }
+    // multiValueHeaders win on clashes.
+    let names: Vec<HeaderName> = multi.keys().cloned().collect();
+    for k in names {
+        h.remove(&k);
+        for v in multi.get_all(&k) {
+            h.append(k.clone(), v.clone());
+        }
+    }
+    for c in cookies {
+        let v = HeaderValue::from_str(&c).map_err(|_| bad("cookie is not a header value"))?;
+        h.append(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+/// Maps a payload 1.0 response: it must be an object with `statusCode`.
+pub(crate) fn v1_response(payload: &[u8]) -> Result<Response<Body>, GatewayError> {
+    let r: ApiGatewayProxyResponse =
+        serde_json::from_slice(payload).map_err(|e| bad(e.to_string()))?;
+    let body = decode_body(r.body, r.is_base64_encoded)?;
+    build(
+        r.status_code,
+        r.headers,
+        r.multi_value_headers,
+        Vec::new(),
+        body,
+    )
+}
+
+/// Maps a payload 2.0 response; JSON without `statusCode` is a 200 whose
+/// body is that JSON.
+pub(crate) fn v2_response(payload: &[u8]) -> Result<Response<Body>, GatewayError> {
+    let value: Value = serde_json::from_slice(payload).map_err(|e| bad(e.to_string()))?;
+    let structured = value
+        .as_object()
+        .is_some_and(|o| o.contains_key("statusCode"));
+    if !structured {
+        let mut resp = Response::new(
+            Full::new(Bytes::copy_from_slice(payload))
+                .map_err(Into::into)
+                .boxed(),
+        );
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return Ok(resp);
+    }
+    let mut value = value;
+    // The crate's type requires `cookies`; a function may leave it out.
+    if value.get("cookies").is_none_or(Value::is_null) {
+        value["cookies"] = Value::Array(Vec::new());
+    }
+    let r: ApiGatewayV2httpResponse =
+        serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+    let body = decode_body(r.body, r.is_base64_encoded)?;
+    build(
+        r.status_code,
+        r.headers,
+        r.multi_value_headers,
+        r.cookies,
+        body,
+    )
+}
