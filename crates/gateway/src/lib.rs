@@ -229,6 +229,12 @@ impl Gateway {
 }
 
 /// Reads a whole request body, up to the payload limit.
+///
+/// Written as a function returning `impl Future + Send + 'static` rather
+/// than an `async fn`: with an `async fn` here rustc cannot prove the
+/// gateway's request future `Send` for every lifetime (rust-lang/rust#96865),
+/// and hyper's connection task needs it.
+#[allow(clippy::manual_async_fn)]
 fn collect_limited(
     body: Body,
 ) -> impl std::future::Future<Output = Result<Bytes, GatewayError>> + Send + 'static {
