@@ -2,6 +2,7 @@
 //! print for people on stdout and log on stderr; failures exit non-zero.
 
 mod init;
+mod invoke;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -52,11 +53,25 @@ enum Command {
     },
     /// Write a starter project into DIR.
     Init { dir: PathBuf },
+    /// Call a function once; print its result (stdout) and its logs (stderr).
+    ///
+    /// Goes through the running server when one answers on the project's
+    /// admin listener, otherwise runs the function here.
+    Invoke {
+        function: String,
+        /// The event: JSON, or @FILE to read it from a file.
+        #[arg(long, default_value = "{}")]
+        payload: String,
+        #[arg(default_value = ".")]
+        path: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    // `invoke` prints the function's own logs; server logs would repeat them.
+    let quiet = matches!(cli.command, Command::Invoke { .. });
+    init_tracing(cli.log_format, if quiet { "warn" } else { "info" });
     let result = match cli.command {
         Command::Serve { path } => serve(path),
         Command::Validate { path } => load(&path).map(|app| {
@@ -71,6 +86,11 @@ fn main() -> ExitCode {
         }),
         Command::Routes { path } => load(&path).map(|app| print!("{}", routes_table(&app))),
         Command::Init { dir } => init::write(&dir).map_err(|e| eprintln!("error: {e:#}")),
+        Command::Invoke {
+            function,
+            payload,
+            path,
+        } => invoke::run(&path, &function, &payload),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -78,9 +98,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+fn init_tracing(format: LogFormat, default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("STRATUS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_env("STRATUS_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -94,7 +115,7 @@ fn init_tracing(format: LogFormat) {
 }
 
 /// Loads a project, printing every mistake to stderr.
-fn load(path: &std::path::Path) -> Result<App, ()> {
+pub(crate) fn load(path: &std::path::Path) -> Result<App, ()> {
     stratus_config::load(path).map_err(|errors| {
         eprintln!("{errors}");
         let n = errors.0.len();

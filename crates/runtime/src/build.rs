@@ -6,7 +6,7 @@
 //!   `NODE_PATH`, so `require()` sees it; ES module imports of packages do not
 //!   honour `NODE_PATH`, a Node limitation);
 //! - `provided` with a `Cargo.toml` and no `bootstrap`: `cargo build
-//!   --release` into `BUILD/target`, the binary linked as `BUILD/bootstrap`.
+//!   --release` into a target directory shared by the project's Rust functions, the binary linked as `BUILD/bootstrap`.
 //!
 //! Python and Node installs are redone only when the dependency file
 //! changes (a stamp holds its hash); cargo decides staleness itself.
@@ -108,7 +108,9 @@ async fn install_once(
 }
 
 async fn cargo_build(f: &Function, build_dir: &Path) -> Result<(), String> {
-    let target = build_dir.join("target");
+    // One target directory for all of a project's Rust functions, so their
+    // dependencies are compiled once.
+    let target = build_dir.parent().unwrap_or(build_dir).join("cargo-target");
     tracing::info!(function = %f.name, "building {} (cargo build --release)…", f.code.display());
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args([
@@ -143,7 +145,15 @@ async fn cargo_build(f: &Function, build_dir: &Path) -> Result<(), String> {
         exe.ok_or_else(|| format!("function {:?}: the Cargo package builds no binary", f.name))?;
     let bootstrap = build_dir.join("bootstrap");
     let _ = std::fs::remove_file(&bootstrap);
-    std::os::unix::fs::symlink(&exe, &bootstrap).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(build_dir)
+        .and_then(|()| std::os::unix::fs::symlink(&exe, &bootstrap))
+        .map_err(|e| {
+            format!(
+                "function {:?}: cannot link {}: {e}",
+                f.name,
+                bootstrap.display()
+            )
+        })?;
     tracing::info!(function = %f.name, "built {}", exe.display());
     Ok(())
 }

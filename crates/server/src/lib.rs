@@ -8,6 +8,8 @@
 //! are closed. Nothing here decides how a request is answered: that is the
 //! gateway's job.
 
+mod admin;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,7 +17,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use axum::routing::get;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -31,6 +32,7 @@ pub struct Server {
     app: Arc<App>,
     gateway: TcpListener,
     admin: TcpListener,
+    functions: Runtime,
 }
 
 impl std::fmt::Debug for Server {
@@ -43,7 +45,9 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Binds both listeners (port 0 picks a free port: see `*_addr`).
+    /// Binds both listeners (port 0 picks a free port: see `*_addr`) and
+    /// prepares every function (builds, dependencies, warm environments), so
+    /// that once this returns, requests are served at once.
     pub async fn bind(app: App) -> anyhow::Result<Server> {
         let gateway = TcpListener::bind(app.server.listen)
             .await
@@ -56,10 +60,15 @@ impl Server {
                     app.server.admin_listen
                 )
             })?;
+        let admin_url = format!("http://{}", admin.local_addr()?);
+        let functions = Runtime::start(&app, vec![("STRATUS_ADMIN_URL".into(), admin_url)])
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
         Ok(Server {
             app: Arc::new(app),
             gateway,
             admin,
+            functions,
         })
     }
 
@@ -81,13 +90,16 @@ impl Server {
         let ready = Arc::new(AtomicBool::new(true));
         let grace = self.app.server.shutdown_grace;
 
-        let functions = Runtime::start(&self.app, Vec::new())
-            .await
-            .map_err(|e| anyhow::anyhow!(e))?;
+        let functions = self.functions.clone();
         let gateway = Gateway::new(&self.app, functions.clone());
         let gateway_task =
             tokio::spawn(serve_gateway(self.gateway, gateway, stop_rx.clone(), grace));
-        let admin_task = tokio::spawn(serve_admin(self.admin, ready.clone(), stop_rx));
+        let admin_state = admin::AdminState {
+            ready: ready.clone(),
+            functions: functions.clone(),
+            region: self.app.server.region.clone(),
+        };
+        let admin_task = tokio::spawn(serve_admin(self.admin, admin_state, stop_rx));
 
         shutdown.await;
         tracing::info!("shutting down: no new connections; in-flight requests have {grace:?}");
@@ -156,28 +168,10 @@ async fn serve_gateway(
 
 async fn serve_admin(
     listener: TcpListener,
-    ready: Arc<AtomicBool>,
+    state: admin::AdminState,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let router = axum::Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let ready = ready.load(Ordering::SeqCst);
-                async move {
-                    if ready {
-                        (axum::http::StatusCode::OK, "ready\n")
-                    } else {
-                        (
-                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                            "shutting down\n",
-                        )
-                    }
-                }
-            }),
-        );
-    axum::serve(listener, router)
+    axum::serve(listener, admin::router(state))
         .with_graceful_shutdown(stopped(stop))
         .await
         .context("admin listener")

@@ -33,12 +33,18 @@ impl TestServer {
 
     /// Like `start`, with extra files `(relative path, contents)` written first.
     pub async fn start_with_files(toml: &str, files: &[(&str, &str)]) -> TestServer {
+        Self::start_full("", toml, files).await
+    }
+
+    /// The most general form: `server` holds extra `[server]` keys.
+    pub async fn start_full(server: &str, toml: &str, files: &[(&str, &str)]) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         for (rel, text) in files {
             write_file(dir.path(), rel, text);
         }
-        let text =
-            format!("[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n{toml}");
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{server}\n\n{toml}"
+        );
         write_file(dir.path(), "stratus.toml", &text);
         let app = stratus_config::load(dir.path())
             .unwrap_or_else(|e| panic!("test project is invalid:\n{e}"));
@@ -91,12 +97,18 @@ impl Drop for TestServer {
     }
 }
 
+/// Writes a file, creating its directory; a file named `bootstrap` is
+/// made executable, as a `provided` function needs.
 pub fn write_file(dir: &Path, rel: &str, text: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
     let path = dir.join(rel);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).expect("create dir");
     }
     std::fs::write(&path, text).expect("write file");
+    if path.file_name().is_some_and(|n| n == "bootstrap") {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
     path
 }
 

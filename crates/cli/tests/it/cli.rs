@@ -108,15 +108,26 @@ fn init_writes_a_project_that_validates_and_refuses_to_overwrite() {
     assert!(err.contains("already exists"), "{err}");
 }
 
-/// The example project, served by the binary, answers its routes as configured.
+/// The example project, served by the binary, answers its routes as configured:
+/// mock, proxy, and a Python, a Node and a Rust function.
 #[tokio::test]
 async fn serve_answers_the_example_routes() {
     let dir = tempfile::tempdir().unwrap();
     let (gw, admin) = (free_port(), free_port());
-    let text = std::fs::read_to_string(example().join("stratus.toml"))
+    let example = example().canonicalize().unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/stratus-test-data");
+    let text = std::fs::read_to_string(example.join("stratus.toml"))
         .unwrap()
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{gw}"))
-        .replace("127.0.0.1:8081", &format!("127.0.0.1:{admin}"));
+        .replace("127.0.0.1:8081", &format!("127.0.0.1:{admin}"))
+        .replace(
+            "code = \"functions/",
+            &format!("code = \"{}/functions/", example.display()),
+        )
+        .replace(
+            "[server]\n",
+            &format!("[server]\ndata_dir = {:?}\n", data.display().to_string()),
+        );
     write_file(dir.path(), "stratus.toml", &text);
     let s = Serving::start(dir.path());
     let get = |p: &str| {
@@ -129,9 +140,21 @@ async fn serve_answers_the_example_routes() {
     assert_eq!(get("/ping").await, (200, "pong".into()));
     assert_eq!(get("/health").await, (200, "ok\n".into()));
     assert_eq!(get("/shop/prod/status").await, (200, "ready\n".into()));
-    assert_eq!(get("/shop/prod/items/9").await, (200, "an item".into()));
+    assert_eq!(get("/shop/prod/static/9").await, (200, "an item".into()));
     assert_eq!(get("/shop/prod/nope").await.0, 403);
     assert_eq!(get("/missing").await.0, 404);
+    for (path, runtime, name) in [
+        ("/hello/py", "python", "py"),
+        ("/node/js", "node", "js"),
+        ("/rust/rs", "rust", "rs"),
+        ("/shop/prod/items/7", "python", "7"),
+    ] {
+        let (status, body) = get(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["runtime"], runtime, "{path}");
+        assert_eq!(v["message"], format!("hello, {name}"), "{path}");
+    }
     let health = reqwest::get(format!("http://{}/healthz", s.admin))
         .await
         .unwrap();

@@ -2,6 +2,8 @@
 //! real HTTP clients, and the real `stratus` binary for CLI behaviour.
 
 mod cli;
+mod functions;
+mod invoke_api;
 mod proxy;
 mod shutdown;
 mod support;

@@ -42,10 +42,18 @@ impl Serving {
         });
         let mut gateway = None;
         let mut admin = None;
+        let mut seen = Vec::new();
         while gateway.is_none() || admin.is_none() {
+            // Generous: the first start may build the project's Rust functions.
             let line = rx
-                .recv_timeout(Duration::from_secs(30))
-                .expect("stratus serve printed its listen addresses");
+                .recv_timeout(Duration::from_secs(600))
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "stratus serve printed no listen addresses ({e}); it said:\n{}",
+                        seen.join("\n")
+                    )
+                });
+            seen.push(line.clone());
             let addr =
                 |l: &str| -> Option<SocketAddr> { l.split("http://").nth(1)?.trim().parse().ok() };
             if line.contains("gateway listening on") {

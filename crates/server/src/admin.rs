@@ -1,0 +1,203 @@
+//! The admin listener's routes: health, readiness, and the Lambda Invoke
+//! API (`POST /2015-03-31/functions/{name}/invocations`), which is what
+//! `aws lambda invoke --endpoint-url` and boto3's `lambda` client call.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use stratus_runtime::{InvokeError, InvokeRequest, Runtime};
+
+/// Asynchronous (`Event`) payload limit.
+const MAX_ASYNC_PAYLOAD: usize = 256 * 1024;
+
+#[derive(Clone)]
+pub(crate) struct AdminState {
+    pub(crate) ready: Arc<AtomicBool>,
+    pub(crate) functions: Runtime,
+    pub(crate) region: String,
+}
+
+pub(crate) fn router(state: AdminState) -> axum::Router {
+    axum::Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            stratus_runtime::MAX_SYNC_PAYLOAD + 1,
+        ))
+        .with_state(state)
+}
+
+async fn readyz(State(s): State<AdminState>) -> Response {
+    if s.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    }
+}
+
+/// An error as the Lambda API sends it: the type in `x-amzn-ErrorType`, the
+/// message in the body.
+fn lambda_error(status: StatusCode, error_type: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "Type": "User", "message": message, "Message": message });
+    let mut resp = (status, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(error_type) {
+        resp.headers_mut().insert("x-amzn-ErrorType", v);
+    }
+    resp
+}
+
+/// `name`, `name:qualifier` or a function ARN → the function's name.
+fn function_name(raw: &str) -> &str {
+    let name = raw
+        .strip_prefix("arn:aws:lambda:")
+        .and_then(|rest| rest.split(":function:").nth(1))
+        .unwrap_or(raw);
+    name.split(':').next().unwrap_or(name)
+}
+
+fn header<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn invoke(
+    State(s): State<AdminState>,
+    Path(raw_name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let name = function_name(&raw_name).to_owned();
+    let arn = format!(
+        "arn:aws:lambda:{}:{}:function:{name}",
+        s.region,
+        stratus_runtime::ACCOUNT_ID
+    );
+    if !s.functions.has_function(&name) {
+        return lambda_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            &format!("Function not found: {arn}"),
+        );
+    }
+    let payload = if body.is_empty() {
+        Bytes::from_static(b"{}")
+    } else {
+        body
+    };
+    if serde_json::from_slice::<serde::de::IgnoredAny>(&payload).is_err() {
+        return lambda_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestContentException",
+            "Could not parse request body into json: Unexpected character",
+        );
+    }
+    let client_context = header(&headers, "x-amz-client-context").and_then(|c| {
+        let raw = base64::engine::general_purpose::STANDARD.decode(c).ok()?;
+        String::from_utf8(raw).ok()
+    });
+    let request = InvokeRequest {
+        payload,
+        client_context,
+        cognito_identity: None,
+        tail_logs: header(&headers, "x-amz-log-type") == Some("Tail"),
+    };
+
+    match header(&headers, "x-amz-invocation-type").unwrap_or("RequestResponse") {
+        "DryRun" => StatusCode::NO_CONTENT.into_response(),
+        "Event" => {
+            if request.payload.len() > MAX_ASYNC_PAYLOAD {
+                return lambda_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "RequestTooLargeException",
+                    &format!("Request must be smaller than {MAX_ASYNC_PAYLOAD} bytes for the InvokeAsync operation"),
+                );
+            }
+            let functions = s.functions.clone();
+            let id = uuid::Uuid::new_v4().to_string();
+            tokio::spawn(async move {
+                // Lambda queues asynchronous events; here each runs at once,
+                // and a refused one is logged (retries arrive with queues).
+                match functions.invoke(&name, request).await {
+                    Ok(r) => {
+                        if let Err(e) = r.result {
+                            tracing::warn!(function = %name, "asynchronous invocation failed: {}: {}", e.error_type, e.message());
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(function = %name, "asynchronous invocation refused: {e}")
+                    }
+                }
+            });
+            let mut resp = StatusCode::ACCEPTED.into_response();
+            if let Ok(v) = HeaderValue::from_str(&id) {
+                resp.headers_mut().insert("x-amzn-RequestId", v);
+            }
+            resp
+        }
+        "RequestResponse" => match s.functions.invoke(&name, request).await {
+            Err(InvokeError::NotFound(_)) => lambda_error(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFoundException",
+                &format!("Function not found: {arn}"),
+            ),
+            Err(InvokeError::TooManyRequests) => lambda_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequestsException",
+                "Rate Exceeded.",
+            ),
+            Err(e @ InvokeError::PayloadTooLarge) => lambda_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestTooLargeException",
+                &e.to_string(),
+            ),
+            Err(e @ InvokeError::Start(_)) => {
+                lambda_error(StatusCode::BAD_GATEWAY, "ServiceException", &e.to_string())
+            }
+            Ok(out) => {
+                let (body, failed) = match out.result {
+                    Ok(b) => (b, false),
+                    Err(e) => (e.body, true),
+                };
+                let mut resp = (StatusCode::OK, body).into_response();
+                let h = resp.headers_mut();
+                h.insert("content-type", HeaderValue::from_static("application/json"));
+                h.insert(
+                    "x-amz-executed-version",
+                    HeaderValue::from_static("$LATEST"),
+                );
+                if let Ok(v) = HeaderValue::from_str(&out.request_id) {
+                    h.insert("x-amzn-RequestId", v);
+                }
+                if failed {
+                    h.insert(
+                        "x-amz-function-error",
+                        HeaderValue::from_static("Unhandled"),
+                    );
+                }
+                if let Some(tail) = out.log_tail {
+                    // The last 4 KB, as Lambda returns them.
+                    let bytes = tail.as_bytes();
+                    let start = bytes.len().saturating_sub(4096);
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes[start..]);
+                    if let Ok(v) = HeaderValue::from_str(&encoded) {
+                        h.insert("x-amz-log-result", v);
+                    }
+                }
+                resp
+            }
+        },
+        other => lambda_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterValueException",
+            &format!(
+                "Unsupported invocation type {other:?}: expected RequestResponse, Event or DryRun"
+            ),
+        ),
+    }
+}
