@@ -1,24 +1,48 @@
-//! `stratus init DIR`: a starter project that `stratus serve` runs as is.
+//! `stratus init DIR [--template T]`: a starter project that `stratus serve`
+//! runs as is, one template per language.
 
 use std::path::Path;
 
 use anyhow::{bail, Context as _};
+use clap::ValueEnum;
 
-/// The starter's files: (path relative to DIR, contents).
-const FILES: &[(&str, &str)] = &[
-    (
-        "stratus.toml",
-        include_str!("../templates/starter/stratus.toml"),
-    ),
-    ("README.md", include_str!("../templates/starter/README.md")),
-];
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum Template {
+    /// A Python function behind an HTTP API route.
+    Python,
+    /// A Node.js function behind an HTTP API route.
+    Node,
+    /// A Rust function (lambda_http), built by Stratus with cargo.
+    Rust,
+    /// Mock and proxy routes only, no function.
+    Mock,
+}
 
-pub(crate) fn write(dir: &Path) -> anyhow::Result<()> {
+type Files = &'static [(&'static str, &'static str)];
+
+macro_rules! template {
+    ($dir:literal: $($file:literal),+ $(,)?) => {
+        &[$(($file, include_str!(concat!("../templates/", $dir, "/", $file)))),+]
+    };
+}
+
+impl Template {
+    fn files(self) -> Files {
+        match self {
+            Template::Python => template!("python": "stratus.toml", "README.md", "functions/hello/app.py"),
+            Template::Node => template!("node": "stratus.toml", "README.md", "functions/hello/index.mjs"),
+            Template::Rust => template!("rust": "stratus.toml", "README.md", "functions/hello/Cargo.toml", "functions/hello/src/main.rs"),
+            Template::Mock => template!("mock": "stratus.toml", "README.md"),
+        }
+    }
+}
+
+pub(crate) fn write(dir: &Path, template: Template) -> anyhow::Result<()> {
     let project = dir.join(stratus_config::FILE_NAME);
     if project.exists() {
         bail!("{} already exists; not overwriting it", project.display());
     }
-    for (rel, text) in FILES {
+    for (rel, text) in template.files() {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
@@ -26,7 +50,7 @@ pub(crate) fn write(dir: &Path) -> anyhow::Result<()> {
         }
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    println!("created a Stratus project in {}", dir.display());
+    println!("created a Stratus project ({template:?}) in {}", dir.display());
     println!("next: stratus serve {}", dir.display());
     Ok(())
 }

@@ -52,7 +52,12 @@ enum Command {
         path: PathBuf,
     },
     /// Write a starter project into DIR.
-    Init { dir: PathBuf },
+    Init {
+        dir: PathBuf,
+        /// What the project starts with.
+        #[arg(long, value_enum, default_value_t = init::Template::Python)]
+        template: init::Template,
+    },
     /// Call a function once; print its result (stdout) and its logs (stderr).
     ///
     /// Goes through the running server when one answers on the project's
@@ -85,7 +90,9 @@ fn main() -> ExitCode {
             );
         }),
         Command::Routes { path } => load(&path).map(|app| print!("{}", routes_table(&app))),
-        Command::Init { dir } => init::write(&dir).map_err(|e| eprintln!("error: {e:#}")),
+        Command::Init { dir, template } => {
+            init::write(&dir, template).map_err(|e| eprintln!("error: {e:#}"))
+        }
         Command::Invoke {
             function,
             payload,

@@ -96,16 +96,31 @@ fn routes_prints_a_table() {
 }
 
 #[test]
-fn init_writes_a_project_that_validates_and_refuses_to_overwrite() {
+fn init_writes_a_project_per_template_that_validates_and_refuses_to_overwrite() {
     let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("app");
-    let (ok, _, err) = run(&["init", target.to_str().unwrap()]);
-    assert!(ok, "{err}");
-    let (ok, _, err) = run(&["validate", target.to_str().unwrap()]);
-    assert!(ok, "{err}");
-    let (ok, _, err) = run(&["init", target.to_str().unwrap()]);
+    for template in ["python", "node", "rust", "mock"] {
+        let target = dir.path().join(template);
+        let (ok, _, err) = run(&["init", target.to_str().unwrap(), "--template", template]);
+        assert!(ok, "{template}: {err}");
+        let (ok, out, err) = run(&["validate", target.to_str().unwrap()]);
+        assert!(ok, "{template}: {err}");
+        let functions = if template == "mock" { "0 functions" } else { "1 functions" };
+        assert!(out.contains(functions), "{template}: {out}");
+    }
+    let python = dir.path().join("python");
+    let (ok, _, err) = run(&["init", python.to_str().unwrap()]);
     assert!(!ok);
     assert!(err.contains("already exists"), "{err}");
+    // The Python template's function runs as written.
+    let (ok, out, err) = run(&[
+        "invoke",
+        "hello",
+        "--payload",
+        r#"{"pathParameters": {"name": "init"}}"#,
+        python.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains(r#"hello, init"#), "{out}");
 }
 
 /// The example project, served by the binary, answers its routes as configured:
