@@ -29,9 +29,15 @@ macro_rules! template {
 impl Template {
     fn files(self) -> Files {
         match self {
-            Template::Python => template!("python": "stratus.toml", "README.md", "functions/hello/app.py"),
-            Template::Node => template!("node": "stratus.toml", "README.md", "functions/hello/index.mjs"),
-            Template::Rust => template!("rust": "stratus.toml", "README.md", "functions/hello/Cargo.toml", "functions/hello/src/main.rs"),
+            Template::Python => {
+                template!("python": "stratus.toml", "README.md", "functions/hello/app.py")
+            }
+            Template::Node => {
+                template!("node": "stratus.toml", "README.md", "functions/hello/index.mjs")
+            }
+            Template::Rust => {
+                template!("rust": "stratus.toml", "README.md", "functions/hello/Cargo.toml", "functions/hello/src/main.rs")
+            }
             Template::Mock => template!("mock": "stratus.toml", "README.md"),
         }
     }
@@ -50,7 +56,10 @@ pub(crate) fn write(dir: &Path, template: Template) -> anyhow::Result<()> {
         }
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    println!("created a Stratus project ({template:?}) in {}", dir.display());
+    println!(
+        "created a Stratus project ({template:?}) in {}",
+        dir.display()
+    );
     println!("next: stratus serve {}", dir.display());
     Ok(())
 }

@@ -104,7 +104,11 @@ fn init_writes_a_project_per_template_that_validates_and_refuses_to_overwrite() 
         assert!(ok, "{template}: {err}");
         let (ok, out, err) = run(&["validate", target.to_str().unwrap()]);
         assert!(ok, "{template}: {err}");
-        let functions = if template == "mock" { "0 functions" } else { "1 functions" };
+        let functions = if template == "mock" {
+            "0 functions"
+        } else {
+            "1 functions"
+        };
         assert!(out.contains(functions), "{template}: {out}");
     }
     let python = dir.path().join("python");
