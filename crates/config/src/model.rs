@@ -32,7 +32,20 @@ pub struct Server {
     pub data_dir: PathBuf,
     /// The AWS region functions are told they run in.
     pub region: String,
+    /// What SigV4-signed management calls (`@connections`) must be signed
+    /// with; functions receive them as `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+    pub credentials: Credentials,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+/// Local-use defaults, documented in docs/config.md.
+pub const DEFAULT_ACCESS_KEY_ID: &str = "stratus";
+pub const DEFAULT_SECRET_ACCESS_KEY: &str = "stratus-local-secret";
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8081";
@@ -109,8 +122,92 @@ pub struct Api {
     pub base_path: String,
     pub stages: Vec<Stage>,
     pub routes: Vec<Route>,
-    /// WebSocket APIs only.
-    pub route_selection: Option<String>,
+    /// WebSocket APIs only: the parsed route selection expression.
+    pub route_selection: Option<SelectionExpr>,
+    /// WebSocket APIs: a connection with no message for this long is closed.
+    pub idle_timeout: Duration,
+    /// WebSocket APIs: a connection is closed after this long in any case.
+    pub max_lifetime: Duration,
+}
+
+pub const DEFAULT_WS_IDLE_TIMEOUT_SECS: u64 = 600;
+pub const DEFAULT_WS_MAX_LIFETIME_SECS: u64 = 7200;
+
+/// A route selection expression, parsed once at load:
+/// `$request.body.a.b`, or a template such as
+/// `${request.body.service}/${request.body.action}` (`\$` is a literal `$`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectionExpr {
+    pub source: String,
+    pub parts: Vec<SelectionPart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SelectionPart {
+    Literal(String),
+    /// A dotted path into the JSON body.
+    Body(Vec<String>),
+}
+
+impl SelectionExpr {
+    pub fn parse(source: &str) -> Result<SelectionExpr, String> {
+        let path = |p: &str| -> Result<Vec<String>, String> {
+            let parts: Vec<String> = p.split('.').map(str::to_owned).collect();
+            if parts.iter().any(String::is_empty) {
+                return Err(format!("{source:?}: empty segment in body path {p:?}"));
+            }
+            if p.contains(['$', '{', '}']) {
+                return Err(format!(
+                    "{source:?}: body path {p:?} holds '$', '{{' or '}}'"
+                ));
+            }
+            Ok(parts)
+        };
+        if let Some(p) = source.strip_prefix("$request.body.") {
+            return Ok(SelectionExpr {
+                source: source.to_owned(),
+                parts: vec![SelectionPart::Body(path(p)?)],
+            });
+        }
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut rest = source;
+        while !rest.is_empty() {
+            if let Some(r) = rest.strip_prefix("\\$") {
+                literal.push('$');
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix("${") {
+                let close = r
+                    .find('}')
+                    .ok_or_else(|| format!("{source:?}: unclosed ${{"))?;
+                let inner = &r[..close];
+                let body = inner.strip_prefix("request.body.").ok_or_else(|| {
+                    format!("{source:?}: ${{{inner}}} is not ${{request.body.<path>}}")
+                })?;
+                if !literal.is_empty() {
+                    parts.push(SelectionPart::Literal(std::mem::take(&mut literal)));
+                }
+                parts.push(SelectionPart::Body(path(body)?));
+                rest = &r[close + 1..];
+            } else {
+                let ch = rest.chars().next().expect("not empty");
+                literal.push(ch);
+                rest = &rest[ch.len_utf8()..];
+            }
+        }
+        if !literal.is_empty() {
+            parts.push(SelectionPart::Literal(literal));
+        }
+        if !parts.iter().any(|p| matches!(p, SelectionPart::Body(_))) {
+            return Err(format!(
+                "{source:?} selects nothing: expected $request.body.<path> or a template with ${{request.body.<path>}}"
+            ));
+        }
+        Ok(SelectionExpr {
+            source: source.to_owned(),
+            parts,
+        })
+    }
 }
 
 pub const DEFAULT_STAGE: &str = "$default";

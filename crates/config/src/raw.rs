@@ -28,6 +28,14 @@ pub(crate) struct RawServer {
     pub(crate) shutdown_grace: Option<Spanned<i64>>,
     pub(crate) data_dir: Option<Spanned<String>>,
     pub(crate) region: Option<Spanned<String>>,
+    pub(crate) credentials: Option<Spanned<RawCredentials>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCredentials {
+    pub(crate) access_key_id: Spanned<String>,
+    pub(crate) secret_access_key: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,6 +69,8 @@ pub(crate) struct RawApi {
     pub(crate) base_path: Option<Spanned<String>>,
     pub(crate) stages: Option<BTreeMap<String, Spanned<RawStage>>>,
     pub(crate) route_selection: Option<Spanned<String>>,
+    pub(crate) idle_timeout: Option<Spanned<i64>>,
+    pub(crate) max_lifetime: Option<Spanned<i64>>,
     #[serde(default)]
     pub(crate) routes: BTreeMap<String, Spanned<RawRoute>>,
 }

@@ -72,3 +72,29 @@ fn listener_clash_is_reported() {
 fn port_zero_on_both_listeners_is_not_a_clash() {
     load("[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n").unwrap();
 }
+
+#[test]
+fn selection_expressions_parse_once_into_parts() {
+    use SelectionPart::*;
+    let e = SelectionExpr::parse("$request.body.a.b").unwrap();
+    assert_eq!(e.parts, [Body(vec!["a".into(), "b".into()])]);
+    let e = SelectionExpr::parse(r"${request.body.service}/\$${request.body.action}!").unwrap();
+    assert_eq!(
+        e.parts,
+        [
+            Body(vec!["service".into()]),
+            Literal("/$".into()),
+            Body(vec!["action".into()]),
+            Literal("!".into()),
+        ]
+    );
+    for bad in [
+        "action",
+        "$request.body.",
+        "${request.body.a",
+        "${request.header.x}",
+        "$request.body.a..b",
+    ] {
+        assert!(SelectionExpr::parse(bad).is_err(), "{bad}");
+    }
+}

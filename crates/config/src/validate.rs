@@ -157,12 +157,38 @@ fn server(c: &mut Checker<'_>, raw: &RawServer, project_dir: &Path) -> Server {
             r.get_ref().clone()
         }
     };
+    let credentials = match &raw.credentials {
+        None => Credentials {
+            access_key_id: DEFAULT_ACCESS_KEY_ID.to_owned(),
+            secret_access_key: DEFAULT_SECRET_ACCESS_KEY.to_owned(),
+        },
+        Some(cred) => {
+            let cr = cred.get_ref();
+            for (v, key) in [
+                (&cr.access_key_id, "access_key_id"),
+                (&cr.secret_access_key, "secret_access_key"),
+            ] {
+                if v.get_ref().is_empty() || v.get_ref().chars().any(char::is_whitespace) {
+                    c.err(
+                        v,
+                        &["server", "credentials", key],
+                        "must be non-empty, without spaces",
+                    );
+                }
+            }
+            Credentials {
+                access_key_id: cr.access_key_id.get_ref().clone(),
+                secret_access_key: cr.secret_access_key.get_ref().clone(),
+            }
+        }
+    };
     Server {
         listen,
         admin_listen,
         shutdown_grace: Duration::from_secs(grace as u64),
         data_dir,
         region,
+        credentials,
     }
 }
 
@@ -440,19 +466,17 @@ fn api(
     }
 
     let route_selection = match (&a.route_selection, kind) {
-        (None, ApiKind::WebSocket) => Some("$request.body.action".to_owned()),
-        (None, _) => None,
-        (Some(s), ApiKind::WebSocket) => {
-            let e = s.get_ref();
-            if !(e.starts_with("$request.body.") || e.contains("${request.body.")) {
-                c.err(
-                    s,
-                    &["apis", name, "route_selection"],
-                    format!("{e:?} is not a route selection expression: expected $request.body.<path> or a template with ${{request.body.<path>}}"),
-                );
-            }
-            Some(e.clone())
+        (None, ApiKind::WebSocket) => {
+            Some(SelectionExpr::parse("$request.body.action").expect("the default parses"))
         }
+        (None, _) => None,
+        (Some(s), ApiKind::WebSocket) => match SelectionExpr::parse(s.get_ref()) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                c.err(s, &["apis", name, "route_selection"], e);
+                None
+            }
+        },
         (Some(s), _) => {
             c.err(
                 s,
@@ -494,6 +518,33 @@ fn api(
         }
     }
 
+    let mut ws_seconds = |v: &Option<Spanned<i64>>, key: &str, max: i64, default: u64| {
+        if v.is_some() && kind != ApiKind::WebSocket {
+            if let Some(s) = v {
+                c.err(
+                    s,
+                    &["apis", name, key],
+                    format!("{key} applies to websocket APIs only"),
+                );
+            }
+        }
+        Duration::from_secs(
+            c.ranged(v, &["apis", name, key], 1..=max, "seconds", default as i64) as u64,
+        )
+    };
+    let idle_timeout = ws_seconds(
+        &a.idle_timeout,
+        "idle_timeout",
+        86_400,
+        DEFAULT_WS_IDLE_TIMEOUT_SECS,
+    );
+    let max_lifetime = ws_seconds(
+        &a.max_lifetime,
+        "max_lifetime",
+        7 * 86_400,
+        DEFAULT_WS_MAX_LIFETIME_SECS,
+    );
+
     Api {
         name: name.to_owned(),
         kind,
@@ -501,6 +552,8 @@ fn api(
         stages,
         routes,
         route_selection,
+        idle_timeout,
+        max_lifetime,
     }
 }
 
