@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod proxy;
 mod router;
+mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +24,10 @@ use stratus_runtime::{ErrorKind, InvokeError, InvokeRequest, Runtime};
 use tokio::time::Instant;
 
 pub use error::GatewayError;
+pub use websocket::{
+    ConnectionInfo, ConnectionRegistry, LocalConnection, LocalRegistry, Outbound, SendError,
+    WebSockets, MAX_FRAME, MAX_MESSAGE,
+};
 
 use router::{Lookup, RouteTable};
 
@@ -44,6 +49,7 @@ struct Inner {
     table: RouteTable,
     proxy: proxy::Proxy,
     functions: Runtime,
+    websockets: Arc<WebSockets>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -59,9 +65,15 @@ impl Gateway {
             inner: Arc::new(Inner {
                 table: RouteTable::new(app),
                 proxy: proxy::Proxy::new(),
+                websockets: Arc::new(WebSockets::new(app, functions.clone())),
                 functions,
             }),
         }
+    }
+
+    /// The WebSocket APIs' connections, for the `@connections` API and shutdown.
+    pub fn websockets(&self) -> Arc<WebSockets> {
+        self.inner.websockets.clone()
     }
 
     /// Serves one request. The phases, in the order API Gateway applies them:
@@ -80,6 +92,41 @@ impl Gateway {
         let request_id = uuid::Uuid::new_v4().to_string();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
+
+        // A WebSocket API stage is served at exactly its mount path.
+        if let Some((api, stage)) = self.inner.websockets.mount(&path) {
+            let (api, stage) = (api.clone(), stage.clone());
+            let upgrade = req
+                .headers()
+                .get(header::UPGRADE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+            let mut resp = if upgrade && method == http::Method::GET {
+                self.inner
+                    .websockets
+                    .upgrade(req, api.clone(), stage.clone(), remote, &request_id)
+                    .await
+            } else {
+                error::json_message(StatusCode::UPGRADE_REQUIRED, "Upgrade Required")
+            };
+            if let Ok(v) = HeaderValue::from_str(&request_id) {
+                resp.headers_mut().insert("x-amzn-requestid", v);
+            }
+            RequestServed {
+                request_id: &request_id,
+                api: &api.name,
+                stage: &stage.name,
+                route: "$connect",
+                method: method.as_str(),
+                path: &path,
+                remote,
+                status: resp.status(),
+                latency: started.elapsed(),
+                error: None,
+            }
+            .emit();
+            return resp;
+        }
 
         let lookup = self.inner.table.lookup(&method, &path);
         let kind = match &lookup {
@@ -255,6 +302,12 @@ fn collect_limited(
         }
         Ok(buf.freeze())
     }
+}
+
+pub(crate) fn empty_body() -> Body {
+    http_body_util::Empty::<Bytes>::new()
+        .map_err(Into::into)
+        .boxed()
 }
 
 fn mock_response(m: &Mock) -> Response<Body> {

@@ -21,6 +21,8 @@ pub(crate) struct AdminState {
     pub(crate) ready: Arc<AtomicBool>,
     pub(crate) functions: Runtime,
     pub(crate) region: String,
+    pub(crate) websockets: Arc<stratus_gateway::WebSockets>,
+    pub(crate) credentials: stratus_config::Credentials,
 }
 
 pub(crate) fn router(state: AdminState) -> axum::Router {
@@ -28,6 +30,12 @@ pub(crate) fn router(state: AdminState) -> axum::Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+        .route(
+            "/ws/{api}/{stage}/@connections/{id}",
+            get(crate::connections::handle)
+                .post(crate::connections::handle)
+                .delete(crate::connections::handle),
+        )
         .layer(axum::extract::DefaultBodyLimit::max(
             stratus_runtime::MAX_SYNC_PAYLOAD + 1,
         ))

@@ -9,6 +9,7 @@
 //! gateway's job.
 
 mod admin;
+mod connections;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -61,7 +62,18 @@ impl Server {
                 )
             })?;
         let admin_url = format!("http://{}", admin.local_addr()?);
-        let functions = Runtime::start(&app, vec![("STRATUS_ADMIN_URL".into(), admin_url)])
+        // What every function needs to call back: the admin endpoint and
+        // credentials its SDK signs with.
+        let creds = &app.server.credentials;
+        let env = vec![
+            ("STRATUS_ADMIN_URL".into(), admin_url),
+            ("AWS_ACCESS_KEY_ID".into(), creds.access_key_id.clone()),
+            (
+                "AWS_SECRET_ACCESS_KEY".into(),
+                creds.secret_access_key.clone(),
+            ),
+        ];
+        let functions = Runtime::start(&app, env)
             .await
             .map_err(|e| anyhow::anyhow!(e))?;
         Ok(Server {
@@ -92,12 +104,15 @@ impl Server {
 
         let functions = self.functions.clone();
         let gateway = Gateway::new(&self.app, functions.clone());
+        let websockets = gateway.websockets();
         let gateway_task =
             tokio::spawn(serve_gateway(self.gateway, gateway, stop_rx.clone(), grace));
         let admin_state = admin::AdminState {
             ready: ready.clone(),
             functions: functions.clone(),
             region: self.app.server.region.clone(),
+            websockets: websockets.clone(),
+            credentials: self.app.server.credentials.clone(),
         };
         let admin_task = tokio::spawn(serve_admin(self.admin, admin_state, stop_rx));
 
@@ -105,6 +120,13 @@ impl Server {
         tracing::info!("shutting down: no new connections; in-flight requests have {grace:?}");
         ready.store(false, Ordering::SeqCst);
         let _ = stop_tx.send(true);
+        // WebSocket connections are closed (1001) and their $disconnect run
+        // while the function runtime is still up.
+        let open = websockets.registry().local().len();
+        if open > 0 {
+            tracing::info!("closing {open} WebSocket connections");
+        }
+        websockets.shutdown(grace).await;
         gateway_task.await.context("gateway task")?;
         admin_task.await.context("admin task")??;
         functions.shutdown();

@@ -1,0 +1,234 @@
+//! The `@connections` management API of WebSocket APIs, as API Gateway's
+//! `execute-api` endpoint has it, at `/ws/{api}/{stage}/@connections/{id}`
+//! on the admin listener: `POST` sends data, `GET` describes, `DELETE`
+//! closes. Requests must be SigV4-signed (service `execute-api`) with the
+//! project's credentials, so boto3's `apigatewaymanagementapi` client works
+//! with `endpoint_url` set to `http://{admin}/ws/{api}/{stage}`.
+
+use std::time::{Duration, SystemTime};
+
+use aws_sigv4::http_request::{
+    sign, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+};
+use aws_sigv4::sign::v4;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use stratus_config::Credentials;
+use stratus_gateway::{ConnectionInfo, Outbound, SendError};
+
+use crate::admin::AdminState;
+
+/// How far a request's `X-Amz-Date` may be from now (AWS: 15 minutes).
+const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
+
+fn error(status: StatusCode, error_type: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "message": message });
+    let mut resp = (status, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(error_type) {
+        resp.headers_mut().insert("x-amzn-ErrorType", v);
+    }
+    resp
+}
+
+fn gone(id: &str) -> Response {
+    error(
+        StatusCode::GONE,
+        "GoneException",
+        &format!("Connection {id} is gone"),
+    )
+}
+
+pub(crate) async fn handle(
+    State(s): State<AdminState>,
+    Path((api, stage, id)): Path<(String, String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(why) = verify(&s.credentials, &method, &uri, &headers, &body) {
+        tracing::warn!("@connections request refused: {why}");
+        return error(StatusCode::FORBIDDEN, "ForbiddenException", &why);
+    }
+    let ws = s.websockets.clone();
+    if !ws.find(&api, &stage) {
+        return error(
+            StatusCode::NOT_FOUND,
+            "NotFoundException",
+            &format!("No WebSocket API {api:?} with stage {stage:?}"),
+        );
+    }
+    let registry = ws.registry();
+    // A connection of another API or stage is not visible here.
+    let info = registry
+        .info(&id)
+        .await
+        .filter(|i| i.api == api && i.stage == stage);
+    let Some(info) = info else {
+        return gone(&id);
+    };
+    match method {
+        Method::POST => {
+            let msg = match String::from_utf8(body.to_vec()) {
+                Ok(text) => Outbound::Text(text),
+                Err(_) => Outbound::Binary(body),
+            };
+            match registry.send(&id, msg).await {
+                Ok(()) => StatusCode::OK.into_response(),
+                Err(SendError::Gone) => gone(&id),
+                Err(SendError::TooSlow) => gone(&id),
+            }
+        }
+        Method::GET => axum::Json(describe(&info)).into_response(),
+        Method::DELETE => {
+            let close = Outbound::Close {
+                code: 1000,
+                reason: "Closed by the server".into(),
+            };
+            match registry.send(&id, close).await {
+                Ok(()) | Err(SendError::TooSlow) => StatusCode::NO_CONTENT.into_response(),
+                Err(SendError::Gone) => gone(&id),
+            }
+        }
+        _ => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "use POST, GET or DELETE",
+        ),
+    }
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+fn describe(i: &ConnectionInfo) -> serde_json::Value {
+    serde_json::json!({
+        "connectedAt": iso(i.connected_at),
+        "identity": { "sourceIp": i.source_ip, "userAgent": i.user_agent },
+        "lastActiveAt": iso(i.last_active_at),
+    })
+}
+
+/// Checks a SigV4 `Authorization` header by signing the same request again
+/// (with `aws-sigv4`, as the SDKs do) and comparing the signatures.
+fn verify(
+    creds: &Credentials,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), String> {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .ok_or("missing Authentication Token")?;
+    let rest = auth
+        .strip_prefix("AWS4-HMAC-SHA256 ")
+        .ok_or("only AWS4-HMAC-SHA256 signatures are accepted")?;
+    let mut credential = None;
+    let mut signed_headers = None;
+    let mut signature = None;
+    for part in rest.split(',').map(str::trim) {
+        if let Some(v) = part.strip_prefix("Credential=") {
+            credential = Some(v);
+        } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
+            signed_headers = Some(v);
+        } else if let Some(v) = part.strip_prefix("Signature=") {
+            signature = Some(v);
+        }
+    }
+    let (credential, signed_headers, signature) = match (credential, signed_headers, signature) {
+        (Some(c), Some(h), Some(s)) => (c, h, s),
+        _ => return Err("malformed Authorization header".into()),
+    };
+    // AKID/DATE/REGION/SERVICE/aws4_request
+    let scope: Vec<&str> = credential.split('/').collect();
+    let [key_id, _date, region, service, "aws4_request"] = scope[..] else {
+        return Err("malformed credential scope".into());
+    };
+    if key_id != creds.access_key_id {
+        return Err("The security token included in the request is invalid".into());
+    }
+    if service != "execute-api" {
+        return Err(format!("signed for service {service:?}, not execute-api"));
+    }
+    let amz_date = headers
+        .get("x-amz-date")
+        .and_then(|v| v.to_str().ok())
+        .ok_or("missing X-Amz-Date")?;
+    let when = chrono::NaiveDateTime::parse_from_str(amz_date, "%Y%m%dT%H%M%SZ")
+        .map_err(|_| "malformed X-Amz-Date")?
+        .and_utc();
+    let time = SystemTime::UNIX_EPOCH + Duration::from_secs(when.timestamp().max(0) as u64);
+    let skew = SystemTime::now()
+        .duration_since(time)
+        .or_else(|e| Ok::<_, ()>(e.duration()))
+        .unwrap_or_default();
+    if skew > MAX_SKEW {
+        return Err("Signature expired".into());
+    }
+
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .ok_or("missing Host")?;
+    let full_uri = format!(
+        "http://{host}{}",
+        uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    let names: Vec<&str> = signed_headers.split(';').collect();
+    let mut signed: Vec<(&str, &str)> = Vec::new();
+    for name in &names {
+        for v in headers.get_all(*name) {
+            signed.push((name, v.to_str().map_err(|_| "non-text signed header")?));
+        }
+    }
+    let identity = aws_credential_types::Credentials::new(
+        &creds.access_key_id,
+        &creds.secret_access_key,
+        None,
+        None,
+        "stratus.toml",
+    )
+    .into();
+    // SDKs differ on whether the path is encoded once or twice for
+    // execute-api; a signature that matches either is the client's.
+    for mode in [PercentEncodingMode::Double, PercentEncodingMode::Single] {
+        let mut settings = SigningSettings::default();
+        settings.percent_encoding_mode = mode;
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(region)
+            .name(service)
+            .time(time)
+            .settings(settings)
+            .build()
+            .map_err(|e| e.to_string())?
+            .into();
+        let request = SignableRequest::new(
+            method.as_str(),
+            full_uri.as_str(),
+            signed.iter().copied(),
+            SignableBody::Bytes(body),
+        )
+        .map_err(|e| e.to_string())?;
+        let (_, expected) = sign(request, &params)
+            .map_err(|e| e.to_string())?
+            .into_parts();
+        if constant_time_eq(expected.as_bytes(), signature.as_bytes()) {
+            return Ok(());
+        }
+    }
+    Err("The request signature we calculated does not match the signature you provided".into())
+}
+
+/// Comparing signatures without an early exit, so timing tells nothing.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
