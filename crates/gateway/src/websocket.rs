@@ -94,6 +94,10 @@ pub struct LocalConnection {
     tx: mpsc::Sender<Outbound>,
     /// Fired to drop a connection that cannot keep up.
     kill: Notify,
+    /// Fired once the server has sent a close frame (e.g. `DELETE`): the
+    /// connection ends without waiting on the client's reply.
+    closing: Notify,
+    close_sent: Mutex<Option<(u16, String)>>,
 }
 
 impl LocalConnection {
@@ -357,6 +361,8 @@ impl WebSockets {
             last_active: AtomicI64::new(meta.connected_at),
             tx,
             kill: Notify::new(),
+            closing: Notify::new(),
+            close_sent: Mutex::new(None),
         });
         self.registry.register(conn.clone());
         let meta = Arc::new(meta);
@@ -367,6 +373,9 @@ impl WebSockets {
         let writer_conn = conn.clone();
         let writer = tokio::spawn(async move {
             while let Some(out) = rx.recv().await {
+                if let Outbound::Close { code, reason } = &out {
+                    *writer_conn.close_sent.lock().expect("lock") = Some((*code, reason.clone()));
+                }
                 let (msg, last) = match out {
                     Outbound::Text(t) => (Message::text(t), false),
                     Outbound::Binary(b) => (Message::binary(b), false),
@@ -380,7 +389,10 @@ impl WebSockets {
                 };
                 match tokio::time::timeout(WRITE_TIMEOUT, sink.send(msg)).await {
                     Ok(Ok(())) if !last => {}
-                    Ok(Ok(())) => break,
+                    Ok(Ok(())) => {
+                        writer_conn.closing.notify_one();
+                        break;
+                    }
                     Ok(Err(_)) => break,
                     Err(_) => {
                         writer_conn.kill.notify_one();
@@ -460,6 +472,15 @@ impl WebSockets {
                 }
                 () = conn.kill.notified() => {
                     (code, reason) = (1008, "Slow consumer".into());
+                    break;
+                }
+                () = conn.closing.notified() => {
+                    (code, reason) = conn
+                        .close_sent
+                        .lock()
+                        .expect("lock")
+                        .clone()
+                        .unwrap_or((1000, String::new()));
                     break;
                 }
             }
@@ -678,6 +699,9 @@ impl Meta {
         rc.identity = identity;
 
         let mut event = ApiGatewayWebsocketProxyRequest::default();
+        // The crate serializes query maps as lists; API Gateway sends the
+        // last value of each in `queryStringParameters`.
+        let mut single_query: Option<HashMap<String, String>> = None;
         match kind {
             EventKind::Connect(req) => {
                 rc.event_type = Some("CONNECT".into());
@@ -697,9 +721,10 @@ impl Meta {
                 for (k, v) in &pairs {
                     multi.entry(k.clone()).or_default().push(v.clone());
                 }
-                let last: HashMap<String, String> = pairs.into_iter().collect();
-                event.query_string_parameters = QueryMap::from(last);
-                event.multi_value_query_string_parameters = QueryMap::from(multi);
+                if !pairs.is_empty() {
+                    single_query = Some(pairs.into_iter().collect());
+                    event.multi_value_query_string_parameters = QueryMap::from(multi);
+                }
                 event.is_base64_encoded = false;
             }
             EventKind::Message => {
@@ -721,7 +746,19 @@ impl Meta {
             event.stage_variables = self.stage.variables.clone().into_iter().collect();
         }
         event.request_context = rc;
-        serde_json::to_vec(&event).unwrap_or_default()
+        let mut v = serde_json::to_value(&event).unwrap_or_default();
+        if let Some(obj) = v.as_object_mut() {
+            match single_query {
+                Some(q) => {
+                    obj.insert("queryStringParameters".into(), serde_json::json!(q));
+                }
+                None => {
+                    obj.remove("queryStringParameters");
+                    obj.remove("multiValueQueryStringParameters");
+                }
+            }
+        }
+        serde_json::to_vec(&v).unwrap_or_default()
     }
 }
 

@@ -7,3 +7,4 @@ mod invoke_api;
 mod proxy;
 mod shutdown;
 mod support;
+mod websocket;
