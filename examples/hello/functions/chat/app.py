@@ -1,0 +1,72 @@
+"""The example's chat: a WebSocket API backend written as for AWS.
+
+Connections are kept in SQLite (a stand-in for the DynamoDB table an AWS
+deployment would use); messages are broadcast with boto3's
+apigatewaymanagementapi client, exactly as on AWS. Stratus gives every
+function STRATUS_ADMIN_URL and credentials, so the endpoint is built
+without a hard-coded address.
+"""
+
+import json
+import os
+import sqlite3
+import tempfile
+import urllib.parse
+
+import boto3
+
+DB = os.path.join(tempfile.gettempdir(), f"stratus-example-{os.environ['AWS_LAMBDA_FUNCTION_NAME']}.db")
+
+
+def db():
+    conn = sqlite3.connect(DB, timeout=5, isolation_level=None)
+    conn.execute("CREATE TABLE IF NOT EXISTS connections (id TEXT PRIMARY KEY, name TEXT)")
+    return conn
+
+
+def endpoint(ctx):
+    admin = os.environ.get("STRATUS_ADMIN_URL")
+    if admin:  # on Stratus
+        return f"{admin}/ws/{ctx['apiId']}/{urllib.parse.quote(ctx['stage'], safe='')}"
+    return f"https://{ctx['domainName']}/{ctx['stage']}"  # on AWS
+
+
+def broadcast(ctx, message):
+    api = boto3.client("apigatewaymanagementapi", endpoint_url=endpoint(ctx))
+    data = json.dumps(message).encode()
+    with db() as conn:
+        for (cid,) in conn.execute("SELECT id FROM connections").fetchall():
+            try:
+                api.post_to_connection(ConnectionId=cid, Data=data)
+            except api.exceptions.GoneException:
+                conn.execute("DELETE FROM connections WHERE id = ?", (cid,))
+
+
+def handler(event, context):
+    ctx = event["requestContext"]
+    cid = ctx["connectionId"]
+    route = ctx["routeKey"]
+    if route == "$connect":
+        name = (event.get("queryStringParameters") or {}).get("name", "someone")
+        db().execute("INSERT OR REPLACE INTO connections VALUES (?, ?)", (cid, name))
+        return {"statusCode": 200}
+    if route == "$disconnect":
+        conn = db()
+        row = conn.execute("SELECT name FROM connections WHERE id = ?", (cid,)).fetchone()
+        conn.execute("DELETE FROM connections WHERE id = ?", (cid,))
+        if row:
+            broadcast(ctx, {"system": f"{row[0]} left"})
+        return {"statusCode": 200}
+
+    body = json.loads(event.get("body") or "{}")
+    if route == "join":
+        name = str(body.get("name") or "someone")[:40]
+        db().execute("INSERT OR REPLACE INTO connections VALUES (?, ?)", (cid, name))
+        broadcast(ctx, {"system": f"{name} joined"})
+        return {"statusCode": 200}
+    if route == "send":
+        row = db().execute("SELECT name FROM connections WHERE id = ?", (cid,)).fetchone()
+        broadcast(ctx, {"from": row[0] if row else "someone", "text": str(body.get("text", ""))[:2000]})
+        return {"statusCode": 200}
+    # $default, a two-way route: the answer goes back to this client only.
+    return {"statusCode": 200, "body": json.dumps({"error": "unknown action", "actions": ["join", "send"]})}
