@@ -14,6 +14,8 @@ pub(crate) enum Template {
     Node,
     /// A Rust function (lambda_http), built by Stratus with cargo.
     Rust,
+    /// A WebSocket chat: a Python backend and a browser page.
+    Websocket,
     /// Mock and proxy routes only, no function.
     Mock,
 }
@@ -38,6 +40,33 @@ impl Template {
             Template::Rust => {
                 template!("rust": "stratus.toml", "README.md", "functions/hello/Cargo.toml", "functions/hello/src/main.rs")
             }
+            Template::Websocket => &[
+                (
+                    "stratus.toml",
+                    include_str!("../templates/websocket/stratus.toml"),
+                ),
+                (
+                    "README.md",
+                    include_str!("../templates/websocket/README.md"),
+                ),
+                // The same backend and page as the example project's chat.
+                (
+                    "functions/chat/app.py",
+                    include_str!("../../../examples/hello/functions/chat/app.py"),
+                ),
+                (
+                    "functions/chat/requirements.txt",
+                    include_str!("../../../examples/hello/functions/chat/requirements.txt"),
+                ),
+                (
+                    "functions/chat-page/app.py",
+                    include_str!("../../../examples/hello/functions/chat-page/app.py"),
+                ),
+                (
+                    "functions/chat-page/index.html",
+                    include_str!("../../../examples/hello/functions/chat-page/index.html"),
+                ),
+            ],
             Template::Mock => template!("mock": "stratus.toml", "README.md"),
         }
     }

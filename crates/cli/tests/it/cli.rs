@@ -98,16 +98,16 @@ fn routes_prints_a_table() {
 #[test]
 fn init_writes_a_project_per_template_that_validates_and_refuses_to_overwrite() {
     let dir = tempfile::tempdir().unwrap();
-    for template in ["python", "node", "rust", "mock"] {
+    for template in ["python", "node", "rust", "websocket", "mock"] {
         let target = dir.path().join(template);
         let (ok, _, err) = run(&["init", target.to_str().unwrap(), "--template", template]);
         assert!(ok, "{template}: {err}");
         let (ok, out, err) = run(&["validate", target.to_str().unwrap()]);
         assert!(ok, "{template}: {err}");
-        let functions = if template == "mock" {
-            "0 functions"
-        } else {
-            "1 functions"
+        let functions = match template {
+            "mock" => "0 functions",
+            "websocket" => "2 functions",
+            _ => "1 functions",
         };
         assert!(out.contains(functions), "{template}: {out}");
     }
