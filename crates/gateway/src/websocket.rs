@@ -289,9 +289,13 @@ impl WebSockets {
         tokio::spawn(async move {
             match upgrade.await {
                 Ok(upgraded) => {
+                    // Small buffers that grow on demand: tungstenite's 128 KiB
+                    // defaults would cost that much per idle connection.
                     let config = WebSocketConfig::default()
                         .max_frame_size(Some(MAX_FRAME))
-                        .max_message_size(Some(MAX_MESSAGE));
+                        .max_message_size(Some(MAX_MESSAGE))
+                        .read_buffer_size(4 * 1024)
+                        .write_buffer_size(0);
                     let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
                         TokioIo::new(upgraded),
                         Role::Server,
