@@ -66,13 +66,25 @@ fn body_field(headers: &HeaderMap, body: &Bytes) -> (Option<String>, bool) {
     }
 }
 
-fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+/// Payload 1.0's `headers`: the last value of each header (all of them are
+/// in `multiValueHeaders`).
+pub(crate) fn last_values(headers: &HeaderMap) -> HeaderMap {
+    let mut single = HeaderMap::new();
+    for name in headers.keys() {
+        if let Some(last) = headers.get_all(name).iter().next_back() {
+            single.insert(name.clone(), last.clone());
+        }
+    }
+    single
+}
+
+pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
     form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
 
-fn multi_query(pairs: &[(String, String)]) -> HashMap<String, Vec<String>> {
+pub(crate) fn multi_query(pairs: &[(String, String)]) -> HashMap<String, Vec<String>> {
     let mut map: HashMap<String, Vec<String>> = HashMap::new();
     for (k, v) in pairs {
         map.entry(k.clone()).or_default().push(v.clone());
@@ -179,13 +191,7 @@ pub(crate) fn v1_event(
     body: &Bytes,
     cx: &EventContext<'_>,
 ) -> Result<Vec<u8>, GatewayError> {
-    let mut single = HeaderMap::new();
-    for name in parts.headers.keys() {
-        // The last value wins in `headers`; all are in `multiValueHeaders`.
-        if let Some(last) = parts.headers.get_all(name).iter().next_back() {
-            single.insert(name.clone(), last.clone());
-        }
-    }
+    let single = last_values(&parts.headers);
     let pairs = query_pairs(parts.uri.query());
     let last_values: HashMap<String, String> = pairs.iter().cloned().collect();
     let (body, is_base64_encoded) = body_field(&parts.headers, body);

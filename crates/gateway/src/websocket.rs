@@ -709,22 +709,10 @@ impl Meta {
         match kind {
             EventKind::Connect(req) => {
                 rc.event_type = Some("CONNECT".into());
-                let mut single = http::HeaderMap::new();
-                for name in req.headers().keys() {
-                    if let Some(last) = req.headers().get_all(name).iter().next_back() {
-                        single.insert(name.clone(), last.clone());
-                    }
-                }
-                event.headers = single;
+                event.headers = crate::events::last_values(req.headers());
                 event.multi_value_headers = req.headers().clone();
-                let pairs: Vec<(String, String)> =
-                    form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                        .collect();
-                let mut multi: HashMap<String, Vec<String>> = HashMap::new();
-                for (k, v) in &pairs {
-                    multi.entry(k.clone()).or_default().push(v.clone());
-                }
+                let pairs = crate::events::query_pairs(req.uri().query());
+                let multi = crate::events::multi_query(&pairs);
                 if !pairs.is_empty() {
                     single_query = Some(pairs.into_iter().collect());
                     event.multi_value_query_string_parameters = QueryMap::from(multi);

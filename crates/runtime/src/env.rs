@@ -529,6 +529,15 @@ async fn read_limited(req: Request) -> Option<Bytes> {
         .ok()
 }
 
+/// 400 for a response or error about an invocation this environment does not run.
+fn invalid_request_id() -> Response {
+    runtime_api_error(
+        StatusCode::BAD_REQUEST,
+        "InvalidRequestID",
+        "Invalid request ID",
+    )
+}
+
 fn take_inflight(s: &Shared, id: &str) -> Option<InFlight> {
     let mut slot = s.inflight.lock().expect("lock");
     if slot.as_ref().is_some_and(|f| f.request_id == id) {
@@ -540,11 +549,7 @@ fn take_inflight(s: &Shared, id: &str) -> Option<InFlight> {
 
 async fn response(State(s): State<Arc<Shared>>, Path(id): Path<String>, req: Request) -> Response {
     let Some(flight) = take_inflight(&s, &id) else {
-        return runtime_api_error(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequestID",
-            "Invalid request ID",
-        );
+        return invalid_request_id();
     };
     match read_limited(req).await {
         Some(body) => {
@@ -577,11 +582,7 @@ fn error_type_of(headers: &HeaderMap, body: &[u8]) -> String {
 
 async fn error(State(s): State<Arc<Shared>>, Path(id): Path<String>, req: Request) -> Response {
     let Some(flight) = take_inflight(&s, &id) else {
-        return runtime_api_error(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequestID",
-            "Invalid request ID",
-        );
+        return invalid_request_id();
     };
     let headers = req.headers().clone();
     let body = read_limited(req).await.unwrap_or_default();

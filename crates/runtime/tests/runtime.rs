@@ -84,6 +84,16 @@ def handler(event, context):
         return len(blob)
     if action == "raise":
         raise ValueError("bad value: " + str(event.get("value")))
+    if action == "bogus":
+        # Talk to the Runtime API directly about an invocation that does not exist.
+        import http.client
+        host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+        c = http.client.HTTPConnection(host, int(port))
+        c.request("POST", "/2018-06-01/runtime/invocation/not-a-request/response", body=b"{}")
+        r = c.getresponse()
+        return {"status": r.status, "body": json.loads(r.read())}
+    if action == "huge":
+        return "x" * (7 * 1024 * 1024)
     return None
 "#;
 
@@ -449,4 +459,43 @@ code = "node"
         .unwrap();
     assert_eq!(json_of(cb.result.as_ref().unwrap()), json!({"cb": 5}));
     let _ = Path::new(".");
+}
+
+#[tokio::test]
+async fn runtime_api_rejects_unknown_ids_and_oversize_responses() {
+    let p = project(&py_project(""), &[("py/app.py", PY)]).await;
+    let r = p
+        .runtime
+        .invoke("py", req(json!({"action": "bogus"})))
+        .await
+        .unwrap();
+    let v = json_of(r.result.as_ref().unwrap());
+    assert_eq!(v["status"], 400);
+    assert_eq!(v["body"]["errorType"], "InvalidRequestID");
+
+    let r = p
+        .runtime
+        .invoke("py", req(json!({"action": "huge"})))
+        .await
+        .unwrap();
+    let e = r.result.unwrap_err();
+    assert_eq!(e.error_type, "Function.ResponseSizeTooLarge");
+    // The environment survives and answers the next call.
+    let ok = p
+        .runtime
+        .invoke("py", req(json!({"action": "echo", "value": 3})))
+        .await
+        .unwrap();
+    assert_eq!(json_of(ok.result.as_ref().unwrap())["value"], 3);
+    assert!(ok.init_duration.is_none());
+
+    // Payloads over 6 MB are refused before any environment sees them.
+    let big = InvokeRequest {
+        payload: Bytes::from(vec![b' '; 6 * 1024 * 1024 + 1]),
+        ..Default::default()
+    };
+    assert_eq!(
+        p.runtime.invoke("py", big).await.unwrap_err(),
+        InvokeError::PayloadTooLarge
+    );
 }
