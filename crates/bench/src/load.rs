@@ -1,0 +1,87 @@
+//! A closed-loop HTTP/1.1 load generator: `conns` keep-alive connections,
+//! each sending the next request as soon as the previous answer is read,
+//! for a fixed time. Latencies go into an HDR histogram.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use tokio::time::Instant;
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stats {
+    pub(crate) rps: f64,
+    pub(crate) p50_us: f64,
+    pub(crate) p99_us: f64,
+    pub(crate) errors: u64,
+}
+
+pub(crate) async fn run(addr: SocketAddr, path: &str, conns: usize, duration: Duration) -> Stats {
+    // Warm up: connections, pools, function environments.
+    let _ = drive(addr, path, conns, Duration::from_millis(300)).await;
+    drive(addr, path, conns, duration).await
+}
+
+async fn drive(addr: SocketAddr, path: &str, conns: usize, duration: Duration) -> Stats {
+    let start = Instant::now();
+    let end = start + duration;
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let path = path.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut hist = hdrhistogram::Histogram::<u64>::new(3).expect("histogram");
+            let mut errors = 0u64;
+            let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
+                return (hist, 1);
+            };
+            let _ = stream.set_nodelay(true);
+            let Ok((mut send, conn)) =
+                hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+                    .await
+            else {
+                return (hist, 1);
+            };
+            tokio::spawn(conn);
+            while Instant::now() < end {
+                let req = http::Request::get(path.as_str())
+                    .header("host", addr.to_string())
+                    .body(Empty::new())
+                    .expect("request");
+                let t = Instant::now();
+                match send.send_request(req).await {
+                    Ok(resp) => {
+                        let ok = resp.status().is_success();
+                        let _ = resp.into_body().collect().await;
+                        if ok {
+                            let _ = hist.record(t.elapsed().as_micros() as u64);
+                        } else {
+                            errors += 1;
+                        }
+                    }
+                    Err(_) => {
+                        errors += 1;
+                        break;
+                    }
+                }
+            }
+            (hist, errors)
+        }));
+    }
+    let mut all = hdrhistogram::Histogram::<u64>::new(3).expect("histogram");
+    let mut errors = 0;
+    for t in tasks {
+        if let Ok((h, e)) = t.await {
+            let _ = all.add(&h);
+            errors += e;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Stats {
+        rps: all.len() as f64 / secs,
+        p50_us: all.value_at_quantile(0.5) as f64,
+        p99_us: all.value_at_quantile(0.99) as f64,
+        errors,
+    }
+}
