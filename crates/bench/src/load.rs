@@ -18,10 +18,83 @@ pub(crate) struct Stats {
     pub(crate) errors: u64,
 }
 
+/// One measurement: `wrk` (one thread, so the server under test keeps a
+/// core) when installed, else the built-in generator.
 pub(crate) async fn run(addr: SocketAddr, path: &str, conns: usize, duration: Duration) -> Stats {
     // Warm up: connections, pools, function environments.
     let _ = drive(addr, path, conns, Duration::from_millis(300)).await;
+    if let Some(stats) = wrk(addr, path, conns, duration).await {
+        return stats;
+    }
     drive(addr, path, conns, duration).await
+}
+
+/// Runs `a` and `b` alternately `rounds` times (so drifts of this shared
+/// machine hit both alike) and keeps each side's median run by throughput.
+pub(crate) async fn compare(
+    a: (SocketAddr, &str),
+    b: (SocketAddr, &str),
+    conns: usize,
+    duration: Duration,
+    rounds: usize,
+) -> (Stats, Stats) {
+    let mut ra = Vec::new();
+    let mut rb = Vec::new();
+    for _ in 0..rounds {
+        ra.push(run(a.0, a.1, conns, duration).await);
+        rb.push(run(b.0, b.1, conns, duration).await);
+    }
+    (median(ra), median(rb))
+}
+
+fn median(mut runs: Vec<Stats>) -> Stats {
+    runs.sort_by(|x, y| x.rps.total_cmp(&y.rps));
+    runs[runs.len() / 2]
+}
+
+pub(crate) fn have_wrk() -> bool {
+    std::process::Command::new("wrk")
+        .arg("--version")
+        .output()
+        .is_ok()
+}
+
+async fn wrk(addr: SocketAddr, path: &str, conns: usize, duration: Duration) -> Option<Stats> {
+    let out = tokio::process::Command::new("wrk")
+        .args([
+            "-t1",
+            &format!("-c{conns}"),
+            &format!("-d{}s", duration.as_secs().max(1)),
+            "--latency",
+            &format!("http://{addr}{path}"),
+        ])
+        .output()
+        .await
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value = |prefix: &str| -> Option<f64> {
+        let line = text.lines().find(|l| l.trim_start().starts_with(prefix))?;
+        let v = line.trim_start()[prefix.len()..].trim();
+        let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+        let n: f64 = num.trim().parse().ok()?;
+        Some(match unit.trim() {
+            "us" => n,
+            "ms" => n * 1000.0,
+            "s" => n * 1_000_000.0,
+            _ => n,
+        })
+    };
+    let errors = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    Some(Stats {
+        rps: value("Requests/sec:")?,
+        p50_us: value("50%")?,
+        p99_us: value("99%")?,
+        errors,
+    })
 }
 
 async fn drive(addr: SocketAddr, path: &str, conns: usize, duration: Duration) -> Stats {

@@ -199,21 +199,36 @@ async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
     );
     let mut rows = Vec::new();
     let conc = 32;
+    let rounds = if cli.quick { 1 } else { 3 };
+    eprintln!(
+        "load generator: {}",
+        if load::have_wrk() {
+            "wrk (1 thread)"
+        } else {
+            "built-in (install wrk for less client overhead)"
+        }
+    );
 
     let up_port = procs::free_port();
     let _upstream = procs::hyper_baseline(up_port)?;
     let up: SocketAddr = ([127, 0, 0, 1], up_port).into();
     let p = project(up_port)?;
     eprintln!("starting stratus (the first run builds the Rust function)…");
-    let server = procs::stratus(&stratus_bin, p.dir.path())?;
+    let server = procs::stratus(&stratus_bin, p.dir.path(), p.admin)?;
 
     // 1. Mock route vs bare hyper answering the same bytes.
     eprintln!("mock route vs bare hyper…");
     let hyper_port = procs::free_port();
     let hyper = procs::hyper_baseline(hyper_port)?;
-    let base = load::run(([127, 0, 0, 1], hyper_port).into(), "/", conc, duration).await;
+    let (base, mock) = load::compare(
+        (([127, 0, 0, 1], hyper_port).into(), "/"),
+        (p.gateway, "/mock"),
+        conc,
+        duration,
+        rounds,
+    )
+    .await;
     drop(hyper);
-    let mock = load::run(p.gateway, "/mock", conc, duration).await;
     let ratio = mock.rps / base.rps;
     rows.push(Row {
         scenario: format!("mock route, c={conc}"),
@@ -226,8 +241,8 @@ async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
 
     // 2. HTTP proxy route vs the upstream directly and vs nginx.
     eprintln!("proxy route vs upstream and nginx…");
-    let direct = load::run(up, "/", conc, duration).await;
-    let proxied = load::run(p.gateway, "/proxy", conc, duration).await;
+    let (direct, proxied) =
+        load::compare((up, "/"), (p.gateway, "/proxy"), conc, duration, rounds).await;
     rows.push(Row {
         scenario: format!("http proxy route vs upstream direct, c={conc}"),
         stratus: rps(&proxied),
@@ -323,7 +338,7 @@ async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
     ] {
         let mut times = Vec::new();
         for _ in 0..5 {
-            let server = procs::stratus(&stratus_bin, p.dir.path())?;
+            let server = procs::stratus(&stratus_bin, p.dir.path(), p.admin)?;
             let t = Instant::now();
             let resp = hyper_get(p.gateway, path).await?;
             anyhow::ensure!(resp == 200, "cold call answered {resp}");

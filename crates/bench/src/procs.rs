@@ -1,7 +1,10 @@
 //! The processes a run starts on loopback: Stratus, the bare hyper
 //! baseline (this binary), nginx. Every one is killed when dropped.
+//!
+//! Starting them blocks (std sleeps and clocks) on purpose: it happens
+//! between measurements, never while load runs.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -54,43 +57,54 @@ pub(crate) fn wait_listening(addr: SocketAddr, within: Duration) -> anyhow::Resu
         if std::net::TcpStream::connect(addr).is_ok() {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(20)); // blocking setup code, before any load
+        std::thread::sleep(Duration::from_millis(20));
     }
     bail!("nothing listens on {addr} after {within:?}")
 }
 
-/// `stratus serve DIR`; returns once it logged its listen addresses.
-pub(crate) fn stratus(bin: &Path, project: &Path) -> anyhow::Result<Proc> {
+/// `stratus serve DIR`, its log in `DIR/stratus.log` (a file, so that
+/// reading it costs the run nothing); returns once `/readyz` answers 200.
+pub(crate) fn stratus(bin: &Path, project: &Path, admin: SocketAddr) -> anyhow::Result<Proc> {
+    let log = std::fs::File::create(project.join("stratus.log"))?;
     let mut child = Command::new(bin)
         .arg("serve")
         .arg(project)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(log)
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
-    let stderr = child.stderr.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+    // The first start may build the Rust function: allow minutes.
+    let end = std::time::Instant::now() + Duration::from_secs(900);
+    while std::time::Instant::now() < end {
+        if let Some(status) = child.try_wait()? {
+            let log = std::fs::read_to_string(project.join("stratus.log")).unwrap_or_default();
+            bail!("stratus exited ({status}):\n{log}");
         }
-    });
-    loop {
-        match rx.recv_timeout(Duration::from_secs(600)) {
-            Ok(line) if line.contains("admin listening on") => break,
-            Ok(line) if line.contains("ERROR") => bail!("stratus failed to start: {line}"),
-            Ok(_) => {}
-            Err(_) => bail!("stratus did not start"),
+        if ready(admin) {
+            return Ok(Proc {
+                child,
+                name: "stratus",
+            });
         }
+        std::thread::sleep(Duration::from_millis(20));
     }
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || while rx.recv().is_ok() {});
-    Ok(Proc {
-        child,
-        name: "stratus",
-    })
+    bail!("stratus did not become ready")
+}
+
+/// `GET /readyz` answered 200 (a plain blocking request: setup, not load).
+fn ready(admin: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(admin) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(b"GET /readyz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 12];
+    s.read_exact(&mut buf).is_ok() && buf.ends_with(b"200")
 }
 
 /// This binary in `hyper` mode: the bare hyper baseline / upstream.

@@ -76,7 +76,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // `invoke` prints the function's own logs; server logs would repeat them.
     let quiet = matches!(cli.command, Command::Invoke { .. });
-    init_tracing(cli.log_format, if quiet { "warn" } else { "info" });
+    let _log_writer = init_tracing(cli.log_format, if quiet { "warn" } else { "info" });
     let result = match cli.command {
         Command::Serve { path } => serve(path),
         Command::Validate { path } => load(&path).map(|app| {
@@ -105,13 +105,24 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(format: LogFormat, default_level: &str) {
+/// Logs go to stderr through a background writer thread, so that a request
+/// never waits on a terminal or a pipe (one access log line per request).
+/// The guard flushes what is left when `main` returns.
+fn init_tracing(
+    format: LogFormat,
+    default_level: &str,
+) -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_env("STRATUS_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        // Block rather than drop lines when the writer falls behind: a
+        // lost log line is worse than a slower request.
+        .lossy(false)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Text => builder
             .with_ansi(std::io::stderr().is_terminal())
@@ -119,6 +130,7 @@ fn init_tracing(format: LogFormat, default_level: &str) {
             .init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+    guard
 }
 
 /// Loads a project, printing every mistake to stderr.
