@@ -175,7 +175,13 @@ impl Runtime {
         if req.payload.len() > MAX_SYNC_PAYLOAD {
             return Err(InvokeError::PayloadTooLarge);
         }
-        pool.invoke(req).await
+        // The call runs to its end in its own task even when the caller
+        // stops waiting (an integration timeout, a closed client), as on
+        // Lambda; otherwise its environment would never return to the pool.
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.invoke(req).await })
+            .await
+            .map_err(|e| InvokeError::Start(format!("invocation task failed: {e}")))?
     }
 
     /// (live, idle) environments of a function, for tests and the dashboard.

@@ -417,3 +417,45 @@ type = "http"
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "ric says hi to guido in ric");
 }
+
+/// A route that stops waiting (its integration timeout) must not cost the
+/// function its environment: the call finishes and the environment returns.
+#[tokio::test]
+async fn an_integration_timeout_does_not_leak_the_environment() {
+    let s = TestServer::start_with_files(
+        r#"
+[functions.slow]
+runtime = "python3"
+handler = "app.handler"
+code = "slow"
+concurrency = 1
+timeout = 5
+[apis.shop]
+type = "rest"
+[apis.shop.routes]
+"GET /slow" = { function = "slow", timeout_ms = 200 }
+"GET /fast" = { function = "slow" }
+"#,
+        &[(
+            "slow/app.py",
+            "import time\ndef handler(event, context):\n    if event['path'] == '/slow':\n        time.sleep(1)\n    return {'statusCode': 200, 'body': 'done'}\n",
+        )],
+    )
+    .await;
+    let r = client().get(s.url("/slow")).send().await.unwrap();
+    assert_eq!(r.status(), 504);
+    // The only environment is still busy with the slow call...
+    let r = client().get(s.url("/fast")).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    // ...and comes back once it is done.
+    let mut answered = None;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let r = client().get(s.url("/fast")).send().await.unwrap();
+        if r.status() == 200 {
+            answered = Some(r.text().await.unwrap());
+            break;
+        }
+    }
+    assert_eq!(answered.as_deref(), Some("done"));
+}
