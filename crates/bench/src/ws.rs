@@ -2,7 +2,7 @@
 //! round trip through a function, a broadcast through `@connections`.
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 use futures_util::SinkExt;
@@ -113,28 +113,12 @@ fn signed_post(
     url: &str,
     body: &'static [u8],
 ) -> anyhow::Result<http::Request<Full<bytes::Bytes>>> {
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-    use aws_sigv4::sign::v4;
-    let identity = aws_credential_types::Credentials::new(
-        "stratus",
-        "stratus-local-secret",
-        None,
-        None,
-        "bench",
-    )
-    .into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("execute-api")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()?
-        .into();
-    let signable =
-        SignableRequest::new("POST", url, std::iter::empty(), SignableBody::Bytes(body))?;
-    let (instructions, _) = sign(signable, &params)?.into_parts();
     let mut req = http::Request::post(url).body(Full::new(bytes::Bytes::from_static(body)))?;
-    instructions.apply_to_request_http1x(&mut req);
+    for (k, v) in stratus_testkit::sigv4_headers("POST", url, body) {
+        req.headers_mut().insert(
+            http::HeaderName::from_bytes(k.as_bytes())?,
+            http::HeaderValue::from_str(&v)?,
+        );
+    }
     Ok(req)
 }

@@ -1,5 +1,6 @@
-//! Helpers for Stratus's own tests, never shipped: a real Stratus server on
-//! port 0 in a temporary project, and a real upstream HTTP server on port 0.
+//! Helpers for Stratus's own tests and bench, never shipped: a real Stratus
+//! server on port 0 in a temporary project, a real upstream HTTP server on
+//! port 0, and SigV4 signing as an AWS SDK does it.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -227,4 +228,47 @@ fn chunks(
         Ok(Frame::data(Bytes::from(vec![b'x'; n])))
     });
     futures_util::stream::iter(frames)
+}
+
+/// The headers (`authorization`, `x-amz-date`, …) that sign a request to
+/// the `@connections` API with Stratus's default credentials, computed by
+/// `aws-sigv4` exactly as the AWS SDKs do (service `execute-api`).
+pub fn sigv4_headers(method: &str, url: &str, body: &[u8]) -> Vec<(String, String)> {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    use aws_sigv4::sign::v4;
+    let identity = aws_credential_types::Credentials::new(
+        stratus_config::DEFAULT_ACCESS_KEY_ID,
+        stratus_config::DEFAULT_SECRET_ACCESS_KEY,
+        None,
+        None,
+        "stratus-testkit",
+    )
+    .into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("execute-api")
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .expect("signing params")
+        .into();
+    let signable = SignableRequest::new(method, url, std::iter::empty(), SignableBody::Bytes(body))
+        .expect("signable request");
+    let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .body(())
+        .expect("request");
+    instructions.apply_to_request_http1x(&mut req);
+    req.headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.to_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
 }

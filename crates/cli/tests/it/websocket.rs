@@ -2,7 +2,7 @@
 //! and SigV4-signed `@connections` calls (the `aws-sigv4` crate and boto3).
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -281,42 +281,13 @@ async fn no_match_and_no_default_gets_forbidden_and_stays_connected() {
     assert_eq!(recv_json(&mut ws).await["route"], "ping");
 }
 
-/// Signs a request to the management API with `aws-sigv4`, as an SDK does.
+/// A request to the management API, SigV4-signed as an SDK signs it.
 fn signed(method: &str, url: &str, body: &[u8]) -> reqwest::RequestBuilder {
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-    use aws_sigv4::sign::v4;
-    let identity = aws_credential_types::Credentials::new(
-        "stratus",
-        "stratus-local-secret",
-        None,
-        None,
-        "test",
-    )
-    .into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("execute-api")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .unwrap()
-        .into();
-    let request =
-        SignableRequest::new(method, url, std::iter::empty(), SignableBody::Bytes(body)).unwrap();
-    let (instructions, _) = sign(request, &params).unwrap().into_parts();
-    let mut req = http::Request::builder()
-        .method(method)
-        .uri(url)
-        .body(body.to_vec())
-        .unwrap();
-    instructions.apply_to_request_http1x(&mut req);
-    let client = reqwest::Client::new();
-    let mut builder = client
+    let mut builder = reqwest::Client::new()
         .request(method.parse().unwrap(), url)
         .body(body.to_vec());
-    for (k, v) in req.headers() {
-        builder = builder.header(k.as_str(), v.to_str().unwrap());
+    for (k, v) in stratus_testkit::sigv4_headers(method, url, body) {
+        builder = builder.header(k, v);
     }
     builder
 }
