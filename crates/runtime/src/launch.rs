@@ -183,7 +183,7 @@ impl Launcher {
                 env.push(("PYTHONUNBUFFERED".into(), "1".into()));
             }
             Runtime::Node(_) => {
-                let modules = deps.join("node_modules");
+                let modules = deps.join("node").join("node_modules");
                 if modules.is_dir() {
                     env.push(("NODE_PATH".into(), modules.display().to_string()));
                 }

@@ -499,3 +499,82 @@ async fn runtime_api_rejects_unknown_ids_and_oversize_responses() {
         InvokeError::PayloadTooLarge
     );
 }
+
+#[tokio::test]
+async fn warm_environments_start_at_boot_and_idle_ones_scale_to_zero() {
+    // Provisioned: two environments before any call, and the first call is warm.
+    let p = project(&py_project("warm = 2"), &[("py/app.py", PY)]).await;
+    assert_eq!(p.runtime.environments("py"), Some((2, 2)));
+    let r = p
+        .runtime
+        .invoke("py", req(json!({"action": "echo"})))
+        .await
+        .unwrap();
+    assert!(
+        r.init_duration.is_none(),
+        "a provisioned environment is warm"
+    );
+    let env = &json_of(r.result.as_ref().unwrap())["env"];
+    assert_eq!(
+        env["AWS_LAMBDA_INITIALIZATION_TYPE"],
+        "provisioned-concurrency"
+    );
+    drop(p);
+
+    // On demand, with a 1 s idle timeout: the environment is stopped.
+    let p = project(&py_project("idle_timeout = 1"), &[("py/app.py", PY)]).await;
+    p.runtime
+        .invoke("py", req(json!({"action": "echo"})))
+        .await
+        .unwrap();
+    assert_eq!(p.runtime.environments("py"), Some((1, 1)));
+    let mut reaped = false;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if p.runtime.environments("py") == Some((0, 0)) {
+            reaped = true;
+            break;
+        }
+    }
+    assert!(reaped, "an idle environment outlived its idle_timeout");
+    // The next call starts a fresh one.
+    let r = p
+        .runtime
+        .invoke("py", req(json!({"action": "echo"})))
+        .await
+        .unwrap();
+    assert!(r.init_duration.is_some());
+}
+
+#[tokio::test]
+async fn node_dependencies_from_package_json_are_installed_outside_the_source_tree() {
+    let p = project(
+        r#"
+[functions.deps]
+runtime = "nodejs20.x"
+handler = "index.handler"
+code = "node"
+"#,
+        &[
+            ("node/package.json", r#"{"name": "deps", "version": "1.0.0", "dependencies": {"is-number": "7.0.0"}}"#),
+            (
+                "node/index.js",
+                "const isNumber = require('is-number');\nexports.handler = async (e) => ({ number: isNumber(e.value) });\n",
+            ),
+        ],
+    )
+    .await;
+    let r = p
+        .runtime
+        .invoke("deps", req(json!({"value": 42})))
+        .await
+        .unwrap();
+    assert_eq!(json_of(r.result.as_ref().unwrap()), json!({"number": true}));
+    // Installed into Stratus's build directory, not beside the code.
+    assert!(!p.dir.path().join("node/node_modules").exists());
+    assert!(p
+        .dir
+        .path()
+        .join(".stratus/build/deps/node/node_modules/is-number")
+        .is_dir());
+}
