@@ -511,3 +511,24 @@ async fn a_slow_client_does_not_delay_the_others_and_is_closed() {
     );
     drop(slow);
 }
+
+#[tokio::test]
+async fn pings_are_answered_with_pongs() {
+    let c = chat("", 600).await;
+    let mut ws = connect(&c.ws_url("/chat/prod")).await;
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Pong(p))) => return p.to_vec(),
+                Some(Ok(_)) => continue,
+                other => panic!("connection ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a pong within 5 s");
+    assert_eq!(pong, b"are you there");
+}
