@@ -3,6 +3,7 @@
 
 mod init;
 mod invoke;
+mod logwriter;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -108,18 +109,11 @@ fn main() -> ExitCode {
 /// Logs go to stderr through a background writer thread, so that a request
 /// never waits on a terminal or a pipe (one access log line per request).
 /// The guard flushes what is left when `main` returns.
-fn init_tracing(
-    format: LogFormat,
-    default_level: &str,
-) -> tracing_appender::non_blocking::WorkerGuard {
+fn init_tracing(format: LogFormat, default_level: &str) -> logwriter::FlushGuard {
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_env("STRATUS_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        // Block rather than drop lines when the writer falls behind: a
-        // lost log line is worse than a slower request.
-        .lossy(false)
-        .finish(std::io::stderr());
+    let (writer, guard) = logwriter::BatchedStderr::start();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
