@@ -16,6 +16,46 @@ pub(crate) struct Stats {
     pub(crate) p50_us: f64,
     pub(crate) p99_us: f64,
     pub(crate) errors: u64,
+    /// CPU time (user + system) the server spent per request, when known:
+    /// steadier than throughput on a shared machine.
+    pub(crate) cpu_us: Option<f64>,
+}
+
+/// What a comparison loads: address, path, and the server's pid (for CPU).
+#[derive(Clone, Copy)]
+pub(crate) struct Target<'a> {
+    pub(crate) addr: SocketAddr,
+    pub(crate) path: &'a str,
+    pub(crate) pid: Option<u32>,
+}
+
+/// utime + stime of a process, in clock ticks (1/100 s).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_comm = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    // After "pid (comm) ", utime and stime are the 12th and 13th fields.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// `run`, plus the server's CPU time per request.
+pub(crate) async fn run_target(t: Target<'_>, conns: usize, duration: Duration) -> Stats {
+    let _ = drive(t.addr, t.path, conns, Duration::from_millis(300)).await;
+    let before = t.pid.and_then(cpu_ticks);
+    let started = Instant::now();
+    let mut stats = match wrk(t.addr, t.path, conns, duration).await {
+        Some(s) => s,
+        None => drive(t.addr, t.path, conns, duration).await,
+    };
+    let secs = started.elapsed().as_secs_f64();
+    let after = t.pid.and_then(cpu_ticks);
+    if let (Some(b), Some(a)) = (before, after) {
+        let requests = stats.rps * secs;
+        if requests > 0.0 {
+            stats.cpu_us = Some((a - b) as f64 * 10_000.0 / requests);
+        }
+    }
+    stats
 }
 
 /// One measurement: `wrk` (one thread, so the server under test keeps a
@@ -32,8 +72,8 @@ pub(crate) async fn run(addr: SocketAddr, path: &str, conns: usize, duration: Du
 /// Runs `a` and `b` alternately `rounds` times (so drifts of this shared
 /// machine hit both alike) and keeps each side's median run by throughput.
 pub(crate) async fn compare(
-    a: (SocketAddr, &str),
-    b: (SocketAddr, &str),
+    a: Target<'_>,
+    b: Target<'_>,
     conns: usize,
     duration: Duration,
     rounds: usize,
@@ -41,8 +81,8 @@ pub(crate) async fn compare(
     let mut ra = Vec::new();
     let mut rb = Vec::new();
     for _ in 0..rounds {
-        ra.push(run(a.0, a.1, conns, duration).await);
-        rb.push(run(b.0, b.1, conns, duration).await);
+        ra.push(run_target(a, conns, duration).await);
+        rb.push(run_target(b, conns, duration).await);
     }
     (median(ra), median(rb))
 }
@@ -94,6 +134,7 @@ async fn wrk(addr: SocketAddr, path: &str, conns: usize, duration: Duration) -> 
         p50_us: value("50%")?,
         p99_us: value("99%")?,
         errors,
+        cpu_us: None,
     })
 }
 
@@ -156,5 +197,6 @@ async fn drive(addr: SocketAddr, path: &str, conns: usize, duration: Duration) -
         p50_us: all.value_at_quantile(0.5) as f64,
         p99_us: all.value_at_quantile(0.99) as f64,
         errors,
+        cpu_us: None,
     }
 }

@@ -60,10 +60,12 @@ fn verdict(ok: Option<bool>) -> &'static str {
 
 fn rps(s: &load::Stats) -> String {
     format!(
-        "{:.0} rps, p50 {:.2} ms, p99 {:.2} ms{}",
+        "{:.0} rps, p50 {:.2} ms, p99 {:.2} ms{}{}",
         s.rps,
         s.p50_us / 1000.0,
         s.p99_us / 1000.0,
+        s.cpu_us
+            .map_or(String::new(), |c| format!(", {c:.1} µs CPU/request")),
         if s.errors > 0 {
             format!(", {} errors", s.errors)
         } else {
@@ -210,7 +212,7 @@ async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
     );
 
     let up_port = procs::free_port();
-    let _upstream = procs::hyper_baseline(up_port)?;
+    let upstream = procs::hyper_baseline(up_port)?;
     let up: SocketAddr = ([127, 0, 0, 1], up_port).into();
     let p = project(up_port)?;
     eprintln!("starting stratus (the first run builds the Rust function)…");
@@ -220,9 +222,14 @@ async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
     eprintln!("mock route vs bare hyper…");
     let hyper_port = procs::free_port();
     let hyper = procs::hyper_baseline(hyper_port)?;
+    let t = |addr: SocketAddr, path, pid| load::Target {
+        addr,
+        path,
+        pid: Some(pid),
+    };
     let (base, mock) = load::compare(
-        (([127, 0, 0, 1], hyper_port).into(), "/"),
-        (p.gateway, "/mock"),
+        t(([127, 0, 0, 1], hyper_port).into(), "/", hyper.pid()),
+        t(p.gateway, "/mock", server.pid()),
         conc,
         duration,
         rounds,
@@ -241,8 +248,14 @@ async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
 
     // 2. HTTP proxy route vs the upstream directly and vs nginx.
     eprintln!("proxy route vs upstream and nginx…");
-    let (direct, proxied) =
-        load::compare((up, "/"), (p.gateway, "/proxy"), conc, duration, rounds).await;
+    let (direct, proxied) = load::compare(
+        t(up, "/", upstream.pid()),
+        t(p.gateway, "/proxy", server.pid()),
+        conc,
+        duration,
+        rounds,
+    )
+    .await;
     rows.push(Row {
         scenario: format!("http proxy route vs upstream direct, c={conc}"),
         stratus: rps(&proxied),
@@ -255,8 +268,14 @@ async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
     let nginx_port = procs::free_port();
     match procs::nginx(nginx_dir.path(), nginx_port, up_port) {
         Ok(nginx) => {
-            let via_nginx =
-                load::run(([127, 0, 0, 1], nginx_port).into(), "/", conc, duration).await;
+            let (via_nginx, proxied) = load::compare(
+                t(([127, 0, 0, 1], nginx_port).into(), "/", nginx.pid()),
+                t(p.gateway, "/proxy", server.pid()),
+                conc,
+                duration,
+                rounds,
+            )
+            .await;
             drop(nginx);
             let ratio = proxied.rps / via_nginx.rps;
             rows.push(Row {

@@ -139,7 +139,6 @@ pub(crate) fn nginx(dir: &Path, listen: u16, upstream: u16) -> anyhow::Result<Pr
         format!(
             r#"
 worker_processes 1;
-daemon off;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log;
 events {{ worker_connections 4096; }}
@@ -165,7 +164,9 @@ http {{
             dir = dir.display()
         ),
     )?;
+    // One process in the foreground: its pid is the one measured and killed.
     let child = Command::new(bin)
+        .args(["-g", "daemon off; master_process off;"])
         .arg("-c")
         .arg(&conf)
         .arg("-p")
