@@ -189,3 +189,24 @@ async fn serve_answers_the_example_routes() {
         "{log:?}"
     );
 }
+
+#[test]
+fn serve_names_a_listener_that_is_taken_and_exits_non_zero() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    write_file(
+        dir.path(),
+        "stratus.toml",
+        &format!("[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:0\"\n"),
+    );
+    let (ok, _, err) = run(&["serve", dir.path().to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "cannot listen on 127.0.0.1:{port} (server.listen)"
+        )),
+        "{err}"
+    );
+    drop(taken);
+}
