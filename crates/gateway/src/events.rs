@@ -100,6 +100,16 @@ fn domain(h: &HeaderMap) -> Option<String> {
     header_str(h, &header::HOST).map(str::to_owned)
 }
 
+/// `requestTime` / `time` as API Gateway writes it: `04/Mar/2020:19:15:17 +0000`.
+pub(crate) fn request_time(now: chrono::DateTime<chrono::Utc>) -> String {
+    now.format("%d/%b/%Y:%H:%M:%S +0000").to_string()
+}
+
+/// The first label of the host: `domainPrefix`.
+fn domain_prefix(domain: &str) -> String {
+    domain.split(['.', ':']).next().unwrap_or(domain).to_owned()
+}
+
 fn decode(s: &str) -> String {
     percent_encoding::percent_decode_str(s)
         .decode_utf8_lossy()
@@ -163,11 +173,8 @@ pub(crate) fn v2_event(
     rc.request_id = Some(cx.request_id.to_owned());
     rc.apiid = Some(m.api.name.clone());
     rc.domain_name = domain(&parts.headers);
-    rc.domain_prefix = rc
-        .domain_name
-        .as_deref()
-        .map(|d| d.split(['.', ':']).next().unwrap_or(d).to_owned());
-    rc.time = Some(cx.now.format("%d/%b/%Y:%H:%M:%S +0000").to_string());
+    rc.domain_prefix = rc.domain_name.as_deref().map(domain_prefix);
+    rc.time = Some(request_time(cx.now));
     rc.time_epoch = cx.now.timestamp_millis();
     let mut http = ApiGatewayV2httpRequestContextHttpDescription::default();
     http.method = parts.method.clone();
@@ -221,10 +228,7 @@ pub(crate) fn v1_event(
     rc.resource_id = Some(format!("{:x}", fxhash(&resource)));
     rc.stage = Some(m.stage.name.clone());
     rc.domain_name = domain(&parts.headers);
-    rc.domain_prefix = rc
-        .domain_name
-        .as_deref()
-        .map(|d| d.split(['.', ':']).next().unwrap_or(d).to_owned());
+    rc.domain_prefix = rc.domain_name.as_deref().map(domain_prefix);
     rc.request_id = Some(cx.request_id.to_owned());
     rc.protocol = Some(protocol(parts));
     let mut identity = ApiGatewayRequestIdentity::default();
@@ -234,7 +238,7 @@ pub(crate) fn v1_event(
     rc.resource_path = Some(resource);
     rc.path = Some(parts.uri.path().to_owned());
     rc.http_method = parts.method.clone();
-    rc.request_time = Some(cx.now.format("%d/%b/%Y:%H:%M:%S +0000").to_string());
+    rc.request_time = Some(request_time(cx.now));
     rc.request_time_epoch = cx.now.timestamp_millis();
     rc.apiid = Some(m.api.name.clone());
     event.request_context = rc;

@@ -13,7 +13,6 @@ use http::{Request, Response, Uri};
 use http_body_util::{BodyExt, Limited};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use stratus_config::ApiKind;
 
 use crate::error::GatewayError;
 use crate::router::Matched;
@@ -76,7 +75,7 @@ impl Proxy {
         let kind = m.api.kind;
         let resp = match tokio::time::timeout(timeout, self.client.request(up)).await {
             Err(_) => return Err(GatewayError::Timeout(kind)),
-            Ok(Err(e)) => return Err(classify(e, kind)),
+            Ok(Err(e)) => return Err(classify(e)),
             Ok(Ok(resp)) => resp,
         };
         let (mut parts, body) = resp.into_parts();
@@ -88,7 +87,7 @@ impl Proxy {
     }
 }
 
-fn classify(e: hyper_util::client::legacy::Error, _kind: ApiKind) -> GatewayError {
+fn classify(e: hyper_util::client::legacy::Error) -> GatewayError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
     while let Some(s) = source {
         if s.is::<http_body_util::LengthLimitError>() {

@@ -691,7 +691,7 @@ impl Meta {
         rc.connected_at = self.connected_at;
         rc.request_id = Some(request_id.to_owned());
         rc.extended_request_id = Some(request_id.to_owned());
-        rc.request_time = Some(now.format("%d/%b/%Y:%H:%M:%S +0000").to_string());
+        rc.request_time = Some(crate::events::request_time(now));
         rc.request_time_epoch = now.timestamp_millis();
         rc.stage = Some(self.stage.name.clone());
         rc.domain_name = self.domain.clone();

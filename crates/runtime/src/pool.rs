@@ -57,6 +57,11 @@ impl Pool {
             }
             st.live.remove(&env.id);
         }
+        self.reserve(&mut st)
+    }
+
+    /// Takes a slot for a new environment when `concurrency` allows.
+    fn reserve(&self, st: &mut State) -> Checkout {
         if (st.live.len() as u32 + st.starting) < self.function.concurrency {
             st.starting += 1;
             Checkout::Start
@@ -97,23 +102,13 @@ impl Pool {
     /// Starts `warm` environments ahead of calls (provisioned concurrency).
     pub(crate) async fn provision(&self) -> Result<(), InvokeError> {
         for _ in 0..self.function.warm {
-            let Checkout::Start = self.checkout_for_start() else {
+            let Checkout::Start = self.reserve(&mut self.state.lock().expect("pool lock")) else {
                 break;
             };
             let env = self.start_env(true).await?;
             self.checkin(env);
         }
         Ok(())
-    }
-
-    fn checkout_for_start(&self) -> Checkout {
-        let mut st = self.state.lock().expect("pool lock");
-        if (st.live.len() as u32 + st.starting) < self.function.concurrency {
-            st.starting += 1;
-            Checkout::Start
-        } else {
-            Checkout::Full
-        }
     }
 
     /// Stops idle environments unused for `idle_timeout`, keeping `warm`.

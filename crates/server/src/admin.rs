@@ -54,6 +54,12 @@ async fn readyz(State(s): State<AdminState>) -> Response {
 /// message in the body.
 fn lambda_error(status: StatusCode, error_type: &str, message: &str) -> Response {
     let body = serde_json::json!({ "Type": "User", "message": message, "Message": message });
+    aws_error(status, error_type, body)
+}
+
+/// An AWS service error: the type in `x-amzn-ErrorType` (where the SDKs
+/// look first), the details in the JSON body.
+pub(crate) fn aws_error(status: StatusCode, error_type: &str, body: serde_json::Value) -> Response {
     let mut resp = (status, axum::Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(error_type) {
         resp.headers_mut().insert("x-amzn-ErrorType", v);

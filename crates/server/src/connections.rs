@@ -13,7 +13,7 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use stratus_config::Credentials;
 use stratus_gateway::{ConnectionInfo, Outbound, SendError};
@@ -24,12 +24,11 @@ use crate::admin::AdminState;
 const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
 
 fn error(status: StatusCode, error_type: &str, message: &str) -> Response {
-    let body = serde_json::json!({ "message": message });
-    let mut resp = (status, axum::Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(error_type) {
-        resp.headers_mut().insert("x-amzn-ErrorType", v);
-    }
-    resp
+    crate::admin::aws_error(
+        status,
+        error_type,
+        serde_json::json!({ "message": message }),
+    )
 }
 
 fn gone(id: &str) -> Response {
