@@ -35,7 +35,21 @@ pub struct Server {
     /// What SigV4-signed management calls (`@connections`) must be signed
     /// with; functions receive them as `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
     pub credentials: Credentials,
+    /// How long a client may take to send a request's headers; on a
+    /// keep-alive connection counted from the end of the previous response,
+    /// so it is also how long an idle connection is kept.
+    pub header_timeout: Duration,
+    /// Open client connections per listener (WebSockets included); past
+    /// it new connections get 503 and are closed.
+    pub max_connections: usize,
+    /// Request line and headers, in bytes; past it 431.
+    pub max_header_bytes: usize,
 }
+
+pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 60;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 50_000;
+/// API Gateway's limit on the request line and headers (10 KB).
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 10 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -69,6 +83,8 @@ pub struct Function {
     /// An idle environment above `warm` is stopped after this long.
     pub idle_timeout: Duration,
     pub environment: BTreeMap<String, String>,
+    /// Asynchronous (`Event`) invocations: queue, retries, event age.
+    pub asynchronous: AsyncConfig,
 }
 
 pub const DEFAULT_TIMEOUT_SECS: u64 = 3;
@@ -124,6 +140,10 @@ pub struct Api {
     pub routes: Vec<Route>,
     /// WebSocket APIs only: the parsed route selection expression.
     pub route_selection: Option<SelectionExpr>,
+    /// REST APIs: content types treated as binary (`binaryMediaTypes`):
+    /// such request bodies reach functions base64-encoded, and base64
+    /// answers are decoded only when one of them matches.
+    pub binary_media_types: Vec<String>,
     /// WebSocket APIs: a connection with no message for this long is closed.
     pub idle_timeout: Duration,
     /// WebSocket APIs: a connection is closed after this long in any case.
@@ -150,6 +170,14 @@ pub enum SelectionPart {
 }
 
 impl SelectionExpr {
+    /// The route key of a static expression (one without a body path).
+    pub fn constant(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [SelectionPart::Literal(l)] => Some(l),
+            _ => None,
+        }
+    }
+
     pub fn parse(source: &str) -> Result<SelectionExpr, String> {
         let path = |p: &str| -> Result<Vec<String>, String> {
             let parts: Vec<String> = p.split('.').map(str::to_owned).collect();
@@ -198,15 +226,41 @@ impl SelectionExpr {
         if !literal.is_empty() {
             parts.push(SelectionPart::Literal(literal));
         }
-        if !parts.iter().any(|p| matches!(p, SelectionPart::Body(_))) {
-            return Err(format!(
-                "{source:?} selects nothing: expected $request.body.<path> or a template with ${{request.body.<path>}}"
-            ));
+        // No body path at all is a static expression (AWS accepts
+        // `\$default` or a plain `action`): every message selects it.
+        if parts.is_empty() {
+            return Err(format!("{source:?} is empty"));
         }
         Ok(SelectionExpr {
             source: source.to_owned(),
             parts,
         })
+    }
+}
+
+/// How `Event` invocations of a function are queued and retried (Lambda's
+/// asynchronous invocation configuration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsyncConfig {
+    /// Events older than this are dropped (Lambda: 60 s to 6 h, default 6 h).
+    pub max_event_age: Duration,
+    /// Retries after a function error (Lambda: 0 to 2, default 2).
+    pub max_retries: u32,
+    /// Delay before the first retry; the second waits twice as long
+    /// (Lambda: about 1 and 2 minutes).
+    pub retry_delay: Duration,
+    /// Events waiting at most; past it `Event` invocations get 429.
+    pub queue: usize,
+}
+
+impl Default for AsyncConfig {
+    fn default() -> AsyncConfig {
+        AsyncConfig {
+            max_event_age: Duration::from_secs(6 * 3600),
+            max_retries: 2,
+            retry_delay: Duration::from_secs(60),
+            queue: 100_000,
+        }
     }
 }
 

@@ -29,6 +29,9 @@ pub(crate) struct RawServer {
     pub(crate) data_dir: Option<Spanned<String>>,
     pub(crate) region: Option<Spanned<String>>,
     pub(crate) credentials: Option<Spanned<RawCredentials>>,
+    pub(crate) header_timeout: Option<Spanned<i64>>,
+    pub(crate) max_connections: Option<Spanned<i64>>,
+    pub(crate) max_header_bytes: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,6 +54,17 @@ pub(crate) struct RawFunction {
     pub(crate) idle_timeout: Option<Spanned<i64>>,
     #[serde(default)]
     pub(crate) environment: BTreeMap<String, Spanned<String>>,
+    #[serde(rename = "async")]
+    pub(crate) asynchronous: Option<Spanned<RawAsync>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAsync {
+    pub(crate) max_event_age: Option<Spanned<i64>>,
+    pub(crate) max_retries: Option<Spanned<i64>>,
+    pub(crate) retry_delay: Option<Spanned<i64>>,
+    pub(crate) queue: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -69,6 +83,7 @@ pub(crate) struct RawApi {
     pub(crate) base_path: Option<Spanned<String>>,
     pub(crate) stages: Option<BTreeMap<String, Spanned<RawStage>>>,
     pub(crate) route_selection: Option<Spanned<String>>,
+    pub(crate) binary_media_types: Option<Spanned<Vec<String>>>,
     pub(crate) idle_timeout: Option<Spanned<i64>>,
     pub(crate) max_lifetime: Option<Spanned<i64>>,
     #[serde(default)]

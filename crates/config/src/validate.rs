@@ -182,6 +182,28 @@ fn server(c: &mut Checker<'_>, raw: &RawServer, project_dir: &Path) -> Server {
             }
         }
     };
+    let header_timeout = c.ranged(
+        &raw.header_timeout,
+        &["server", "header_timeout"],
+        1..=3600,
+        "seconds",
+        DEFAULT_HEADER_TIMEOUT_SECS as i64,
+    );
+    let max_connections = c.ranged(
+        &raw.max_connections,
+        &["server", "max_connections"],
+        1..=1_000_000,
+        "connections",
+        DEFAULT_MAX_CONNECTIONS as i64,
+    );
+    // hyper's smallest read buffer is 8 KiB.
+    let max_header_bytes = c.ranged(
+        &raw.max_header_bytes,
+        &["server", "max_header_bytes"],
+        8192..=1_048_576,
+        "bytes",
+        DEFAULT_MAX_HEADER_BYTES as i64,
+    );
     Server {
         listen,
         admin_listen,
@@ -189,6 +211,9 @@ fn server(c: &mut Checker<'_>, raw: &RawServer, project_dir: &Path) -> Server {
         data_dir,
         region,
         credentials,
+        header_timeout: Duration::from_secs(header_timeout as u64),
+        max_connections: max_connections as usize,
+        max_header_bytes: max_header_bytes as usize,
     }
 }
 
@@ -332,6 +357,7 @@ fn function(
         "seconds",
         DEFAULT_IDLE_TIMEOUT_SECS as i64,
     );
+    let asynchronous = async_config(c, name, f.asynchronous.as_ref());
     let mut environment = BTreeMap::new();
     let mut total = 0;
     for (var, value) in &f.environment {
@@ -374,7 +400,46 @@ fn function(
         warm: warm as u32,
         idle_timeout: Duration::from_secs(idle_timeout as u64),
         environment,
+        asynchronous,
     })
+}
+
+fn async_config(c: &mut Checker<'_>, name: &str, raw: Option<&Spanned<RawAsync>>) -> AsyncConfig {
+    let d = AsyncConfig::default();
+    let Some(raw) = raw else { return d };
+    let a = raw.get_ref();
+    let key = |field: &'static str| ["functions", name, "async", field];
+    let secs = |v: i64| Duration::from_secs(v as u64);
+    AsyncConfig {
+        max_event_age: secs(c.ranged(
+            &a.max_event_age,
+            &key("max_event_age"),
+            60..=21_600,
+            "seconds",
+            d.max_event_age.as_secs() as i64,
+        )),
+        max_retries: c.ranged(
+            &a.max_retries,
+            &key("max_retries"),
+            0..=2,
+            "retries",
+            i64::from(d.max_retries),
+        ) as u32,
+        retry_delay: secs(c.ranged(
+            &a.retry_delay,
+            &key("retry_delay"),
+            1..=600,
+            "seconds",
+            d.retry_delay.as_secs() as i64,
+        )),
+        queue: c.ranged(
+            &a.queue,
+            &key("queue"),
+            1..=1_000_000,
+            "events",
+            d.queue as i64,
+        ) as usize,
+    }
 }
 
 fn normalize_base_path(c: &mut Checker<'_>, api: &str, raw: &Option<Spanned<String>>) -> String {
@@ -545,6 +610,32 @@ fn api(
         DEFAULT_WS_MAX_LIFETIME_SECS,
     );
 
+    let binary_media_types = match &a.binary_media_types {
+        None => Vec::new(),
+        Some(types) => {
+            if kind != ApiKind::Rest {
+                c.err(
+                    types,
+                    &["apis", name, "binary_media_types"],
+                    "binary_media_types applies to rest APIs only (HTTP APIs decide by content type and isBase64Encoded)",
+                );
+            }
+            for t in types.get_ref() {
+                if !t.contains('/') {
+                    c.err(
+                        types,
+                        &["apis", name, "binary_media_types"],
+                        format!("{t:?} is not a media type such as \"image/png\" or \"image/*\" or \"*/*\""),
+                    );
+                }
+            }
+            types
+                .get_ref()
+                .iter()
+                .map(|t| t.to_ascii_lowercase())
+                .collect()
+        }
+    };
     Api {
         name: name.to_owned(),
         kind,
@@ -552,6 +643,7 @@ fn api(
         stages,
         routes,
         route_selection,
+        binary_media_types,
         idle_timeout,
         max_lifetime,
     }

@@ -43,6 +43,8 @@ pub const MAX_MESSAGE: usize = 128 * 1024;
 const SEND_QUEUE: usize = 256;
 /// How long one write to a client may take before it counts as too slow.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the closing handshake may take before the socket is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What can be sent to a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,7 +248,14 @@ impl WebSockets {
             .headers()
             .get(header::SEC_WEBSOCKET_VERSION)
             .is_some_and(|v| v == "13");
-        let Some(key) = key.filter(|_| version_ok) else {
+        // RFC 6455 §4.2.1: the key is 16 random bytes, base64-encoded.
+        let key_ok = |k: &Vec<u8>| {
+            k.len() == 24
+                && base64::engine::general_purpose::STANDARD
+                    .decode(k)
+                    .is_ok_and(|raw| raw.len() == 16)
+        };
+        let Some(key) = key.filter(|k| version_ok && key_ok(k)) else {
             return json_message(StatusCode::BAD_REQUEST, "Bad Request");
         };
         let conn_id = new_connection_id();
@@ -373,10 +382,28 @@ impl WebSockets {
         let (mut sink, mut stream) = ws.split();
 
         // Writer: drains the send queue; a write that cannot finish in time
-        // means the client is too slow.
+        // means the client is too slow. Told to finish once the connection
+        // is over, it sends what is still queued, then closes its half: that
+        // flushes the reply to a client's close frame (RFC 6455 §5.5.1), or
+        // sends a close frame of its own if none was sent yet.
         let writer_conn = conn.clone();
+        let finish = Arc::new(Notify::new());
+        let writer_finish = finish.clone();
         let writer = tokio::spawn(async move {
-            while let Some(out) = rx.recv().await {
+            let (mut closed, mut finishing) = (false, false);
+            loop {
+                let out = if finishing {
+                    rx.try_recv().ok()
+                } else {
+                    tokio::select! {
+                        out = rx.recv() => out,
+                        () = writer_finish.notified() => {
+                            finishing = true;
+                            rx.try_recv().ok()
+                        }
+                    }
+                };
+                let Some(out) = out else { break };
                 if let Outbound::Close { code, reason } = &out {
                     *writer_conn.close_sent.lock().expect("lock") = Some((*code, reason.clone()));
                 }
@@ -394,16 +421,21 @@ impl WebSockets {
                 match tokio::time::timeout(WRITE_TIMEOUT, sink.send(msg)).await {
                     Ok(Ok(())) if !last => {}
                     Ok(Ok(())) => {
+                        closed = true;
                         writer_conn.closing.notify_one();
                         break;
                     }
                     Ok(Err(_)) => break,
                     Err(_) => {
                         writer_conn.kill.notify_one();
-                        break;
+                        return;
                     }
                 }
             }
+            if !closed && !finishing {
+                writer_finish.notified().await;
+            }
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
         });
 
         // Messages are handled in order, one at a time, off the read loop,
@@ -445,13 +477,15 @@ impl WebSockets {
                         break;
                     }
                     Some(Ok(Message::Frame(_))) => {}
-                    Some(Err(tungstenite::Error::Capacity(e))) => {
-                        (code, reason) = (1009, "Message too big".into());
+                    Some(Err(e)) => {
+                        (code, reason) = close_for(&e);
                         tracing::debug!(connection = %conn.info.id, "closing: {e}");
-                        let _ = conn.send(Outbound::Close { code, reason: reason.clone() });
+                        if code != 1006 {
+                            let _ = conn.send(Outbound::Close { code, reason: reason.clone() });
+                        }
                         break;
                     }
-                    Some(Err(_)) | None => {
+                    None => {
                         (code, reason) = (1006, "Connection lost".into());
                         break;
                     }
@@ -493,9 +527,15 @@ impl WebSockets {
         // The connection is gone for everyone at once.
         self.registry.unregister(&conn.info.id);
         drop(in_tx);
-        // Let a queued close frame reach the client, briefly.
-        let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
         worker.abort();
+        // Let the closing handshake reach the client, briefly; then both
+        // halves are dropped, which closes the socket.
+        finish.notify_one();
+        let writer_abort = writer.abort_handle();
+        if tokio::time::timeout(CLOSE_TIMEOUT, writer).await.is_err() {
+            writer_abort.abort();
+        }
+        drop(stream);
         if let Some(route) = find_route(&meta.api, "$disconnect") {
             let request_id = uuid::Uuid::new_v4().to_string();
             let event = meta.event(
@@ -535,6 +575,7 @@ impl WebSockets {
             _ => return,
         };
         let selected = match (&meta.api.route_selection, &json) {
+            (Some(expr), _) if expr.constant().is_some() => expr.constant().map(str::to_owned),
             (Some(expr), Some(v)) => Some(select_route(expr, v)),
             _ => None,
         };
@@ -575,6 +616,23 @@ impl WebSockets {
                 let _ = conn.send(Outbound::Text(err.to_string()));
             }
         }
+    }
+}
+
+/// The close code and reason for a connection that failed to read: 1009
+/// for size limits, 1007 for text that is not UTF-8, 1002 for other
+/// protocol violations (unmasked frames, reserved bits), 1006 when the
+/// connection is simply gone (nothing to send).
+fn close_for(e: &tungstenite::Error) -> (u16, String) {
+    use tungstenite::error::ProtocolError;
+    match e {
+        tungstenite::Error::Capacity(_) => (1009, "Message too big".into()),
+        tungstenite::Error::Utf8(_) => (1007, "Invalid frame payload data".into()),
+        tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            (1006, "Connection lost".into())
+        }
+        tungstenite::Error::Protocol(_) => (1002, "Protocol error".into()),
+        _ => (1006, "Connection lost".into()),
     }
 }
 

@@ -272,3 +272,42 @@ pub fn sigv4_headers(method: &str, url: &str, body: &[u8]) -> Vec<(String, Strin
         })
         .collect()
 }
+
+/// TCP sockets of this machine in `state` (the kernel's hex code in
+/// `/proc/net/tcp`, e.g. `"08"` for CLOSE-WAIT, `"01"` for ESTABLISHED)
+/// whose local port is `port`: what a server holds on its listener's port.
+pub fn sockets_on_port(port: u16, state: &str) -> usize {
+    let port_hex = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|text| {
+            text.lines()
+                .skip(1)
+                .filter(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    f.len() > 3 && f[1].ends_with(&port_hex) && f[3] == state
+                })
+                .count()
+        })
+        .sum()
+}
+
+/// CLOSE-WAIT in `/proc/net/tcp`: the peer closed, this side has not.
+pub const TCP_CLOSE_WAIT: &str = "08";
+/// ESTABLISHED in `/proc/net/tcp`.
+pub const TCP_ESTABLISHED: &str = "01";
+
+/// Polls `cond` every 20 ms for at most `limit`; true once it holds.
+pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

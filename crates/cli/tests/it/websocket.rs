@@ -532,3 +532,196 @@ async fn pings_are_answered_with_pongs() {
     .expect("a pong within 5 s");
     assert_eq!(pong, b"are you there");
 }
+
+/// A WebSocket handshake by hand on a raw socket, for frames no client
+/// library will send. Returns the socket after the 101.
+async fn raw_upgrade(addr: std::net::SocketAddr, path: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    s
+}
+
+/// One client frame: FIN, `first` holds the opcode and RSV bits; masked
+/// unless `masked` is false.
+fn frame(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+    let mut f = vec![first];
+    let len = payload.len() as u8; // small payloads only
+    if masked {
+        let key = [1u8, 2, 3, 4];
+        f.push(0x80 | len);
+        f.extend_from_slice(&key);
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    } else {
+        f.push(len);
+        f.extend_from_slice(payload);
+    }
+    f
+}
+
+/// Reads frames until a close frame; returns its code (None if the socket
+/// closed without one). Bounded to 5 s.
+async fn raw_close_code(s: &mut tokio::net::TcpStream) -> Option<u16> {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        loop {
+            let mut h = [0u8; 2];
+            s.read_exact(&mut h).await.ok()?;
+            let len = usize::from(h[1] & 0x7f);
+            let mut body = vec![0u8; len];
+            s.read_exact(&mut body).await.ok()?;
+            if h[0] & 0x0f == 0x8 {
+                return Some(u16::from_be_bytes([body[0], body[1]]));
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("the server answers within 5 s")
+}
+
+#[tokio::test]
+async fn bad_frames_close_with_1007_or_1002_and_run_disconnect() {
+    use tokio::io::AsyncWriteExt;
+    let c = chat("", 600).await;
+    // Text that is not UTF-8: 1007.
+    let mut s = raw_upgrade(c.s.gateway, "/chat/prod").await;
+    s.write_all(&frame(0x81, &[0xff, 0xfe, 0xfd], true))
+        .await
+        .unwrap();
+    assert_eq!(raw_close_code(&mut s).await, Some(1007));
+    // An unmasked client frame: 1002.
+    let mut s = raw_upgrade(c.s.gateway, "/chat/prod").await;
+    s.write_all(&frame(0x81, b"{}", false)).await.unwrap();
+    assert_eq!(raw_close_code(&mut s).await, Some(1002));
+    // Reserved bits set: 1002.
+    let mut s = raw_upgrade(c.s.gateway, "/chat/prod").await;
+    s.write_all(&frame(0x81 | 0x40, b"{}", true)).await.unwrap();
+    assert_eq!(raw_close_code(&mut s).await, Some(1002));
+    c.wait_event(|e| e["requestContext"]["disconnectStatusCode"] == 1007)
+        .await;
+    c.wait_event(|e| e["requestContext"]["disconnectStatusCode"] == 1002)
+        .await;
+}
+
+#[tokio::test]
+async fn a_client_close_gets_a_close_reply() {
+    let c = chat("", 600).await;
+    let mut ws = connect(&c.ws_url("/chat/prod")).await;
+    ws.send(Message::Close(Some(tungstenite::protocol::CloseFrame {
+        code: CloseCode::Normal,
+        reason: "done".into(),
+    })))
+    .await
+    .unwrap();
+    // The reply echoes the code (RFC 6455 §5.5.1), then the server closes
+    // the TCP connection, which ends the stream.
+    assert_eq!(closed_with(&mut ws).await, Some((1000, "done".into())));
+    let end = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("the server closes the connection within 5 s");
+    assert!(matches!(end, None | Some(Err(_))), "{end:?}");
+}
+
+#[tokio::test]
+async fn websocket_closes_and_drops_leave_no_close_wait_sockets() {
+    use stratus_testkit::{eventually, sockets_on_port, TCP_CLOSE_WAIT, TCP_ESTABLISHED};
+    let c = chat("", 600).await;
+    let port = c.s.gateway.port();
+    for i in 0..60 {
+        let mut ws = connect(&c.ws_url("/chat/prod")).await;
+        if i % 2 == 0 {
+            ws.close(None).await.unwrap();
+            // Wait for the reply so that the server side is done with it.
+            let _ = closed_with(&mut ws).await;
+        }
+        drop(ws); // odd ones: the TCP connection just goes away
+    }
+    let released = eventually(Duration::from_secs(10), || {
+        sockets_on_port(port, TCP_CLOSE_WAIT) == 0 && sockets_on_port(port, TCP_ESTABLISHED) == 0
+    })
+    .await;
+    assert!(
+        released,
+        "server sockets left: {} CLOSE-WAIT, {} ESTABLISHED",
+        sockets_on_port(port, TCP_CLOSE_WAIT),
+        sockets_on_port(port, TCP_ESTABLISHED)
+    );
+    // Every one of them got its $disconnect.
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            c.events()
+                .iter()
+                .filter(|e| e["requestContext"]["eventType"] == "DISCONNECT")
+                .count()
+                == 60
+        })
+        .await
+    );
+}
+
+#[tokio::test]
+async fn invalid_handshake_keys_get_400() {
+    let c = chat("", 600).await;
+    let client = reqwest::Client::new();
+    for key in [
+        "",
+        "c2hvcnQ=",
+        &"A".repeat(4096),
+        "not base64 at all!!!!!!!",
+    ] {
+        let r = client
+            .get(c.s.url("/chat/prod"))
+            .header("upgrade", "websocket")
+            .header("connection", "Upgrade")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "key {key:?}");
+    }
+}
+
+#[tokio::test]
+async fn static_route_selection_expressions_select_their_constant() {
+    let c = chat(
+        r#"
+[apis.always]
+type = "websocket"
+base_path = "/always"
+route_selection = '\$default'
+[apis.always.routes]
+"$default" = { function = "ws", respond = true }
+
+[apis.fixed]
+type = "websocket"
+base_path = "/fixed"
+route_selection = "action"
+[apis.fixed.routes]
+"action" = { function = "ws", respond = true }
+"#,
+        600,
+    )
+    .await;
+    let mut ws = connect(&c.ws_url("/always")).await;
+    ws.send(Message::text(r#"{"action":"echo"}"#))
+        .await
+        .unwrap();
+    assert_eq!(recv_json(&mut ws).await["route"], "$default");
+    let mut ws = connect(&c.ws_url("/fixed")).await;
+    ws.send(Message::text("not even json")).await.unwrap();
+    assert_eq!(recv_json(&mut ws).await["route"], "action");
+}
