@@ -392,10 +392,54 @@ fn log_line(shared: &Shared, line: &str) {
     }
 }
 
+/// Lambda splits log events at 256 KB; a longer line is logged in pieces.
+pub(crate) const MAX_LOG_LINE: usize = 256 * 1024;
+
+/// Reads a function's output line by line until the pipe closes: a line is
+/// cut at `MAX_LOG_LINE` (never buffered whole) and decoded lossily, so no
+/// byte a function writes can end the reader and close its pipe.
 async fn pump_lines(shared: Arc<Shared>, pipe: impl tokio::io::AsyncRead + Unpin) {
-    let mut lines = BufReader::new(pipe).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        log_line(&shared, &line);
+    let mut reader = BufReader::with_capacity(8 * 1024, pipe);
+    let mut line: Vec<u8> = Vec::new();
+    loop {
+        let Ok(buf) = reader.fill_buf().await else {
+            break;
+        };
+        if buf.is_empty() {
+            break; // end of output: the process is gone
+        }
+        let room = MAX_LOG_LINE - line.len();
+        let (take, complete) = match memchr_newline(&buf[..buf.len().min(room)]) {
+            Some(i) => (i + 1, true),
+            None => (buf.len().min(room), line.len() + buf.len() >= MAX_LOG_LINE),
+        };
+        line.extend_from_slice(&buf[..take]);
+        reader.consume(take);
+        if complete {
+            emit_line(&shared, &mut line);
+        }
+    }
+    if !line.is_empty() {
+        emit_line(&shared, &mut line);
+    }
+}
+
+fn memchr_newline(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
+}
+
+fn emit_line(shared: &Shared, line: &mut Vec<u8>) {
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    }
+    log_line(shared, &String::from_utf8_lossy(line));
+    line.clear();
+    // A huge line's buffer is not kept for the next, short one.
+    if line.capacity() > 64 * 1024 {
+        line.shrink_to(8 * 1024);
     }
 }
 

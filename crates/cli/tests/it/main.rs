@@ -3,6 +3,7 @@
 
 mod cli;
 mod functions;
+mod hardening;
 mod invoke_api;
 mod proxy;
 mod shutdown;

@@ -4,7 +4,8 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 pub(crate) fn stratus() -> Command {
@@ -20,6 +21,8 @@ pub(crate) struct Serving {
     pub(crate) admin: SocketAddr,
     /// Every stderr line, as it arrives.
     pub(crate) lines: mpsc::Receiver<String>,
+    /// While set, nobody reads the server's stderr (its pipe fills up).
+    paused: Arc<AtomicBool>,
 }
 
 impl Serving {
@@ -33,8 +36,17 @@ impl Serving {
             .expect("spawn stratus serve");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
+        let paused = Arc::new(AtomicBool::new(false));
+        let reader_paused = paused.clone();
+        // A plain thread reading a pipe: sleeping here blocks no runtime.
+        #[allow(clippy::disallowed_methods)]
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut lines = BufReader::new(stderr).lines();
+            loop {
+                while reader_paused.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let Some(Ok(line)) = lines.next() else { break };
                 if tx.send(line).is_err() {
                     break;
                 }
@@ -67,7 +79,48 @@ impl Serving {
             gateway: gateway.unwrap(),
             admin: admin.unwrap(),
             lines: rx,
+            paused,
         }
+    }
+
+    /// Stops (or resumes) reading the server's stderr.
+    pub(crate) fn pause_stderr(&self, paused: bool) {
+        self.paused.store(paused, Ordering::SeqCst);
+    }
+
+    /// Stderr lines until one contains `needle` (bounded wait); all of them.
+    /// Blocking, outside any runtime: std's clock is the right one.
+    #[allow(clippy::disallowed_types)]
+    pub(crate) fn wait_line(&self, needle: &str, limit: Duration) -> Vec<String> {
+        let deadline = std::time::Instant::now() + limit;
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    let hit = l.contains(needle);
+                    seen.push(l);
+                    if hit {
+                        return seen;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!(
+            "no stderr line with {needle:?}; saw {} lines, last: {:?}",
+            seen.len(),
+            seen.last()
+        );
+    }
+
+    /// The server process's peak resident memory (VmHWM), in KB.
+    pub(crate) fn peak_rss_kb(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap()
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
