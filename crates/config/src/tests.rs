@@ -88,8 +88,21 @@ fn selection_expressions_parse_once_into_parts() {
             Literal("!".into()),
         ]
     );
+    // Static expressions (AWS accepts them): every message selects the constant.
+    assert_eq!(
+        SelectionExpr::parse("action").unwrap().constant(),
+        Some("action")
+    );
+    assert_eq!(
+        SelectionExpr::parse(r"\$default").unwrap().constant(),
+        Some("$default")
+    );
+    assert_eq!(
+        SelectionExpr::parse("$request.body.a").unwrap().constant(),
+        None
+    );
     for bad in [
-        "action",
+        "",
         "$request.body.",
         "${request.body.a",
         "${request.header.x}",

@@ -401,10 +401,7 @@ pub(crate) const MAX_LOG_LINE: usize = 256 * 1024;
 async fn pump_lines(shared: Arc<Shared>, pipe: impl tokio::io::AsyncRead + Unpin) {
     let mut reader = BufReader::with_capacity(8 * 1024, pipe);
     let mut line: Vec<u8> = Vec::new();
-    loop {
-        let Ok(buf) = reader.fill_buf().await else {
-            break;
-        };
+    while let Ok(buf) = reader.fill_buf().await {
         if buf.is_empty() {
             break; // end of output: the process is gone
         }

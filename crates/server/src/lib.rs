@@ -10,6 +10,7 @@
 
 mod admin;
 mod connections;
+mod listener;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,14 +20,15 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use stratus_config::App;
 use stratus_gateway::Gateway;
 use stratus_runtime::Runtime;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+/// File descriptors kept out of the connection budget: function pipes,
+/// Runtime API sockets, upstream connections, log files.
+const FILES_KEPT: u64 = 512;
 
 /// Listeners bound and ready to run.
 pub struct Server {
@@ -96,17 +98,43 @@ impl Server {
             .expect("bound listener has an address")
     }
 
+    /// Each listener's limits; connections are capped below the open-file
+    /// limit (raised to its hard limit first), keeping room for functions.
+    fn limits(&self) -> listener::Limits {
+        let s = &self.app.server;
+        let files = listener::raise_open_file_limit();
+        let room = usize::try_from(files.saturating_sub(FILES_KEPT) / 2).unwrap_or(usize::MAX);
+        let max_connections = s.max_connections.min(room.max(1));
+        if max_connections < s.max_connections {
+            tracing::info!(
+                "at most {max_connections} connections per listener (open-file limit {files}; server.max_connections = {})",
+                s.max_connections
+            );
+        }
+        listener::Limits {
+            header_timeout: s.header_timeout,
+            max_connections,
+            max_header_bytes: s.max_header_bytes,
+        }
+    }
+
     /// Serves until `shutdown` completes, then drains in-flight requests.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let ready = Arc::new(AtomicBool::new(true));
         let grace = self.app.server.shutdown_grace;
+        let limits = self.limits();
 
         let functions = self.functions.clone();
         let gateway = Gateway::new(&self.app, functions.clone());
         let websockets = gateway.websockets();
-        let gateway_task =
-            tokio::spawn(serve_gateway(self.gateway, gateway, stop_rx.clone(), grace));
+        let gateway_task = tokio::spawn(serve_gateway(
+            self.gateway,
+            gateway,
+            limits,
+            stop_rx.clone(),
+            grace,
+        ));
         let admin_state = admin::AdminState {
             ready: ready.clone(),
             functions: functions.clone(),
@@ -114,7 +142,7 @@ impl Server {
             websockets: websockets.clone(),
             credentials: self.app.server.credentials.clone(),
         };
-        let admin_task = tokio::spawn(serve_admin(self.admin, admin_state, stop_rx));
+        let admin_task = tokio::spawn(serve_admin(self.admin, admin_state, limits, stop_rx, grace));
 
         shutdown.await;
         tracing::info!("shutting down: no new connections; in-flight requests have {grace:?}");
@@ -128,7 +156,7 @@ impl Server {
         }
         websockets.shutdown(grace).await;
         gateway_task.await.context("gateway task")?;
-        admin_task.await.context("admin task")??;
+        admin_task.await.context("admin task")?;
         functions.shutdown();
         tracing::info!("stopped");
         Ok(())
@@ -143,58 +171,29 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 async fn serve_gateway(
     listener: TcpListener,
     gateway: Gateway,
+    limits: listener::Limits,
     stop: watch::Receiver<bool>,
     grace: std::time::Duration,
 ) {
-    let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let stop_signal = stopped(stop);
-    tokio::pin!(stop_signal);
-    loop {
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    continue;
-                }
-            },
-            () = &mut stop_signal => break,
-        };
-        let _ = stream.set_nodelay(true);
+    let make = move |remote: SocketAddr| {
         let gw = gateway.clone();
-        let service = service_fn(move |req| {
+        service_fn(move |req| {
             let gw = gw.clone();
             async move { Ok::<_, Infallible>(gw.handle(req, remote).await) }
-        });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%remote, "connection ended with an error: {e}");
-            }
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(grace) => {
-            tracing::warn!("grace period of {grace:?} over; closing the connections still open");
-        }
-    }
+        })
+    };
+    listener::serve(listener, limits, make, stop, grace, true).await;
 }
 
 async fn serve_admin(
     listener: TcpListener,
     state: admin::AdminState,
+    limits: listener::Limits,
     stop: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    axum::serve(listener, admin::router(state))
-        .with_graceful_shutdown(stopped(stop))
-        .await
-        .context("admin listener")
+    grace: std::time::Duration,
+) {
+    let router = admin::router(state);
+    let make =
+        move |_remote: SocketAddr| hyper_util::service::TowerToHyperService::new(router.clone());
+    listener::serve(listener, limits, make, stop, grace, false).await;
 }

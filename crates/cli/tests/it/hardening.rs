@@ -107,15 +107,18 @@ async fn a_huge_log_line_is_split_and_never_held_whole() {
     let (status, body) = invoke(&s, r#"{"what":"huge","mb":64}"#).await;
     assert_eq!((status, body.as_str()), (200, "\"written\""));
     // The 64 MB line arrives as 256 KB pieces.
-    let lines = tokio::task::spawn_blocking(move || {
-        let seen = s.wait_line("REPORT RequestId", Duration::from_secs(60));
-        (seen, s)
+    let s = tokio::task::spawn_blocking(move || {
+        let mut pieces = 0;
+        while pieces < 256 {
+            let seen = s.wait_line("xxxxxxxx", Duration::from_secs(60));
+            pieces += seen.iter().filter(|l| l.contains("xxxxxxxx")).count();
+            let longest = seen.iter().map(String::len).max().unwrap_or(0);
+            assert!(longest < 256 * 1024 + 512, "a line of {longest} bytes");
+        }
+        s
     })
     .await
     .unwrap();
-    let (seen, s) = lines;
-    let pieces: Vec<&String> = seen.iter().filter(|l| l.contains("xxxxxxxx")).collect();
-    assert_eq!(pieces.len(), 256, "64 MB in 256 KB pieces");
     let peak = s.peak_rss_kb();
     assert!(
         peak < before + 32 * 1024,
@@ -148,4 +151,161 @@ async fn invalid_utf8_output_is_logged_lossily_and_the_next_call_works() {
     for m in ["marker-1", "marker-2", "marker-3"] {
         assert!(seen.iter().any(|l| l.contains(m)), "{m} lost: {seen:#?}");
     }
+}
+
+mod listener_limits {
+    use std::time::Duration;
+
+    use stratus_testkit::TestServer;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    const MOCK_API: &str = "[apis.web]\ntype = \"http\"\n[apis.web.routes]\n\"ANY /ping\" = { mock = { status = 200, body = \"pong\" } }\n";
+
+    /// Reads until the peer closes (bounded); what it sent.
+    async fn read_to_close(s: &mut TcpStream, limit: Duration) -> String {
+        let mut out = Vec::new();
+        tokio::time::timeout(limit, s.read_to_end(&mut out))
+            .await
+            .expect("the server closes the connection in time")
+            .ok();
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn a_client_trickling_headers_gets_408_and_is_closed() {
+        let s = TestServer::start_full("header_timeout = 1", MOCK_API, &[]).await;
+        let mut c = TcpStream::connect(s.gateway).await.unwrap();
+        c.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        // One byte every 200 ms: never done within the second it has.
+        let trickle = async {
+            for b in b"X-Slow: aaaaaaaaaaaaaaaaaaaaa".iter() {
+                if c.write_all(&[*b]).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(3), trickle)
+            .await
+            .ok();
+        let answer = read_to_close(&mut c, Duration::from_secs(5)).await;
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{answer:?}");
+        assert!(
+            answer.ends_with(r#"{"message":"Request Timeout"}"#),
+            "{answer:?}"
+        );
+        // The server is fine.
+        let r = reqwest::get(s.url("/ping")).await.unwrap();
+        assert_eq!(r.text().await.unwrap(), "pong");
+    }
+
+    #[tokio::test]
+    async fn an_idle_keep_alive_connection_is_closed() {
+        let s = TestServer::start_full("header_timeout = 1", MOCK_API, &[]).await;
+        let mut c = TcpStream::connect(s.gateway).await.unwrap();
+        c.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        // The answer, then nothing more: closed without another status line.
+        let all = read_to_close(&mut c, Duration::from_secs(5)).await;
+        assert!(all.starts_with("HTTP/1.1 200 "), "{all:?}");
+        assert!(all.ends_with("pong"), "{all:?}");
+        assert_eq!(all.matches("HTTP/1.1").count(), 1, "{all:?}");
+    }
+
+    #[tokio::test]
+    async fn connections_past_the_cap_get_503_and_the_admin_listener_still_answers() {
+        let s = TestServer::start_full("max_connections = 5", MOCK_API, &[]).await;
+        let mut held = Vec::new();
+        for _ in 0..5 {
+            let mut c = TcpStream::connect(s.gateway).await.unwrap();
+            c.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let mut buf = [0u8; 256];
+            let n = c.read(&mut buf).await.unwrap();
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+            held.push(c); // kept open (keep-alive)
+        }
+        let mut extra = TcpStream::connect(s.gateway).await.unwrap();
+        extra
+            .write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_to_close(&mut extra, Duration::from_secs(5)).await;
+        assert!(answer.starts_with("HTTP/1.1 503 "), "{answer:?}");
+        assert!(answer.contains(r#"{"message":"Service Unavailable"}"#));
+        let health = reqwest::get(s.admin_url("/healthz")).await.unwrap();
+        assert_eq!(health.status(), 200);
+        // Slots come back as connections close.
+        drop(held);
+        let mut ok = false;
+        for _ in 0..50 {
+            if let Ok(r) = reqwest::get(s.url("/ping")).await {
+                if r.status() == 200 {
+                    ok = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(ok, "the gateway answers again once connections close");
+    }
+
+    #[tokio::test]
+    async fn headers_over_the_limit_get_431() {
+        let s = TestServer::start(MOCK_API).await;
+        let client = reqwest::Client::new();
+        let r = client
+            .get(s.url("/ping"))
+            .header("x-big", "a".repeat(9 * 1024))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "9 KB of headers is within API Gateway's 10 KB"
+        );
+        let r = client
+            .get(s.url("/ping"))
+            .header("x-big", "a".repeat(100 * 1024))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 431);
+        let r = client.get(s.url("/ping")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn a_mock_route_refuses_a_streamed_body_over_10_mb() {
+        let s = TestServer::start(MOCK_API).await;
+        let chunks = (0..11).map(|_| Ok::<_, std::io::Error>(vec![b'x'; 1024 * 1024]));
+        let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+        let r = reqwest::Client::new()
+            .post(s.url("/ping"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 413);
+    }
+}
+
+#[test]
+fn serve_raises_the_open_file_limit_to_the_hard_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), "", &[]);
+    let s = Serving::start(dir.path());
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", s.child.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let f: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(f[3], f[4], "soft = hard: {line}");
 }

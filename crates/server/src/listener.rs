@@ -1,0 +1,314 @@
+//! Accepting and serving client connections, with the limits every
+//! listener has (the gateway and the admin listener alike):
+//! - at most `max_connections` open at once (WebSockets included, since an
+//!   upgraded connection keeps its slot); past it a new connection is
+//!   answered 503 and closed;
+//! - `header_timeout` to send a request's headers: a client that trickles
+//!   them gets 408 and is closed; an idle keep-alive connection is closed
+//!   after the same time;
+//! - `max_header_bytes` for the request line and headers: past it 431.
+//!
+//! HTTP/1.1 only (API Gateway speaks HTTP/2 only over TLS, which Stratus
+//! does not terminate); hyper's own HTTP/1 builder is used because it is
+//! the one that can bound header size and keep the header case.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+/// What every listener enforces; from `[server]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) header_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) max_header_bytes: usize,
+}
+
+const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 33\r\nconnection: close\r\n\r\n{\"message\":\"Service Unavailable\"}";
+const TIMED_OUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: 29\r\nconnection: close\r\n\r\n{\"message\":\"Request Timeout\"}";
+
+/// Serves `listener` until `stop`, then lets open connections finish for
+/// at most `grace`.
+pub(crate) async fn serve<S, B>(
+    listener: TcpListener,
+    limits: Limits,
+    make_service: impl Fn(SocketAddr) -> S,
+    stop: watch::Receiver<bool>,
+    grace: Duration,
+    upgrades: bool,
+) where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_header_size(limits.max_header_bytes)
+        .preserve_header_case(true);
+    let stop_rx = stop.clone();
+    let stop_signal = crate::stopped(stop);
+    tokio::pin!(stop_signal);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            () = &mut stop_signal => break,
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(
+                %remote,
+                "connection refused: {} connections open (server.max_connections)",
+                limits.max_connections
+            );
+            tokio::spawn(refuse(stream));
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let io = ClientIo::new(stream, permit);
+        let probe = io.probe();
+        let service = make_service(remote);
+        let conn = builder.serve_connection(TokioIo::new(io), service);
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let result = if upgrades {
+                drive(conn.with_upgrades(), &mut stop, |c| c.graceful_shutdown()).await
+            } else {
+                drive(conn, &mut stop, |c| c.graceful_shutdown()).await
+            };
+            if let Err(e) = result {
+                if e.is_timeout() && probe.mid_request() {
+                    probe.send_and_close(TIMED_OUT).await;
+                    tracing::debug!(%remote, "408: request headers not received in time");
+                } else {
+                    tracing::debug!(%remote, "connection ended with an error: {e}");
+                }
+            }
+        });
+    }
+    drop(listener);
+    // Every connection holds a slot until it ends: all slots back means
+    // all connections are done.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(grace, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period of {grace:?} over; closing the connections still open");
+    }
+}
+
+/// Runs one connection; once `stop` is set, lets it finish the request in
+/// flight and close (graceful shutdown).
+async fn drive<C>(
+    conn: C,
+    stop: &mut watch::Receiver<bool>,
+    shutdown: impl FnOnce(Pin<&mut C>),
+) -> hyper::Result<()>
+where
+    C: std::future::Future<Output = hyper::Result<()>>,
+{
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => return r,
+        _ = stop.wait_for(|s| *s) => {}
+    }
+    shutdown(conn.as_mut());
+    conn.await
+}
+
+/// Answers a connection over the limit: 503, then close once the client's
+/// request is read (closing with unread bytes would reset the connection
+/// and lose the answer), bounded to one second.
+async fn refuse(stream: TcpStream) {
+    let probe = Probe {
+        stream: Arc::new(stream),
+        read_since_write: Arc::new(AtomicBool::new(true)),
+    };
+    probe.send_and_close(REFUSED).await;
+}
+
+/// The client socket as hyper sees it. The socket is shared with a
+/// [`Probe`] so that, when hyper gives up on a client, an answer can still
+/// be written to it; the connection slot is released when both are gone.
+struct ClientIo {
+    stream: Arc<TcpStream>,
+    /// Bytes arrived since the last write: a request is under way.
+    read_since_write: Arc<AtomicBool>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl ClientIo {
+    fn new(stream: TcpStream, slot: OwnedSemaphorePermit) -> ClientIo {
+        ClientIo {
+            stream: Arc::new(stream),
+            read_since_write: Arc::new(AtomicBool::new(false)),
+            _slot: slot,
+        }
+    }
+
+    fn probe(&self) -> Probe {
+        Probe {
+            stream: self.stream.clone(),
+            read_since_write: self.read_since_write.clone(),
+        }
+    }
+}
+
+struct Probe {
+    stream: Arc<TcpStream>,
+    read_since_write: Arc<AtomicBool>,
+}
+
+impl Probe {
+    /// Did the client start a request that was not answered?
+    fn mid_request(&self) -> bool {
+        self.read_since_write.load(Ordering::Relaxed)
+    }
+
+    /// Writes a whole small answer, closes the write side, and drains what
+    /// the client still sends for a moment, so that the answer is not lost
+    /// to a reset.
+    async fn send_and_close(&self, answer: &[u8]) {
+        let s = &*self.stream;
+        let work = async {
+            let mut sent = 0;
+            while sent < answer.len() {
+                s.writable().await?;
+                match s.try_write(&answer[sent..]) {
+                    Ok(n) => sent += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write)?;
+            let mut sink = [0u8; 4096];
+            loop {
+                s.readable().await?;
+                match s.try_read(&mut sink) {
+                    Ok(0) => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), work).await;
+    }
+}
+
+impl AsyncRead for ClientIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.stream.poll_read_ready(cx))?;
+            match self.stream.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    if n > 0 {
+                        self.read_since_write.store(true, Ordering::Relaxed);
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for ClientIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.stream.poll_write_ready(cx))?;
+            match self.stream.try_write(data) {
+                Ok(n) => {
+                    self.read_since_write.store(false, Ordering::Relaxed);
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.stream.poll_write_ready(cx))?;
+            match self.stream.try_write_vectored(bufs) {
+                Ok(n) => {
+                    self.read_since_write.store(false, Ordering::Relaxed);
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // A socket the peer already reset cannot be shut down; that is fine.
+        let _ = socket2::SockRef::from(&*self.stream).shutdown(std::net::Shutdown::Write);
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Raises the soft open-file limit to the hard one, as servers do (each
+/// connection, function pipe and Runtime API socket is a descriptor), and
+/// returns the soft limit in force.
+pub(crate) fn raise_open_file_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return u64::MAX;
+    };
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        tracing::debug!("open-file limit raised from {soft} to {hard}");
+        return hard;
+    }
+    soft
+}
