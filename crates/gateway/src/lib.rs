@@ -8,6 +8,7 @@
 
 mod error;
 mod events;
+mod normalize;
 mod proxy;
 mod router;
 mod websocket;
@@ -91,6 +92,38 @@ impl Gateway {
         let started = Instant::now();
         let request_id = uuid::Uuid::new_v4().to_string();
         let method = req.method().clone();
+        let mut req = req;
+        match normalize::normalize(req.uri().path()) {
+            Ok(None) => {}
+            Ok(Some(normal)) => {
+                let uri = match req.uri().query() {
+                    Some(q) => format!("{normal}?{q}"),
+                    None => normal,
+                };
+                if let Ok(uri) = uri.parse() {
+                    *req.uri_mut() = uri;
+                }
+            }
+            Err(()) => {
+                let path = req.uri().path().to_owned();
+                let e = GatewayError::BadRequest("the path climbs above the root".into());
+                let resp = e.clone().into_response();
+                RequestServed {
+                    request_id: &request_id,
+                    api: "",
+                    stage: "",
+                    route: "",
+                    method: method.as_str(),
+                    path: &path,
+                    remote,
+                    status: resp.status(),
+                    latency: started.elapsed(),
+                    error: Some(&e.to_string()),
+                }
+                .emit();
+                return resp;
+            }
+        }
         let path = req.uri().path().to_owned();
 
         // A WebSocket API stage is served at exactly its mount path.

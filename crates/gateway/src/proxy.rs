@@ -43,6 +43,7 @@ impl Proxy {
         timeout: Duration,
     ) -> Result<Response<Body>, GatewayError> {
         let (parts, body) = req.into_parts();
+        let client_version = parts.version;
         let uri = upstream_uri(url_template, m, parts.uri.query())?;
 
         let mut headers = parts.headers;
@@ -80,6 +81,9 @@ impl Proxy {
         };
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
+        // The client is answered in its own protocol version, whatever the
+        // upstream spoke (an HTTP/1.0 upstream must not downgrade it).
+        parts.version = client_version;
         Ok(Response::from_parts(
             parts,
             body.map_err(BoxError::from).boxed(),

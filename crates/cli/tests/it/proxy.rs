@@ -211,3 +211,84 @@ async fn admin_listener_answers_health_and_readiness() {
     assert_eq!(resp.text().await.unwrap(), r#"{"message":"Not Found"}"#);
     s.shutdown().await;
 }
+
+/// One request written by hand (clients normalize `..` away themselves);
+/// the whole answer, read until the server closes.
+async fn raw_request(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    c.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), c.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn dot_segments_never_reach_the_upstream_or_escape_a_route() {
+    let up = Upstream::start().await;
+    let u = up.url("");
+    let s = TestServer::start(&format!(
+        r#"
+[apis.web]
+type = "http"
+[apis.web.routes]
+"GET /files/{{proxy+}}" = {{ http = "{u}/static/{{proxy}}" }}
+"GET /public/{{proxy+}}" = {{ mock = {{ status = 200, body = "public" }} }}
+"#
+    ))
+    .await;
+    // Resolved inside the route: the upstream sees the clean path.
+    let a = raw_request(s.gateway, "/files/a/../b.txt").await;
+    assert!(a.starts_with("HTTP/1.1 200"), "{a}");
+    assert!(a.contains("\n/static/b.txt\n"), "{a}");
+    // Resolved out of the route: no route matches.
+    for p in [
+        "/files/../private/secret.txt",
+        "/files/%2e%2e/private/secret.txt",
+        "/files/.%2E/private/secret.txt",
+        "/public/../private/keys",
+    ] {
+        let r = raw_request(s.gateway, p).await;
+        assert!(r.starts_with("HTTP/1.1 404"), "{p}: {r}");
+        assert!(!r.contains("x-upstream"), "{p} reached the upstream: {r}");
+    }
+    // Climbing above the root, or hidden behind encoded slashes: 400.
+    for p in [
+        "/files/../../etc/passwd",
+        "/files/%2e%2e/%2e%2e/etc/passwd",
+        "/files/..%2fprivate/secret.txt",
+        "/files/%2e%2e%2Fprivate",
+        "/files/..%5cprivate",
+    ] {
+        let r = raw_request(s.gateway, p).await;
+        assert!(r.starts_with("HTTP/1.1 400"), "{p}: {r}");
+        assert!(r.contains(r#"{"message":"Bad Request"}"#), "{p}: {r}");
+    }
+}
+
+#[tokio::test]
+async fn an_http_1_0_upstream_does_not_downgrade_the_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up_addr = upstream.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = upstream.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf).await;
+            let _ = c
+                .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await;
+        }
+    });
+    let s = TestServer::start(&format!(
+        "[apis.web]\ntype = \"http\"\n[apis.web.routes]\n\"GET /old\" = {{ http = \"http://{up_addr}/\" }}\n"
+    ))
+    .await;
+    let r = raw_request(s.gateway, "/old").await;
+    assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+    assert!(r.ends_with("ok"), "{r}");
+}
