@@ -159,9 +159,7 @@ impl Env {
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .layer(axum::extract::DefaultBodyLimit::disable())
             .with_state(shared.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
+        let server = tokio::spawn(serve_runtime_api(listener, router, shared.clone()));
 
         let log_stream = format!(
             "{}/[$LATEST]{}",
@@ -478,6 +476,44 @@ async fn watch_memory(shared: Arc<Shared>, pid: u32) {
             kill_group(pid);
             return;
         }
+    }
+}
+
+/// Serves the Runtime API to the environment's own processes only: a
+/// connection from any other process is refused and logged (see `peer`).
+async fn serve_runtime_api(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shared: Arc<Shared>,
+) {
+    let Ok(local) = listener.local_addr() else {
+        return;
+    };
+    let service = hyper_util::service::TowerToHyperService::new(router);
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        let pgid = shared.pid.load(Ordering::SeqCst) as u32;
+        let own = tokio::task::spawn_blocking(move || crate::peer::held_by_group(peer, local, pgid))
+            .await
+            .unwrap_or(false);
+        if !own {
+            tracing::warn!(
+                target: "stratus::function",
+                function = %shared.function.name,
+                %peer,
+                "Runtime API: refused a connection from a process outside the environment"
+            );
+            continue;
+        }
+        let service = service.clone();
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
     }
 }
 

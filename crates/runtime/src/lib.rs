@@ -8,6 +8,7 @@
 mod build;
 mod env;
 mod launch;
+mod peer;
 mod pool;
 
 use std::collections::HashMap;

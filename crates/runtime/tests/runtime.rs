@@ -578,3 +578,48 @@ code = "node"
         .join(".stratus/build/deps/node/node_modules/is-number")
         .is_dir());
 }
+
+/// What a foreign process gets from a Runtime API address: the raw answer
+/// (empty when the connection is refused by closing it).
+async fn foreign_request(addr: &str, method: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} /2018-06-01/runtime/{path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    );
+    let _ = c.write_all(req.as_bytes()).await;
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        c.read_to_end(&mut out),
+    )
+    .await;
+    assert!(read.is_ok(), "a foreign connection is never left hanging");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn a_foreign_process_cannot_use_an_environments_runtime_api() {
+    let p = project(&py_project(""), &[("py/app.py", PY)]).await;
+    let echo = |v: i64| p.runtime.invoke("py", req(json!({"action": "echo", "value": v})));
+    let first = json_of(echo(1).await.unwrap().result.as_ref().unwrap());
+    let addr = first["env"]["AWS_LAMBDA_RUNTIME_API"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // This test process is not in the environment's process group: it may
+    // neither take the next invocation nor report an init error.
+    let (next, init) = tokio::join!(
+        foreign_request(&addr, "GET", "invocation/next"),
+        foreign_request(&addr, "POST", "init/error"),
+    );
+    assert_eq!(next, "", "the next invocation went to a foreign process");
+    assert_eq!(init, "", "a foreign init error was accepted");
+    // The function keeps answering its own calls, in the same environment.
+    for v in 2..5 {
+        let r = echo(v).await.unwrap();
+        let out = json_of(r.result.as_ref().unwrap());
+        assert_eq!(out["value"], v);
+        assert_eq!(out["pid"], first["pid"], "the environment was not replaced");
+    }
+}
