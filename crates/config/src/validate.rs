@@ -248,6 +248,7 @@ fn parse_runtime(s: &str) -> Option<Runtime> {
 
 /// Variables Lambda sets itself; a function may not override them.
 const RESERVED_ENV: &[&str] = &[
+    "STRATUS_ENVIRONMENT_ID",
     "_HANDLER",
     "_X_AMZN_TRACE_ID",
     "AWS_DEFAULT_REGION",

@@ -86,6 +86,8 @@ struct Shared {
     exit: watch::Sender<Option<Exit>>,
     log: Mutex<LogState>,
     pid: AtomicU64,
+    /// Carried by every process of the environment (see `sandbox`).
+    mark: String,
     killed_for_memory: AtomicBool,
     peak_rss_kb: AtomicU64,
 }
@@ -145,6 +147,7 @@ impl Env {
             exit: watch::channel(None).0,
             log: Mutex::new(LogState::default()),
             pid: AtomicU64::new(0),
+            mark: launcher.mark(&function.name, id),
             killed_for_memory: AtomicBool::new(false),
             peak_rss_kb: AtomicU64::new(0),
         });
@@ -166,7 +169,7 @@ impl Env {
             chrono::Utc::now().format("%Y/%m/%d"),
             uuid::Uuid::new_v4().simple()
         );
-        let mut cmd = launcher.command(&function, addr, &log_stream, provisioned)?;
+        let mut cmd = launcher.command(&function, addr, &log_stream, provisioned, &shared.mark)?;
         let spawned_at = Instant::now();
         let mut child = cmd.spawn().map_err(|e| {
             server.abort();
@@ -174,6 +177,7 @@ impl Env {
         })?;
         let pid = child.id().unwrap_or(0);
         shared.pid.store(u64::from(pid), Ordering::SeqCst);
+        crate::sandbox::leader_started(pid);
 
         if let Some(out) = child.stdout.take() {
             tokio::spawn(pump_lines(shared.clone(), out));
@@ -195,8 +199,9 @@ impl Env {
                 }
                 Err(_) => Exit::Code(-1),
             };
-            // Whatever else is left in the group goes with it.
-            kill_group(pid);
+            crate::sandbox::leader_ended(pid);
+            // Whatever else is left of the environment goes with it.
+            end_environment(pid, watcher.mark.clone());
             watcher.exit.send_replace(Some(exit));
         });
         tokio::spawn(watch_memory(shared.clone(), pid));
@@ -219,7 +224,15 @@ impl Env {
         let pid = self.shared.pid.load(Ordering::SeqCst) as u32;
         if self.is_alive() {
             kill_group(pid);
+            end_environment(pid, self.shared.mark.clone());
         }
+    }
+
+    /// Kills the environment and everything it started, before returning
+    /// (at shutdown, when the process is about to exit).
+    pub(crate) fn kill_now(&self) {
+        let pid = self.shared.pid.load(Ordering::SeqCst) as u32;
+        crate::sandbox::end_environment(pid, &self.shared.mark);
     }
 
     pub(crate) fn peak_memory_mb(&self) -> u64 {
@@ -362,6 +375,17 @@ async fn exited(rx: &mut watch::Receiver<Option<Exit>>) {
     let _ = rx.wait_for(Option::is_some).await;
 }
 
+/// Kills what is left of an environment off the async threads (it reads
+/// `/proc`), or right here outside a runtime.
+fn end_environment(pid: u32, mark: String) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => {
+            h.spawn_blocking(move || crate::sandbox::end_environment(pid, &mark));
+        }
+        Err(_) => crate::sandbox::end_environment(pid, &mark),
+    }
+}
+
 fn kill_group(pid: u32) {
     if pid > 0 {
         let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
@@ -496,9 +520,10 @@ async fn serve_runtime_api(
             continue;
         };
         let pgid = shared.pid.load(Ordering::SeqCst) as u32;
-        let own = tokio::task::spawn_blocking(move || crate::peer::held_by_group(peer, local, pgid))
-            .await
-            .unwrap_or(false);
+        let own =
+            tokio::task::spawn_blocking(move || crate::peer::held_by_group(peer, local, pgid))
+                .await
+                .unwrap_or(false);
         if !own {
             tracing::warn!(
                 target: "stratus::function",

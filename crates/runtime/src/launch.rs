@@ -21,6 +21,8 @@ const NODE_BOOTSTRAP: &str = include_str!("../bootstraps/node/bootstrap.mjs");
 pub const ACCOUNT_ID: &str = "000000000000";
 
 pub(crate) struct Launcher {
+    /// Unique to this runtime: environment marks start with it.
+    instance: String,
     region: String,
     runtime_dir: PathBuf,
     build_dir: PathBuf,
@@ -70,6 +72,11 @@ impl Launcher {
             }
         }
         Ok(Launcher {
+            instance: format!(
+                "{}-{}",
+                std::process::id(),
+                &uuid::Uuid::new_v4().simple().to_string()[..12]
+            ),
             region: app.server.region.clone(),
             runtime_dir,
             build_dir,
@@ -77,6 +84,11 @@ impl Launcher {
             path,
             extra_env,
         })
+    }
+
+    /// The mark of environment `id` of `function` (see `sandbox`).
+    pub(crate) fn mark(&self, function: &str, id: u64) -> String {
+        format!("{}-{function}-{id}", self.instance)
     }
 
     pub(crate) fn function_arn(&self, name: &str) -> String {
@@ -102,6 +114,7 @@ impl Launcher {
         api: SocketAddr,
         log_stream: &str,
         provisioned: bool,
+        mark: &str,
     ) -> Result<Command, String> {
         let mut cmd = match &f.runtime {
             Runtime::Provided(_) => {
@@ -171,6 +184,7 @@ impl Launcher {
             ("TZ".into(), "UTC".into()),
             ("LANG".into(), "en_US.UTF-8".into()),
             ("PATH".into(), self.path.clone()),
+            (crate::sandbox::MARK_VAR.into(), mark.to_owned()),
         ];
         match &f.runtime {
             Runtime::Python(_) => {

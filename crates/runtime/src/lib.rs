@@ -10,6 +10,7 @@ mod env;
 mod launch;
 mod peer;
 mod pool;
+mod sandbox;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -123,6 +124,7 @@ impl Runtime {
     /// `warm` environments. `extra_env` is given to every function (e.g.
     /// the admin URL and credentials).
     pub async fn start(app: &App, extra_env: Vec<(String, String)>) -> Result<Runtime, String> {
+        sandbox::become_subreaper();
         let launcher = Arc::new(launch::Launcher::new(app, extra_env)?);
         for f in app.functions.values() {
             build::prepare(f, &launcher.build_dir(&f.name), launcher.interpreter(f)).await?;
@@ -146,11 +148,14 @@ impl Runtime {
         let weak = Arc::downgrade(&pools);
         let reaper = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
+            for n in 0u64.. {
                 tick.tick().await;
                 let Some(pools) = weak.upgrade() else { return };
                 for pool in pools.values() {
                     pool.reap();
+                }
+                if n % 5 == 0 {
+                    let _ = tokio::task::spawn_blocking(sandbox::sweep).await;
                 }
             }
         });

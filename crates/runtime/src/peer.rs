@@ -34,7 +34,11 @@ fn socket_inode(addr: SocketAddr, remote: SocketAddr) -> Option<u64> {
         (IpAddr::V4(a), IpAddr::V4(r)) => (
             "/proc/net/tcp",
             format!("{:08X}:{:04X}", u32::from_le_bytes(a.octets()), addr.port()),
-            format!("{:08X}:{:04X}", u32::from_le_bytes(r.octets()), remote.port()),
+            format!(
+                "{:08X}:{:04X}",
+                u32::from_le_bytes(r.octets()),
+                remote.port()
+            ),
         ),
         _ => return None, // the Runtime API listens on 127.0.0.1 only
     };
@@ -51,9 +55,8 @@ fn holds(pid: u32, target: &str) -> bool {
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
         return false;
     };
-    fds.flatten().any(|fd| {
-        std::fs::read_link(fd.path()).is_ok_and(|link| link.as_os_str() == target)
-    })
+    fds.flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|link| link.as_os_str() == target))
 }
 
 /// Every process whose process group is `pgid`.

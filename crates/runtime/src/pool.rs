@@ -142,7 +142,7 @@ impl Pool {
         let mut st = self.state.lock().expect("pool lock");
         st.idle.clear();
         for (_, env) in st.live.drain() {
-            env.kill();
+            env.kill_now();
         }
     }
 

@@ -76,6 +76,11 @@ def handler(event, context):
             pass
     if action == "exit":
         os._exit(event["code"])
+    if action == "escape":
+        import subprocess
+        # A child in a session (and process group) of its own.
+        child = subprocess.Popen(["sleep", "300"], start_new_session=True)
+        return {"pid": child.pid}
     if action == "hog":
         blob = bytearray(event["mb"] * 1024 * 1024)
         for i in range(0, len(blob), 4096):
@@ -589,11 +594,8 @@ async fn foreign_request(addr: &str, method: &str, path: &str) -> String {
     );
     let _ = c.write_all(req.as_bytes()).await;
     let mut out = Vec::new();
-    let read = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        c.read_to_end(&mut out),
-    )
-    .await;
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(5), c.read_to_end(&mut out)).await;
     assert!(read.is_ok(), "a foreign connection is never left hanging");
     String::from_utf8_lossy(&out).into_owned()
 }
@@ -601,7 +603,10 @@ async fn foreign_request(addr: &str, method: &str, path: &str) -> String {
 #[tokio::test]
 async fn a_foreign_process_cannot_use_an_environments_runtime_api() {
     let p = project(&py_project(""), &[("py/app.py", PY)]).await;
-    let echo = |v: i64| p.runtime.invoke("py", req(json!({"action": "echo", "value": v})));
+    let echo = |v: i64| {
+        p.runtime
+            .invoke("py", req(json!({"action": "echo", "value": v})))
+    };
     let first = json_of(echo(1).await.unwrap().result.as_ref().unwrap());
     let addr = first["env"]["AWS_LAMBDA_RUNTIME_API"]
         .as_str()
@@ -622,4 +627,52 @@ async fn a_foreign_process_cannot_use_an_environments_runtime_api() {
         assert_eq!(out["value"], v);
         assert_eq!(out["pid"], first["pid"], "the environment was not replaced");
     }
+}
+
+/// Is `pid` still running (not gone, not a zombie)?
+fn running(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat[stat.rfind(')').unwrap() + 1..]
+            .split_whitespace()
+            .next();
+        state != Some("Z")
+    })
+}
+
+async fn gone(pid: u64) -> bool {
+    for _ in 0..250 {
+        if !running(pid) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn no_setsid_child_outlives_its_environment_or_the_shutdown() {
+    let p = project(&py_project(""), &[("py/app.py", PY)]).await;
+    let escape = || async {
+        let r = p
+            .runtime
+            .invoke("py", req(json!({"action": "escape"})))
+            .await
+            .unwrap();
+        json_of(r.result.as_ref().unwrap())["pid"].as_u64().unwrap()
+    };
+    // The environment ends (its process exits): its escaped child goes too.
+    let first = escape().await;
+    assert!(running(first));
+    let r = p
+        .runtime
+        .invoke("py", req(json!({"action": "exit", "code": 3})))
+        .await
+        .unwrap();
+    assert!(r.result.is_err());
+    assert!(gone(first).await, "pid {first} outlived its environment");
+    // The server shuts down: the same.
+    let second = escape().await;
+    assert!(running(second));
+    p.runtime.shutdown();
+    assert!(gone(second).await, "pid {second} outlived the shutdown");
 }
