@@ -20,7 +20,7 @@ use aws_lambda_events::apigw::{
 use aws_lambda_events::query_map::QueryMap;
 use base64::Engine as _;
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, FutureExt as _};
 use futures_util::{SinkExt, StreamExt};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -43,6 +43,8 @@ pub const MAX_MESSAGE: usize = 128 * 1024;
 const SEND_QUEUE: usize = 256;
 /// How long one write to a client may take before it counts as too slow.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a `$disconnect` event may wait for a busy function.
+const LIFECYCLE_WAIT: Duration = Duration::from_secs(60);
 /// How long the closing handshake may take before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -329,6 +331,11 @@ impl WebSockets {
         resp
     }
 
+    /// Calls a route's function. Messages are refused when the function
+    /// is at its concurrency, as on AWS; `$connect` and `$disconnect` wait
+    /// for an environment instead (within the route's timeout, and at least
+    /// `LIFECYCLE_WAIT` for `$disconnect`), so that a burst of connects and
+    /// drops loses none of them to a momentary limit.
     async fn invoke(
         &self,
         route: &stratus_config::Route,
@@ -337,14 +344,27 @@ impl WebSockets {
         let stratus_config::Integration::Function { name } = &route.integration else {
             return Err(Failure::Error);
         };
-        let call = self.functions.invoke(
-            name,
-            InvokeRequest {
-                payload: Bytes::from(event),
-                ..Default::default()
-            },
-        );
-        match tokio::time::timeout(route.timeout, call).await {
+        let req = InvokeRequest {
+            payload: Bytes::from(event),
+            ..Default::default()
+        };
+        let (limit, call) = match &route.key {
+            RouteKey::WebSocket(k) if k == "$connect" => (
+                route.timeout,
+                self.functions
+                    .invoke_waiting(name, req, route.timeout)
+                    .boxed(),
+            ),
+            RouteKey::WebSocket(k) if k == "$disconnect" => {
+                let wait = route.timeout.max(LIFECYCLE_WAIT);
+                (
+                    wait + route.timeout,
+                    self.functions.invoke_waiting(name, req, wait).boxed(),
+                )
+            }
+            _ => (route.timeout, self.functions.invoke(name, req).boxed()),
+        };
+        match tokio::time::timeout(limit, call).await {
             Err(_) => Err(Failure::Timeout),
             Ok(Err(_)) => Err(Failure::Error),
             Ok(Ok(out)) => match out.result {

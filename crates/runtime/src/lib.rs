@@ -13,6 +13,7 @@ mod pool;
 mod sandbox;
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -174,6 +175,90 @@ impl Runtime {
         function: &str,
         req: InvokeRequest,
     ) -> Result<InvokeResponse, InvokeError> {
+        let pool = self.pool(function, &req)?;
+        let slot = pool.try_slot()?;
+        Self::run(pool.clone(), req, slot).await
+    }
+
+    /// Like `invoke`, but when every environment is busy the call waits for
+    /// one (first come, first served) up to `wait`, instead of being
+    /// refused: for work that must not be lost to a momentary limit, such
+    /// as WebSocket `$connect`/`$disconnect` events.
+    pub async fn invoke_waiting(
+        &self,
+        function: &str,
+        req: InvokeRequest,
+        wait: Duration,
+    ) -> Result<InvokeResponse, InvokeError> {
+        let pool = self.pool(function, &req)?;
+        let slot = pool.slot_by(tokio::time::Instant::now() + wait).await?;
+        Self::run(pool.clone(), req, slot).await
+    }
+
+    /// An asynchronous (`Event`) invocation: queued, run as environments
+    /// free up, retried after function errors, dropped (and logged) when
+    /// too old or out of retries, as Lambda does. Returns the request id at
+    /// once; `TooManyRequests` when the function's queue is full.
+    pub fn invoke_async(&self, function: &str, req: InvokeRequest) -> Result<String, InvokeError> {
+        let pool = self.pool(function, &req)?.clone();
+        let cfg = pool.function.asynchronous.clone();
+        let queued = pool.async_pending.fetch_add(1, Ordering::SeqCst);
+        if queued >= cfg.queue {
+            pool.async_pending.fetch_sub(1, Ordering::SeqCst);
+            return Err(InvokeError::TooManyRequests);
+        }
+        let event_id = uuid::Uuid::new_v4().to_string();
+        let id = event_id.clone();
+        tokio::spawn(async move {
+            let expires = tokio::time::Instant::now() + cfg.max_event_age;
+            let name = pool.function.name.clone();
+            let mut attempt = 0u32;
+            let dropped = loop {
+                let slot = match pool.slot_by(expires).await {
+                    Ok(slot) => slot,
+                    Err(_) => break "it reached the maximum event age",
+                };
+                let failure = match Self::run(pool.clone(), req.clone(), slot).await {
+                    Ok(out) => match out.result {
+                        Ok(_) => None,
+                        Err(e) => Some(format!("{}: {}", e.error_type, e.message())),
+                    },
+                    Err(e) => Some(e.to_string()),
+                };
+                let Some(why) = failure else { break "" };
+                if attempt >= cfg.max_retries {
+                    tracing::warn!(target: "stratus::function", function = %name, event = %id, "asynchronous invocation failed: {why}");
+                    break "it failed after its retries";
+                }
+                // Lambda waits about a minute, then two.
+                let delay = cfg.retry_delay * 2u32.pow(attempt);
+                attempt += 1;
+                tracing::info!(target: "stratus::function", function = %name, event = %id, "asynchronous invocation failed ({why}); retry {attempt} of {} in {delay:?}", cfg.max_retries);
+                if tokio::time::Instant::now() + delay >= expires {
+                    break "it reached the maximum event age";
+                }
+                tokio::time::sleep(delay).await;
+            };
+            if !dropped.is_empty() {
+                pool.async_dropped.fetch_add(1, Ordering::SeqCst);
+                tracing::warn!(target: "stratus::function", function = %name, event = %id, "asynchronous event dropped: {dropped}");
+            }
+            pool.async_pending.fetch_sub(1, Ordering::SeqCst);
+        });
+        Ok(event_id)
+    }
+
+    /// (accepted and not yet done, dropped) asynchronous events of a function.
+    pub fn async_events(&self, function: &str) -> Option<(usize, u64)> {
+        self.pools.get(function).map(|p| {
+            (
+                p.async_pending.load(Ordering::SeqCst),
+                p.async_dropped.load(Ordering::SeqCst),
+            )
+        })
+    }
+
+    fn pool(&self, function: &str, req: &InvokeRequest) -> Result<&Arc<pool::Pool>, InvokeError> {
         let pool = self
             .pools
             .get(function)
@@ -181,11 +266,18 @@ impl Runtime {
         if req.payload.len() > MAX_SYNC_PAYLOAD {
             return Err(InvokeError::PayloadTooLarge);
         }
-        // The call runs to its end in its own task even when the caller
-        // stops waiting (an integration timeout, a closed client), as on
-        // Lambda; otherwise its environment would never return to the pool.
-        let pool = pool.clone();
-        tokio::spawn(async move { pool.invoke(req).await })
+        Ok(pool)
+    }
+
+    /// The call runs to its end in its own task even when the caller
+    /// stops waiting (an integration timeout, a closed client), as on
+    /// Lambda; otherwise its environment would never return to the pool.
+    async fn run(
+        pool: Arc<pool::Pool>,
+        req: InvokeRequest,
+        slot: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<InvokeResponse, InvokeError> {
+        tokio::spawn(async move { pool.invoke(req, slot).await })
             .await
             .map_err(|e| InvokeError::Start(format!("invocation task failed: {e}")))?
     }

@@ -1,15 +1,20 @@
 //! Per function: a pool of environments, each starting, idle or busy.
 //!
-//! A call takes an idle environment, or starts one (a cold start) when none
-//! is idle and `concurrency` allows; past the limit it is refused at once.
-//! There is no queue: calls of one function never wait for each other. The
-//! lock guards only the bookkeeping and is never held across an await.
+//! A call first takes one of `concurrency` call slots (a semaphore, fair
+//! and FIFO): a synchronous call that finds none is refused at once (as
+//! Lambda throttles); queued work (asynchronous events, WebSocket
+//! lifecycle events) waits for one, bounded by its deadline. With a slot,
+//! the call takes an idle environment or starts one (a cold start): the
+//! slots guarantee there is room. Calls never wait for each other beyond
+//! that. The lock guards only the bookkeeping and is never held across an
+//! await.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use stratus_config::Function;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::env::{Env, INIT_TIMEOUT};
@@ -21,6 +26,12 @@ pub(crate) struct Pool {
     launcher: Arc<Launcher>,
     state: Mutex<State>,
     next_id: AtomicU64,
+    /// One permit per call in progress, `concurrency` in all.
+    slots: Arc<Semaphore>,
+    /// Asynchronous events accepted and not yet done (queued or running).
+    pub(crate) async_pending: AtomicUsize,
+    /// Asynchronous events dropped: too old, or failed after their retries.
+    pub(crate) async_dropped: AtomicU64,
 }
 
 #[derive(Default)]
@@ -42,10 +53,13 @@ enum Checkout {
 impl Pool {
     pub(crate) fn new(function: Arc<Function>, launcher: Arc<Launcher>) -> Pool {
         Pool {
-            function,
             launcher,
             state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
+            slots: Arc::new(Semaphore::new(function.concurrency as usize)),
+            async_pending: AtomicUsize::new(0),
+            async_dropped: AtomicU64::new(0),
+            function,
         }
     }
 
@@ -151,7 +165,31 @@ impl Pool {
         (st.live.len(), st.idle.len())
     }
 
-    pub(crate) async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
+    /// A call slot now, or `TooManyRequests`.
+    pub(crate) fn try_slot(&self) -> Result<OwnedSemaphorePermit, InvokeError> {
+        self.slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| InvokeError::TooManyRequests)
+    }
+
+    /// A call slot as soon as one frees up, but not after `deadline`.
+    pub(crate) async fn slot_by(
+        &self,
+        deadline: Instant,
+    ) -> Result<OwnedSemaphorePermit, InvokeError> {
+        match tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(InvokeError::TooManyRequests),
+        }
+    }
+
+    /// Runs one call in the slot it holds (released when the call ends).
+    pub(crate) async fn invoke(
+        &self,
+        req: InvokeRequest,
+        _slot: OwnedSemaphorePermit,
+    ) -> Result<InvokeResponse, InvokeError> {
         let request_id = uuid::Uuid::new_v4().to_string();
         let (env, cold) = match self.checkout() {
             Checkout::Warm(env) => (env, false),

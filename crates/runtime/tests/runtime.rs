@@ -676,3 +676,106 @@ async fn no_setsid_child_outlives_its_environment_or_the_shutdown() {
     p.runtime.shutdown();
     assert!(gone(second).await, "pid {second} outlived the shutdown");
 }
+
+/// Counts its calls per event in DIR; fails the first `fail` calls of each.
+const FLAKY_PY: &str = r#"
+import os, time
+def handler(event, context):
+    d = os.environ["DIR"]
+    path = os.path.join(d, event["id"])
+    with open(path, "a") as f:
+        f.write("x")
+    time.sleep(event.get("sleep", 0))
+    if len(open(path).read()) <= event.get("fail", 0):
+        raise Exception("failing on purpose")
+    return "ok"
+"#;
+
+fn flaky_project(dir: &Path, concurrency: u32) -> String {
+    format!(
+        r#"
+[functions.flaky]
+runtime = "python3"
+handler = "app.handler"
+code = "flaky"
+concurrency = {concurrency}
+environment = {{ DIR = "{}" }}
+async = {{ retry_delay = 1, max_retries = 2 }}
+"#,
+        dir.display()
+    )
+}
+
+async fn calls(dir: &Path, id: &str) -> usize {
+    std::fs::read_to_string(dir.join(id)).map_or(0, |s| s.len())
+}
+
+#[tokio::test]
+async fn asynchronous_events_past_concurrency_are_queued_and_all_run() {
+    let out = tempfile::tempdir().unwrap();
+    let p = project(&flaky_project(out.path(), 4), &[("flaky/app.py", FLAKY_PY)]).await;
+    for i in 0..40 {
+        let ev = req(json!({"id": format!("e{i}"), "sleep": 0.2}));
+        p.runtime.invoke_async("flaky", ev).unwrap();
+    }
+    // 40 events, 4 at a time, 0.2 s each: about 2 s; bounded at 30 s.
+    let mut done = 0;
+    for _ in 0..300 {
+        done = std::fs::read_dir(out.path()).unwrap().count();
+        if done == 40 && p.runtime.async_events("flaky") == Some((0, 0)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(done, 40, "every queued event ran");
+    assert_eq!(p.runtime.async_events("flaky"), Some((0, 0)));
+    for i in 0..40 {
+        assert_eq!(
+            calls(out.path(), &format!("e{i}")).await,
+            1,
+            "event e{i} ran once"
+        );
+    }
+}
+
+#[tokio::test]
+async fn asynchronous_events_are_retried_twice_then_dropped() {
+    let out = tempfile::tempdir().unwrap();
+    let p = project(&flaky_project(out.path(), 2), &[("flaky/app.py", FLAKY_PY)]).await;
+    // Fails twice, then succeeds on the second retry.
+    p.runtime
+        .invoke_async("flaky", req(json!({"id": "recovers", "fail": 2})))
+        .unwrap();
+    // Always fails: three attempts, then dropped and counted.
+    p.runtime
+        .invoke_async("flaky", req(json!({"id": "hopeless", "fail": 99})))
+        .unwrap();
+    // Retries after 1 s and 2 s: all settled within 3 s and a bit.
+    let mut settled = false;
+    for _ in 0..100 {
+        if p.runtime
+            .async_events("flaky")
+            .is_some_and(|(pending, _)| pending == 0)
+        {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        settled,
+        "events still pending: {:?}",
+        p.runtime.async_events("flaky")
+    );
+    assert_eq!(calls(out.path(), "recovers").await, 3);
+    assert_eq!(
+        calls(out.path(), "hopeless").await,
+        3,
+        "1 attempt + 2 retries"
+    );
+    assert_eq!(
+        p.runtime.async_events("flaky"),
+        Some((0, 1)),
+        "one event dropped"
+    );
+}

@@ -132,22 +132,18 @@ async fn invoke(
                     &format!("Request must be smaller than {MAX_ASYNC_PAYLOAD} bytes for the InvokeAsync operation"),
                 );
             }
-            let functions = s.functions.clone();
-            let id = uuid::Uuid::new_v4().to_string();
-            tokio::spawn(async move {
-                // Lambda queues asynchronous events; here each runs at once,
-                // and a refused one is logged (retries arrive with queues).
-                match functions.invoke(&name, request).await {
-                    Ok(r) => {
-                        if let Err(e) = r.result {
-                            tracing::warn!(function = %name, "asynchronous invocation failed: {}: {}", e.error_type, e.message());
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(function = %name, "asynchronous invocation refused: {e}")
-                    }
+            // Queued, run as environments free up, retried on errors
+            // (see `Runtime::invoke_async`).
+            let id = match s.functions.invoke_async(&name, request) {
+                Ok(id) => id,
+                Err(e) => {
+                    return lambda_error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "TooManyRequestsException",
+                        &format!("{e} (the function's asynchronous event queue is full)"),
+                    )
                 }
-            });
+            };
             let mut resp = StatusCode::ACCEPTED.into_response();
             if let Ok(v) = HeaderValue::from_str(&id) {
                 resp.headers_mut().insert("x-amzn-RequestId", v);

@@ -725,3 +725,57 @@ route_selection = "action"
     ws.send(Message::text("not even json")).await.unwrap();
     assert_eq!(recv_json(&mut ws).await["route"], "action");
 }
+
+#[tokio::test]
+async fn connect_and_disconnect_bursts_past_concurrency_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let log = dir.join("events.jsonl");
+    let slow_py = WS_PY.replace(
+        "    route = rc[\"routeKey\"]\n",
+        "    route = rc[\"routeKey\"]\n    import time\n    time.sleep(0.05)\n",
+    );
+    let s = TestServer::start_with_files(
+        &format!(
+            r#"
+[functions.ws]
+runtime = "python3"
+handler = "app.handler"
+code = "ws"
+concurrency = 2
+environment = {{ EVENT_LOG = {log:?} }}
+
+[apis.chat]
+type = "websocket"
+[apis.chat.routes]
+"$connect" = {{ function = "ws" }}
+"$disconnect" = {{ function = "ws" }}
+"#,
+            log = log.display().to_string(),
+        ),
+        &[("ws/app.py", &slow_py)],
+    )
+    .await;
+    let c = Chat { s, log };
+    // 30 clients at once on a function that runs 2 at a time.
+    let url = c.ws_url("/");
+    let clients = futures_util::future::join_all((0..30).map(|_| {
+        let url = url.clone();
+        async move { tokio_tungstenite::connect_async(url).await }
+    }))
+    .await;
+    let refused = clients.iter().filter(|r| r.is_err()).count();
+    assert_eq!(refused, 0, "handshakes refused under a burst");
+    drop(clients); // every client drops at once
+    let all = stratus_testkit::eventually(Duration::from_secs(30), || {
+        let events = c.events();
+        let count = |t: &str| {
+            events
+                .iter()
+                .filter(|e| e["requestContext"]["eventType"] == t)
+                .count()
+        };
+        count("CONNECT") == 30 && count("DISCONNECT") == 30
+    })
+    .await;
+    assert!(all, "events: {}", c.events().len());
+}
