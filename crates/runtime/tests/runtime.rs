@@ -779,3 +779,46 @@ async fn asynchronous_events_are_retried_twice_then_dropped() {
         "one event dropped"
     );
 }
+
+/// Answers through its callback at once, and leaves a timer behind that
+/// writes a file: on AWS the answer waits for the timer (the event loop
+/// must be empty) unless callbackWaitsForEmptyEventLoop is false.
+const NODE_PENDING_TIMER: &str = r#"
+const fs = require('fs');
+exports.handler = function (event, context, callback) {
+  context.callbackWaitsForEmptyEventLoop = event.wait;
+  setTimeout(() => fs.writeFileSync(event.file, 'fired'), 300);
+  callback(null, { timerFiredBeforeAnswer: fs.existsSync(event.file) });
+};
+"#;
+
+#[tokio::test]
+async fn node_callback_answers_wait_for_an_empty_event_loop() {
+    let out = tempfile::tempdir().unwrap();
+    let p = project(
+        "[functions.cb]\nruntime = \"nodejs\"\nhandler = \"cb.handler\"\ncode = \"node\"\n",
+        &[("node/cb.js", NODE_PENDING_TIMER)],
+    )
+    .await;
+    for (i, wait) in [true, false, true].into_iter().enumerate() {
+        let file = out.path().join(format!("timer-{i}"));
+        let r = p
+            .runtime
+            .invoke("cb", req(json!({"wait": wait, "file": file})))
+            .await
+            .unwrap();
+        assert_eq!(
+            json_of(r.result.as_ref().unwrap()),
+            json!({"timerFiredBeforeAnswer": false})
+        );
+        // The answer came after the timer only when the runtime waited.
+        assert_eq!(
+            file.exists(),
+            wait,
+            "call {i}, callbackWaitsForEmptyEventLoop = {wait}"
+        );
+        if !wait {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+}

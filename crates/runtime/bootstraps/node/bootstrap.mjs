@@ -78,28 +78,44 @@ async function loadHandler() {
   return fn;
 }
 
+// Resolves to { result, viaCallback }: whether the handler answered through
+// its callback (context.done/succeed/fail included) or by returning.
 function callHandler(fn, event, context) {
   return new Promise((resolve, reject) => {
     let settled = false;
-    const callback = (err, result) => {
+    const settle = (viaCallback) => (err, result) => {
       if (settled) return;
       settled = true;
-      err ? reject(err) : resolve(result);
+      err ? reject(Object.assign(wrapError(err), { viaCallback })) : resolve({ result, viaCallback });
     };
+    const callback = settle(true);
     context.done = callback;
     context.succeed = (r) => callback(null, r);
     context.fail = (e) => callback(e);
     try {
       const out = fn(event, context, callback);
       if (out && typeof out.then === 'function') {
-        out.then((r) => callback(null, r), (e) => callback(e));
+        const returned = settle(false);
+        out.then((r) => returned(null, r), (e) => returned(e));
       } else if (fn.length < 3) {
-        callback(null, out);
+        settle(false)(null, out);
       }
     } catch (e) {
-      callback(e);
+      settle(false)(e);
     }
   });
+}
+
+function wrapError(err) {
+  return err instanceof Error ? err : Object.assign(new Error(String(err)), { original: err });
+}
+
+// As on AWS: a callback-style answer is sent once the event loop is empty
+// (pending timers, sockets and the like have run), unless the handler set
+// context.callbackWaitsForEmptyEventLoop = false. The Runtime API's own
+// keep-alive socket is unref'd while idle, so it never holds the loop.
+function eventLoopEmpty() {
+  return new Promise((resolve) => process.once('beforeExit', resolve));
 }
 
 async function main() {
@@ -134,10 +150,12 @@ async function main() {
     };
     try {
       const event = next.body.length ? JSON.parse(next.body.toString('utf8')) : null;
-      const result = await callHandler(fn, event, context);
+      const { result, viaCallback } = await callHandler(fn, event, context);
+      if (viaCallback && context.callbackWaitsForEmptyEventLoop) await eventLoopEmpty();
       await request('POST', `/invocation/${requestId}/response`, JSON.stringify(result === undefined ? null : result), { 'content-type': 'application/json' });
     } catch (e) {
-      const body = errorBody(e);
+      if (e && e.viaCallback && context.callbackWaitsForEmptyEventLoop) await eventLoopEmpty();
+      const body = errorBody(e && e.original !== undefined ? e.original : e);
       console.error(`Invoke Error \t${JSON.stringify(body)}`);
       await postJson(`/invocation/${requestId}/error`, body, body.errorType);
     }
