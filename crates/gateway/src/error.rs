@@ -18,6 +18,10 @@ pub enum GatewayError {
     /// Over a concurrency or rate limit.
     #[error("too many requests")]
     Throttled,
+    /// The function is at its concurrency limit (Lambda's 429): API
+    /// Gateway reports an integration failure, 500.
+    #[error("the function is at its concurrency limit")]
+    FunctionThrottled(ApiKind),
     #[error("request body over the {limit} byte limit")]
     PayloadTooLarge { limit: u64 },
     /// The integration (upstream, function) failed or answered nonsense.
@@ -38,6 +42,7 @@ impl GatewayError {
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
             GatewayError::Throttled => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::FunctionThrottled(_) => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             GatewayError::Timeout(ApiKind::Rest) => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -53,6 +58,8 @@ impl GatewayError {
             GatewayError::PayloadTooLarge { .. } => "Request Entity Too Large",
             GatewayError::BadRequest(_) => "Bad Request",
             GatewayError::Throttled => "Too Many Requests",
+            GatewayError::FunctionThrottled(ApiKind::Http) => "Internal Server Error",
+            GatewayError::FunctionThrottled(_) => "Internal server error",
             GatewayError::BadGateway(_) | GatewayError::Internal(_) => "Internal server error",
             GatewayError::Timeout(ApiKind::Rest) => "Endpoint request timed out",
             GatewayError::Timeout(_) => "Service Unavailable",

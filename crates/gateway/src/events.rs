@@ -53,10 +53,42 @@ fn is_text(headers: &HeaderMap, body: &[u8]) -> bool {
     textual && std::str::from_utf8(body).is_ok()
 }
 
-fn body_field(headers: &HeaderMap, body: &Bytes) -> (Option<String>, bool) {
+/// Does a media type (`image/png; q=1`) match one of an API's
+/// `binaryMediaTypes` (`image/png`, `image/*`, `*/*`)?
+pub(crate) fn is_binary_type(media_type: &str, binary_types: &[String]) -> bool {
+    let mt = media_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let Some((ty, sub)) = mt.split_once('/') else {
+        return false;
+    };
+    binary_types.iter().any(|b| {
+        let (bt, bs) = b.split_once('/').unwrap_or((b, ""));
+        (bt == "*" || bt == ty) && (bs == "*" || bs == sub)
+    })
+}
+
+/// The event's `body`: HTTP APIs (`binary_types` None) base64-encode what
+/// is not text; REST APIs base64-encode exactly the bodies whose content
+/// type is one of the API's `binaryMediaTypes`, and pass the rest as text.
+fn body_field(
+    headers: &HeaderMap,
+    body: &Bytes,
+    binary_types: Option<&[String]>,
+) -> (Option<String>, bool) {
+    let text = match binary_types {
+        None => is_text(headers, body),
+        Some(types) => !is_binary_type(
+            header_str(headers, &header::CONTENT_TYPE).unwrap_or(""),
+            types,
+        ),
+    };
     if body.is_empty() {
         (None, false)
-    } else if is_text(headers, body) {
+    } else if text {
         (Some(String::from_utf8_lossy(body).into_owned()), false)
     } else {
         (
@@ -147,7 +179,7 @@ pub(crate) fn v2_event(
         }
     }
     let pairs = query_pairs(parts.uri.query());
-    let (body, is_base64_encoded) = body_field(&parts.headers, body);
+    let (body, is_base64_encoded) = body_field(&parts.headers, body, None);
     let route_key = m.route.key.to_string();
     let mut event = ApiGatewayV2httpRequest::default();
     event.version = Some("2.0".into());
@@ -184,7 +216,68 @@ pub(crate) fn v2_event(
     http.user_agent = user_agent(&parts.headers);
     rc.http = http;
     event.request_context = rc;
-    serde_json::to_vec(&event).map_err(|e| GatewayError::Internal(e.to_string()))
+    let mut v = serde_json::to_value(&event).map_err(|e| GatewayError::Internal(e.to_string()))?;
+    shape_v2(&mut v);
+    serde_json::to_vec(&v).map_err(|e| GatewayError::Internal(e.to_string()))
+}
+
+/// The crate's 2.0 type also serves authorizer events, so it writes keys an
+/// HTTP API never sends (`type`, `methodArn`, `httpMethod`, ...), and empty
+/// maps where AWS leaves the key out. Code that tells 1.0 from 2.0 by
+/// `"httpMethod" in event`, and strict parsers, see the difference: keep
+/// exactly AWS's keys, absent when empty.
+fn shape_v2(v: &mut Value) {
+    const TOP: &[&str] = &[
+        "version",
+        "routeKey",
+        "rawPath",
+        "rawQueryString",
+        "cookies",
+        "headers",
+        "queryStringParameters",
+        "requestContext",
+        "body",
+        "pathParameters",
+        "isBase64Encoded",
+        "stageVariables",
+    ];
+    const CONTEXT: &[&str] = &[
+        "accountId",
+        "apiId",
+        "authentication",
+        "authorizer",
+        "domainName",
+        "domainPrefix",
+        "http",
+        "requestId",
+        "routeKey",
+        "stage",
+        "time",
+        "timeEpoch",
+    ];
+    let Some(obj) = v.as_object_mut() else { return };
+    obj.retain(|k, v| TOP.contains(&k.as_str()) && !absent(k, v));
+    if let Some(rc) = obj.get_mut("requestContext").and_then(Value::as_object_mut) {
+        rc.retain(|k, v| CONTEXT.contains(&k.as_str()) && !v.is_null());
+        if let Some(http) = rc.get_mut("http").and_then(Value::as_object_mut) {
+            // Always a string on AWS (strict models require one).
+            if http.get("userAgent").is_none_or(Value::is_null) {
+                http.insert("userAgent".into(), Value::String(String::new()));
+            }
+        }
+    }
+}
+
+/// Optional 2.0 keys AWS leaves out when there is nothing to send.
+fn absent(key: &str, v: &Value) -> bool {
+    let optional = matches!(
+        key,
+        "cookies" | "queryStringParameters" | "pathParameters" | "stageVariables" | "body"
+    );
+    optional
+        && (v.is_null()
+            || v.as_object().is_some_and(|o| o.is_empty())
+            || v.as_array().is_some_and(|a| a.is_empty()))
 }
 
 fn protocol(parts: &request::Parts) -> String {
@@ -198,10 +291,16 @@ pub(crate) fn v1_event(
     body: &Bytes,
     cx: &EventContext<'_>,
 ) -> Result<Vec<u8>, GatewayError> {
+    let original_names = parts
+        .extensions
+        .get::<RawRequestHead>()
+        .map(RawRequestHead::header_names);
+    let original_names = original_names.as_ref();
     let single = last_values(&parts.headers);
     let pairs = query_pairs(parts.uri.query());
     let last_values: HashMap<String, String> = pairs.iter().cloned().collect();
-    let (body, is_base64_encoded) = body_field(&parts.headers, body);
+    let (body, is_base64_encoded) =
+        body_field(&parts.headers, body, Some(&m.api.binary_media_types));
     let resource = match &m.route.key {
         stratus_config::RouteKey::Http { path, .. } => path.to_string(),
         other => other.to_string(),
@@ -245,6 +344,29 @@ pub(crate) fn v1_event(
 
     // In payload 1.0 absent maps are null, not {}.
     let mut v = serde_json::to_value(&event).map_err(|e| GatewayError::Internal(e.to_string()))?;
+    // The crate's type has no `extendedRequestId`; AWS always sends one.
+    if let Some(rc) = v.get_mut("requestContext").and_then(Value::as_object_mut) {
+        rc.insert(
+            "extendedRequestId".into(),
+            Value::String(cx.request_id.to_owned()),
+        );
+    }
+    // Identity keys AWS always sends, null when unknown.
+    if let Some(id) = v
+        .pointer_mut("/requestContext/identity")
+        .and_then(Value::as_object_mut)
+    {
+        for key in ["principalOrgId", "clientCert"] {
+            id.entry(key).or_insert(Value::Null);
+        }
+    }
+    if let Some(names) = original_names {
+        for key in ["headers", "multiValueHeaders"] {
+            if let Some(map) = v.get_mut(key).and_then(Value::as_object_mut) {
+                restore_case(map, names);
+            }
+        }
+    }
     for key in [
         "queryStringParameters",
         "multiValueQueryStringParameters",
@@ -258,6 +380,40 @@ pub(crate) fn v1_event(
         }
     }
     serde_json::to_vec(&v).map_err(|e| GatewayError::Internal(e.to_string()))
+}
+
+/// The request line and headers as the client sent them, attached to a
+/// request by the listener. HTTP header names are case-insensitive and
+/// hyper lower-cases them; REST APIs (payload 1.0) pass them on as the
+/// client spelled them, and legacy code reads `headers["Content-Type"]`.
+#[derive(Debug, Clone)]
+pub struct RawRequestHead(pub Bytes);
+
+impl RawRequestHead {
+    /// Lower-case name → the client's spelling (the first one seen).
+    fn header_names(&self) -> HashMap<String, String> {
+        let mut headers = [httparse::EMPTY_HEADER; 128];
+        let mut req = httparse::Request::new(&mut headers);
+        if req.parse(&self.0).is_err() {
+            return HashMap::new();
+        }
+        let mut names = HashMap::new();
+        for h in req.headers.iter().filter(|h| !h.name.is_empty()) {
+            names
+                .entry(h.name.to_ascii_lowercase())
+                .or_insert_with(|| h.name.to_owned());
+        }
+        names
+    }
+}
+
+/// Renames the keys of a header map to the client's spelling.
+fn restore_case(map: &mut serde_json::Map<String, Value>, names: &HashMap<String, String>) {
+    let old = std::mem::take(map);
+    for (k, v) in old {
+        let name = names.get(&k).cloned().unwrap_or(k);
+        map.insert(name, v);
+    }
 }
 
 /// A small stable hash, for a resource id that stays the same per route.
@@ -321,10 +477,30 @@ fn build(
 }
 
 /// Maps a payload 1.0 response: it must be an object with `statusCode`.
-pub(crate) fn v1_response(payload: &[u8]) -> Result<Response<Body>, GatewayError> {
+/// A base64 body is decoded only when the request's `Accept` or the
+/// response's content type is one of the API's `binaryMediaTypes`;
+/// otherwise REST APIs answer the base64 text itself, as AWS does.
+pub(crate) fn v1_response(
+    payload: &[u8],
+    accept: Option<&str>,
+    binary_types: &[String],
+) -> Result<Response<Body>, GatewayError> {
     let r: ApiGatewayProxyResponse =
         serde_json::from_slice(payload).map_err(|e| bad(e.to_string()))?;
-    let body = decode_body(r.body, r.is_base64_encoded)?;
+    let binary = r.is_base64_encoded && {
+        let content_type = r
+            .multi_value_headers
+            .get(header::CONTENT_TYPE)
+            .or_else(|| r.headers.get(header::CONTENT_TYPE))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        accept
+            .unwrap_or("")
+            .split(',')
+            .any(|t| is_binary_type(t, binary_types))
+            || is_binary_type(content_type, binary_types)
+    };
+    let body = decode_body(r.body, binary)?;
     build(
         r.status_code,
         r.headers,

@@ -25,6 +25,7 @@ use stratus_runtime::{ErrorKind, InvokeError, InvokeRequest, Runtime};
 use tokio::time::Instant;
 
 pub use error::GatewayError;
+pub use events::RawRequestHead;
 pub use websocket::{
     ConnectionInfo, ConnectionRegistry, LocalConnection, LocalRegistry, Outbound, SendError,
     WebSockets, MAX_FRAME, MAX_MESSAGE,
@@ -269,6 +270,11 @@ impl Gateway {
         request_id: &str,
     ) -> Result<Response<Body>, GatewayError> {
         let (parts, body) = req.into_parts();
+        let accept = parts
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = collect_limited(body).await?;
         let cx = events::EventContext {
             request_id,
@@ -292,7 +298,9 @@ impl Gateway {
             )
             .await
             .map_err(|e| match e {
-                InvokeError::TooManyRequests => GatewayError::Throttled,
+                // A throttled Lambda is an integration failure to API
+                // Gateway: 500, never the function's 429.
+                InvokeError::TooManyRequests => GatewayError::FunctionThrottled(kind),
                 InvokeError::PayloadTooLarge => GatewayError::PayloadTooLarge {
                     limit: stratus_runtime::MAX_SYNC_PAYLOAD as u64,
                 },
@@ -300,7 +308,9 @@ impl Gateway {
             })?;
         match out.result {
             Ok(payload) => match m.route.payload {
-                PayloadFormat::V1 => events::v1_response(&payload),
+                PayloadFormat::V1 => {
+                    events::v1_response(&payload, accept.as_deref(), &m.api.binary_media_types)
+                }
                 PayloadFormat::V2 => events::v2_response(&payload),
             },
             Err(e) if e.kind == ErrorKind::Timeout => Err(GatewayError::Timeout(kind)),

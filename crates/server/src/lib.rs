@@ -128,9 +128,16 @@ impl Server {
         let functions = self.functions.clone();
         let gateway = Gateway::new(&self.app, functions.clone());
         let websockets = gateway.websockets();
+        // REST events carry header names as the client spelled them.
+        let capture_heads = self
+            .app
+            .apis
+            .iter()
+            .any(|a| a.kind == stratus_config::ApiKind::Rest);
         let gateway_task = tokio::spawn(serve_gateway(
             self.gateway,
             gateway,
+            capture_heads,
             limits,
             stop_rx.clone(),
             grace,
@@ -171,18 +178,23 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 async fn serve_gateway(
     listener: TcpListener,
     gateway: Gateway,
+    capture_heads: bool,
     limits: listener::Limits,
     stop: watch::Receiver<bool>,
     grace: std::time::Duration,
 ) {
-    let make = move |remote: SocketAddr| {
+    let make = move |remote: SocketAddr, head: listener::HeadCapture| {
         let gw = gateway.clone();
-        service_fn(move |req| {
+        service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            if let Some(raw) = head.take() {
+                req.extensions_mut()
+                    .insert(stratus_gateway::RawRequestHead(raw));
+            }
             let gw = gw.clone();
             async move { Ok::<_, Infallible>(gw.handle(req, remote).await) }
         })
     };
-    listener::serve(listener, limits, make, stop, grace, true).await;
+    listener::serve(listener, limits, make, stop, grace, true, capture_heads).await;
 }
 
 async fn serve_admin(
@@ -193,7 +205,8 @@ async fn serve_admin(
     grace: std::time::Duration,
 ) {
     let router = admin::router(state);
-    let make =
-        move |_remote: SocketAddr| hyper_util::service::TowerToHyperService::new(router.clone());
-    listener::serve(listener, limits, make, stop, grace, false).await;
+    let make = move |_remote: SocketAddr, _head: listener::HeadCapture| {
+        hyper_util::service::TowerToHyperService::new(router.clone())
+    };
+    listener::serve(listener, limits, make, stop, grace, false, false).await;
 }

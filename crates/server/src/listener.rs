@@ -17,7 +17,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -46,10 +46,11 @@ const TIMED_OUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: applica
 pub(crate) async fn serve<S, B>(
     listener: TcpListener,
     limits: Limits,
-    make_service: impl Fn(SocketAddr) -> S,
+    make_service: impl Fn(SocketAddr, HeadCapture) -> S,
     stop: watch::Receiver<bool>,
     grace: Duration,
     upgrades: bool,
+    capture_heads: bool,
 ) where
     S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
         + Send
@@ -91,9 +92,10 @@ pub(crate) async fn serve<S, B>(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let io = ClientIo::new(stream, permit);
+        let head = HeadCapture::new(capture_heads, limits.max_header_bytes);
+        let io = ClientIo::new(stream, permit, head.clone());
         let probe = io.probe();
-        let service = make_service(remote);
+        let service = make_service(remote, head);
         let conn = builder.serve_connection(TokioIo::new(io), service);
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
@@ -161,14 +163,70 @@ struct ClientIo {
     stream: Arc<TcpStream>,
     /// Bytes arrived since the last write: a request is under way.
     read_since_write: Arc<AtomicBool>,
+    head: HeadCapture,
     _slot: OwnedSemaphorePermit,
 }
 
+/// The request line and headers of the request under way, as the client
+/// sent them (hyper keeps only lower-case names): for REST APIs, whose
+/// events carry the client's spelling. Off unless asked for.
+#[derive(Clone)]
+pub(crate) struct HeadCapture(Option<Arc<Mutex<Head>>>);
+
+struct Head {
+    buf: Vec<u8>,
+    done: bool,
+    limit: usize,
+}
+
+impl HeadCapture {
+    fn new(on: bool, limit: usize) -> HeadCapture {
+        HeadCapture(on.then(|| {
+            Arc::new(Mutex::new(Head {
+                buf: Vec::new(),
+                done: true,
+                limit,
+            }))
+        }))
+    }
+
+    /// `data` was read; `fresh` when it starts a new request.
+    fn record(&self, data: &[u8], fresh: bool) {
+        let Some(head) = &self.0 else { return };
+        let mut h = head.lock().expect("head lock");
+        if fresh {
+            h.buf.clear();
+            h.done = false;
+        }
+        if h.done {
+            return;
+        }
+        let from = h.buf.len().saturating_sub(3);
+        let room = h.limit.saturating_sub(h.buf.len());
+        h.buf.extend_from_slice(&data[..data.len().min(room)]);
+        if let Some(end) = h.buf[from..].windows(4).position(|w| w == b"\r\n\r\n") {
+            let end = from + end + 4;
+            h.buf.truncate(end);
+            h.done = true;
+        } else if h.buf.len() >= h.limit {
+            h.done = true;
+        }
+    }
+
+    /// The head of the request just parsed, once.
+    pub(crate) fn take(&self) -> Option<Bytes> {
+        let head = self.0.as_ref()?;
+        let mut h = head.lock().expect("head lock");
+        (h.done && !h.buf.is_empty()).then(|| Bytes::from(std::mem::take(&mut h.buf)))
+    }
+}
+
 impl ClientIo {
-    fn new(stream: TcpStream, slot: OwnedSemaphorePermit) -> ClientIo {
+    fn new(stream: TcpStream, slot: OwnedSemaphorePermit, head: HeadCapture) -> ClientIo {
         ClientIo {
             stream: Arc::new(stream),
             read_since_write: Arc::new(AtomicBool::new(false)),
+            head,
             _slot: slot,
         }
     }
@@ -231,12 +289,14 @@ impl AsyncRead for ClientIo {
     ) -> Poll<io::Result<()>> {
         loop {
             ready!(self.stream.poll_read_ready(cx))?;
-            match self.stream.try_read(buf.initialize_unfilled()) {
+            let unfilled = buf.initialize_unfilled();
+            match self.stream.try_read(unfilled) {
                 Ok(n) => {
-                    buf.advance(n);
                     if n > 0 {
-                        self.read_since_write.store(true, Ordering::Relaxed);
+                        let fresh = !self.read_since_write.swap(true, Ordering::Relaxed);
+                        self.head.record(&unfilled[..n], fresh);
                     }
+                    buf.advance(n);
                     return Poll::Ready(Ok(()));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,

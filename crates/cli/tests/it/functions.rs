@@ -444,9 +444,14 @@ type = "rest"
     .await;
     let r = client().get(s.url("/slow")).send().await.unwrap();
     assert_eq!(r.status(), 504);
-    // The only environment is still busy with the slow call...
+    // The only environment is still busy with the slow call: a throttled
+    // Lambda is a 500 to a REST API's client, as on AWS...
     let r = client().get(s.url("/fast")).send().await.unwrap();
-    assert_eq!(r.status(), 429);
+    assert_eq!(r.status(), 500);
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"message":"Internal server error"}"#
+    );
     // ...and comes back once it is done.
     let mut answered = None;
     for _ in 0..50 {

@@ -2,6 +2,7 @@
 //! real HTTP clients, and the real `stratus` binary for CLI behaviour.
 
 mod cli;
+mod fidelity;
 mod functions;
 mod hardening;
 mod invoke_api;
