@@ -21,7 +21,7 @@ pub enum GatewayError {
     /// The function is at its concurrency limit (Lambda's 429): API
     /// Gateway reports an integration failure, 500.
     #[error("the function is at its concurrency limit")]
-    FunctionThrottled(ApiKind),
+    FunctionThrottled,
     #[error("request body over the {limit} byte limit")]
     PayloadTooLarge { limit: u64 },
     /// The integration (upstream, function) failed or answered nonsense.
@@ -42,7 +42,7 @@ impl GatewayError {
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
             GatewayError::Throttled => StatusCode::TOO_MANY_REQUESTS,
-            GatewayError::FunctionThrottled(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            GatewayError::FunctionThrottled => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             GatewayError::Timeout(ApiKind::Rest) => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -58,8 +58,7 @@ impl GatewayError {
             GatewayError::PayloadTooLarge { .. } => "Request Entity Too Large",
             GatewayError::BadRequest(_) => "Bad Request",
             GatewayError::Throttled => "Too Many Requests",
-            GatewayError::FunctionThrottled(ApiKind::Http) => "Internal Server Error",
-            GatewayError::FunctionThrottled(_) => "Internal server error",
+            GatewayError::FunctionThrottled => "Internal server error",
             GatewayError::BadGateway(_) | GatewayError::Internal(_) => "Internal server error",
             GatewayError::Timeout(ApiKind::Rest) => "Endpoint request timed out",
             GatewayError::Timeout(_) => "Service Unavailable",

@@ -21,7 +21,7 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body::Body as HttpBody;
 use http_body_util::{BodyExt, Full};
 use stratus_config::{ApiKind, App, Integration, Mock, PayloadFormat};
-use stratus_runtime::{ErrorKind, InvokeError, InvokeRequest, Runtime};
+use stratus_runtime::{InvokeError, InvokeRequest, Runtime};
 use tokio::time::Instant;
 
 pub use error::GatewayError;
@@ -285,7 +285,6 @@ impl Gateway {
             PayloadFormat::V1 => events::v1_event(m, &parts, &body, &cx)?,
             PayloadFormat::V2 => events::v2_event(m, &parts, &body, &cx)?,
         };
-        let kind = m.api.kind;
         let out = self
             .inner
             .functions
@@ -298,9 +297,10 @@ impl Gateway {
             )
             .await
             .map_err(|e| match e {
-                // A throttled Lambda is an integration failure to API
-                // Gateway: 500, never the function's 429.
-                InvokeError::TooManyRequests => GatewayError::FunctionThrottled(kind),
+                // A throttled Lambda is an invocation API Gateway could not
+                // make: 500, never the function's 429 (Lambda developer
+                // guide, "Handling Lambda errors with an API Gateway API").
+                InvokeError::TooManyRequests => GatewayError::FunctionThrottled,
                 InvokeError::PayloadTooLarge => GatewayError::PayloadTooLarge {
                     limit: stratus_runtime::MAX_SYNC_PAYLOAD as u64,
                 },
@@ -313,7 +313,8 @@ impl Gateway {
                 }
                 PayloadFormat::V2 => events::v2_response(&payload),
             },
-            Err(e) if e.kind == ErrorKind::Timeout => Err(GatewayError::Timeout(kind)),
+            // A function that ran and failed, its own timeout included, is
+            // a 502; only the route's integration timeout is a 504/503.
             Err(e) => Err(GatewayError::BadGateway(format!(
                 "function {function:?} failed: {}: {}",
                 e.error_type,

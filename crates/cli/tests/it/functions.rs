@@ -48,6 +48,7 @@ base_path = "/v2"
 "ANY /resp/{what}" = { function = "events" }
 "POST /echo-binary" = { function = "events" }
 "GET /v1-format/{id}" = { function = "events", payload = "1.0" }
+"GET /integration/slow" = { function = "events", timeout_ms = 300 }
 
 [apis.shop]
 type = "rest"
@@ -56,6 +57,7 @@ stages = { prod = { variables = { table = "items-prod" } } }
 [apis.shop.routes]
 "GET /items/{id}" = { function = "events" }
 "GET /resp/{what}" = { function = "events" }
+"GET /integration/slow" = { function = "events", timeout_ms = 300 }
 "#,
         &[("events/app.py", EVENTS_PY)],
     )
@@ -281,8 +283,18 @@ async fn failures_map_to_502_504_and_503() {
             r#"{"message":"Internal server error"}"#
         );
     }
+    // The function's own timeout (1 s here) is a function error: 502.
+    for path in ["/shop/prod/resp/slow", "/v2/resp/slow"] {
+        let r = client().get(s.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 502, "{path}");
+        assert_eq!(
+            r.text().await.unwrap(),
+            r#"{"message":"Internal server error"}"#
+        );
+    }
+    // The route's integration timeout: 504 for REST, 503 for HTTP APIs.
     let r = client()
-        .get(s.url("/shop/prod/resp/slow"))
+        .get(s.url("/shop/prod/integration/slow"))
         .send()
         .await
         .unwrap();
@@ -291,7 +303,11 @@ async fn failures_map_to_502_504_and_503() {
         r.text().await.unwrap(),
         r#"{"message":"Endpoint request timed out"}"#
     );
-    let r = client().get(s.url("/v2/resp/slow")).send().await.unwrap();
+    let r = client()
+        .get(s.url("/v2/integration/slow"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
     assert_eq!(
         r.text().await.unwrap(),
