@@ -520,6 +520,7 @@ async fn serve_runtime_api(
             continue;
         };
         let pgid = shared.pid.load(Ordering::SeqCst) as u32;
+        tracing::debug!(function = %shared.function.name, %peer, "Runtime API: new connection");
         let own =
             tokio::task::spawn_blocking(move || crate::peer::held_by_group(peer, local, pgid))
                 .await

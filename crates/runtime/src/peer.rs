@@ -5,9 +5,10 @@
 //! connect, take the next invocation and answer it. So each connection is
 //! checked once, when accepted: the peer's socket must be held open by a
 //! process of the environment's process group. The kernel has no call
-//! that says which process holds a TCP socket; `/proc` does: the socket's
-//! inode (from `/proc/net/tcp`) must appear among the group's open files
-//! (`/proc/PID/fd`). Linux only, as Stratus is.
+//! that says which process holds a TCP socket; but it tells a socket's
+//! inode (netlink `sock_diag`), and `/proc/PID/fd` lists the sockets each
+//! process holds: the inode must appear among the group's open files.
+//! Linux only, as Stratus is.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -28,27 +29,60 @@ pub(crate) fn held_by_group(peer: SocketAddr, local: SocketAddr, pgid: u32) -> b
     group_members(pgid).any(|pid| pid != pgid && holds(pid, &target))
 }
 
-/// The inode of the socket bound to `addr` and connected to `remote`.
+/// The inode of the socket bound to `addr` and connected to `remote`, asked
+/// of the kernel by its exact address pair (netlink `sock_diag`, as `ss`
+/// does): one answer, however many sockets the machine has. (Scanning
+/// `/proc/net/tcp` instead costs milliseconds with many sockets, and a
+/// socket can be missed while the table changes under the reader.)
 fn socket_inode(addr: SocketAddr, remote: SocketAddr) -> Option<u64> {
-    let (table, want_local, want_remote) = match (addr.ip(), remote.ip()) {
-        (IpAddr::V4(a), IpAddr::V4(r)) => (
-            "/proc/net/tcp",
-            format!("{:08X}:{:04X}", u32::from_le_bytes(a.octets()), addr.port()),
-            format!(
-                "{:08X}:{:04X}",
-                u32::from_le_bytes(r.octets()),
-                remote.port()
-            ),
-        ),
-        _ => return None, // the Runtime API listens on 127.0.0.1 only
+    use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_REQUEST};
+    use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
+    use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
+    use netlink_packet_sock_diag::SockDiagMessage;
+    use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr as NlAddr};
+
+    let family = match (addr.ip(), remote.ip()) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => AF_INET,
+        (IpAddr::V6(_), IpAddr::V6(_)) => AF_INET6,
+        _ => return None,
     };
-    let text = std::fs::read_to_string(table).ok()?;
-    text.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        (f.len() > 9 && f[1] == want_local && f[2] == want_remote)
-            .then(|| f[9].parse().ok())
-            .flatten()
-    })
+    let mut socket = Socket::new(NETLINK_SOCK_DIAG).ok()?;
+    socket.bind_auto().ok()?;
+    socket.connect(&NlAddr::new(0, 0)).ok()?;
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST;
+    let mut packet = NetlinkMessage::new(
+        header,
+        SockDiagMessage::InetRequest(InetRequest {
+            family,
+            protocol: IPPROTO_TCP,
+            extensions: ExtensionFlags::empty(),
+            states: StateFlags::all(),
+            socket_id: SocketId {
+                source_port: addr.port(),
+                destination_port: remote.port(),
+                source_address: addr.ip(),
+                destination_address: remote.ip(),
+                interface_id: 0,
+                // "No cookie": look the socket up by its addresses.
+                cookie: [0xff; 8],
+            },
+        })
+        .into(),
+    );
+    packet.finalize();
+    let mut out = vec![0; packet.buffer_len()];
+    packet.serialize(&mut out);
+    socket.send(&out, 0).ok()?;
+    let mut answer = vec![0; 8192];
+    let n = socket.recv(&mut &mut answer[..], 0).ok()?;
+    let reply = <NetlinkMessage<SockDiagMessage>>::deserialize(&answer[..n]).ok()?;
+    match reply.payload {
+        NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {
+            Some(u64::from(r.header.inode))
+        }
+        _ => None, // an error: no such socket
+    }
 }
 
 fn holds(pid: u32, target: &str) -> bool {

@@ -150,7 +150,7 @@ where
 /// and lose the answer), bounded to one second.
 async fn refuse(stream: TcpStream) {
     let probe = Probe {
-        stream: Arc::new(stream),
+        stream: Arc::new(Mutex::new(stream)),
         read_since_write: Arc::new(AtomicBool::new(true)),
     };
     probe.send_and_close(REFUSED).await;
@@ -160,7 +160,9 @@ async fn refuse(stream: TcpStream) {
 /// [`Probe`] so that, when hyper gives up on a client, an answer can still
 /// be written to it; the connection slot is released when both are gone.
 struct ClientIo {
-    stream: Arc<TcpStream>,
+    /// Shared with the [`Probe`]; locked only inside a poll (never across
+    /// an await), by one side at a time in practice.
+    stream: Arc<Mutex<TcpStream>>,
     /// Bytes arrived since the last write: a request is under way.
     read_since_write: Arc<AtomicBool>,
     head: HeadCapture,
@@ -224,7 +226,7 @@ impl HeadCapture {
 impl ClientIo {
     fn new(stream: TcpStream, slot: OwnedSemaphorePermit, head: HeadCapture) -> ClientIo {
         ClientIo {
-            stream: Arc::new(stream),
+            stream: Arc::new(Mutex::new(stream)),
             read_since_write: Arc::new(AtomicBool::new(false)),
             head,
             _slot: slot,
@@ -240,7 +242,7 @@ impl ClientIo {
 }
 
 struct Probe {
-    stream: Arc<TcpStream>,
+    stream: Arc<Mutex<TcpStream>>,
     read_since_write: Arc<AtomicBool>,
 }
 
@@ -254,26 +256,33 @@ impl Probe {
     /// the client still sends for a moment, so that the answer is not lost
     /// to a reset.
     async fn send_and_close(&self, answer: &[u8]) {
-        let s = &*self.stream;
+        // Readiness is awaited without the lock (cloning the socket's
+        // readiness is not possible), so poll it through `poll_fn`.
         let work = async {
             let mut sent = 0;
             while sent < answer.len() {
-                s.writable().await?;
-                match s.try_write(&answer[sent..]) {
-                    Ok(n) => sent += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
-                }
+                sent += std::future::poll_fn(|cx| {
+                    let mut s = self.stream.lock().expect("socket lock");
+                    Pin::new(&mut *s).poll_write(cx, &answer[sent..])
+                })
+                .await?;
             }
-            socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write)?;
+            std::future::poll_fn(|cx| {
+                let mut s = self.stream.lock().expect("socket lock");
+                Pin::new(&mut *s).poll_shutdown(cx)
+            })
+            .await?;
             let mut sink = [0u8; 4096];
             loop {
-                s.readable().await?;
-                match s.try_read(&mut sink) {
-                    Ok(0) => return Ok(()),
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
+                let n = std::future::poll_fn(|cx| {
+                    let mut s = self.stream.lock().expect("socket lock");
+                    let mut buf = ReadBuf::new(&mut sink);
+                    ready!(Pin::new(&mut *s).poll_read(cx, &mut buf))?;
+                    Poll::Ready(Ok::<_, io::Error>(buf.filled().len()))
+                })
+                .await?;
+                if n == 0 {
+                    return Ok::<_, io::Error>(());
                 }
             }
         };
@@ -287,22 +296,26 @@ impl AsyncRead for ClientIo {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        loop {
-            ready!(self.stream.poll_read_ready(cx))?;
-            let unfilled = buf.initialize_unfilled();
-            match self.stream.try_read(unfilled) {
-                Ok(n) => {
-                    if n > 0 {
-                        let fresh = !self.read_since_write.swap(true, Ordering::Relaxed);
-                        self.head.record(&unfilled[..n], fresh);
-                    }
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
+        let before = buf.filled().len();
+        let mut s = self.stream.lock().expect("socket lock");
+        ready!(Pin::new(&mut *s).poll_read(cx, buf))?;
+        drop(s);
+        let data = &buf.filled()[before..];
+        if !data.is_empty() {
+            let fresh = !self.read_since_write.swap(true, Ordering::Relaxed);
+            self.head.record(data, fresh);
         }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl ClientIo {
+    /// Notes that an answer is being written: the request under way ended.
+    fn wrote<T>(&self, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if matches!(r, Poll::Ready(Ok(_))) {
+            self.read_since_write.store(false, Ordering::Relaxed);
+        }
+        r
     }
 }
 
@@ -312,17 +325,8 @@ impl AsyncWrite for ClientIo {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.stream.poll_write_ready(cx))?;
-            match self.stream.try_write(data) {
-                Ok(n) => {
-                    self.read_since_write.store(false, Ordering::Relaxed);
-                    return Poll::Ready(Ok(n));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+        let r = Pin::new(&mut *self.stream.lock().expect("socket lock")).poll_write(cx, data);
+        self.wrote(r)
     }
 
     fn poll_write_vectored(
@@ -330,31 +334,21 @@ impl AsyncWrite for ClientIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.stream.poll_write_ready(cx))?;
-            match self.stream.try_write_vectored(bufs) {
-                Ok(n) => {
-                    self.read_since_write.store(false, Ordering::Relaxed);
-                    return Poll::Ready(Ok(n));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+        let r =
+            Pin::new(&mut *self.stream.lock().expect("socket lock")).poll_write_vectored(cx, bufs);
+        self.wrote(r)
     }
 
     fn is_write_vectored(&self) -> bool {
         true
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.stream.lock().expect("socket lock")).poll_flush(cx)
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // A socket the peer already reset cannot be shut down; that is fine.
-        let _ = socket2::SockRef::from(&*self.stream).shutdown(std::net::Shutdown::Write);
-        Poll::Ready(Ok(()))
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.stream.lock().expect("socket lock")).poll_shutdown(cx)
     }
 }
 

@@ -311,3 +311,33 @@ pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// One HTTP/1.1 request written by hand on a fresh connection (clients
+/// normalize `..` away and lower-case header names; tests of those need
+/// the raw bytes). `head` is the request line plus any header lines
+/// (`\r\n`-separated); `Host`, `Content-Length` and `Connection: close`
+/// are added. Returns the response head and body, read until the server
+/// closes (bounded to 20 s).
+pub async fn raw_http(addr: SocketAddr, head: &str, body: &[u8]) -> (String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "{head}\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    c.write_all(req.as_bytes()).await.expect("write head");
+    c.write_all(body).await.expect("write body");
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), c.read_to_end(&mut out))
+        .await
+        .expect("the server answers within 20 s")
+        .expect("read the answer");
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(out.len(), |i| i + 4);
+    (
+        String::from_utf8_lossy(&out[..split]).trim_end().to_owned(),
+        out[split..].to_vec(),
+    )
+}

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use stratus_testkit::TestServer;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use stratus_testkit::{raw_http, TestServer};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Parses each event with the Powertools model for its kind and answers
@@ -90,33 +89,12 @@ base_path = "/chat"
     .await
 }
 
-/// One HTTP/1.1 request written by hand (clients lower-case header names).
-async fn raw(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> (String, Vec<u8>) {
-    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "{head}\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    c.write_all(req.as_bytes()).await.unwrap();
-    c.write_all(body).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), c.read_to_end(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    (
-        String::from_utf8_lossy(&out[..split]).into_owned(),
-        out[split + 4..].to_vec(),
-    )
-}
-
 #[tokio::test]
 async fn http_api_events_have_exactly_awss_keys_and_parse_strictly() {
     let dir = tempfile::tempdir().unwrap();
     let s = strict_project(&dir.path().join("events.jsonl")).await;
     // No User-Agent, no query, no stage variables, no body.
-    let (head, body) = raw(s.gateway, "GET /web/items/7 HTTP/1.1", b"").await;
+    let (head, body) = raw_http(s.gateway, "GET /web/items/7 HTTP/1.1", b"").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let facts: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(facts["parsed"], "ok", "{facts}");
@@ -141,7 +119,7 @@ async fn http_api_events_have_exactly_awss_keys_and_parse_strictly() {
 async fn rest_api_events_keep_header_case_and_awss_null_fields() {
     let dir = tempfile::tempdir().unwrap();
     let s = strict_project(&dir.path().join("events.jsonl")).await;
-    let (head, body) = raw(
+    let (head, body) = raw_http(
         s.gateway,
         "GET /shop/items/7 HTTP/1.1\r\nX-Mixed-Case: yes\r\nContent-Type: text/plain\r\nUser-Agent: legacy/1.0",
         b"",
@@ -266,4 +244,63 @@ binary_media_types = ["image/png"]
         .await
         .unwrap();
     assert_eq!(v, json!({"b64": false, "body": "plain words"}));
+}
+
+/// Node.js: Powertools for AWS Lambda (TypeScript)'s zod schemas, installed
+/// from package.json by Stratus itself, parse HTTP (2.0) and REST (1.0)
+/// events strictly. (Its WebSocket schema requires `type` and `methodArn`,
+/// authorizer fields that AWS's MESSAGE and DISCONNECT events do not carry,
+/// so it is not used; Python Powertools' WebSocket models are, above.)
+const STRICT_JS: &str = r#"
+const schemas = require('@aws-lambda-powertools/parser/schemas');
+exports.handler = async (event) => {
+  const schema = event.version === '2.0' ? schemas.APIGatewayProxyEventV2Schema
+    : schemas.APIGatewayProxyEventSchema;
+  const r = schema.safeParse(event);
+  const parsed = r.success ? 'ok' : JSON.stringify(r.error.issues);
+  return { statusCode: 200, body: JSON.stringify({ parsed }) };
+};
+"#;
+
+#[tokio::test]
+async fn http_and_rest_events_parse_with_powertools_for_typescript() {
+    let s = TestServer::start_with_files(
+        r#"
+[functions.strict]
+runtime = "nodejs"
+handler = "index.handler"
+code = "strict"
+timeout = 10
+
+[apis.web]
+type = "http"
+base_path = "/web"
+[apis.web.routes]
+"GET /items/{id}" = { function = "strict" }
+
+[apis.shop]
+type = "rest"
+base_path = "/shop"
+[apis.shop.routes]
+"ANY /items/{id}" = { function = "strict" }
+
+"#,
+        &[
+            ("strict/index.js", STRICT_JS),
+            (
+                "strict/package.json",
+                r#"{"name": "strict", "version": "1.0.0", "dependencies": {"@aws-lambda-powertools/parser": "2.35.0", "zod": "4.6.7"}}"#,
+            ),
+        ],
+    )
+    .await;
+    for head in [
+        "GET /web/items/7 HTTP/1.1",
+        "GET /shop/items/7?a=1 HTTP/1.1\r\nX-Mixed-Case: yes",
+    ] {
+        let (status, body) = raw_http(s.gateway, head, b"").await;
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["parsed"], "ok", "{head}: {v}");
+    }
 }

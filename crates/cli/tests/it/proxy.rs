@@ -212,19 +212,10 @@ async fn admin_listener_answers_health_and_readiness() {
     s.shutdown().await;
 }
 
-/// One request written by hand (clients normalize `..` away themselves);
-/// the whole answer, read until the server closes.
+/// The whole answer to a hand-written GET (clients normalize `..` away).
 async fn raw_request(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    c.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(std::time::Duration::from_secs(10), c.read_to_end(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    String::from_utf8_lossy(&out).into_owned()
+    let (head, body) = stratus_testkit::raw_http(addr, &format!("GET {path} HTTP/1.1"), b"").await;
+    format!("{head}\r\n\r\n{}", String::from_utf8_lossy(&body))
 }
 
 #[tokio::test]
