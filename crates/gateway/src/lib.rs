@@ -8,6 +8,7 @@
 
 mod error;
 mod events;
+mod invoke;
 mod normalize;
 mod proxy;
 mod router;
@@ -21,11 +22,11 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body::Body as HttpBody;
 use http_body_util::{BodyExt, Full};
 use stratus_config::{ApiKind, App, Integration, Mock, PayloadFormat};
-use stratus_runtime::{InvokeError, InvokeRequest, Runtime};
 use tokio::time::Instant;
 
 pub use error::GatewayError;
 pub use events::RawRequestHead;
+pub use invoke::Invoke;
 pub use websocket::{
     ConnectionInfo, ConnectionRegistry, LocalConnection, LocalRegistry, Outbound, SendError,
     WebSockets, MAX_FRAME, MAX_MESSAGE,
@@ -50,7 +51,7 @@ pub struct Gateway {
 struct Inner {
     table: RouteTable,
     proxy: proxy::Proxy,
-    functions: Runtime,
+    functions: Arc<dyn Invoke>,
     websockets: Arc<WebSockets>,
 }
 
@@ -62,7 +63,7 @@ impl std::fmt::Debug for Gateway {
 
 impl Gateway {
     /// `functions` runs the function integrations of `app`.
-    pub fn new(app: &App, functions: Runtime) -> Gateway {
+    pub fn new(app: &App, functions: Arc<dyn Invoke>) -> Gateway {
         Gateway {
             inner: Arc::new(Inner {
                 table: RouteTable::new(app),
@@ -282,44 +283,23 @@ impl Gateway {
             now: chrono::Utc::now(),
         };
         let event = match m.route.payload {
-            PayloadFormat::V1 => events::v1_event(m, &parts, &body, &cx)?,
-            PayloadFormat::V2 => events::v2_event(m, &parts, &body, &cx)?,
+            PayloadFormat::V1 => events::v1::v1_event(m, &parts, &body, &cx)?,
+            PayloadFormat::V2 => events::v2::v2_event(m, &parts, &body, &cx)?,
         };
-        let out = self
-            .inner
-            .functions
-            .invoke(
-                function,
-                InvokeRequest {
-                    payload: Bytes::from(event),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| match e {
-                // A throttled Lambda is an invocation API Gateway could not
-                // make: 500, never the function's 429 (Lambda developer
-                // guide, "Handling Lambda errors with an API Gateway API").
-                InvokeError::TooManyRequests => GatewayError::FunctionThrottled,
-                InvokeError::PayloadTooLarge => GatewayError::PayloadTooLarge {
-                    limit: stratus_runtime::MAX_SYNC_PAYLOAD as u64,
-                },
-                other => GatewayError::BadGateway(other.to_string()),
-            })?;
-        match out.result {
-            Ok(payload) => match m.route.payload {
-                PayloadFormat::V1 => {
-                    events::v1_response(&payload, accept.as_deref(), &m.api.binary_media_types)
-                }
-                PayloadFormat::V2 => events::v2_response(&payload),
-            },
-            // A function that ran and failed, its own timeout included, is
-            // a 502; only the route's integration timeout is a 504/503.
-            Err(e) => Err(GatewayError::BadGateway(format!(
-                "function {function:?} failed: {}: {}",
-                e.error_type,
-                e.message()
-            ))),
+        let payload = crate::invoke::call_function(
+            &*self.inner.functions,
+            function,
+            Bytes::from(event),
+            m.route.timeout,
+            None,
+        )
+        .await
+        .map_err(|e| e.into_gateway_error(m.api.kind))?;
+        match m.route.payload {
+            PayloadFormat::V1 => {
+                events::v1::v1_response(&payload, accept.as_deref(), &m.api.binary_media_types)
+            }
+            PayloadFormat::V2 => events::v2::v2_response(&payload),
         }
     }
 }

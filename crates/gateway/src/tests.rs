@@ -7,6 +7,8 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 
+use stratus_runtime::Runtime;
+
 use super::*;
 
 async fn gateway(toml: &str) -> Gateway {
@@ -14,7 +16,7 @@ async fn gateway(toml: &str) -> Gateway {
         .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
     // No functions here: the runtime starts nothing and writes nothing.
     let functions = Runtime::start(&app, Vec::new()).await.unwrap();
-    Gateway::new(&app, functions)
+    Gateway::new(&app, Arc::new(functions))
 }
 
 const REMOTE: &str = "192.0.2.7:5555";

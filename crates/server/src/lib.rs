@@ -126,7 +126,7 @@ impl Server {
         let limits = self.limits();
 
         let functions = self.functions.clone();
-        let gateway = Gateway::new(&self.app, functions.clone());
+        let gateway = Gateway::new(&self.app, Arc::new(functions.clone()));
         let websockets = gateway.websockets();
         // REST events carry header names as the client spelled them.
         let capture_heads = self

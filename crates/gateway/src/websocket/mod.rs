@@ -1,0 +1,126 @@
+//! WebSocket APIs: the upgrade (with `$connect`), one task per connection,
+//! route selection, `$default`, two-way responses, `$disconnect` after every
+//! close, and the connection registry the `@connections` API talks to.
+//!
+//! Limits: frames of 32 KB, messages of 128 KB (close 1009), an idle
+//! timeout and a maximum lifetime (close 1001), and a bounded send queue per
+//! connection: a client that cannot keep up is closed, never buffered
+//! without bound. Nothing here blocks one connection on another.
+
+mod connection;
+mod registry;
+mod routing;
+mod upgrade;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use stratus_config::{Api, ApiKind, App, RouteKey, Stage};
+use tokio::sync::watch;
+
+use crate::invoke::{call_function, CallError, Invoke};
+
+pub use registry::{
+    ConnectionInfo, ConnectionRegistry, LocalConnection, LocalRegistry, Outbound, SendError,
+};
+
+/// API Gateway's limits.
+pub const MAX_FRAME: usize = 32 * 1024;
+pub const MAX_MESSAGE: usize = 128 * 1024;
+/// Messages queued for one client before it counts as too slow.
+const SEND_QUEUE: usize = 256;
+/// How long one write to a client may take before it counts as too slow.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a `$disconnect` event may wait for a busy function.
+const LIFECYCLE_WAIT: Duration = Duration::from_secs(60);
+/// How long the closing handshake may take before the socket is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Every WebSocket API stage of an app, and their connections.
+pub struct WebSockets {
+    /// Mount path → (API, stage index).
+    mounts: HashMap<String, (Arc<Api>, usize)>,
+    registry: Arc<dyn ConnectionRegistry>,
+    functions: Arc<dyn Invoke>,
+    stop: watch::Sender<bool>,
+    /// Connection tasks still running (including their `$disconnect`).
+    active: watch::Sender<usize>,
+}
+
+impl WebSockets {
+    pub(crate) fn new(app: &App, functions: Arc<dyn Invoke>) -> WebSockets {
+        let mut mounts = HashMap::new();
+        for api in app.apis.iter().filter(|a| a.kind == ApiKind::WebSocket) {
+            for (i, stage) in api.stages.iter().enumerate() {
+                mounts.insert(stage.mount.clone(), (api.clone(), i));
+            }
+        }
+        WebSockets {
+            mounts,
+            registry: Arc::new(LocalRegistry::default()),
+            functions,
+            stop: watch::channel(false).0,
+            active: watch::channel(0).0,
+        }
+    }
+
+    pub fn registry(&self) -> Arc<dyn ConnectionRegistry> {
+        self.registry.clone()
+    }
+
+    /// The WebSocket API stage served at exactly this path.
+    pub(crate) fn mount(&self, path: &str) -> Option<(&Arc<Api>, &Stage)> {
+        let path = if path.len() > 1 {
+            path.trim_end_matches('/')
+        } else {
+            path
+        };
+        self.mounts.get(path).map(|(api, i)| (api, &api.stages[*i]))
+    }
+
+    /// The API and stage of a management endpoint `/ws/{api}/{stage}`.
+    pub fn find(&self, api: &str, stage: &str) -> bool {
+        self.mounts
+            .values()
+            .any(|(a, i)| a.name == api && a.stages[*i].name == stage)
+    }
+
+    /// Closes every connection (1001, Going away), runs their
+    /// `$disconnect`, and waits for all of it, at most `grace`.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stop.send_replace(true);
+        let mut active = self.active.subscribe();
+        let _ = tokio::time::timeout(grace, active.wait_for(|n| *n == 0)).await;
+    }
+}
+
+impl WebSockets {
+    /// Calls a route's function (see `crate::invoke`). Messages are refused
+    /// when the function is at its concurrency, as on AWS; `$connect` and
+    /// `$disconnect` wait for an environment instead (within the route's
+    /// timeout, and at least `LIFECYCLE_WAIT` for `$disconnect`), so that a
+    /// burst of connects and drops loses none of them to a momentary limit.
+    pub(super) async fn invoke(
+        &self,
+        route: &stratus_config::Route,
+        event: Vec<u8>,
+    ) -> Result<Bytes, CallError> {
+        let stratus_config::Integration::Function { name } = &route.integration else {
+            return Err(CallError::Failed {
+                timeout: false,
+                message: "not a function route".into(),
+            });
+        };
+        let (limit, wait) = match &route.key {
+            RouteKey::WebSocket(k) if k == "$connect" => (route.timeout, Some(route.timeout)),
+            RouteKey::WebSocket(k) if k == "$disconnect" => {
+                let wait = route.timeout.max(LIFECYCLE_WAIT);
+                (wait + route.timeout, Some(wait))
+            }
+            _ => (route.timeout, None),
+        };
+        call_function(&*self.functions, name, Bytes::from(event), limit, wait).await
+    }
+}

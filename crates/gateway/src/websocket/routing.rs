@@ -1,0 +1,158 @@
+//! Messages: route selection, `$default`, the Forbidden answer, two-way
+//! responses.
+
+use base64::Engine as _;
+use bytes::Bytes;
+use serde_json::Value;
+use stratus_config::{Api, RouteKey, SelectionExpr, SelectionPart};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::registry::{LocalConnection, Outbound};
+use super::WebSockets;
+use crate::events::websocket::{EventKind, Meta};
+
+impl WebSockets {
+    pub(super) async fn on_message(&self, conn: &LocalConnection, meta: &Meta, msg: Message) {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let (body, binary, json) = match &msg {
+            Message::Text(t) => (
+                t.to_string(),
+                false,
+                serde_json::from_str::<Value>(t.as_str()).ok(),
+            ),
+            Message::Binary(b) => (
+                base64::engine::general_purpose::STANDARD.encode(b),
+                true,
+                None,
+            ),
+            _ => return,
+        };
+        let selected = match (&meta.api.route_selection, &json) {
+            (Some(expr), _) if expr.constant().is_some() => expr.constant().map(str::to_owned),
+            (Some(expr), Some(v)) => Some(select_route(expr, v)),
+            _ => None,
+        };
+        let route = selected
+            .as_deref()
+            .and_then(|k| find_custom_route(&meta.api, k))
+            .or_else(|| find_route(&meta.api, "$default"));
+        let Some(route) = route else {
+            let forbidden = serde_json::json!({
+                "message": "Forbidden",
+                "connectionId": meta.conn_id,
+                "requestId": request_id,
+            });
+            let _ = conn.send(Outbound::Text(forbidden.to_string()));
+            return;
+        };
+        let route_key = route.key.to_string();
+        let event = meta.event(
+            EventKind::<()>::Message,
+            &route_key,
+            &request_id,
+            Some((body, binary)),
+        );
+        match self.invoke(route, event).await {
+            Ok(payload) => {
+                if route.respond {
+                    if let Some(out) = route_response(&payload) {
+                        let _ = conn.send(out);
+                    }
+                }
+            }
+            Err(_) => {
+                let err = serde_json::json!({
+                    "message": "Internal server error",
+                    "connectionId": meta.conn_id,
+                    "requestId": request_id,
+                });
+                let _ = conn.send(Outbound::Text(err.to_string()));
+            }
+        }
+    }
+}
+
+/// The `body` of a function's answer, sent back on a two-way route.
+fn route_response(payload: &[u8]) -> Option<Outbound> {
+    let v: Value = serde_json::from_slice(payload).ok()?;
+    let body = v.get("body")?;
+    let text = match body {
+        Value::String(s) => s.clone(),
+        Value::Null => return None,
+        other => other.to_string(),
+    };
+    if v.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()?;
+        Some(Outbound::Binary(Bytes::from(raw)))
+    } else {
+        Some(Outbound::Text(text))
+    }
+}
+
+/// Evaluates a parsed selection expression against a JSON body: missing
+/// paths give "", strings are themselves, other values their JSON text.
+pub(crate) fn select_route(expr: &SelectionExpr, body: &Value) -> String {
+    let mut out = String::new();
+    for part in &expr.parts {
+        match part {
+            SelectionPart::Literal(l) => out.push_str(l),
+            SelectionPart::Body(path) => {
+                let found = path.iter().try_fold(body, |v, k| v.get(k.as_str()));
+                match found {
+                    None | Some(Value::Null) => {}
+                    Some(Value::String(s)) => out.push_str(s),
+                    Some(other) => out.push_str(&other.to_string()),
+                }
+            }
+        }
+    }
+    out
+}
+
+pub(super) fn find_route<'a>(api: &'a Api, key: &str) -> Option<&'a stratus_config::Route> {
+    api.routes.iter().find(|r| match &r.key {
+        RouteKey::WebSocket(k) => k == key,
+        RouteKey::Default => key == "$default",
+        RouteKey::Http { .. } => false,
+    })
+}
+
+/// A custom route (never `$connect`/`$disconnect`, whatever the message says).
+fn find_custom_route<'a>(api: &'a Api, key: &str) -> Option<&'a stratus_config::Route> {
+    if key.starts_with('$') {
+        return None;
+    }
+    find_route(api, key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval(expr: &str, body: &str) -> String {
+        let e = SelectionExpr::parse(expr).unwrap();
+        select_route(&e, &serde_json::from_str(body).unwrap())
+    }
+
+    #[test]
+    fn selection_evaluates_paths_templates_and_missing_values() {
+        assert_eq!(eval("$request.body.action", r#"{"action":"send"}"#), "send");
+        assert_eq!(eval("$request.body.a.b", r#"{"a":{"b":"deep"}}"#), "deep");
+        assert_eq!(eval("$request.body.a.b", r#"{"a":{}}"#), "");
+        assert_eq!(eval("$request.body.n", r#"{"n":42}"#), "42");
+        assert_eq!(
+            eval("$request.body.o", r#"{"o":{"x":true}}"#),
+            r#"{"x":true}"#
+        );
+        assert_eq!(
+            eval(
+                "${request.body.svc}/${request.body.op}",
+                r#"{"svc":"chat","op":"join"}"#
+            ),
+            "chat/join"
+        );
+        assert_eq!(eval(r"\$${request.body.op}", r#"{"op":"x"}"#), "$x");
+    }
+}
