@@ -14,11 +14,34 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::routing::find_route;
 use super::{WebSockets, MAX_FRAME, MAX_MESSAGE};
+use crate::context::RequestContext;
 use crate::error::json_message;
 use crate::events::websocket::{new_connection_id, EventKind, Meta};
 use crate::Body;
 
 impl WebSockets {
+    /// A request to a WebSocket stage's path: the upgrade, or 426 for
+    /// anything that is not one.
+    pub(crate) async fn serve_upgrade(
+        self: &Arc<Self>,
+        req: Request<Body>,
+        api: Arc<Api>,
+        stage: Stage,
+        cx: &RequestContext,
+    ) -> Response<Body> {
+        let upgrade = req
+            .headers()
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+        if upgrade && req.method() == http::Method::GET {
+            self.upgrade(req, api, stage, cx.remote, &cx.request_id)
+                .await
+        } else {
+            json_message(StatusCode::UPGRADE_REQUIRED, "Upgrade Required")
+        }
+    }
+
     pub(crate) async fn upgrade<B>(
         self: &Arc<Self>,
         mut req: Request<B>,

@@ -80,6 +80,30 @@ fn hides_dot_segment(seg: &str) -> bool {
     decoded.contains(['/', '\\']) && decoded.split(['/', '\\']).any(|p| p == ".." || p == ".")
 }
 
+/// The phase: rewrites the request's path to its normal form, or refuses it.
+pub(crate) fn apply(
+    mut req: http::Request<crate::Body>,
+) -> Result<http::Request<crate::Body>, crate::GatewayError> {
+    match normalize(req.uri().path()) {
+        Ok(None) => {}
+        Ok(Some(normal)) => {
+            let uri = match req.uri().query() {
+                Some(q) => format!("{normal}?{q}"),
+                None => normal,
+            };
+            if let Ok(uri) = uri.parse() {
+                *req.uri_mut() = uri;
+            }
+        }
+        Err(()) => {
+            return Err(crate::GatewayError::BadRequest(
+                "the path climbs above the root".into(),
+            ))
+        }
+    }
+    Ok(req)
+}
+
 #[cfg(test)]
 mod tests {
     use super::normalize;

@@ -1,0 +1,53 @@
+//! The Lambda proxy integration: event in, function, response out.
+
+use bytes::Bytes;
+use http::{header, Request, Response};
+use stratus_config::PayloadFormat;
+
+use crate::context::RequestContext;
+use crate::error::GatewayError;
+use crate::events;
+use crate::invoke::{call_function, Invoke};
+use crate::phases::limits::collect_limited;
+use crate::router::Matched;
+use crate::Body;
+
+pub(crate) async fn call(
+    functions: &dyn Invoke,
+    m: &Matched<'_>,
+    function: &str,
+    req: Request<Body>,
+    cx: &RequestContext,
+) -> Result<Response<Body>, GatewayError> {
+    let (parts, body) = req.into_parts();
+    let accept = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = collect_limited(body).await?;
+    let ev = events::EventContext {
+        request_id: &cx.request_id,
+        remote: cx.remote,
+        now: chrono::Utc::now(),
+    };
+    let event = match m.route.payload {
+        PayloadFormat::V1 => events::v1::v1_event(m, &parts, &body, &ev)?,
+        PayloadFormat::V2 => events::v2::v2_event(m, &parts, &body, &ev)?,
+    };
+    let payload = call_function(
+        functions,
+        function,
+        Bytes::from(event),
+        m.route.timeout,
+        None,
+    )
+    .await
+    .map_err(|e| e.into_gateway_error(m.api.kind))?;
+    match m.route.payload {
+        PayloadFormat::V1 => {
+            events::v1::v1_response(&payload, accept.as_deref(), &m.api.binary_media_types)
+        }
+        PayloadFormat::V2 => events::v2::v2_response(&payload),
+    }
+}

@@ -1,0 +1,7 @@
+//! Integrations: what answers a matched route. `mock` answers itself,
+//! `http` forwards to an upstream, `function` calls a Lambda function with
+//! an API Gateway proxy event.
+
+pub(crate) mod function;
+pub(crate) mod http;
+pub(crate) mod mock;
