@@ -204,3 +204,204 @@ async fn every_request_gets_a_fresh_request_id() {
     assert_ne!(a, b);
     assert_eq!(a.len(), 36);
 }
+
+// ---- Function routes and WebSocket routing through a fake invoker: no process ----
+
+mod fake {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use futures_util::future::BoxFuture;
+    use serde_json::Value;
+    use stratus_runtime::{ErrorKind, FunctionError, InvokeError, InvokeRequest, InvokeResponse};
+
+    use crate::Invoke;
+
+    /// What the fake function does with an event.
+    pub(super) enum Answer {
+        Json(Value),
+        Error(&'static str, &'static str),
+        Throttled,
+        Hang,
+    }
+
+    /// Runs `f` on every event, in memory.
+    pub(super) struct Fake(pub(super) Box<dyn Fn(&str, Value) -> Answer + Send + Sync>);
+
+    impl Fake {
+        pub(super) fn new(
+            f: impl Fn(&str, Value) -> Answer + Send + Sync + 'static,
+        ) -> Arc<dyn Invoke> {
+            Arc::new(Fake(Box::new(f)))
+        }
+    }
+
+    impl Invoke for Fake {
+        fn invoke<'a>(
+            &'a self,
+            function: &'a str,
+            req: InvokeRequest,
+            _wait: Option<Duration>,
+        ) -> BoxFuture<'a, Result<InvokeResponse, InvokeError>> {
+            Box::pin(async move {
+                let event: Value = serde_json::from_slice(&req.payload).unwrap();
+                let result = match (self.0)(function, event) {
+                    Answer::Json(v) => Ok(Bytes::from(v.to_string())),
+                    Answer::Error(t, m) => Err(FunctionError {
+                        kind: ErrorKind::Handled,
+                        error_type: t.into(),
+                        body: Bytes::from(
+                            serde_json::json!({"errorType": t, "errorMessage": m}).to_string(),
+                        ),
+                    }),
+                    Answer::Throttled => return Err(InvokeError::TooManyRequests),
+                    Answer::Hang => std::future::pending().await,
+                };
+                Ok(InvokeResponse {
+                    request_id: "fake".into(),
+                    result,
+                    log_tail: None,
+                    duration: Duration::ZERO,
+                    billed_ms: 1,
+                    init_duration: None,
+                    memory_mb: 128,
+                })
+            })
+        }
+    }
+}
+
+use fake::{Answer, Fake};
+
+const FUNCTIONS: &str = r#"
+[functions.f]
+runtime = "python3"
+handler = "app.handler"
+code = "."
+
+[apis.web]
+type = "http"
+base_path = "/web"
+[apis.web.routes]
+"GET /items/{id}" = { function = "f" }
+"GET /hang" = { function = "f", timeout_ms = 100 }
+
+[apis.shop]
+type = "rest"
+base_path = "/shop"
+[apis.shop.routes]
+"GET /items/{id}" = { function = "f" }
+"GET /hang" = { function = "f", timeout_ms = 100 }
+
+[apis.chat]
+type = "websocket"
+base_path = "/chat"
+route_selection = "$request.body.action"
+[apis.chat.routes]
+"send" = { function = "f", respond = true }
+"$default" = { function = "f", respond = true }
+"#;
+
+fn app() -> stratus_config::App {
+    stratus_config::load_str(FUNCTIONS, Path::new("stratus.toml"), Path::new(".")).unwrap()
+}
+
+/// Echoes what routing and the event builder produced.
+fn echo(_: &str, ev: serde_json::Value) -> Answer {
+    let item = &ev["pathParameters"]["id"];
+    if item == "boom" {
+        return Answer::Error("ValueError", "boom");
+    }
+    if item == "busy" {
+        return Answer::Throttled;
+    }
+    if ev["requestContext"]["eventType"] == "MESSAGE" {
+        let body = serde_json::json!({"route": ev["requestContext"]["routeKey"]}).to_string();
+        return Answer::Json(serde_json::json!({"statusCode": 200, "body": body}));
+    }
+    if ev["rawPath"] == "/web/hang" || ev["path"] == "/hang" {
+        return Answer::Hang;
+    }
+    let body = serde_json::json!({
+        "version": ev.get("version"),
+        "routeKey": ev.get("routeKey"),
+        "resource": ev.get("resource"),
+        "id": item,
+    });
+    Answer::Json(serde_json::json!({"statusCode": 201, "body": body.to_string()}))
+}
+
+#[tokio::test]
+async fn a_function_route_builds_the_event_and_maps_the_answer_in_memory() {
+    let g = Gateway::new(&app(), Fake::new(echo));
+    let (status, headers, body) = call(&g, "GET", "/web/items/7").await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(headers.contains_key("apigw-requestid"));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["version"], "2.0");
+    assert_eq!(v["routeKey"], "GET /items/{id}");
+    assert_eq!(v["id"], "7");
+    // REST: payload 1.0.
+    let (status, headers, body) = call(&g, "GET", "/shop/items/8").await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(headers.contains_key("x-amzn-requestid"));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["version"], serde_json::Value::Null);
+    assert_eq!(v["resource"], "/items/{id}");
+    assert_eq!(v["id"], "8");
+}
+
+#[tokio::test]
+async fn function_failures_map_to_awss_answers_in_memory() {
+    let g = Gateway::new(&app(), Fake::new(echo));
+    for prefix in ["/web", "/shop"] {
+        let (status, _, body) = call(&g, "GET", &format!("{prefix}/items/boom")).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{prefix}");
+        assert_eq!(body, r#"{"message":"Internal server error"}"#);
+        let (status, _, body) = call(&g, "GET", &format!("{prefix}/items/busy")).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{prefix}");
+        assert_eq!(body, r#"{"message":"Internal server error"}"#);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_integration_timeout_is_504_for_rest_and_503_for_http_in_memory() {
+    let g = Gateway::new(&app(), Fake::new(echo));
+    let (status, _, body) = call(&g, "GET", "/shop/hang").await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(body, r#"{"message":"Endpoint request timed out"}"#);
+    let (status, _, body) = call(&g, "GET", "/web/hang").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body, r#"{"message":"Service Unavailable"}"#);
+}
+
+#[tokio::test]
+async fn a_websocket_message_is_routed_by_its_selection_expression_in_memory() {
+    let app = app();
+    let ws = crate::websocket::WebSockets::new(&app, Fake::new(echo));
+    let api = app.apis.iter().find(|a| a.name == "chat").unwrap().clone();
+    let meta = crate::events::websocket::Meta {
+        stage: api.stages[0].clone(),
+        api,
+        conn_id: "conn-1".into(),
+        connected_at: 0,
+        source_ip: "192.0.2.7".into(),
+        user_agent: None,
+        domain: None,
+    };
+    let (conn, mut rx) = crate::websocket::LocalConnection::detached("conn-1");
+    for (message, route) in [
+        (r#"{"action":"send"}"#, "send"),
+        (r#"{"action":"other"}"#, "$default"),
+        ("not json", "$default"),
+    ] {
+        let msg = tokio_tungstenite::tungstenite::Message::text(message);
+        ws.on_message(&conn, &meta, msg).await;
+        let Some(crate::websocket::Outbound::Text(answer)) = rx.recv().await else {
+            panic!("no answer to {message}");
+        };
+        let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(v["route"], route, "{message}");
+    }
+}

@@ -66,6 +66,30 @@ pub struct LocalConnection {
 }
 
 impl LocalConnection {
+    /// A connection with no socket behind it: what is sent to it arrives on
+    /// the returned receiver (in-memory tests).
+    #[cfg(test)]
+    pub(crate) fn detached(id: &str) -> (Arc<LocalConnection>, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(16);
+        let conn = LocalConnection {
+            info: ConnectionInfo {
+                id: id.to_owned(),
+                api: String::new(),
+                stage: String::new(),
+                connected_at: 0,
+                last_active_at: 0,
+                source_ip: "192.0.2.7".into(),
+                user_agent: None,
+            },
+            last_active: AtomicI64::new(0),
+            tx,
+            kill: Notify::new(),
+            closing: Notify::new(),
+            close_sent: Mutex::new(None),
+        };
+        (Arc::new(conn), rx)
+    }
+
     pub fn info(&self) -> ConnectionInfo {
         let mut i = self.info.clone();
         i.last_active_at = self.last_active.load(Ordering::Relaxed);

@@ -12,7 +12,7 @@ use super::WebSockets;
 use crate::events::websocket::{EventKind, Meta};
 
 impl WebSockets {
-    pub(super) async fn on_message(&self, conn: &LocalConnection, meta: &Meta, msg: Message) {
+    pub(crate) async fn on_message(&self, conn: &LocalConnection, meta: &Meta, msg: Message) {
         let request_id = uuid::Uuid::new_v4().to_string();
         let (body, binary, json) = match &msg {
             Message::Text(t) => (
