@@ -226,11 +226,13 @@ mod fake {
         Hang,
     }
 
-    /// Runs `f` on every event, in memory.
-    pub(super) struct Fake(pub(super) Box<dyn Fn(&str, Value) -> Answer + Send + Sync>);
+    type Handler = Box<dyn Fn(&str, Value) -> Answer + Send + Sync>;
+
+    /// Runs its handler on every event, in memory.
+    pub(super) struct Fake(Handler);
 
     impl Fake {
-        pub(super) fn new(
+        pub(super) fn invoker(
             f: impl Fn(&str, Value) -> Answer + Send + Sync + 'static,
         ) -> Arc<dyn Invoke> {
             Arc::new(Fake(Box::new(f)))
@@ -334,7 +336,7 @@ fn echo(_: &str, ev: serde_json::Value) -> Answer {
 
 #[tokio::test]
 async fn a_function_route_builds_the_event_and_maps_the_answer_in_memory() {
-    let g = Gateway::new(&app(), Fake::new(echo));
+    let g = Gateway::new(&app(), Fake::invoker(echo));
     let (status, headers, body) = call(&g, "GET", "/web/items/7").await;
     assert_eq!(status, StatusCode::CREATED);
     assert!(headers.contains_key("apigw-requestid"));
@@ -354,7 +356,7 @@ async fn a_function_route_builds_the_event_and_maps_the_answer_in_memory() {
 
 #[tokio::test]
 async fn function_failures_map_to_awss_answers_in_memory() {
-    let g = Gateway::new(&app(), Fake::new(echo));
+    let g = Gateway::new(&app(), Fake::invoker(echo));
     for prefix in ["/web", "/shop"] {
         let (status, _, body) = call(&g, "GET", &format!("{prefix}/items/boom")).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{prefix}");
@@ -367,7 +369,7 @@ async fn function_failures_map_to_awss_answers_in_memory() {
 
 #[tokio::test(start_paused = true)]
 async fn an_integration_timeout_is_504_for_rest_and_503_for_http_in_memory() {
-    let g = Gateway::new(&app(), Fake::new(echo));
+    let g = Gateway::new(&app(), Fake::invoker(echo));
     let (status, _, body) = call(&g, "GET", "/shop/hang").await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(body, r#"{"message":"Endpoint request timed out"}"#);
@@ -379,7 +381,7 @@ async fn an_integration_timeout_is_504_for_rest_and_503_for_http_in_memory() {
 #[tokio::test]
 async fn a_websocket_message_is_routed_by_its_selection_expression_in_memory() {
     let app = app();
-    let ws = crate::websocket::WebSockets::new(&app, Fake::new(echo));
+    let ws = crate::websocket::WebSockets::new(&app, Fake::invoker(echo));
     let api = app.apis.iter().find(|a| a.name == "chat").unwrap().clone();
     let meta = crate::events::websocket::Meta {
         stage: api.stages[0].clone(),
