@@ -29,8 +29,8 @@ pub use error::GatewayError;
 pub use events::RawRequestHead;
 pub use invoke::Invoke;
 pub use websocket::{
-    ConnectionInfo, ConnectionRegistry, LocalConnection, LocalRegistry, Outbound, SendError,
-    WebSockets, MAX_FRAME, MAX_MESSAGE,
+    ConnectionInfo, Connections, LocalConnection, Outbound, SendError, WebSockets, MAX_FRAME,
+    MAX_MESSAGE,
 };
 
 use context::RequestContext;
@@ -64,13 +64,15 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// `functions` runs the function integrations of `app`.
-    pub fn new(app: &App, functions: Arc<dyn Invoke>) -> Gateway {
+    /// `functions` runs the function integrations of `app`; `connections`
+    /// holds the WebSocket connections and outlives this gateway (a reload
+    /// builds a new gateway with the same connections).
+    pub fn new(app: &App, functions: Arc<dyn Invoke>, connections: Arc<Connections>) -> Gateway {
         Gateway {
             inner: Arc::new(Inner {
                 table: RouteTable::new(app),
                 proxy: integrations::http::Proxy::new(),
-                websockets: Arc::new(WebSockets::new(app, functions.clone())),
+                websockets: Arc::new(WebSockets::new(app, functions.clone(), connections)),
                 functions,
             }),
         }

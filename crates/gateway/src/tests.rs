@@ -16,7 +16,7 @@ async fn gateway(toml: &str) -> Gateway {
         .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
     // No functions here: the runtime starts nothing and writes nothing.
     let functions = Runtime::start(&app, Vec::new()).await.unwrap();
-    Gateway::new(&app, Arc::new(functions))
+    Gateway::new(&app, Arc::new(functions), Connections::in_memory())
 }
 
 const REMOTE: &str = "192.0.2.7:5555";
@@ -319,7 +319,11 @@ fn echo(_: &str, ev: serde_json::Value) -> Answer {
         return Answer::Throttled;
     }
     if ev["requestContext"]["eventType"] == "MESSAGE" {
-        let body = serde_json::json!({"route": ev["requestContext"]["routeKey"]}).to_string();
+        let body = serde_json::json!({
+            "route": ev["requestContext"]["routeKey"],
+            "connectionId": ev["requestContext"]["connectionId"],
+        })
+        .to_string();
         return Answer::Json(serde_json::json!({"statusCode": 200, "body": body}));
     }
     if ev["rawPath"] == "/web/hang" || ev["path"] == "/hang" {
@@ -336,7 +340,7 @@ fn echo(_: &str, ev: serde_json::Value) -> Answer {
 
 #[tokio::test]
 async fn a_function_route_builds_the_event_and_maps_the_answer_in_memory() {
-    let g = Gateway::new(&app(), Fake::invoker(echo));
+    let g = Gateway::new(&app(), Fake::invoker(echo), Connections::in_memory());
     let (status, headers, body) = call(&g, "GET", "/web/items/7").await;
     assert_eq!(status, StatusCode::CREATED);
     assert!(headers.contains_key("apigw-requestid"));
@@ -356,7 +360,7 @@ async fn a_function_route_builds_the_event_and_maps_the_answer_in_memory() {
 
 #[tokio::test]
 async fn function_failures_map_to_awss_answers_in_memory() {
-    let g = Gateway::new(&app(), Fake::invoker(echo));
+    let g = Gateway::new(&app(), Fake::invoker(echo), Connections::in_memory());
     for prefix in ["/web", "/shop"] {
         let (status, _, body) = call(&g, "GET", &format!("{prefix}/items/boom")).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{prefix}");
@@ -369,7 +373,7 @@ async fn function_failures_map_to_awss_answers_in_memory() {
 
 #[tokio::test(start_paused = true)]
 async fn an_integration_timeout_is_504_for_rest_and_503_for_http_in_memory() {
-    let g = Gateway::new(&app(), Fake::invoker(echo));
+    let g = Gateway::new(&app(), Fake::invoker(echo), Connections::in_memory());
     let (status, _, body) = call(&g, "GET", "/shop/hang").await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(body, r#"{"message":"Endpoint request timed out"}"#);
@@ -381,7 +385,7 @@ async fn an_integration_timeout_is_504_for_rest_and_503_for_http_in_memory() {
 #[tokio::test]
 async fn a_websocket_message_is_routed_by_its_selection_expression_in_memory() {
     let app = app();
-    let ws = crate::websocket::WebSockets::new(&app, Fake::invoker(echo));
+    let ws = crate::websocket::WebSockets::new(&app, Fake::invoker(echo), Connections::in_memory());
     let api = app.apis.iter().find(|a| a.name == "chat").unwrap().clone();
     let meta = crate::events::websocket::Meta {
         stage: api.stages[0].clone(),
@@ -406,4 +410,75 @@ async fn a_websocket_message_is_routed_by_its_selection_expression_in_memory() {
         let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
         assert_eq!(v["route"], route, "{message}");
     }
+}
+
+#[tokio::test]
+async fn a_new_gateway_keeps_open_websocket_connections_reachable() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let connections = Connections::in_memory();
+    let current = Arc::new(std::sync::RwLock::new(Gateway::new(
+        &app(),
+        Fake::invoker(echo),
+        connections.clone(),
+    )));
+    // A server whose gateway can be swapped, as a reload does.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = current.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, remote)) = listener.accept().await {
+            let serving = serving.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let gw = serving.read().unwrap().clone();
+                    async move { Ok::<_, std::convert::Infallible>(gw.handle(req, remote).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/chat"))
+        .await
+        .unwrap();
+    let next_json = async |ws: &mut tokio_tungstenite::WebSocketStream<_>| -> serde_json::Value {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        serde_json::from_str(msg.to_text().unwrap()).unwrap()
+    };
+    ws.send(Message::text(r#"{"action":"send"}"#))
+        .await
+        .unwrap();
+    let id = next_json(&mut ws).await["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The reload: a new gateway, built from the app again, same connections.
+    let reloaded = Gateway::new(&app(), Fake::invoker(echo), connections.clone());
+    *current.write().unwrap() = reloaded.clone();
+
+    // `@connections` on the new gateway reaches the connection opened before.
+    let registry = reloaded.websockets().registry();
+    assert!(registry.info(&id).await.is_some());
+    registry
+        .send(
+            &id,
+            crate::websocket::Outbound::Text(r#"{"after":"reload"}"#.into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut ws).await["after"], "reload");
+    // And it keeps routing its messages.
+    ws.send(Message::text(r#"{"action":"other"}"#))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut ws).await["route"], "$default");
 }

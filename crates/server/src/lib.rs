@@ -126,7 +126,9 @@ impl Server {
         let limits = self.limits();
 
         let functions = self.functions.clone();
-        let gateway = Gateway::new(&self.app, Arc::new(functions.clone()));
+        // Connections outlive any one gateway (a reload keeps them).
+        let connections = stratus_gateway::Connections::in_memory();
+        let gateway = Gateway::new(&self.app, Arc::new(functions.clone()), connections);
         let websockets = gateway.websockets();
         // REST events carry header names as the client spelled them.
         let capture_heads = self
@@ -157,7 +159,7 @@ impl Server {
         let _ = stop_tx.send(true);
         // WebSocket connections are closed (1001) and their $disconnect run
         // while the function runtime is still up.
-        let open = websockets.registry().local().len();
+        let open = websockets.registry().local_count();
         if open > 0 {
             tracing::info!("closing {open} WebSocket connections");
         }

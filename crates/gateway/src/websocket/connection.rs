@@ -46,7 +46,7 @@ impl WebSockets {
             closing: Notify::new(),
             close_sent: Mutex::new(None),
         });
-        self.registry.register(conn.clone());
+        self.registry.register(conn.clone()).await;
         let meta = Arc::new(meta);
         let (mut sink, mut stream) = ws.split();
 
@@ -194,7 +194,7 @@ impl WebSockets {
         }
 
         // The connection is gone for everyone at once.
-        self.registry.unregister(&conn.info.id);
+        self.registry.unregister(&conn.info.id).await;
         drop(in_tx);
         worker.abort();
         // Let the closing handshake reach the client, briefly; then both

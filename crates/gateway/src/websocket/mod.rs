@@ -22,9 +22,7 @@ use tokio::sync::watch;
 
 use crate::invoke::{call_function, CallError, Invoke};
 
-pub use registry::{
-    ConnectionInfo, ConnectionRegistry, LocalConnection, LocalRegistry, Outbound, SendError,
-};
+pub use registry::{ConnectionInfo, Connections, LocalConnection, Outbound, SendError};
 
 /// API Gateway's limits.
 pub const MAX_FRAME: usize = 32 * 1024;
@@ -42,7 +40,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct WebSockets {
     /// Mount path → (API, stage index).
     mounts: HashMap<String, (Arc<Api>, usize)>,
-    registry: Arc<dyn ConnectionRegistry>,
+    registry: Arc<Connections>,
     functions: Arc<dyn Invoke>,
     stop: watch::Sender<bool>,
     /// Connection tasks still running (including their `$disconnect`).
@@ -50,7 +48,11 @@ pub struct WebSockets {
 }
 
 impl WebSockets {
-    pub(crate) fn new(app: &App, functions: Arc<dyn Invoke>) -> WebSockets {
+    pub(crate) fn new(
+        app: &App,
+        functions: Arc<dyn Invoke>,
+        registry: Arc<Connections>,
+    ) -> WebSockets {
         let mut mounts = HashMap::new();
         for api in app.apis.iter().filter(|a| a.kind == ApiKind::WebSocket) {
             for (i, stage) in api.stages.iter().enumerate() {
@@ -59,14 +61,14 @@ impl WebSockets {
         }
         WebSockets {
             mounts,
-            registry: Arc::new(LocalRegistry::default()),
+            registry,
             functions,
             stop: watch::channel(false).0,
             active: watch::channel(0).0,
         }
     }
 
-    pub fn registry(&self) -> Arc<dyn ConnectionRegistry> {
+    pub fn registry(&self) -> Arc<Connections> {
         self.registry.clone()
     }
 

@@ -1,12 +1,12 @@
-//! The connection registry: where a connection is found by id, for the
-//! `@connections` API and for shutdown.
+//! Connections by id: the sockets this node holds (a live sender each) and
+//! the directory (`stratus-state`) that says which node holds a connection.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
+use stratus_state::{ConnectionDirectory, ConnectionEntry, MemoryDirectory};
 use tokio::sync::{mpsc, Notify};
 
 /// What can be sent to a connection.
@@ -38,18 +38,6 @@ pub enum SendError {
     /// Its send queue is full: the connection is being closed.
     #[error("connection cannot keep up; closing it")]
     TooSlow,
-}
-
-/// Where connections are found by id. In-process today; a registry shared
-/// by several Stratus nodes implements the same calls (sending to a
-/// connection held by another node becomes a message to that node).
-pub trait ConnectionRegistry: Send + Sync + 'static {
-    fn register(&self, conn: Arc<LocalConnection>);
-    fn unregister(&self, id: &str);
-    fn send<'a>(&'a self, id: &'a str, msg: Outbound) -> BoxFuture<'a, Result<(), SendError>>;
-    fn info<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Option<ConnectionInfo>>;
-    /// Connections held by this node.
-    fn local(&self) -> Vec<Arc<LocalConnection>>;
 }
 
 /// A connection held by this process.
@@ -114,48 +102,91 @@ impl LocalConnection {
     }
 }
 
-/// The in-process registry.
-#[derive(Default)]
-pub struct LocalRegistry {
-    conns: Mutex<HashMap<String, Arc<LocalConnection>>>,
+/// Every WebSocket connection, found by id (for `@connections` and
+/// shutdown): the sockets this node holds, and the directory that says
+/// which node holds any connection. Built once by the server and handed to
+/// every `Gateway` it builds, so a reload keeps every open connection.
+pub struct Connections {
+    /// This node's name in the directory.
+    node: String,
+    local: Mutex<HashMap<String, Arc<LocalConnection>>>,
+    directory: Arc<dyn ConnectionDirectory>,
 }
 
-impl LocalRegistry {
+impl Connections {
+    pub fn new(
+        node: impl Into<String>,
+        directory: Arc<dyn ConnectionDirectory>,
+    ) -> Arc<Connections> {
+        Arc::new(Connections {
+            node: node.into(),
+            local: Mutex::new(HashMap::new()),
+            directory,
+        })
+    }
+
+    /// One node, an in-process directory: Stratus on one machine.
+    pub fn in_memory() -> Arc<Connections> {
+        Connections::new("local", Arc::new(MemoryDirectory::default()))
+    }
+
     fn get(&self, id: &str) -> Option<Arc<LocalConnection>> {
-        self.conns.lock().expect("registry lock").get(id).cloned()
-    }
-}
-
-impl ConnectionRegistry for LocalRegistry {
-    fn register(&self, conn: Arc<LocalConnection>) {
-        self.conns
+        self.local
             .lock()
-            .expect("registry lock")
-            .insert(conn.info.id.clone(), conn);
-    }
-
-    fn unregister(&self, id: &str) {
-        self.conns.lock().expect("registry lock").remove(id);
-    }
-
-    fn send<'a>(&'a self, id: &'a str, msg: Outbound) -> BoxFuture<'a, Result<(), SendError>> {
-        let r = self
+            .expect("connections lock")
             .get(id)
-            .ok_or(SendError::Gone)
-            .and_then(|c| c.send(msg));
-        Box::pin(std::future::ready(r))
-    }
-
-    fn info<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Option<ConnectionInfo>> {
-        Box::pin(std::future::ready(self.get(id).map(|c| c.info())))
-    }
-
-    fn local(&self) -> Vec<Arc<LocalConnection>> {
-        self.conns
-            .lock()
-            .expect("registry lock")
-            .values()
             .cloned()
-            .collect()
+    }
+
+    pub(super) async fn register(&self, conn: Arc<LocalConnection>) {
+        let i = &conn.info;
+        let entry = ConnectionEntry {
+            id: i.id.clone(),
+            node: self.node.clone(),
+            api: i.api.clone(),
+            stage: i.stage.clone(),
+            connected_at: i.connected_at,
+            source_ip: i.source_ip.clone(),
+            user_agent: i.user_agent.clone(),
+        };
+        self.local
+            .lock()
+            .expect("connections lock")
+            .insert(i.id.clone(), conn.clone());
+        self.directory.put(entry).await;
+    }
+
+    pub(super) async fn unregister(&self, id: &str) {
+        self.local.lock().expect("connections lock").remove(id);
+        self.directory.remove(id).await;
+    }
+
+    /// Sends to a connection. One held by another node is `Gone` until
+    /// nodes can forward to each other.
+    pub async fn send(&self, id: &str, msg: Outbound) -> Result<(), SendError> {
+        self.get(id).ok_or(SendError::Gone)?.send(msg)
+    }
+
+    /// What `GET @connections/{id}` answers: this node's live view, or the
+    /// directory's entry for a connection held elsewhere.
+    pub async fn info(&self, id: &str) -> Option<ConnectionInfo> {
+        if let Some(c) = self.get(id) {
+            return Some(c.info());
+        }
+        let e = self.directory.get(id).await?;
+        Some(ConnectionInfo {
+            id: e.id,
+            api: e.api,
+            stage: e.stage,
+            connected_at: e.connected_at,
+            last_active_at: e.connected_at,
+            source_ip: e.source_ip,
+            user_agent: e.user_agent,
+        })
+    }
+
+    /// How many connections this node holds.
+    pub fn local_count(&self) -> usize {
+        self.local.lock().expect("connections lock").len()
     }
 }

@@ -1,0 +1,17 @@
+//! State that outlives a request, each kind behind a small async trait
+//! with an in-process implementation first, so that a Redis, PostgreSQL
+//! or S3 implementation can be added for a fleet without touching the
+//! callers. The pattern, for every store that comes next (rate-limit
+//! counters, API keys and usage, objects):
+//! - the trait names only what callers need, in owned values (nothing
+//!   that lives in one process, such as a channel, crosses it);
+//! - methods return boxed futures, so the trait stays object-safe
+//!   (`Arc<dyn Trait>`) and an implementation may do I/O;
+//! - `Memory…` is the in-process implementation, used by default and in
+//!   tests.
+//!
+//! The first store is the WebSocket connection directory.
+
+pub mod connections;
+
+pub use connections::{ConnectionDirectory, ConnectionEntry, MemoryDirectory};
