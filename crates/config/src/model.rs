@@ -304,7 +304,7 @@ pub const MIN_INTEGRATION_TIMEOUT_MS: u64 = 50;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Integration {
     Function { name: String },
-    Http { url: String },
+    Http { url: UrlTemplate },
     Mock(Mock),
 }
 
@@ -326,6 +326,73 @@ pub struct Mock {
 }
 
 /// `"METHOD /path"`, `$default`, or a WebSocket route key.
+/// An `http` integration's URL, parsed once at load: literal text,
+/// `{param}` (a path parameter) and `${stageVariables.x}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlTemplate {
+    pub source: String,
+    pub parts: Vec<UrlPart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrlPart {
+    Literal(String),
+    Param(String),
+    StageVariable(String),
+}
+
+impl UrlTemplate {
+    pub fn parse(source: &str) -> Result<UrlTemplate, String> {
+        let mut parts = Vec::new();
+        let mut rest = source;
+        while let Some(open) = rest.find('{') {
+            let close = rest[open..]
+                .find('}')
+                .map(|c| open + c)
+                .ok_or("unclosed '{' in http integration URL")?;
+            let name = &rest[open + 1..close];
+            let stage_var = open > 0 && rest.as_bytes()[open - 1] == b'$';
+            let literal_end = if stage_var { open - 1 } else { open };
+            if literal_end > 0 {
+                parts.push(UrlPart::Literal(rest[..literal_end].to_owned()));
+            }
+            if stage_var {
+                let var = name
+                    .strip_prefix("stageVariables.")
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| {
+                        format!("unknown variable ${{{name}}}: expected ${{stageVariables.NAME}}")
+                    })?;
+                parts.push(UrlPart::StageVariable(var.to_owned()));
+            } else {
+                parts.push(UrlPart::Param(name.to_owned()));
+            }
+            rest = &rest[close + 1..];
+        }
+        if !rest.is_empty() {
+            parts.push(UrlPart::Literal(rest.to_owned()));
+        }
+        Ok(UrlTemplate {
+            source: source.to_owned(),
+            parts,
+        })
+    }
+
+    /// The path parameters it names.
+    pub fn params(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            UrlPart::Param(n) => Some(n.as_str()),
+            _ => None,
+        })
+    }
+}
+
+impl fmt::Display for UrlTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteKey {
     Http {

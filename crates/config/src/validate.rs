@@ -724,9 +724,8 @@ fn route(
         c.err(raw, rk, "WebSocket routes take a function integration");
         return None;
     } else if let Some(u) = &r.http {
-        check_url_template(c, key, u, rk);
         Integration::Http {
-            url: u.get_ref().clone(),
+            url: url_template(c, key, u, rk)?,
         }
     } else {
         let m = r.mock.as_ref().expect("one integration is set").get_ref();
@@ -806,7 +805,14 @@ fn route(
     })
 }
 
-fn check_url_template(c: &mut Checker<'_>, key: &RouteKey, url: &Spanned<String>, rk: &[&str]) {
+/// Parses an `http` integration's URL once, at load; `{name}` must be a
+/// path parameter of the route.
+fn url_template(
+    c: &mut Checker<'_>,
+    key: &RouteKey,
+    url: &Spanned<String>,
+    rk: &[&str],
+) -> Option<UrlTemplate> {
     let u = url.get_ref();
     if !(u.starts_with("http://") || u.starts_with("https://")) {
         c.err(
@@ -814,41 +820,29 @@ fn check_url_template(c: &mut Checker<'_>, key: &RouteKey, url: &Spanned<String>
             rk,
             format!("http integration URL {u:?} must start with http:// or https://"),
         );
-        return;
+        return None;
     }
+    let template = match UrlTemplate::parse(u) {
+        Ok(t) => t,
+        Err(e) => {
+            c.err(url, rk, e);
+            return None;
+        }
+    };
     let params: Vec<&str> = match key {
         RouteKey::Http { path, .. } => path.params().collect(),
         _ => Vec::new(),
     };
-    // `${stageVariables.x}` is resolved per stage; `{name}` must be a path parameter.
-    let mut rest = u.as_str();
-    while let Some(open) = rest.find('{') {
-        let is_stage_var = open > 0 && rest.as_bytes()[open - 1] == b'$';
-        let Some(close) = rest[open..].find('}') else {
-            c.err(url, rk, "unclosed '{' in http integration URL");
-            return;
-        };
-        let name = &rest[open + 1..open + close];
-        if is_stage_var {
-            if name
-                .strip_prefix("stageVariables.")
-                .is_none_or(str::is_empty)
-            {
-                c.err(
-                    url,
-                    rk,
-                    format!("unknown variable ${{{name}}}: expected ${{stageVariables.NAME}}"),
-                );
-            }
-        } else if !params.contains(&name) {
+    for name in template.params() {
+        if !params.contains(&name) {
             c.err(
                 url,
                 rk,
                 format!("URL placeholder {{{name}}} is not a path parameter of this route"),
             );
         }
-        rest = &rest[open + close + 1..];
     }
+    Some(template)
 }
 
 /// Two stages (of one API or of two) may not be served at the same path.

@@ -26,7 +26,7 @@ use stratus_config::{App, Integration};
 use tokio::time::Instant;
 
 pub use error::GatewayError;
-pub use events::RawRequestHead;
+pub use events::{header_str, RawRequestHead};
 pub use invoke::Invoke;
 pub use websocket::{
     ConnectionInfo, Connections, LocalConnection, Outbound, SendError, WebSockets, MAX_FRAME,

@@ -123,6 +123,10 @@ impl Drop for Env {
     }
 }
 
+/// The response limit as Lambda's Runtime API words it in its 413 (the
+/// 6 MB payload limit plus 100 bytes of allowance).
+const RESPONSE_LIMIT_AS_WORDED: usize = MAX_SYNC_PAYLOAD + 100;
+
 /// Init phase limit (AWS: 10 s).
 pub(crate) const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -290,13 +294,7 @@ impl Env {
             () = exited(&mut exit) => false,
             () = tokio::time::sleep(pickup_limit) => {
                 self.kill();
-                let secs = pickup_limit.as_secs_f64();
-                let err = FunctionError::new(
-                    ErrorKind::Timeout,
-                    "Sandbox.Timedout",
-                    format!("RequestId: {request_id} Error: Task timed out after {secs:.2} seconds"),
-                );
-                return self.ended(None, Err(err));
+                return self.ended(None, Err(timed_out(request_id, pickup_limit)));
             }
         };
         if !picked {
@@ -322,12 +320,7 @@ impl Env {
             () = exited(&mut exit) => Err(self.exit_error(request_id).await),
             () = tokio::time::sleep_until(picked_at + timeout) => {
                 self.kill();
-                let secs = timeout.as_secs_f64();
-                Err(FunctionError::new(
-                    ErrorKind::Timeout,
-                    "Sandbox.Timedout",
-                    format!("RequestId: {request_id} Error: Task timed out after {secs:.2} seconds"),
-                ))
+                Err(timed_out(request_id, timeout))
             }
         };
         self.ended(Some(picked_at), result)
@@ -368,6 +361,16 @@ impl Env {
             format!("RequestId: {request_id} Error: Runtime exited with error: {why}"),
         )
     }
+}
+
+/// Lambda's error for a call past its time.
+fn timed_out(request_id: &str, limit: Duration) -> FunctionError {
+    let secs = limit.as_secs_f64();
+    FunctionError::new(
+        ErrorKind::Timeout,
+        "Sandbox.Timedout",
+        format!("RequestId: {request_id} Error: Task timed out after {secs:.2} seconds"),
+    )
 }
 
 /// Resolves once the process has exited (the watch guard never crosses an await).
@@ -543,13 +546,6 @@ async fn serve_runtime_api(
     }
 }
 
-fn epoch_ms() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0)
-}
-
 // ---- The Runtime API, as the function's bootstrap sees it ----
 
 async fn next(State(s): State<Arc<Shared>>) -> Response {
@@ -573,7 +569,7 @@ async fn next(State(s): State<Arc<Shared>>) -> Response {
         if picked.send(()).is_err() {
             continue; // the caller gave up before the runtime was ready
         }
-        let deadline = epoch_ms() + timeout.as_millis();
+        let deadline = crate::epoch_ms() + timeout.as_millis() as i64;
         *s.inflight.lock().expect("lock") = Some(InFlight {
             request_id: request_id.clone(),
             reply,
@@ -601,7 +597,7 @@ async fn next(State(s): State<Arc<Shared>>) -> Response {
 
 /// An X-Ray style trace header, as Lambda passes it.
 fn trace_id() -> String {
-    let secs = epoch_ms() / 1000;
+    let secs = crate::epoch_ms() / 1000;
     let id = uuid::Uuid::new_v4().simple().to_string();
     let parent = uuid::Uuid::new_v4().simple().to_string();
     format!(
@@ -664,7 +660,9 @@ async fn response(State(s): State<Arc<Shared>>, Path(id): Path<String>, req: Req
             runtime_api_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "RequestEntityTooLarge",
-                "Exceeded maximum allowed payload size (6291556 bytes).",
+                &format!(
+                    "Exceeded maximum allowed payload size ({RESPONSE_LIMIT_AS_WORDED} bytes)."
+                ),
             )
         }
     }

@@ -20,6 +20,11 @@ const NODE_BOOTSTRAP: &str = include_str!("../bootstraps/node/bootstrap.mjs");
 /// The fake account Stratus uses in ARNs.
 pub const ACCOUNT_ID: &str = "000000000000";
 
+/// A function's ARN, as Lambda writes it.
+pub fn function_arn(region: &str, name: &str) -> String {
+    format!("arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}")
+}
+
 pub(crate) struct Launcher {
     /// Unique to this runtime: environment marks start with it.
     instance: String,
@@ -92,10 +97,7 @@ impl Launcher {
     }
 
     pub(crate) fn function_arn(&self, name: &str) -> String {
-        format!(
-            "arn:aws:lambda:{}:{ACCOUNT_ID}:function:{name}",
-            self.region
-        )
+        function_arn(&self.region, name)
     }
 
     /// The interpreter that runs `f`, for interpreted runtimes.

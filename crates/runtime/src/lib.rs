@@ -20,7 +20,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use stratus_config::App;
 
-pub use launch::ACCOUNT_ID;
+pub use launch::{function_arn, ACCOUNT_ID};
+
+/// Milliseconds since the epoch, as Lambda and API Gateway write times.
+pub fn epoch_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
 
 /// Synchronous payload limit, each way (6 MB).
 pub const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;

@@ -77,7 +77,7 @@ fn function_name(raw: &str) -> &str {
 }
 
 fn header<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    h.get(name).and_then(|v| v.to_str().ok())
+    stratus_gateway::header_str(h, name)
 }
 
 async fn invoke(
@@ -87,11 +87,7 @@ async fn invoke(
     body: Bytes,
 ) -> Response {
     let name = function_name(&raw_name).to_owned();
-    let arn = format!(
-        "arn:aws:lambda:{}:{}:function:{name}",
-        s.region,
-        stratus_runtime::ACCOUNT_ID
-    );
+    let arn = stratus_runtime::function_arn(&s.region, &name);
     if !s.functions.has_function(&name) {
         return lambda_error(
             StatusCode::NOT_FOUND,

@@ -123,9 +123,7 @@ fn verify(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(), String> {
-    let auth = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
+    let auth = stratus_gateway::header_str(headers, "authorization")
         .ok_or("missing Authentication Token")?;
     let rest = auth
         .strip_prefix("AWS4-HMAC-SHA256 ")
@@ -157,10 +155,8 @@ fn verify(
     if service != "execute-api" {
         return Err(format!("signed for service {service:?}, not execute-api"));
     }
-    let amz_date = headers
-        .get("x-amz-date")
-        .and_then(|v| v.to_str().ok())
-        .ok_or("missing X-Amz-Date")?;
+    let amz_date =
+        stratus_gateway::header_str(headers, "x-amz-date").ok_or("missing X-Amz-Date")?;
     let when = chrono::NaiveDateTime::parse_from_str(amz_date, "%Y%m%dT%H%M%SZ")
         .map_err(|_| "malformed X-Amz-Date")?
         .and_utc();
@@ -173,10 +169,7 @@ fn verify(
         return Err("Signature expired".into());
     }
 
-    let host = headers
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .ok_or("missing Host")?;
+    let host = stratus_gateway::header_str(headers, "host").ok_or("missing Host")?;
     let full_uri = format!(
         "http://{host}{}",
         uri.path_and_query().map_or("/", |p| p.as_str())

@@ -32,7 +32,8 @@ pub(crate) struct EventContext<'a> {
 
 pub(crate) const ACCOUNT_ID: &str = stratus_runtime::ACCOUNT_ID;
 
-pub(crate) fn header_str<'h>(h: &'h HeaderMap, name: &header::HeaderName) -> Option<&'h str> {
+/// A header's value as text, when it is text.
+pub fn header_str(h: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -240,7 +241,4 @@ pub(crate) fn build(
     Ok(resp)
 }
 
-/// Epoch milliseconds, as events and connections carry them.
-pub(crate) fn epoch_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+pub(crate) use stratus_runtime::epoch_ms;

@@ -20,11 +20,7 @@ pub(crate) async fn call(
     cx: &RequestContext,
 ) -> Result<Response<Body>, GatewayError> {
     let (parts, body) = req.into_parts();
-    let accept = parts
-        .headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let accept = crate::header_str(&parts.headers, header::ACCEPT).map(str::to_owned);
     let body = collect_limited(body).await?;
     let ev = events::EventContext {
         request_id: &cx.request_id,

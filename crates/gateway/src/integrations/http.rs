@@ -14,6 +14,8 @@ use http_body_util::{BodyExt, Limited};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 
+use stratus_config::{UrlPart, UrlTemplate};
+
 use crate::error::GatewayError;
 use crate::router::Matched;
 use crate::{Body, BoxError, MAX_REQUEST_BODY};
@@ -37,7 +39,7 @@ impl Proxy {
     pub(crate) async fn forward(
         &self,
         m: &Matched<'_>,
-        url_template: &str,
+        url_template: &UrlTemplate,
         req: Request<Body>,
         remote: SocketAddr,
         timeout: Duration,
@@ -49,7 +51,7 @@ impl Proxy {
         let mut headers = parts.headers;
         let original_host = headers.remove(header::HOST);
         strip_hop_by_hop(&mut headers);
-        let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        let forwarded_for = match crate::header_str(&headers, "x-forwarded-for") {
             Some(prev) => format!("{prev}, {}", remote.ip()),
             None => remote.ip().to_string(),
         };
@@ -114,32 +116,29 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out.join(": ")
 }
 
-/// Fills `{param}`, `{proxy}` and `${stageVariables.x}` and appends the
-/// request's query string.
-fn upstream_uri(template: &str, m: &Matched<'_>, query: Option<&str>) -> Result<Uri, GatewayError> {
-    let mut url = String::with_capacity(template.len() + 32);
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        let close = rest[open..]
-            .find('}')
-            .map(|c| open + c)
-            .ok_or_else(|| GatewayError::Internal("unclosed '{' in URL template".into()))?;
-        let name = &rest[open + 1..close];
-        if open > 0 && rest.as_bytes()[open - 1] == b'$' {
-            url.push_str(&rest[..open - 1]);
-            let var = name.strip_prefix("stageVariables.").unwrap_or(name);
-            if let Some(v) = m.stage.variables.get(var) {
-                url.push_str(v);
+/// Fills the template parsed at load (`{param}`, `{proxy}`,
+/// `${stageVariables.x}`) and appends the request's query string.
+fn upstream_uri(
+    template: &UrlTemplate,
+    m: &Matched<'_>,
+    query: Option<&str>,
+) -> Result<Uri, GatewayError> {
+    let mut url = String::with_capacity(template.source.len() + 32);
+    for part in &template.parts {
+        match part {
+            UrlPart::Literal(l) => url.push_str(l),
+            UrlPart::Param(name) => {
+                if let Some((_, v)) = m.params.iter().find(|(n, _)| n == name) {
+                    url.push_str(v);
+                }
             }
-        } else {
-            url.push_str(&rest[..open]);
-            if let Some((_, v)) = m.params.iter().find(|(n, _)| *n == name) {
-                url.push_str(v);
+            UrlPart::StageVariable(var) => {
+                if let Some(v) = m.stage.variables.get(var) {
+                    url.push_str(v);
+                }
             }
         }
-        rest = &rest[close + 1..];
     }
-    url.push_str(rest);
     if let Some(q) = query.filter(|q| !q.is_empty()) {
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(q);

@@ -29,10 +29,7 @@ impl WebSockets {
         stage: Stage,
         cx: &RequestContext,
     ) -> Response<Body> {
-        let upgrade = req
-            .headers()
-            .get(header::UPGRADE)
-            .and_then(|v| v.to_str().ok())
+        let upgrade = crate::header_str(req.headers(), header::UPGRADE)
             .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
         if upgrade && req.method() == http::Method::GET {
             self.upgrade(req, api, stage, cx.remote, &cx.request_id)
@@ -79,16 +76,8 @@ impl WebSockets {
             conn_id: conn_id.clone(),
             connected_at,
             source_ip: remote.ip().to_string(),
-            user_agent: req
-                .headers()
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            domain: req
-                .headers()
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+            user_agent: crate::header_str(req.headers(), header::USER_AGENT).map(str::to_owned),
+            domain: crate::header_str(req.headers(), header::HOST).map(str::to_owned),
         };
 
         // $connect runs during the upgrade: its answer decides the handshake.
