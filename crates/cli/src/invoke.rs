@@ -4,31 +4,30 @@
 use std::path::Path;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use base64::Engine as _;
 use stratus_config::App;
 use stratus_runtime::{InvokeRequest, Runtime};
 
-pub(crate) fn run(path: &Path, function: &str, payload: &str) -> Result<(), ()> {
+use crate::Reported;
+
+pub(crate) fn run(path: &Path, function: &str, payload: &str) -> anyhow::Result<()> {
     let app = crate::load(path)?;
     let payload = match payload.strip_prefix('@') {
-        Some(file) => {
-            std::fs::read(file).map_err(|e| eprintln!("error: cannot read {file}: {e}"))?
-        }
+        Some(file) => std::fs::read(file).with_context(|| format!("cannot read {file}"))?,
         None => payload.as_bytes().to_vec(),
     };
     if let Err(e) = serde_json::from_slice::<serde_json::Value>(&payload) {
-        eprintln!("error: the payload is not JSON: {e}");
-        return Err(());
+        anyhow::bail!("the payload is not JSON: {e}");
     }
     if !app.functions.contains_key(function) {
-        eprintln!(
-            "error: no function {function:?} in {} (functions: {})",
+        anyhow::bail!(
+            "no function {function:?} in {} (functions: {})",
             app.file.display(),
             app.functions.keys().cloned().collect::<Vec<_>>().join(", ")
         );
-        return Err(());
     }
-    let rt = tokio::runtime::Runtime::new().map_err(|e| eprintln!("error: {e}"))?;
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
         match through_server(&app, function, &payload).await {
             Some(result) => result,
@@ -38,7 +37,7 @@ pub(crate) fn run(path: &Path, function: &str, payload: &str) -> Result<(), ()> 
 }
 
 /// `None` when no server answers on the admin listener.
-async fn through_server(app: &App, function: &str, payload: &[u8]) -> Option<Result<(), ()>> {
+async fn through_server(app: &App, function: &str, payload: &[u8]) -> Option<anyhow::Result<()>> {
     let admin = app.server.admin_listen;
     if admin.port() == 0 {
         return None;
@@ -74,14 +73,12 @@ async fn through_server(app: &App, function: &str, payload: &[u8]) -> Option<Res
     Some(if status.is_success() && !failed {
         Ok(())
     } else {
-        Err(())
+        Err(Reported.into())
     })
 }
 
-async fn standalone(app: &App, function: &str, payload: Vec<u8>) -> Result<(), ()> {
-    let functions = Runtime::start(app, Vec::new())
-        .await
-        .map_err(|e| eprintln!("error: {e}"))?;
+async fn standalone(app: &App, function: &str, payload: Vec<u8>) -> anyhow::Result<()> {
+    let functions = Runtime::start(app, Vec::new()).await?;
     let out = functions
         .invoke(
             function,
@@ -93,7 +90,7 @@ async fn standalone(app: &App, function: &str, payload: Vec<u8>) -> Result<(), (
         )
         .await;
     functions.shutdown();
-    let out = out.map_err(|e| eprintln!("error: {e}"))?;
+    let out = out?;
     if let Some(logs) = &out.log_tail {
         eprint!("{logs}");
     }
@@ -104,7 +101,7 @@ async fn standalone(app: &App, function: &str, payload: Vec<u8>) -> Result<(), (
         }
         Err(e) => {
             println!("{}", String::from_utf8_lossy(&e.body));
-            Err(())
+            Err(Reported.into())
         }
     }
 }

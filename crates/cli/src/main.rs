@@ -9,6 +9,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use stratus_config::{App, Integration, RouteKey};
 
@@ -91,9 +93,7 @@ fn main() -> ExitCode {
             );
         }),
         Command::Routes { path } => load(&path).map(|app| print!("{}", routes_table(&app))),
-        Command::Init { dir, template } => {
-            init::write(&dir, template).map_err(|e| eprintln!("error: {e:#}"))
-        }
+        Command::Init { dir, template } => init::write(&dir, template),
         Command::Invoke {
             function,
             payload,
@@ -102,9 +102,26 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(()) => ExitCode::FAILURE,
+        Err(e) if e.is::<Reported>() => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
+
+/// A failure already shown to the user in full (config mistakes, a
+/// function's error on stdout): the command exits 1 and prints no more.
+#[derive(Debug)]
+pub(crate) struct Reported;
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("reported above")
+    }
+}
+
+impl std::error::Error for Reported {}
 
 /// Logs go to stderr through a background writer thread, so that a request
 /// never waits on a terminal or a pipe (one access log line per request).
@@ -128,27 +145,23 @@ fn init_tracing(format: LogFormat, default_level: &str) -> logwriter::FlushGuard
 }
 
 /// Loads a project, printing every mistake to stderr.
-pub(crate) fn load(path: &std::path::Path) -> Result<App, ()> {
+pub(crate) fn load(path: &std::path::Path) -> anyhow::Result<App> {
     stratus_config::load(path).map_err(|errors| {
         eprintln!("{errors}");
         let n = errors.0.len();
         eprintln!("{n} error{}", if n == 1 { "" } else { "s" });
+        anyhow::Error::new(Reported)
     })
 }
 
-fn serve(path: PathBuf) -> Result<(), ()> {
+fn serve(path: PathBuf) -> anyhow::Result<()> {
     let app = load(&path)?;
-    let rt = tokio::runtime::Runtime::new().map_err(|e| eprintln!("error: {e}"))?;
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
-        let server = stratus_server::Server::bind(app)
-            .await
-            .map_err(|e| tracing::error!("{e:#}"))?;
+        let server = stratus_server::Server::bind(app).await?;
         tracing::info!("gateway listening on http://{}", server.gateway_addr());
         tracing::info!("admin listening on http://{}", server.admin_addr());
-        server
-            .run(shutdown_signal())
-            .await
-            .map_err(|e| tracing::error!("{e:#}"))
+        server.run(shutdown_signal()).await
     })
 }
 

@@ -70,7 +70,7 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Function {
     pub name: String,
-    pub runtime: Runtime,
+    pub runtime: Language,
     /// `module.function`; for `provided` runtimes it is passed on as `_HANDLER` only.
     pub handler: String,
     /// Absolute path of the code directory.
@@ -94,7 +94,7 @@ pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
 
 /// A Lambda runtime identifier as AWS spells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Runtime {
+pub enum Language {
     /// `provided` or `provided.al2023`: runs `./bootstrap`.
     Provided(String),
     /// `python3` or `python3.x`.
@@ -103,10 +103,10 @@ pub enum Runtime {
     Node(String),
 }
 
-impl Runtime {
+impl Language {
     pub fn id(&self) -> &str {
         match self {
-            Runtime::Provided(s) | Runtime::Python(s) | Runtime::Node(s) => s,
+            Language::Provided(s) | Language::Python(s) | Language::Node(s) => s,
         }
     }
 }

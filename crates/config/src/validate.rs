@@ -224,21 +224,21 @@ fn is_name(s: &str) -> bool {
             .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
 }
 
-fn parse_runtime(s: &str) -> Option<Runtime> {
+fn parse_runtime(s: &str) -> Option<Language> {
     let digits = |d: &str| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit());
     match s {
-        "provided" | "provided.al2" | "provided.al2023" => Some(Runtime::Provided(s.to_owned())),
+        "provided" | "provided.al2" | "provided.al2023" => Some(Language::Provided(s.to_owned())),
         "python3" | "nodejs" => Some(if s == "python3" {
-            Runtime::Python(s.to_owned())
+            Language::Python(s.to_owned())
         } else {
-            Runtime::Node(s.to_owned())
+            Language::Node(s.to_owned())
         }),
         _ => {
             if let Some(minor) = s.strip_prefix("python3.") {
-                digits(minor).then(|| Runtime::Python(s.to_owned()))
+                digits(minor).then(|| Language::Python(s.to_owned()))
             } else if let Some(major) = s.strip_prefix("nodejs").and_then(|r| r.strip_suffix(".x"))
             {
-                digits(major).then(|| Runtime::Node(s.to_owned()))
+                digits(major).then(|| Language::Node(s.to_owned()))
             } else {
                 None
             }
@@ -291,7 +291,7 @@ fn function(
         c.err(&f.runtime, &key("runtime"), msg);
     }
     let handler = match (&runtime, &f.handler) {
-        (Some(Runtime::Provided(_)), h) => h
+        (Some(Language::Provided(_)), h) => h
             .as_ref()
             .map_or_else(|| "bootstrap".to_owned(), |h| h.get_ref().clone()),
         (_, Some(h)) => {

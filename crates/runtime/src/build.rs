@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use stratus_config::{Function, Runtime};
+use stratus_config::{Function, Language};
 use tokio::process::Command;
 
 pub(crate) async fn prepare(
@@ -23,7 +23,7 @@ pub(crate) async fn prepare(
     interpreter: Option<&Path>,
 ) -> Result<(), String> {
     match &f.runtime {
-        Runtime::Python(_) if f.code.join("requirements.txt").is_file() => {
+        Language::Python(_) if f.code.join("requirements.txt").is_file() => {
             let req = f.code.join("requirements.txt");
             let target = build_dir.join("python");
             install_once(f, &req, build_dir, "pip", || {
@@ -44,7 +44,7 @@ pub(crate) async fn prepare(
             })
             .await
         }
-        Runtime::Node(_) if f.code.join("package.json").is_file() => {
+        Language::Node(_) if f.code.join("package.json").is_file() => {
             let node_dir = build_dir.join("node");
             let manifest = f.code.join("package.json");
             std::fs::create_dir_all(&node_dir).map_err(|e| e.to_string())?;
@@ -62,7 +62,7 @@ pub(crate) async fn prepare(
             })
             .await
         }
-        Runtime::Provided(_)
+        Language::Provided(_)
             if !f.code.join("bootstrap").is_file() && f.code.join("Cargo.toml").is_file() =>
         {
             cargo_build(f, build_dir).await

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use stratus_config::{App, Function, Runtime};
+use stratus_config::{App, Function, Language};
 use tokio::process::Command;
 
 /// The bootstraps Stratus ships for interpreted runtimes.
@@ -46,7 +46,7 @@ impl Launcher {
         let interpreted = app
             .functions
             .values()
-            .any(|f| !matches!(f.runtime, Runtime::Provided(_)));
+            .any(|f| !matches!(f.runtime, Language::Provided(_)));
         let shipped = [
             ("python/bootstrap.py", PYTHON_BOOTSTRAP),
             ("node/bootstrap.mjs", NODE_BOOTSTRAP),
@@ -65,11 +65,11 @@ impl Launcher {
                 continue;
             }
             match &f.runtime {
-                Runtime::Provided(_) => {}
-                Runtime::Python(v) => {
+                Language::Provided(_) => {}
+                Language::Python(v) => {
                     interpreters.insert(id, find_python(v, &path)?);
                 }
-                Runtime::Node(_) => {
+                Language::Node(_) => {
                     let node = which("node", &path)
                         .ok_or("function runtime nodejs needs `node` on PATH; none found")?;
                     interpreters.insert(id, node);
@@ -119,7 +119,7 @@ impl Launcher {
         mark: &str,
     ) -> Result<Command, String> {
         let mut cmd = match &f.runtime {
-            Runtime::Provided(_) => {
+            Language::Provided(_) => {
                 let bootstrap = provided_bootstrap(f, &self.build_dir(&f.name));
                 if !bootstrap.is_file() {
                     return Err(format!(
@@ -130,12 +130,12 @@ impl Launcher {
                 }
                 Command::new(bootstrap)
             }
-            Runtime::Python(_) => {
+            Language::Python(_) => {
                 let mut c = Command::new(&self.interpreters[f.runtime.id()]);
                 c.arg(self.runtime_dir.join("python/bootstrap.py"));
                 c
             }
-            Runtime::Node(_) => {
+            Language::Node(_) => {
                 let mut c = Command::new(&self.interpreters[f.runtime.id()]);
                 c.arg(self.runtime_dir.join("node/bootstrap.mjs"));
                 c
@@ -189,7 +189,7 @@ impl Launcher {
             (crate::sandbox::MARK_VAR.into(), mark.to_owned()),
         ];
         match &f.runtime {
-            Runtime::Python(_) => {
+            Language::Python(_) => {
                 let mut pp = f.code.display().to_string();
                 let site = deps.join("python");
                 if site.is_dir() {
@@ -198,13 +198,13 @@ impl Launcher {
                 env.push(("PYTHONPATH".into(), pp));
                 env.push(("PYTHONUNBUFFERED".into(), "1".into()));
             }
-            Runtime::Node(_) => {
+            Language::Node(_) => {
                 let modules = deps.join("node").join("node_modules");
                 if modules.is_dir() {
                     env.push(("NODE_PATH".into(), modules.display().to_string()));
                 }
             }
-            Runtime::Provided(_) => {}
+            Language::Provided(_) => {}
         }
         env.extend(self.extra_env.iter().cloned());
         env.extend(f.environment.iter().map(|(k, v)| (k.clone(), v.clone())));

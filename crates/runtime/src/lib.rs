@@ -95,6 +95,23 @@ impl FunctionError {
     }
 }
 
+/// Why the runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Shipped bootstraps or interpreters: the machine lacks something.
+    #[error("{0}")]
+    Setup(String),
+    /// Installing a function's dependencies or building it failed.
+    #[error("function {function:?}: {reason}")]
+    Build { function: String, reason: String },
+    /// A `warm` environment did not start.
+    #[error("function {function:?}: {source}")]
+    Warm {
+        function: String,
+        source: InvokeError,
+    },
+}
+
 /// A call that could not run at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvokeError {
@@ -129,11 +146,16 @@ impl Runtime {
     /// Prepares every function (bootstraps, interpreters) and starts the
     /// `warm` environments. `extra_env` is given to every function (e.g.
     /// the admin URL and credentials).
-    pub async fn start(app: &App, extra_env: Vec<(String, String)>) -> Result<Runtime, String> {
+    pub async fn start(app: &App, extra_env: Vec<(String, String)>) -> Result<Runtime, StartError> {
         sandbox::become_subreaper();
-        let launcher = Arc::new(launch::Launcher::new(app, extra_env)?);
+        let launcher = Arc::new(launch::Launcher::new(app, extra_env).map_err(StartError::Setup)?);
         for f in app.functions.values() {
-            build::prepare(f, &launcher.build_dir(&f.name), launcher.interpreter(f)).await?;
+            build::prepare(f, &launcher.build_dir(&f.name), launcher.interpreter(f))
+                .await
+                .map_err(|reason| StartError::Build {
+                    function: f.name.clone(),
+                    reason,
+                })?;
         }
         let pools: HashMap<String, Arc<pool::Pool>> = app
             .functions
@@ -146,9 +168,10 @@ impl Runtime {
             })
             .collect();
         for pool in pools.values() {
-            pool.provision()
-                .await
-                .map_err(|e| format!("function {:?}: {e}", pool.function.name))?;
+            pool.provision().await.map_err(|source| StartError::Warm {
+                function: pool.function.name.clone(),
+                source,
+            })?;
         }
         let pools = Arc::new(pools);
         let weak = Arc::downgrade(&pools);

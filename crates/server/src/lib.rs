@@ -75,9 +75,7 @@ impl Server {
                 creds.secret_access_key.clone(),
             ),
         ];
-        let functions = Runtime::start(&app, env)
-            .await
-            .map_err(|e| anyhow::anyhow!(e))?;
+        let functions = Runtime::start(&app, env).await?;
         Ok(Server {
             app: Arc::new(app),
             gateway,
