@@ -9,7 +9,6 @@ use http::{HeaderValue, Response};
 use stratus_config::{Api, ApiKind, Route, Stage};
 use tokio::time::Instant;
 
-use crate::phases::served::RequestServed;
 use crate::Body;
 
 #[derive(Debug)]
@@ -79,12 +78,7 @@ impl RequestContext {
         if let Ok(v) = HeaderValue::from_str(&self.request_id) {
             resp.headers_mut().insert(id_header, v);
         }
-        RequestServed {
-            cx: &self,
-            status: resp.status(),
-            latency: self.started.elapsed(),
-        }
-        .emit();
+        crate::phases::served::emit(&self, resp.status(), self.started.elapsed());
         resp
     }
 }

@@ -397,12 +397,12 @@ fn kill_group(pid: u32) {
 
 fn log_line(shared: &Shared, line: &str) {
     let mut log = shared.log.lock().expect("log lock");
-    tracing::info!(
-        target: "stratus::function",
-        function = %shared.function.name,
-        request_id = log.request_id.as_deref().unwrap_or("-"),
-        "{line}"
-    );
+    stratus_telemetry::FunctionOutput {
+        function: &shared.function.name,
+        request_id: log.request_id.as_deref(),
+        line,
+    }
+    .emit();
     if let Some(tail) = log.tail.as_mut() {
         tail.push_str(line);
         tail.push('\n');

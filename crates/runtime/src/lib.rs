@@ -269,7 +269,12 @@ impl Runtime {
             };
             if !dropped.is_empty() {
                 pool.async_dropped.fetch_add(1, Ordering::SeqCst);
-                tracing::warn!(target: "stratus::function", function = %name, event = %id, "asynchronous event dropped: {dropped}");
+                stratus_telemetry::AsyncEventDropped {
+                    function: &name,
+                    event_id: &id,
+                    reason: dropped,
+                }
+                .emit();
             }
             pool.async_pending.fetch_sub(1, Ordering::SeqCst);
         });

@@ -197,7 +197,7 @@ impl Pool {
             Checkout::Full => return Err(InvokeError::TooManyRequests),
         };
         env.begin_logs(&request_id, req.tail_logs);
-        env.log(&format!("START RequestId: {request_id} Version: $LATEST"));
+        env.log(&stratus_telemetry::start_line(&request_id));
         let pickup_limit = if cold {
             INIT_TIMEOUT
         } else {
@@ -216,20 +216,18 @@ impl Pool {
         tokio::task::yield_now().await;
         let start = ran.picked_at.unwrap_or(ran.ended_at);
         let duration = ran.ended_at.duration_since(start);
-        let ms = duration.as_secs_f64() * 1000.0;
-        let billed = (ms.ceil() as u64).max(1);
-        let mut report = format!(
-            "REPORT RequestId: {request_id}\tDuration: {ms:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {} MB\tMax Memory Used: {} MB",
-            self.function.memory_mb,
-            env.peak_memory_mb(),
-        );
+        let billed = ((duration.as_secs_f64() * 1000.0).ceil() as u64).max(1);
         let init = (cold && ran.picked_at.is_some()).then(|| start.duration_since(env.spawned_at));
-        if let Some(init) = init {
-            report.push_str(&format!(
-                "\tInit Duration: {:.2} ms",
-                init.as_secs_f64() * 1000.0
-            ));
-        }
+        let finished = stratus_telemetry::InvocationFinished {
+            function: &self.function.name,
+            request_id: &request_id,
+            duration,
+            billed_ms: billed,
+            memory_mb: self.function.memory_mb,
+            max_memory_mb: env.peak_memory_mb(),
+            init_duration: init,
+            error_type: ran.result.as_ref().err().map(|e| e.error_type.as_str()),
+        };
         if let Err(e) = &ran.result {
             env.log(&format!(
                 "{}: {}",
@@ -237,8 +235,9 @@ impl Pool {
                 String::from_utf8_lossy(&e.body)
             ));
         }
-        env.log(&format!("END RequestId: {request_id}"));
-        env.log(&report);
+        env.log(&stratus_telemetry::end_line(&request_id));
+        env.log(&finished.report_line());
+        finished.emit();
         let tail = env.end_logs();
 
         let reusable = match &ran.result {

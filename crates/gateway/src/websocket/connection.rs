@@ -218,14 +218,14 @@ impl WebSockets {
                 tracing::warn!(connection = %meta.conn_id, "$disconnect failed");
             }
         }
-        tracing::info!(
-            target: "stratus::access",
-            connection_id = %meta.conn_id,
-            api = %meta.api.name,
-            stage = %meta.stage.name,
-            status = code,
-            "websocket closed: {code} {reason}"
-        );
+        stratus_telemetry::WebSocketClosed {
+            connection_id: &meta.conn_id,
+            api: &meta.api.name,
+            stage: &meta.stage.name,
+            code,
+            reason: &reason,
+        }
+        .emit();
     }
 }
 
