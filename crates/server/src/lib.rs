@@ -8,8 +8,6 @@
 //! are closed. Nothing here decides how a request is answered: that is the
 //! gateway's job.
 
-mod admin;
-mod connections;
 mod listener;
 
 use std::convert::Infallible;
@@ -142,7 +140,7 @@ impl Server {
             stop_rx.clone(),
             grace,
         ));
-        let admin_state = admin::AdminState {
+        let admin_state = stratus_admin::AdminState {
             ready: ready.clone(),
             functions: functions.clone(),
             region: self.app.server.region.clone(),
@@ -199,12 +197,12 @@ async fn serve_gateway(
 
 async fn serve_admin(
     listener: TcpListener,
-    state: admin::AdminState,
+    state: stratus_admin::AdminState,
     limits: listener::Limits,
     stop: watch::Receiver<bool>,
     grace: std::time::Duration,
 ) {
-    let router = admin::router(state);
+    let router = stratus_admin::router(state);
     let make = move |_remote: SocketAddr, _head: listener::HeadCapture| {
         hyper_util::service::TowerToHyperService::new(router.clone())
     };

@@ -1,70 +1,23 @@
-//! The admin listener's routes: health, readiness, and the Lambda Invoke
-//! API (`POST /2015-03-31/functions/{name}/invocations`), which is what
-//! `aws lambda invoke --endpoint-url` and boto3's `lambda` client call.
-
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+//! The Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`),
+//! which is what `aws lambda invoke --endpoint-url` and boto3's `lambda`
+//! client call.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use base64::Engine as _;
-use stratus_runtime::{InvokeError, InvokeRequest, Runtime};
+use stratus_runtime::{InvokeError, InvokeRequest};
+
+use crate::error::lambda_error;
+use crate::AdminState;
 
 /// Asynchronous (`Event`) payload limit.
 const MAX_ASYNC_PAYLOAD: usize = 256 * 1024;
 
-#[derive(Clone)]
-pub(crate) struct AdminState {
-    pub(crate) ready: Arc<AtomicBool>,
-    pub(crate) functions: Runtime,
-    pub(crate) region: String,
-    pub(crate) websockets: Arc<stratus_gateway::WebSockets>,
-    pub(crate) credentials: stratus_config::Credentials,
-}
-
-pub(crate) fn router(state: AdminState) -> axum::Router {
-    axum::Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/2015-03-31/functions/{name}/invocations", post(invoke))
-        .route(
-            "/ws/{api}/{stage}/@connections/{id}",
-            get(crate::connections::handle)
-                .post(crate::connections::handle)
-                .delete(crate::connections::handle),
-        )
-        .layer(axum::extract::DefaultBodyLimit::max(
-            stratus_runtime::MAX_SYNC_PAYLOAD + 1,
-        ))
-        .with_state(state)
-}
-
-async fn readyz(State(s): State<AdminState>) -> Response {
-    if s.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
-    }
-}
-
-/// An error as the Lambda API sends it: the type in `x-amzn-ErrorType`, the
-/// message in the body.
-fn lambda_error(status: StatusCode, error_type: &str, message: &str) -> Response {
-    let body = serde_json::json!({ "Type": "User", "message": message, "Message": message });
-    aws_error(status, error_type, body)
-}
-
-/// An AWS service error: the type in `x-amzn-ErrorType` (where the SDKs
-/// look first), the details in the JSON body.
-pub(crate) fn aws_error(status: StatusCode, error_type: &str, body: serde_json::Value) -> Response {
-    let mut resp = (status, axum::Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(error_type) {
-        resp.headers_mut().insert("x-amzn-ErrorType", v);
-    }
-    resp
+pub(crate) fn router() -> axum::Router<AdminState> {
+    axum::Router::new().route("/2015-03-31/functions/{name}/invocations", post(invoke))
 }
 
 /// `name`, `name:qualifier` or a function ARN → the function's name.

@@ -1,9 +1,6 @@
-//! The `@connections` management API of WebSocket APIs, as API Gateway's
-//! `execute-api` endpoint has it, at `/ws/{api}/{stage}/@connections/{id}`
-//! on the admin listener: `POST` sends data, `GET` describes, `DELETE`
-//! closes. Requests must be SigV4-signed (service `execute-api`) with the
-//! project's credentials, so boto3's `apigatewaymanagementapi` client works
-//! with `endpoint_url` set to `http://{admin}/ws/{api}/{stage}`.
+//! SigV4: a signed request is checked by signing it again with
+//! `aws-sigv4`, as the SDKs sign, and comparing signatures in constant
+//! time. One verifier for every admin API that needs signatures.
 
 use std::time::{Duration, SystemTime};
 
@@ -11,113 +8,17 @@ use aws_sigv4::http_request::{
     sign, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
 };
 use aws_sigv4::sign::v4;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method, Uri};
 use stratus_config::Credentials;
-use stratus_gateway::{ConnectionInfo, Outbound, SendError};
-
-use crate::admin::AdminState;
 
 /// How far a request's `X-Amz-Date` may be from now (AWS: 15 minutes).
 const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
 
-fn error(status: StatusCode, error_type: &str, message: &str) -> Response {
-    crate::admin::aws_error(
-        status,
-        error_type,
-        serde_json::json!({ "message": message }),
-    )
-}
-
-fn gone(id: &str) -> Response {
-    error(
-        StatusCode::GONE,
-        "GoneException",
-        &format!("Connection {id} is gone"),
-    )
-}
-
-pub(crate) async fn handle(
-    State(s): State<AdminState>,
-    Path((api, stage, id)): Path<(String, String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(why) = verify(&s.credentials, &method, &uri, &headers, &body) {
-        tracing::warn!("@connections request refused: {why}");
-        return error(StatusCode::FORBIDDEN, "ForbiddenException", &why);
-    }
-    let ws = s.websockets.clone();
-    if !ws.find(&api, &stage) {
-        return error(
-            StatusCode::NOT_FOUND,
-            "NotFoundException",
-            &format!("No WebSocket API {api:?} with stage {stage:?}"),
-        );
-    }
-    let registry = ws.registry();
-    // A connection of another API or stage is not visible here.
-    let info = registry
-        .info(&id)
-        .await
-        .filter(|i| i.api == api && i.stage == stage);
-    let Some(info) = info else {
-        return gone(&id);
-    };
-    match method {
-        Method::POST => {
-            let msg = match String::from_utf8(body.to_vec()) {
-                Ok(text) => Outbound::Text(text),
-                Err(_) => Outbound::Binary(body),
-            };
-            match registry.send(&id, msg).await {
-                Ok(()) => StatusCode::OK.into_response(),
-                Err(SendError::Gone) => gone(&id),
-                Err(SendError::TooSlow) => gone(&id),
-            }
-        }
-        Method::GET => axum::Json(describe(&info)).into_response(),
-        Method::DELETE => {
-            let close = Outbound::Close {
-                code: 1000,
-                reason: "Closed by the server".into(),
-            };
-            match registry.send(&id, close).await {
-                Ok(()) | Err(SendError::TooSlow) => StatusCode::NO_CONTENT.into_response(),
-                Err(SendError::Gone) => gone(&id),
-            }
-        }
-        _ => error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            "use POST, GET or DELETE",
-        ),
-    }
-}
-
-fn iso(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
-}
-
-fn describe(i: &ConnectionInfo) -> serde_json::Value {
-    serde_json::json!({
-        "connectedAt": iso(i.connected_at),
-        "identity": { "sourceIp": i.source_ip, "userAgent": i.user_agent },
-        "lastActiveAt": iso(i.last_active_at),
-    })
-}
-
 /// Checks a SigV4 `Authorization` header by signing the same request again
 /// (with `aws-sigv4`, as the SDKs do) and comparing the signatures.
-fn verify(
+pub(crate) fn verify(
     creds: &Credentials,
+    expected_service: &str,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -152,8 +53,10 @@ fn verify(
     if key_id != creds.access_key_id {
         return Err("The security token included in the request is invalid".into());
     }
-    if service != "execute-api" {
-        return Err(format!("signed for service {service:?}, not execute-api"));
+    if service != expected_service {
+        return Err(format!(
+            "signed for service {service:?}, not {expected_service}"
+        ));
     }
     let amz_date =
         stratus_gateway::header_str(headers, "x-amz-date").ok_or("missing X-Amz-Date")?;

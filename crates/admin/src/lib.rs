@@ -1,0 +1,64 @@
+//! The admin listener's routes: health and readiness, and one router per
+//! AWS API Stratus answers (Lambda's Invoke API; API Gateway's
+//! `@connections`; later S3, the RDS Data API and the dashboard). Each is
+//! testable in memory (`router(state).oneshot(request)`). Requests signed
+//! with SigV4 are checked by one verifier (`sigv4`), errors are shaped in
+//! one place (`error`).
+//!
+//! Nothing here binds a socket: the server mounts this router on the admin
+//! listener.
+
+mod connections;
+mod error;
+mod lambda;
+mod sigv4;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use stratus_runtime::Runtime;
+
+/// What the admin APIs work on.
+#[derive(Clone)]
+pub struct AdminState {
+    /// False once shutdown begins (`/readyz` answers 503).
+    pub ready: Arc<AtomicBool>,
+    pub functions: Runtime,
+    pub region: String,
+    pub websockets: Arc<stratus_gateway::WebSockets>,
+    pub credentials: stratus_config::Credentials,
+}
+
+impl std::fmt::Debug for AdminState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminState").finish_non_exhaustive()
+    }
+}
+
+/// Every admin route.
+pub fn router(state: AdminState) -> axum::Router {
+    axum::Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .merge(lambda::router())
+        .merge(connections::router())
+        .layer(axum::extract::DefaultBodyLimit::max(
+            stratus_runtime::MAX_SYNC_PAYLOAD + 1,
+        ))
+        .with_state(state)
+}
+
+async fn readyz(State(s): State<AdminState>) -> Response {
+    if s.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests;

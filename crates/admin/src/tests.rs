@@ -1,0 +1,114 @@
+//! The admin APIs in memory: `router(state).oneshot(request)`, no socket.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use super::*;
+
+async fn state() -> AdminState {
+    let dir = Path::new(".");
+    // No functions: the runtime starts nothing.
+    let empty = stratus_config::load_str("", Path::new("stratus.toml"), dir).unwrap();
+    let functions = Runtime::start(&empty, Vec::new()).await.unwrap();
+    // A WebSocket API for `@connections` (its function is never called).
+    let app = stratus_config::load_str(
+        "[functions.f]\nruntime = \"python3\"\nhandler = \"app.handler\"\ncode = \".\"\n\
+         [apis.chat]\ntype = \"websocket\"\n[apis.chat.routes]\n\"$default\" = { function = \"f\" }\n",
+        Path::new("stratus.toml"),
+        dir,
+    )
+    .unwrap();
+    let gateway = stratus_gateway::Gateway::new(
+        &app,
+        Arc::new(functions.clone()),
+        stratus_gateway::Connections::in_memory(),
+    );
+    AdminState {
+        ready: Arc::new(AtomicBool::new(true)),
+        functions,
+        region: "us-east-1".into(),
+        websockets: gateway.websockets(),
+        credentials: app.server.credentials.clone(),
+    }
+}
+
+async fn send(req: Request<Body>) -> (StatusCode, Option<String>, String) {
+    let resp = router(state().await).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let error_type = resp
+        .headers()
+        .get("x-amzn-ErrorType")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        error_type,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let req = Request::get("/healthz").body(Body::empty()).unwrap();
+    assert_eq!(send(req).await.0, StatusCode::OK);
+    let req = Request::get("/readyz").body(Body::empty()).unwrap();
+    assert_eq!(send(req).await.2, "ready\n");
+}
+
+#[tokio::test]
+async fn invoke_api_names_an_unknown_function_as_lambda_does() {
+    let req = Request::post("/2015-03-31/functions/ghost/invocations")
+        .body(Body::from("{}"))
+        .unwrap();
+    let (status, error_type, body) = send(req).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_type.as_deref(), Some("ResourceNotFoundException"));
+    assert!(
+        body.contains("arn:aws:lambda:us-east-1:000000000000:function:ghost"),
+        "{body}"
+    );
+}
+
+fn signed(method: &str, path: &str, body: &'static [u8]) -> Request<Body> {
+    let host = "127.0.0.1:8081";
+    let url = format!("http://{host}{path}");
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", host);
+    for (k, v) in stratus_testkit::sigv4_headers(method, &url, body) {
+        req = req.header(k, v);
+    }
+    req.body(Body::from(body)).unwrap()
+}
+
+#[tokio::test]
+async fn connections_api_checks_signatures_and_answers_gone() {
+    let unsigned = Request::get("/ws/chat/%24default/@connections/abc")
+        .header("host", "127.0.0.1:8081")
+        .body(Body::empty())
+        .unwrap();
+    let (status, error_type, _) = send(unsigned).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(error_type.as_deref(), Some("ForbiddenException"));
+
+    let (status, error_type, _) =
+        send(signed("GET", "/ws/chat/%24default/@connections/abc", b"")).await;
+    assert_eq!(status, StatusCode::GONE);
+    assert_eq!(error_type.as_deref(), Some("GoneException"));
+
+    let (status, error_type, _) = send(signed(
+        "POST",
+        "/ws/nope/%24default/@connections/abc",
+        b"hi",
+    ))
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_type.as_deref(), Some("NotFoundException"));
+}
