@@ -11,19 +11,22 @@ use tokio::time::Instant;
 
 use crate::Body;
 
+/// Borrows what matched from the gateway's immutable tables (`'g`), so
+/// that noting a match costs nothing per request.
 #[derive(Debug)]
-pub(crate) struct RequestContext {
+pub(crate) struct RequestContext<'g> {
     pub(crate) request_id: String,
     pub(crate) started: Instant,
     pub(crate) remote: SocketAddr,
     pub(crate) method: http::Method,
     /// The request path (after dot segments are resolved).
     pub(crate) path: String,
-    /// What matched: API type, API, stage and route key ("" while unknown).
-    pub(crate) kind: Option<ApiKind>,
-    pub(crate) api: String,
-    pub(crate) stage: String,
-    pub(crate) route: String,
+    /// What matched: API, stage, route (none while unknown).
+    pub(crate) api: Option<&'g Api>,
+    pub(crate) stage: Option<&'g Stage>,
+    pub(crate) route: Option<&'g Route>,
+    /// A WebSocket upgrade (its route is `$connect`).
+    pub(crate) websocket: bool,
     /// The API key the request presented (API key phase).
     pub(crate) api_key: Option<String>,
     /// The caller an authorizer let in, and its context (authorizer phase).
@@ -37,18 +40,18 @@ pub(crate) struct RequestContext {
     pub(crate) error: Option<String>,
 }
 
-impl RequestContext {
-    pub(crate) fn new<B>(req: &http::Request<B>, remote: SocketAddr) -> RequestContext {
+impl<'g> RequestContext<'g> {
+    pub(crate) fn new<B>(req: &http::Request<B>, remote: SocketAddr) -> RequestContext<'g> {
         RequestContext {
             request_id: uuid::Uuid::new_v4().to_string(),
             started: Instant::now(),
             remote,
             method: req.method().clone(),
             path: req.uri().path().to_owned(),
-            kind: None,
-            api: String::new(),
-            stage: String::new(),
-            route: String::new(),
+            api: None,
+            stage: None,
+            route: None,
+            websocket: false,
             api_key: None,
             principal: None,
             authorizer: None,
@@ -59,19 +62,20 @@ impl RequestContext {
     }
 
     /// Notes the API and stage a request fell under, and its route if any.
-    pub(crate) fn matched(&mut self, api: &Api, stage: &Stage, route: Option<&Route>) {
-        self.kind = Some(api.kind);
-        self.api.clone_from(&api.name);
-        self.stage.clone_from(&stage.name);
-        if let Some(r) = route {
-            self.route = r.key.to_string();
-        }
+    pub(crate) fn matched(&mut self, api: &'g Api, stage: &'g Stage, route: Option<&'g Route>) {
+        self.api = Some(api);
+        self.stage = Some(stage);
+        self.route = route;
+    }
+
+    pub(crate) fn kind(&self) -> Option<ApiKind> {
+        self.api.map(|a| a.kind)
     }
 
     /// The last step of every request: the request id header (named as the
     /// API type names it) and the access event.
     pub(crate) fn finish(self, mut resp: Response<Body>) -> Response<Body> {
-        let id_header = match self.kind {
+        let id_header = match self.kind() {
             Some(ApiKind::Http) | None => "apigw-requestid",
             _ => "x-amzn-requestid",
         };

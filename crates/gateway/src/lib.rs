@@ -105,22 +105,24 @@ impl Gateway {
     /// The phases, in the order API Gateway applies them. Each one either
     /// passes the request on or ends it with a `GatewayError`, whose kind
     /// decides the status and the AWS body (`error.rs`).
-    async fn phases(
-        &self,
+    async fn phases<'g>(
+        &'g self,
         req: Request<Body>,
-        cx: &mut RequestContext,
+        cx: &mut RequestContext<'g>,
     ) -> Result<Response<Body>, GatewayError> {
         // Dot segments resolved before anything reads the path, so that no
         // route can be climbed out of (400 above the root).
         let req = phases::normalize::apply(req)?;
-        cx.path = req.uri().path().to_owned();
+        if req.uri().path() != cx.path {
+            cx.path = req.uri().path().to_owned();
+        }
 
         // A WebSocket API stage is served at exactly its mount path: the
         // upgrade and `$connect` (websocket/upgrade.rs).
         if let Some((api, stage)) = self.inner.websockets.mount(&cx.path) {
+            cx.matched(api, stage, None);
+            cx.websocket = true;
             let (api, stage) = (api.clone(), stage.clone());
-            cx.matched(&api, &stage, None);
-            cx.route = "$connect".into();
             return Ok(self
                 .inner
                 .websockets

@@ -17,7 +17,7 @@ pub(crate) async fn call(
     m: &Matched<'_>,
     function: &str,
     req: Request<Body>,
-    cx: &RequestContext,
+    cx: &RequestContext<'_>,
 ) -> Result<Response<Body>, GatewayError> {
     let (parts, body) = req.into_parts();
     let accept = crate::header_str(&parts.headers, header::ACCEPT).map(str::to_owned);

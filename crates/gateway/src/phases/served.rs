@@ -5,12 +5,17 @@ use http::StatusCode;
 
 use crate::context::RequestContext;
 
-pub(crate) fn emit(cx: &RequestContext, status: StatusCode, latency: std::time::Duration) {
+pub(crate) fn emit(cx: &RequestContext<'_>, status: StatusCode, latency: std::time::Duration) {
+    let route = match cx.route {
+        Some(r) => r.key.to_string(),
+        None if cx.websocket => "$connect".to_owned(),
+        None => String::new(),
+    };
     stratus_telemetry::RequestServed {
         request_id: &cx.request_id,
-        api: &cx.api,
-        stage: &cx.stage,
-        route: &cx.route,
+        api: cx.api.map_or("", |a| a.name.as_str()),
+        stage: cx.stage.map_or("", |s| s.name.as_str()),
+        route: &route,
         method: cx.method.as_str(),
         path: &cx.path,
         source_ip: cx.remote.ip(),

@@ -27,7 +27,7 @@ impl WebSockets {
         req: Request<Body>,
         api: Arc<Api>,
         stage: Stage,
-        cx: &RequestContext,
+        cx: &RequestContext<'_>,
     ) -> Response<Body> {
         let upgrade = crate::header_str(req.headers(), header::UPGRADE)
             .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
