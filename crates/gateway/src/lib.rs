@@ -155,12 +155,7 @@ impl Gateway {
         let started = Instant::now();
         let result = match &m.route.integration {
             Integration::Mock(mock) => integrations::mock::answer(mock, req.into_body()).await,
-            Integration::Http { url } => {
-                self.inner
-                    .proxy
-                    .forward(&m, url, req, cx.remote, m.route.timeout)
-                    .await
-            }
+            Integration::Http { url } => self.inner.proxy.forward(&m, url, req, cx).await,
             Integration::Function { name } => {
                 let call = integrations::function::call(&*self.inner.functions, &m, name, req, cx);
                 match tokio::time::timeout(m.route.timeout, call).await {

@@ -88,6 +88,35 @@ impl WebSocketClosed<'_> {
     }
 }
 
+/// A WebSocket message was handled (routed, answered or refused).
+#[derive(Debug)]
+pub struct WebSocketMessage<'a> {
+    pub connection_id: &'a str,
+    pub request_id: &'a str,
+    pub api: &'a str,
+    pub stage: &'a str,
+    /// The route it went to ("" when none matched).
+    pub route: &'a str,
+    pub latency: Duration,
+    pub error: Option<&'a str>,
+}
+
+impl WebSocketMessage<'_> {
+    pub fn emit(&self) {
+        tracing::debug!(
+            target: "stratus::access",
+            connection_id = self.connection_id,
+            request_id = self.request_id,
+            api = self.api,
+            stage = self.stage,
+            route = self.route,
+            latency_ms = format_args!("{:.2}", ms(self.latency)),
+            error = self.error,
+            "websocket message"
+        );
+    }
+}
+
 /// A line a function wrote (or Lambda's own lines about it).
 #[derive(Debug)]
 pub struct FunctionOutput<'a> {

@@ -5,7 +5,6 @@
 //! bodies: it is a proxy, not a client.
 
 use std::error::Error as _;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -16,6 +15,7 @@ use hyper_util::rt::TokioExecutor;
 
 use stratus_config::{UrlPart, UrlTemplate};
 
+use crate::context::RequestContext;
 use crate::error::GatewayError;
 use crate::router::Matched;
 use crate::{Body, BoxError, MAX_REQUEST_BODY};
@@ -41,9 +41,9 @@ impl Proxy {
         m: &Matched<'_>,
         url_template: &UrlTemplate,
         req: Request<Body>,
-        remote: SocketAddr,
-        timeout: Duration,
+        cx: &RequestContext<'_>,
     ) -> Result<Response<Body>, GatewayError> {
+        let (remote, timeout) = (cx.remote, m.route.timeout);
         let (parts, body) = req.into_parts();
         let client_version = parts.version;
         let uri = upstream_uri(url_template, m, parts.uri.query())?;

@@ -12,8 +12,33 @@ use super::WebSockets;
 use crate::events::websocket::{EventKind, Meta};
 
 impl WebSockets {
+    /// One message: a context (request id, start) made here and read once
+    /// by the `WebSocketMessage` event, as for HTTP requests.
     pub(crate) async fn on_message(&self, conn: &LocalConnection, meta: &Meta, msg: Message) {
+        let started = tokio::time::Instant::now();
         let request_id = uuid::Uuid::new_v4().to_string();
+        let (route_key, error) = self.route_message(conn, meta, msg, &request_id).await;
+        stratus_telemetry::WebSocketMessage {
+            connection_id: &meta.conn_id,
+            request_id: &request_id,
+            api: &meta.api.name,
+            stage: &meta.stage.name,
+            route: route_key.as_deref().unwrap_or(""),
+            latency: started.elapsed(),
+            error: error.as_deref(),
+        }
+        .emit();
+    }
+
+    /// Routes a message and answers it; the route key it went to (none:
+    /// Forbidden) and why it failed, if it did.
+    async fn route_message(
+        &self,
+        conn: &LocalConnection,
+        meta: &Meta,
+        msg: Message,
+        request_id: &str,
+    ) -> (Option<String>, Option<String>) {
         let (body, binary, json) = match &msg {
             Message::Text(t) => (
                 t.to_string(),
@@ -25,7 +50,7 @@ impl WebSockets {
                 true,
                 None,
             ),
-            _ => return,
+            _ => return (None, None),
         };
         let selected = match (&meta.api.route_selection, &json) {
             (Some(expr), _) if expr.constant().is_some() => expr.constant().map(str::to_owned),
@@ -43,13 +68,13 @@ impl WebSockets {
                 "requestId": request_id,
             });
             let _ = conn.send(Outbound::Text(forbidden.to_string()));
-            return;
+            return (None, Some("Forbidden: no route".into()));
         };
         let route_key = route.key.to_string();
         let event = meta.event(
             EventKind::<()>::Message,
             &route_key,
-            &request_id,
+            request_id,
             Some((body, binary)),
         );
         match self.invoke(route, event).await {
@@ -59,14 +84,16 @@ impl WebSockets {
                         let _ = conn.send(out);
                     }
                 }
+                (Some(route_key), None)
             }
-            Err(_) => {
+            Err(e) => {
                 let err = serde_json::json!({
                     "message": "Internal server error",
                     "connectionId": meta.conn_id,
                     "requestId": request_id,
                 });
                 let _ = conn.send(Outbound::Text(err.to_string()));
+                (Some(route_key), Some(format!("{e:?}")))
             }
         }
     }
