@@ -20,7 +20,6 @@ use bytes::Bytes;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use stratus_config::Function;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -109,6 +108,8 @@ pub(crate) struct Ran {
 
 pub(crate) struct Env {
     pub(crate) id: u64,
+    /// The process's stdout and stderr.
+    pumps: Vec<Arc<Pump>>,
     shared: Arc<Shared>,
     tx: mpsc::Sender<Pending>,
     pub(crate) spawned_at: Instant,
@@ -183,11 +184,17 @@ impl Env {
         shared.pid.store(u64::from(pid), Ordering::SeqCst);
         crate::sandbox::leader_started(pid);
 
-        if let Some(out) = child.stdout.take() {
-            tokio::spawn(pump_lines(shared.clone(), out));
-        }
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(pump_lines(shared.clone(), err));
+        let mut pumps = Vec::new();
+        let pipes = [
+            child.stdout.take().map(|p| p.into_owned_fd()),
+            child.stderr.take().map(|p| p.into_owned_fd()),
+        ];
+        for fd in pipes.into_iter().flatten() {
+            let pump = fd
+                .and_then(Pump::new)
+                .map_err(|e| format!("cannot read function {:?}'s output: {e}", function.name))?;
+            tokio::spawn(pump_lines(shared.clone(), pump.clone()));
+            pumps.push(pump);
         }
         let watcher = shared.clone();
         tokio::spawn(async move {
@@ -212,6 +219,7 @@ impl Env {
 
         Ok(Arc::new(Env {
             id,
+            pumps,
             shared,
             tx,
             spawned_at,
@@ -249,6 +257,13 @@ impl Env {
     /// Writes a line to this environment's log (and the tail, if collected).
     pub(crate) fn log(&self, line: &str) {
         log_line(&self.shared, line);
+    }
+
+    /// Logs everything the function has written so far (see `Pump`).
+    pub(crate) fn drain_logs(&self) {
+        for pump in &self.pumps {
+            pump.drain(&self.shared);
+        }
     }
 
     pub(crate) fn begin_logs(&self, request_id: &str, tail: bool) {
@@ -420,29 +435,72 @@ fn log_line(shared: &Shared, line: &str) {
 /// Lambda splits log events at 256 KB; a longer line is logged in pieces.
 pub(crate) const MAX_LOG_LINE: usize = 256 * 1024;
 
-/// Reads a function's output line by line until the pipe closes: a line is
-/// cut at `MAX_LOG_LINE` (never buffered whole) and decoded lossily, so no
-/// byte a function writes can end the reader and close its pipe.
-async fn pump_lines(shared: Arc<Shared>, pipe: impl tokio::io::AsyncRead + Unpin) {
-    let mut reader = BufReader::with_capacity(8 * 1024, pipe);
-    let mut line: Vec<u8> = Vec::new();
-    while let Ok(buf) = reader.fill_buf().await {
-        if buf.is_empty() {
-            break; // end of output: the process is gone
-        }
-        let room = MAX_LOG_LINE - line.len();
-        let (take, complete) = match memchr_newline(&buf[..buf.len().min(room)]) {
-            Some(i) => (i + 1, true),
-            None => (buf.len().min(room), line.len() + buf.len() >= MAX_LOG_LINE),
-        };
-        line.extend_from_slice(&buf[..take]);
-        reader.consume(take);
-        if complete {
-            emit_line(&shared, &mut line);
+/// One of a function's output pipes, read line by line: a line is cut at
+/// `MAX_LOG_LINE` (never buffered whole) and decoded lossily, so no byte a
+/// function writes can end the reader and close its pipe.
+///
+/// A task reads it as output arrives; the pool also drains it (a
+/// non-blocking read to the end of what is there) when a call ends, so
+/// that everything the function printed before answering is logged before
+/// `END` and `REPORT`, whatever the scheduler did.
+struct Pump {
+    pipe: tokio::net::unix::pipe::Receiver,
+    /// The line being gathered; the lock also keeps reads in order.
+    line: Mutex<Vec<u8>>,
+}
+
+impl Pump {
+    fn new(fd: std::os::fd::OwnedFd) -> std::io::Result<Arc<Pump>> {
+        Ok(Arc::new(Pump {
+            pipe: tokio::net::unix::pipe::Receiver::from_owned_fd(fd)?,
+            line: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Reads what the pipe holds now and logs every complete line; true at
+    /// the end of output (the process is gone).
+    fn drain(&self, shared: &Shared) -> bool {
+        let mut line = self.line.lock().expect("pump lock");
+        let mut buf = [0u8; 8 * 1024];
+        loop {
+            match self.pipe.try_read(&mut buf) {
+                Ok(0) => {
+                    if !line.is_empty() {
+                        emit_line(shared, &mut line);
+                    }
+                    return true;
+                }
+                Ok(n) => feed(shared, &mut line, &buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+                Err(_) => return true,
+            }
         }
     }
-    if !line.is_empty() {
-        emit_line(&shared, &mut line);
+}
+
+/// Adds bytes to the line being gathered, logging each line completed (by
+/// a newline or by reaching `MAX_LOG_LINE`).
+fn feed(shared: &Shared, line: &mut Vec<u8>, mut data: &[u8]) {
+    while !data.is_empty() {
+        let room = MAX_LOG_LINE - line.len();
+        let window = &data[..data.len().min(room)];
+        let (take, complete) = match memchr_newline(window) {
+            Some(i) => (i + 1, true),
+            None => (window.len(), line.len() + window.len() >= MAX_LOG_LINE),
+        };
+        line.extend_from_slice(&data[..take]);
+        data = &data[take..];
+        if complete {
+            emit_line(shared, line);
+        }
+    }
+}
+
+async fn pump_lines(shared: Arc<Shared>, pump: Arc<Pump>) {
+    loop {
+        if pump.pipe.readable().await.is_err() || pump.drain(&shared) {
+            return;
+        }
     }
 }
 

@@ -212,8 +212,9 @@ impl Pool {
                 pickup_limit,
             )
             .await;
-        // Let the log pumps catch up with what the function printed before answering.
-        tokio::task::yield_now().await;
+        // Everything the function printed before answering is logged now,
+        // before END and REPORT.
+        env.drain_logs();
         let start = ran.picked_at.unwrap_or(ran.ended_at);
         let duration = ran.ended_at.duration_since(start);
         let billed = ((duration.as_secs_f64() * 1000.0).ceil() as u64).max(1);

@@ -822,3 +822,28 @@ async fn node_callback_answers_wait_for_an_empty_event_loop() {
         }
     }
 }
+
+#[tokio::test]
+async fn everything_printed_before_answering_is_logged_before_end() {
+    let p = project(
+        "[functions.chatty]\nruntime = \"python3\"\nhandler = \"app.handler\"\ncode = \"c\"\n",
+        &[(
+            "c/app.py",
+            "import sys\ndef handler(event, context):\n    for i in range(200):\n        print('line', i)\n    sys.stderr.write('last words\\n')\n    return 'ok'\n",
+        )],
+    )
+    .await;
+    for _ in 0..5 {
+        let mut r = req(json!({}));
+        r.tail_logs = true;
+        let out = p.runtime.invoke("chatty", r).await.unwrap();
+        let tail = out.log_tail.unwrap();
+        let end = tail.find("END RequestId").expect("an END line");
+        for needle in ["line 199", "last words"] {
+            let at = tail
+                .find(needle)
+                .unwrap_or_else(|| panic!("{needle} missing:\n{tail}"));
+            assert!(at < end, "{needle} logged after END:\n{tail}");
+        }
+    }
+}
