@@ -7,7 +7,7 @@
 //! reused: the pool does.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -87,8 +87,6 @@ struct Shared {
     pid: AtomicU64,
     /// Carried by every process of the environment (see `sandbox`).
     mark: String,
-    killed_for_memory: AtomicBool,
-    peak_rss_kb: AtomicU64,
 }
 
 #[derive(Default)]
@@ -108,6 +106,8 @@ pub(crate) struct Ran {
 
 pub(crate) struct Env {
     pub(crate) id: u64,
+    /// The memory watchdog's view of this environment.
+    memory: Arc<crate::memory::Watched>,
     /// The process's stdout and stderr.
     pumps: Vec<Arc<Pump>>,
     shared: Arc<Shared>,
@@ -153,8 +153,6 @@ impl Env {
             log: Mutex::new(LogState::default()),
             pid: AtomicU64::new(0),
             mark: launcher.mark(&function.name, id),
-            killed_for_memory: AtomicBool::new(false),
-            peak_rss_kb: AtomicU64::new(0),
         });
 
         let router = axum::Router::new()
@@ -215,10 +213,22 @@ impl Env {
             end_environment(pid, watcher.mark.clone());
             watcher.exit.send_replace(Some(exit));
         });
-        tokio::spawn(watch_memory(shared.clone(), pid));
+        let limit_mb = function.memory_mb;
+        let killer = shared.clone();
+        let memory = crate::memory::Watched::new(pid, limit_mb, move |kb| {
+            log_line(
+                &killer,
+                &format!(
+                    "Stratus: killed: memory {} MB over the limit of {limit_mb} MB",
+                    kb.div_ceil(1024)
+                ),
+            );
+            kill_group(pid);
+        });
 
         Ok(Arc::new(Env {
             id,
+            memory,
             pumps,
             shared,
             tx,
@@ -247,11 +257,11 @@ impl Env {
         crate::sandbox::end_environment(pid, &self.shared.mark);
     }
 
+    /// The most memory its processes held, sampled once more now (the
+    /// call just ended) for `Max Memory Used`.
     pub(crate) fn peak_memory_mb(&self) -> u64 {
-        self.shared
-            .peak_rss_kb
-            .load(Ordering::Relaxed)
-            .div_ceil(1024)
+        self.memory.sample();
+        self.memory.peak_mb()
     }
 
     /// Writes a line to this environment's log (and the tail, if collected).
@@ -288,6 +298,7 @@ impl Env {
         cognito_identity: Option<String>,
         pickup_limit: Duration,
     ) -> Ran {
+        let _busy = Busy::mark(&self.memory);
         let timeout = self.shared.function.timeout;
         let (picked_tx, picked_rx) = oneshot::channel();
         let (reply_tx, reply_rx) = oneshot::channel();
@@ -363,7 +374,7 @@ impl Env {
             };
         }
         let why = code.describe();
-        if self.shared.killed_for_memory.load(Ordering::SeqCst) {
+        if self.memory.killed.load(Ordering::SeqCst) {
             return FunctionError::new(
                 ErrorKind::Crash,
                 "Runtime.OutOfMemory",
@@ -375,6 +386,22 @@ impl Env {
             "Runtime.ExitError",
             format!("RequestId: {request_id} Error: Runtime exited with error: {why}"),
         )
+    }
+}
+
+/// Marks an environment as running a call (sampled every tick) while alive.
+struct Busy<'a>(&'a crate::memory::Watched);
+
+impl<'a> Busy<'a> {
+    fn mark(w: &'a crate::memory::Watched) -> Busy<'a> {
+        w.busy.store(true, Ordering::Relaxed);
+        Busy(w)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::Relaxed);
     }
 }
 
@@ -520,47 +547,6 @@ fn emit_line(shared: &Shared, line: &mut Vec<u8>) {
     // A huge line's buffer is not kept for the next, short one.
     if line.capacity() > 64 * 1024 {
         line.shrink_to(8 * 1024);
-    }
-}
-
-/// The memory limit, enforced by a resident-memory watchdog: the process is
-/// killed when its RSS passes `memory` MB. (cgroups v2 would be stricter but
-/// needs a delegated cgroup, which a user's machine rarely gives.)
-async fn watch_memory(shared: Arc<Shared>, pid: u32) {
-    let limit_kb = u64::from(shared.function.memory_mb) * 1024;
-    let path = format!("/proc/{pid}/status");
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    loop {
-        tick.tick().await;
-        if shared.exit.borrow().is_some() {
-            return;
-        }
-        let Ok(status) = tokio::fs::read_to_string(&path).await else {
-            return;
-        };
-        let field = |name: &str| -> u64 {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-                .unwrap_or(0)
-        };
-        let rss = field("VmRSS:");
-        let hwm = field("VmHWM:").max(rss);
-        shared.peak_rss_kb.fetch_max(hwm, Ordering::Relaxed);
-        if rss > limit_kb {
-            shared.killed_for_memory.store(true, Ordering::SeqCst);
-            log_line(
-                &shared,
-                &format!(
-                    "Stratus: killed: memory {} MB over the limit of {} MB",
-                    rss.div_ceil(1024),
-                    shared.function.memory_mb
-                ),
-            );
-            kill_group(pid);
-            return;
-        }
     }
 }
 

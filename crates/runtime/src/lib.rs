@@ -8,6 +8,7 @@
 mod build;
 mod env;
 mod launch;
+mod memory;
 mod peer;
 mod pool;
 mod sandbox;

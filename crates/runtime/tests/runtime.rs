@@ -847,3 +847,19 @@ async fn everything_printed_before_answering_is_logged_before_end() {
         }
     }
 }
+
+#[tokio::test]
+async fn memory_of_a_functions_child_processes_counts_against_its_limit() {
+    let p = project(
+        "[functions.parent]\nruntime = \"python3\"\nhandler = \"app.handler\"\ncode = \"m\"\nmemory = 128\ntimeout = 20\n",
+        &[(
+            "m/app.py",
+            "import subprocess, sys\ndef handler(event, context):\n    # The bootstrap stays small; its child takes 300 MB.\n    child = subprocess.Popen([sys.executable, '-c', \"import time; x = b'x' * (300 * 1024 * 1024); time.sleep(30)\"])\n    child.wait()\n    return 'survived'\n",
+        )],
+    )
+    .await;
+    let out = p.runtime.invoke("parent", req(json!({}))).await.unwrap();
+    let e = out.result.expect_err("the environment is killed");
+    assert_eq!(e.error_type, "Runtime.OutOfMemory", "{}", e.message());
+    assert!(out.memory_mb == 128);
+}
