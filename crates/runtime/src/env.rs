@@ -258,9 +258,9 @@ impl Env {
     }
 
     /// The most memory its processes held, sampled once more now (the
-    /// call just ended) for `Max Memory Used`.
+    /// call just ended) unless the watchdog just did, for `Max Memory Used`.
     pub(crate) fn peak_memory_mb(&self) -> u64 {
-        self.memory.sample();
+        self.memory.sample_if_stale();
         self.memory.peak_mb()
     }
 

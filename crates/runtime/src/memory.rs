@@ -20,6 +20,18 @@ use std::time::Duration;
 const TICK: Duration = Duration::from_millis(20);
 /// Idle environments are sampled every this many ticks (1 s).
 const IDLE_EVERY: u64 = 50;
+/// An environment's descendants are walked every this many samples.
+const CHILDREN_EVERY: u64 = 5;
+
+/// Milliseconds on a monotonic clock private to the watchdog.
+#[allow(clippy::disallowed_types)] // a plain thread's clock, not async code
+fn now_ms() -> u64 {
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}
 
 /// What the watchdog knows of one environment.
 pub(crate) struct Watched {
@@ -31,6 +43,12 @@ pub(crate) struct Watched {
     pub(crate) peak_kb: AtomicU64,
     /// Set once the watchdog killed the environment.
     pub(crate) killed: AtomicBool,
+    /// Samples taken; the descendants are walked every `CHILDREN_EVERY`.
+    samples: AtomicU64,
+    /// The descendants' resident KB at the last walk.
+    children_kb: AtomicU64,
+    /// When the last sample was taken (ms since the watchdog started).
+    last_sample_ms: AtomicU64,
     /// Called (once) when the limit is passed, with the resident KB.
     on_exceeded: Box<dyn Fn(u64) + Send + Sync>,
 }
@@ -47,6 +65,9 @@ impl Watched {
             busy: AtomicBool::new(false),
             peak_kb: AtomicU64::new(0),
             killed: AtomicBool::new(false),
+            samples: AtomicU64::new(0),
+            children_kb: AtomicU64::new(0),
+            last_sample_ms: AtomicU64::new(0),
             on_exceeded: Box::new(on_exceeded),
         });
         watchdog()
@@ -59,14 +80,30 @@ impl Watched {
     /// Samples now: updates the peak, and enforces the limit. False once
     /// the process is gone.
     pub(crate) fn sample(&self) -> bool {
-        let Some(kb) = group_rss_kb(self.pid) else {
+        let Some(own) = rss_kb(self.pid) else {
             return false;
         };
+        // The process tree changes rarely: walk it every few samples and
+        // reuse the figure in between (a file read per process saved).
+        if self.samples.fetch_add(1, Ordering::Relaxed) % CHILDREN_EVERY == 0 {
+            let children = descendants_rss_kb(self.pid);
+            self.children_kb.store(children, Ordering::Relaxed);
+        }
+        self.last_sample_ms.store(now_ms(), Ordering::Relaxed);
+        let kb = own + self.children_kb.load(Ordering::Relaxed);
         self.peak_kb.fetch_max(kb, Ordering::Relaxed);
         if kb > self.limit_kb && !self.killed.swap(true, Ordering::SeqCst) {
             (self.on_exceeded)(kb);
         }
         true
+    }
+
+    /// Samples unless the watchdog did within the last tick.
+    pub(crate) fn sample_if_stale(&self) {
+        let age = now_ms().saturating_sub(self.last_sample_ms.load(Ordering::Relaxed));
+        if age >= TICK.as_millis() as u64 {
+            self.sample();
+        }
     }
 
     pub(crate) fn peak_mb(&self) -> u64 {
@@ -115,10 +152,9 @@ fn page_kb() -> u64 {
     })
 }
 
-/// Resident memory of `pid` and all its descendants, in KB; `None` when
-/// `pid` is gone.
-fn group_rss_kb(pid: u32) -> Option<u64> {
-    let mut total = rss_kb(pid)?;
+/// Resident memory of all of `pid`'s descendants, in KB.
+fn descendants_rss_kb(pid: u32) -> u64 {
+    let mut total = 0;
     let mut stack = children(pid);
     let mut seen = 0;
     while let Some(child) = stack.pop() {
@@ -130,7 +166,7 @@ fn group_rss_kb(pid: u32) -> Option<u64> {
         total += rss_kb(child).unwrap_or(0);
         stack.extend(children(child));
     }
-    Some(total)
+    total
 }
 
 fn rss_kb(pid: u32) -> Option<u64> {
@@ -162,8 +198,8 @@ mod tests {
 
     #[test]
     fn this_process_has_resident_memory() {
-        let kb = group_rss_kb(std::process::id()).unwrap();
+        let kb = rss_kb(std::process::id()).unwrap();
         assert!(kb > 100, "{kb} KB");
-        assert_eq!(group_rss_kb(4_000_000), None);
+        assert_eq!(rss_kb(4_000_000), None);
     }
 }
