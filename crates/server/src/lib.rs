@@ -99,7 +99,9 @@ impl Server {
     fn limits(&self) -> listener::Limits {
         let s = &self.app.server;
         let files = listener::raise_open_file_limit();
-        let room = usize::try_from(files.saturating_sub(FILES_KEPT) / 2).unwrap_or(usize::MAX);
+        // Each listener may use what is left (the admin listener rarely holds
+        // many); past the real limit `accept` fails and the loop backs off.
+        let room = usize::try_from(files.saturating_sub(FILES_KEPT)).unwrap_or(usize::MAX);
         let max_connections = s.max_connections.min(room.max(1));
         if max_connections < s.max_connections {
             tracing::info!(
