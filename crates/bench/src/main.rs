@@ -5,6 +5,7 @@
 mod load;
 mod procs;
 mod runtime_api;
+mod std_bootstrap;
 mod ws;
 
 use std::net::SocketAddr;
@@ -38,6 +39,8 @@ enum Mode {
         #[arg(long)]
         port: u16,
     },
+    /// Internal: a function bootstrap written with std only.
+    StdBootstrap,
 }
 
 /// One line of the table.
@@ -76,8 +79,10 @@ fn rps(s: &load::Stats) -> String {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Some(Mode::Hyper { port }) = cli.mode {
-        return hyper_baseline(port);
+    match cli.mode {
+        Some(Mode::Hyper { port }) => return hyper_baseline(port),
+        Some(Mode::StdBootstrap) => return std_bootstrap::run(),
+        None => {}
     }
     raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -129,6 +134,20 @@ fn project(upstream: u16) -> anyhow::Result<Project> {
     std::fs::create_dir_all(dir.path().join("py"))?;
     std::fs::write(dir.path().join("py/app.py"), PY_ECHO)?;
     std::fs::create_dir_all(dir.path().join("ws"))?;
+    // The std-only bootstrap is this very binary in another mode.
+    std::fs::create_dir_all(dir.path().join("std"))?;
+    let bootstrap = dir.path().join("std/bootstrap");
+    std::fs::write(
+        &bootstrap,
+        format!(
+            "#!/bin/sh\nexec {:?} std-bootstrap\n",
+            std::env::current_exe()?.display().to_string()
+        ),
+    )?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755))?;
+    }
     std::fs::write(dir.path().join("ws/app.py"), PY_WS)?;
     let data = repo_root().join("target/stratus-bench-data");
     let rust = repo_root().join("examples/hello/functions/hello-rust");
@@ -152,6 +171,11 @@ handler = "app.handler"
 code = "py"
 concurrency = 64
 
+[functions.std]
+runtime = "provided"
+code = "std"
+concurrency = 64
+
 [functions.ws]
 runtime = "python3"
 handler = "app.handler"
@@ -165,6 +189,7 @@ type = "http"
 "GET /proxy" = {{ http = "http://127.0.0.1:{upstream}/" }}
 "GET /rust/{{name}}" = {{ function = "rust" }}
 "GET /py" = {{ function = "py" }}
+"GET /std" = {{ function = "std" }}
 
 [apis.ws]
 type = "websocket"
@@ -330,6 +355,45 @@ async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
         ratio: format!("{:.2}x", warm32.rps / warm1.rps),
         budget: "scales with c (no lock serializing calls)".into(),
         verdict: verdict(Some(warm32.rps > warm1.rps * 1.2)),
+    });
+
+    // 3b. The platform's own cost: a std-only bootstrap, against the floor
+    // (bare hyper answering, measured now).
+    eprintln!("warm std-only function calls…");
+    let hyper_port = procs::free_port();
+    let hyper = procs::hyper_baseline(hyper_port)?;
+    let hyper_addr: SocketAddr = ([127, 0, 0, 1], hyper_port).into();
+    let floor1 = load::run(hyper_addr, "/", 1, duration).await;
+    drop(hyper);
+    let std1 = load::run(p.gateway, "/std", 1, duration).await;
+    let added = std1.p50_us - floor1.p50_us;
+    rows.push(Row {
+        scenario: "warm std-only call, c=1: p50 over bare hyper".into(),
+        stratus: format!("{added:.0} µs over ({})", rps(&std1)),
+        baseline: format!("bare hyper c=1: {}", rps(&floor1)),
+        ratio: format!("{:.2}x", std1.p50_us / floor1.p50_us),
+        budget: "≤ 100 µs over".into(),
+        verdict: verdict(Some(added <= 100.0)),
+    });
+    let std32 = load::run_target(
+        load::Target {
+            addr: p.gateway,
+            path: "/std",
+            pid: Some(server.pid()),
+        },
+        conc,
+        duration,
+    )
+    .await;
+    rows.push(Row {
+        scenario: format!("warm std-only call, c={conc}"),
+        stratus: rps(&std32),
+        baseline: format!("c=1: {:.0} rps", std1.rps),
+        ratio: format!("{:.2}x", std32.rps / std1.rps),
+        budget: "≥ 15,000 rps, ≤ 40 µs Stratus CPU/call".into(),
+        verdict: verdict(Some(
+            std32.rps >= 15_000.0 && std32.cpu_us.is_some_and(|c| c <= 40.0),
+        )),
     });
 
     // 4. Python, for scale.
