@@ -77,7 +77,12 @@ pub struct Function {
     pub code: PathBuf,
     pub timeout: Duration,
     pub memory_mb: u32,
+    /// Calls at once before Lambda throttles: the reserved concurrency,
+    /// or the account's limit (1,000) when none is reserved.
     pub concurrency: u32,
+    /// Environments (processes) at most on this machine; calls past them
+    /// wait for one, first come first served, instead of being refused.
+    pub environments: u32,
     /// Environments started at boot and kept (provisioned concurrency).
     pub warm: u32,
     /// An idle environment above `warm` is stopped after this long.
@@ -89,7 +94,12 @@ pub struct Function {
 
 pub const DEFAULT_TIMEOUT_SECS: u64 = 3;
 pub const DEFAULT_MEMORY_MB: u32 = 128;
-pub const DEFAULT_CONCURRENCY: u32 = 10;
+/// Lambda's default account concurrency: the limit of a function with no
+/// reserved concurrency.
+pub const ACCOUNT_CONCURRENCY: u32 = 1000;
+/// Local environments of a function that names neither `concurrency` nor
+/// `environments`.
+pub const DEFAULT_ENVIRONMENTS: u32 = 10;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
 
 /// A Lambda runtime identifier as AWS spells it.

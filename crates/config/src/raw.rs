@@ -50,6 +50,7 @@ pub(crate) struct RawFunction {
     pub(crate) timeout: Option<Spanned<i64>>,
     pub(crate) memory: Option<Spanned<i64>>,
     pub(crate) concurrency: Option<Spanned<i64>>,
+    pub(crate) environments: Option<Spanned<i64>>,
     pub(crate) warm: Option<Spanned<i64>>,
     pub(crate) idle_timeout: Option<Spanned<i64>>,
     #[serde(default)]

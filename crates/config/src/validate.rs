@@ -340,15 +340,29 @@ fn function(
     let concurrency = c.ranged(
         &f.concurrency,
         &key("concurrency"),
-        1..=1000,
-        "environments",
-        DEFAULT_CONCURRENCY as i64,
+        1..=i64::from(ACCOUNT_CONCURRENCY),
+        "calls (reserved concurrency)",
+        i64::from(ACCOUNT_CONCURRENCY),
+    );
+    // Unset: one environment per reserved call, as on AWS, when a
+    // concurrency is reserved; a few that calls queue for otherwise.
+    let default_environments = if f.concurrency.is_some() {
+        concurrency
+    } else {
+        i64::from(DEFAULT_ENVIRONMENTS)
+    };
+    let environments = c.ranged(
+        &f.environments,
+        &key("environments"),
+        1..=concurrency,
+        "environments (at most concurrency)",
+        default_environments,
     );
     let warm = c.ranged(
         &f.warm,
         &key("warm"),
-        0..=concurrency,
-        "environments (at most concurrency)",
+        0..=environments,
+        "environments (at most environments)",
         0,
     );
     let idle_timeout = c.ranged(
@@ -398,6 +412,7 @@ fn function(
         timeout: Duration::from_secs(timeout as u64),
         memory_mb: memory as u32,
         concurrency: concurrency as u32,
+        environments: environments as u32,
         warm: warm as u32,
         idle_timeout: Duration::from_secs(idle_timeout as u64),
         environment,

@@ -205,8 +205,11 @@ impl Runtime {
         req: InvokeRequest,
     ) -> Result<InvokeResponse, InvokeError> {
         let pool = self.pool(function, &req)?;
-        let slot = pool.try_slot()?;
-        Self::run(pool.clone(), req, slot).await
+        // Past the local environments the call waits (as long as the
+        // function may run); past `concurrency` it is throttled.
+        let deadline = tokio::time::Instant::now() + pool.function.timeout;
+        let permits = pool.try_slot(deadline).await?;
+        Self::run(pool.clone(), req, permits).await
     }
 
     /// Like `invoke`, but when every environment is busy the call waits for
@@ -220,8 +223,8 @@ impl Runtime {
         wait: Duration,
     ) -> Result<InvokeResponse, InvokeError> {
         let pool = self.pool(function, &req)?;
-        let slot = pool.slot_by(tokio::time::Instant::now() + wait).await?;
-        Self::run(pool.clone(), req, slot).await
+        let permits = pool.slot_by(tokio::time::Instant::now() + wait).await?;
+        Self::run(pool.clone(), req, permits).await
     }
 
     /// An asynchronous (`Event`) invocation: queued, run as environments
@@ -243,11 +246,11 @@ impl Runtime {
             let name = pool.function.name.clone();
             let mut attempt = 0u32;
             let dropped = loop {
-                let slot = match pool.slot_by(expires).await {
-                    Ok(slot) => slot,
+                let permits = match pool.slot_by(expires).await {
+                    Ok(p) => p,
                     Err(_) => break "it reached the maximum event age",
                 };
-                let failure = match Self::run(pool.clone(), req.clone(), slot).await {
+                let failure = match Self::run(pool.clone(), req.clone(), permits).await {
                     Ok(out) => match out.result {
                         Ok(_) => None,
                         Err(e) => Some(format!("{}: {}", e.error_type, e.message())),
@@ -309,9 +312,9 @@ impl Runtime {
     async fn run(
         pool: Arc<pool::Pool>,
         req: InvokeRequest,
-        slot: tokio::sync::OwnedSemaphorePermit,
+        permits: pool::Permits,
     ) -> Result<InvokeResponse, InvokeError> {
-        tokio::spawn(async move { pool.invoke(req, slot).await })
+        tokio::spawn(async move { pool.invoke(req, permits).await })
             .await
             .map_err(|e| InvokeError::Start(format!("invocation task failed: {e}")))?
     }

@@ -1,11 +1,15 @@
 //! Per function: a pool of environments, each starting, idle or busy.
 //!
-//! A call first takes one of `concurrency` call slots (a semaphore, fair
-//! and FIFO): a synchronous call that finds none is refused at once (as
-//! Lambda throttles); queued work (asynchronous events, WebSocket
-//! lifecycle events) waits for one, bounded by its deadline. With a slot,
-//! the call takes an idle environment or starts one (a cold start): the
-//! slots guarantee there is room. Calls never wait for each other beyond
+//! A call first takes one of `concurrency` call slots (Lambda's reserved
+//! concurrency, or the account's 1,000): a synchronous call that finds
+//! none is refused at once (as Lambda throttles); queued work
+//! (asynchronous events, WebSocket lifecycle events) waits for one,
+//! bounded by its deadline. Then it takes one of `environments` local
+//! environment permits, waiting for one (first come, first served) when
+//! all are busy: a burst past what this machine runs is queued, never
+//! refused. With both, the call takes an idle environment or starts one
+//! (a cold start): the permits guarantee there is room. Both semaphores are
+//! fair and FIFO. Calls never wait for each other beyond
 //! that. The lock guards only the bookkeeping and is never held across an
 //! await.
 
@@ -28,6 +32,8 @@ pub(crate) struct Pool {
     next_id: AtomicU64,
     /// One permit per call in progress, `concurrency` in all.
     slots: Arc<Semaphore>,
+    /// One permit per call running in an environment, `environments` in all.
+    envs: Arc<Semaphore>,
     /// Asynchronous events accepted and not yet done (queued or running).
     pub(crate) async_pending: AtomicUsize,
     /// Asynchronous events dropped: too old, or failed after their retries.
@@ -44,6 +50,12 @@ struct State {
     starting: u32,
 }
 
+/// A call slot and an environment permit, held for one call.
+pub(crate) struct Permits {
+    _slot: OwnedSemaphorePermit,
+    _env: OwnedSemaphorePermit,
+}
+
 enum Checkout {
     Warm(Arc<Env>),
     Start,
@@ -57,6 +69,7 @@ impl Pool {
             state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
             slots: Arc::new(Semaphore::new(function.concurrency as usize)),
+            envs: Arc::new(Semaphore::new(function.environments as usize)),
             async_pending: AtomicUsize::new(0),
             async_dropped: AtomicU64::new(0),
             function,
@@ -74,9 +87,9 @@ impl Pool {
         self.reserve(&mut st)
     }
 
-    /// Takes a slot for a new environment when `concurrency` allows.
+    /// Takes a slot for a new environment when `environments` allows.
     fn reserve(&self, st: &mut State) -> Checkout {
-        if (st.live.len() as u32 + st.starting) < self.function.concurrency {
+        if (st.live.len() as u32 + st.starting) < self.function.environments {
             st.starting += 1;
             Checkout::Start
         } else {
@@ -165,30 +178,53 @@ impl Pool {
         (st.live.len(), st.idle.len())
     }
 
-    /// A call slot now, or `TooManyRequests`.
-    pub(crate) fn try_slot(&self) -> Result<OwnedSemaphorePermit, InvokeError> {
-        self.slots
+    /// A call slot now, or `TooManyRequests`; then an environment, waiting
+    /// for one until `deadline`.
+    pub(crate) async fn try_slot(&self, deadline: Instant) -> Result<Permits, InvokeError> {
+        let slot = self
+            .slots
             .clone()
             .try_acquire_owned()
-            .map_err(|_| InvokeError::TooManyRequests)
+            .map_err(|_| InvokeError::TooManyRequests)?;
+        self.env_by(slot, deadline).await
     }
 
-    /// A call slot as soon as one frees up, but not after `deadline`.
-    pub(crate) async fn slot_by(
+    /// A call slot and an environment as soon as they free up, but not
+    /// after `deadline`.
+    pub(crate) async fn slot_by(&self, deadline: Instant) -> Result<Permits, InvokeError> {
+        let slot = match tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned()).await
+        {
+            Ok(Ok(permit)) => permit,
+            _ => return Err(InvokeError::TooManyRequests),
+        };
+        self.env_by(slot, deadline).await
+    }
+
+    async fn env_by(
         &self,
+        slot: OwnedSemaphorePermit,
         deadline: Instant,
-    ) -> Result<OwnedSemaphorePermit, InvokeError> {
-        match tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(permit),
-            _ => Err(InvokeError::TooManyRequests),
-        }
+    ) -> Result<Permits, InvokeError> {
+        let env = match self.envs.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                match tokio::time::timeout_at(deadline, self.envs.clone().acquire_owned()).await {
+                    Ok(Ok(p)) => p,
+                    _ => return Err(InvokeError::TooManyRequests),
+                }
+            }
+        };
+        Ok(Permits {
+            _slot: slot,
+            _env: env,
+        })
     }
 
-    /// Runs one call in the slot it holds (released when the call ends).
+    /// Runs one call with the permits it holds (released when it ends).
     pub(crate) async fn invoke(
         &self,
         req: InvokeRequest,
-        _slot: OwnedSemaphorePermit,
+        _permits: Permits,
     ) -> Result<InvokeResponse, InvokeError> {
         let request_id = uuid::Uuid::new_v4().to_string();
         let (env, cold) = match self.checkout() {

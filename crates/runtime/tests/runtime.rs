@@ -863,3 +863,41 @@ async fn memory_of_a_functions_child_processes_counts_against_its_limit() {
     assert_eq!(e.error_type, "Runtime.OutOfMemory", "{}", e.message());
     assert!(out.memory_mb == 128);
 }
+
+#[tokio::test]
+async fn a_burst_past_the_local_environments_is_queued_and_answered() {
+    // No reserved concurrency: nothing is throttled; 2 environments at most
+    // on this machine, so 8 calls at once take turns.
+    let p = project(&py_project("environments = 2"), &[("py/app.py", PY)]).await;
+    let calls = (0..8).map(|_| {
+        let rt = p.runtime.clone();
+        async move {
+            rt.invoke("py", req(json!({"action": "sleep", "seconds": 0.3})))
+                .await
+        }
+    });
+    let results = futures_util::future::join_all(calls).await;
+    for r in &results {
+        let out = r.as_ref().expect("queued, not throttled");
+        assert_eq!(json_of(out.result.as_ref().unwrap()), json!("slept"));
+    }
+    let (live, _) = p.runtime.environments("py").unwrap();
+    assert!(live <= 2, "{live} environments for a cap of 2");
+}
+
+#[tokio::test]
+async fn environments_default_to_a_reserved_concurrency() {
+    // With `concurrency = 1` (reserved), the second call at once is
+    // throttled as Lambda throttles, not queued.
+    let p = project(&py_project("concurrency = 1"), &[("py/app.py", PY)]).await;
+    let slow = p
+        .runtime
+        .invoke("py", req(json!({"action": "sleep", "seconds": 0.5})));
+    let second = async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        p.runtime.invoke("py", req(json!({"action": "echo"}))).await
+    };
+    let (first, second) = tokio::join!(slow, second);
+    assert!(first.is_ok());
+    assert_eq!(second.unwrap_err(), InvokeError::TooManyRequests);
+}
