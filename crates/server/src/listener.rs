@@ -38,6 +38,9 @@ pub(crate) struct Limits {
     pub(crate) max_header_bytes: usize,
 }
 
+/// Connections being answered 503 at once, at most.
+const REFUSING: usize = 256;
+
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 33\r\nconnection: close\r\n\r\n{\"message\":\"Service Unavailable\"}";
 const TIMED_OUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: 29\r\nconnection: close\r\n\r\n{\"message\":\"Request Timeout\"}";
 
@@ -60,6 +63,7 @@ pub(crate) async fn serve<S, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let refusals = Arc::new(Semaphore::new(REFUSING));
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -88,7 +92,15 @@ pub(crate) async fn serve<S, B>(
                 "connection refused: {} connections open (server.max_connections)",
                 limits.max_connections
             );
-            tokio::spawn(refuse(stream));
+            // A refusal holds its socket for up to a second; a flood of them
+            // must not become the exhaustion the cap prevents: past
+            // `REFUSING` at once, excess connections are just closed.
+            if let Ok(refusing) = refusals.clone().try_acquire_owned() {
+                tokio::spawn(async move {
+                    refuse(stream).await;
+                    drop(refusing);
+                });
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);

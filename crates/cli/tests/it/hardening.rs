@@ -256,6 +256,43 @@ mod listener_limits {
     }
 
     #[tokio::test]
+    async fn a_flood_past_the_cap_is_refused_and_every_socket_released() {
+        use stratus_testkit::{eventually, sockets_on_port, TCP_ESTABLISHED};
+        let s = TestServer::start_full("max_connections = 2", MOCK_API, &[]).await;
+        let port = s.gateway.port();
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let mut c = TcpStream::connect(s.gateway).await.unwrap();
+            c.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let mut buf = [0u8; 256];
+            let _ = c.read(&mut buf).await.unwrap();
+            held.push(c);
+        }
+        // 400 connections that send nothing and never close.
+        let mut flood = Vec::new();
+        for _ in 0..400 {
+            if let Ok(c) = TcpStream::connect(s.gateway).await {
+                flood.push(c);
+            }
+        }
+        // Each was answered or closed within its second; only the two held
+        // connections remain open on the server's side.
+        let released = eventually(Duration::from_secs(10), || {
+            sockets_on_port(port, TCP_ESTABLISHED) == 2
+        })
+        .await;
+        assert!(
+            released,
+            "{} server sockets still open",
+            sockets_on_port(port, TCP_ESTABLISHED)
+        );
+        drop(flood);
+        drop(held);
+    }
+
+    #[tokio::test]
     async fn headers_over_the_limit_get_431() {
         let s = TestServer::start(MOCK_API).await;
         let client = reqwest::Client::new();
