@@ -10,6 +10,8 @@ use axum::routing::post;
 use base64::Engine as _;
 use stratus_runtime::{InvokeError, InvokeRequest};
 
+use stratus_gateway::header_str;
+
 use crate::error::lambda_error;
 use crate::AdminState;
 
@@ -27,10 +29,6 @@ fn function_name(raw: &str) -> &str {
         .and_then(|rest| rest.split(":function:").nth(1))
         .unwrap_or(raw);
     name.split(':').next().unwrap_or(name)
-}
-
-fn header<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    stratus_gateway::header_str(h, name)
 }
 
 async fn invoke(
@@ -60,7 +58,7 @@ async fn invoke(
             "Could not parse request body into json: Unexpected character",
         );
     }
-    let client_context = header(&headers, "x-amz-client-context").and_then(|c| {
+    let client_context = header_str(&headers, "x-amz-client-context").and_then(|c| {
         let raw = base64::engine::general_purpose::STANDARD.decode(c).ok()?;
         String::from_utf8(raw).ok()
     });
@@ -68,10 +66,10 @@ async fn invoke(
         payload,
         client_context,
         cognito_identity: None,
-        tail_logs: header(&headers, "x-amz-log-type") == Some("Tail"),
+        tail_logs: header_str(&headers, "x-amz-log-type") == Some("Tail"),
     };
 
-    match header(&headers, "x-amz-invocation-type").unwrap_or("RequestResponse") {
+    match header_str(&headers, "x-amz-invocation-type").unwrap_or("RequestResponse") {
         "DryRun" => StatusCode::NO_CONTENT.into_response(),
         "Event" => {
             if request.payload.len() > MAX_ASYNC_PAYLOAD {

@@ -86,19 +86,25 @@ impl CallError {
 }
 
 /// Calls `function` with `payload`, bounded by `limit` (the integration
-/// timeout, which covers any `wait` for an environment too).
+/// timeout, which covers any `wait` for an environment too); `None` when
+/// the caller already bounds the whole call.
 pub(crate) async fn call_function(
     invoker: &dyn Invoke,
     function: &str,
     payload: Bytes,
-    limit: Duration,
+    limit: Option<Duration>,
     wait: Option<Duration>,
 ) -> Result<Bytes, CallError> {
     let req = InvokeRequest {
         payload,
         ..Default::default()
     };
-    let out = match tokio::time::timeout(limit, invoker.invoke(function, req, wait)).await {
+    let call = invoker.invoke(function, req, wait);
+    let answered = match limit {
+        Some(limit) => tokio::time::timeout(limit, call).await,
+        None => Ok(call.await),
+    };
+    let out = match answered {
         Err(_) => return Err(CallError::TimedOut),
         Ok(Err(InvokeError::TooManyRequests)) => return Err(CallError::Throttled),
         Ok(Err(InvokeError::PayloadTooLarge)) => return Err(CallError::TooLarge),

@@ -242,11 +242,12 @@ impl Env {
         self.shared.exit.borrow().is_none()
     }
 
+    /// Kills the process group; the exit watcher then ends what is left
+    /// of the environment (marked processes that left the group).
     pub(crate) fn kill(&self) {
         let pid = self.shared.pid.load(Ordering::SeqCst) as u32;
         if self.is_alive() {
             kill_group(pid);
-            end_environment(pid, self.shared.mark.clone());
         }
     }
 

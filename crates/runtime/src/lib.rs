@@ -208,7 +208,7 @@ impl Runtime {
         // Past the local environments the call waits (as long as the
         // function may run); past `concurrency` it is throttled.
         let deadline = tokio::time::Instant::now() + pool.function.timeout;
-        let permits = pool.try_slot(deadline).await?;
+        let permits = pool.slot_or_throttle(deadline).await?;
         Self::run(pool.clone(), req, permits).await
     }
 

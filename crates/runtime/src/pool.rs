@@ -180,7 +180,7 @@ impl Pool {
 
     /// A call slot now, or `TooManyRequests`; then an environment, waiting
     /// for one until `deadline`.
-    pub(crate) async fn try_slot(&self, deadline: Instant) -> Result<Permits, InvokeError> {
+    pub(crate) async fn slot_or_throttle(&self, deadline: Instant) -> Result<Permits, InvokeError> {
         let slot = self
             .slots
             .clone()

@@ -55,10 +55,9 @@ pub(crate) fn end_environment(pgid: u32, mark: &str) {
         let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
     }
     let me = std::process::id();
-    let needle = format!("{MARK_VAR}={mark}");
     let mut adopted = Vec::new();
     for pid in processes().filter(|p| *p != me && *p != pgid) {
-        if !marked(pid, &needle) {
+        if mark_of(pid).as_deref() != Some(mark.as_bytes()) {
             continue;
         }
         let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
@@ -88,7 +87,7 @@ pub(crate) fn sweep() {
         .collect();
     let mut found = Vec::new();
     for pid in processes().filter(|p| !leaders.contains(p)) {
-        if stat_field(pid, 1) == Some(me) && marked_any(pid) {
+        if stat_field(pid, 1) == Some(me) && mark_of(pid).is_some() {
             found.push(pid);
         }
     }
@@ -120,14 +119,11 @@ fn environ(pid: u32) -> Option<Vec<u8>> {
     std::fs::read(format!("/proc/{pid}/environ")).ok()
 }
 
-fn marked(pid: u32, needle: &str) -> bool {
-    environ(pid).is_some_and(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes()))
-}
-
-fn marked_any(pid: u32) -> bool {
+/// The environment mark a process carries, if any.
+fn mark_of(pid: u32) -> Option<Vec<u8>> {
     let prefix = format!("{MARK_VAR}=");
-    environ(pid).is_some_and(|env| {
-        env.split(|b| *b == 0)
-            .any(|var| var.starts_with(prefix.as_bytes()))
-    })
+    let env = environ(pid)?;
+    env.split(|b| *b == 0)
+        .find_map(|var| var.strip_prefix(prefix.as_bytes()))
+        .map(<[u8]>::to_vec)
 }

@@ -123,6 +123,13 @@ impl WebSockets {
             }
             _ => (route.timeout, None),
         };
-        call_function(&*self.functions, name, Bytes::from(event), limit, wait).await
+        call_function(
+            &*self.functions,
+            name,
+            Bytes::from(event),
+            Some(limit),
+            wait,
+        )
+        .await
     }
 }
