@@ -26,18 +26,23 @@ fn serve_one(
     reader: &mut BufReader<TcpStream>,
     writer: &mut TcpStream,
 ) -> anyhow::Result<()> {
+    // Each request goes out in one write, as a real client buffers it.
+    let mut out = Vec::with_capacity(256);
     write!(
-        writer,
+        out,
         "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: {api}\r\n\r\n"
     )?;
+    writer.write_all(&out)?;
+    out.clear();
     let (request_id, _event) = read_response(reader)?;
     let request_id = request_id.ok_or_else(|| anyhow::anyhow!("no request id"))?;
     write!(
-        writer,
+        out,
         "POST /2018-06-01/runtime/invocation/{request_id}/response HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         ANSWER.len()
     )?;
-    writer.write_all(ANSWER)?;
+    out.extend_from_slice(ANSWER);
+    writer.write_all(&out)?;
     read_response(reader)?;
     Ok(())
 }

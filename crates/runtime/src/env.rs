@@ -11,11 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use bytes::Bytes;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -34,16 +29,23 @@ pub(crate) struct Pending {
     pub(crate) client_context: Option<String>,
     pub(crate) cognito_identity: Option<String>,
     pub(crate) timeout: Duration,
-    picked: oneshot::Sender<()>,
-    reply: oneshot::Sender<Reply>,
+    pub(crate) reply: oneshot::Sender<Answer>,
 }
 
-struct InFlight {
-    request_id: String,
-    reply: oneshot::Sender<Reply>,
+/// The invocation the runtime took (its `next` returned), until it answers.
+pub(crate) struct InFlight {
+    pub(crate) request_id: String,
+    pub(crate) picked_at: Instant,
+    pub(crate) reply: oneshot::Sender<Answer>,
 }
 
-enum Reply {
+/// The runtime's answer to an invocation, and when it had taken it.
+pub(crate) struct Answer {
+    pub(crate) picked_at: Instant,
+    pub(crate) reply: Reply,
+}
+
+pub(crate) enum Reply {
     Ok(Bytes),
     Err { error_type: String, body: Bytes },
     TooLarge,
@@ -76,15 +78,16 @@ impl Exit {
     }
 }
 
-struct Shared {
-    function: Arc<Function>,
-    arn: String,
-    rx: tokio::sync::Mutex<mpsc::Receiver<Pending>>,
-    inflight: Mutex<Option<InFlight>>,
-    init_error: Mutex<Option<(String, Bytes)>>,
+/// What the environment and its Runtime API share.
+pub(crate) struct Shared {
+    pub(crate) function: Arc<Function>,
+    pub(crate) arn: String,
+    pub(crate) rx: tokio::sync::Mutex<mpsc::Receiver<Pending>>,
+    pub(crate) inflight: Mutex<Option<InFlight>>,
+    pub(crate) init_error: Mutex<Option<(String, Bytes)>>,
     exit: watch::Sender<Option<Exit>>,
     log: Mutex<LogState>,
-    pid: AtomicU64,
+    pub(crate) pid: AtomicU64,
     /// Carried by every process of the environment (see `sandbox`).
     mark: String,
 }
@@ -124,10 +127,6 @@ impl Drop for Env {
     }
 }
 
-/// The response limit as Lambda's Runtime API words it in its 413 (the
-/// 6 MB payload limit plus 100 bytes of allowance).
-const RESPONSE_LIMIT_AS_WORDED: usize = MAX_SYNC_PAYLOAD + 100;
-
 /// Init phase limit (AWS: 10 s).
 pub(crate) const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -155,17 +154,7 @@ impl Env {
             mark: launcher.mark(&function.name, id),
         });
 
-        let router = axum::Router::new()
-            .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/response",
-                post(response),
-            )
-            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
-            .route("/2018-06-01/runtime/init/error", post(init_error))
-            .layer(axum::extract::DefaultBodyLimit::disable())
-            .with_state(shared.clone());
-        let server = tokio::spawn(serve_runtime_api(listener, router, shared.clone()));
+        let server = tokio::spawn(crate::runtime_api::serve(listener, shared.clone()));
 
         let log_stream = format!(
             "{}/[$LATEST]{}",
@@ -301,56 +290,66 @@ impl Env {
     ) -> Ran {
         let _busy = Busy::mark(&self.memory);
         let timeout = self.shared.function.timeout;
-        let (picked_tx, picked_rx) = oneshot::channel();
-        let (reply_tx, reply_rx) = oneshot::channel();
+        let (reply_tx, mut reply_rx) = oneshot::channel();
         let pending = Pending {
             request_id: request_id.to_owned(),
             payload,
             client_context,
             cognito_identity,
             timeout,
-            picked: picked_tx,
             reply: reply_tx,
         };
+        let handed = Instant::now();
         if self.tx.send(pending).await.is_err() {
             return self.ended(None, Err(self.exit_error(request_id).await));
         }
         let mut exit = self.shared.exit.subscribe();
-        let picked = tokio::select! {
-            r = picked_rx => r.is_ok(),
-            () = exited(&mut exit) => false,
-            () = tokio::time::sleep(pickup_limit) => {
-                self.kill();
-                return self.ended(None, Err(timed_out(request_id, pickup_limit)));
+        // One timer, no wake-up when the runtime takes the call: until it
+        // is known to have taken it, the timer fires at the earliest the
+        // call could time out, and each firing looks at what happened.
+        let mut picked_at = None;
+        let mut deadline = handed + pickup_limit.min(timeout);
+        let result = loop {
+            tokio::select! {
+                r = &mut reply_rx => match r {
+                    Ok(answer) => {
+                        picked_at = Some(answer.picked_at);
+                        break answer.reply.into_result();
+                    }
+                    Err(_) => break Err(self.exit_error(request_id).await),
+                },
+                () = exited(&mut exit) => {
+                    picked_at = picked_at.or_else(|| self.picked_at(request_id));
+                    break Err(self.exit_error(request_id).await);
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    picked_at = picked_at.or_else(|| self.picked_at(request_id));
+                    let now = Instant::now();
+                    match picked_at {
+                        Some(at) if now < at + timeout => deadline = at + timeout,
+                        Some(_) => {
+                            self.kill();
+                            break Err(timed_out(request_id, timeout));
+                        }
+                        None if now < handed + pickup_limit => deadline = handed + pickup_limit,
+                        None => {
+                            self.kill();
+                            break Err(timed_out(request_id, pickup_limit));
+                        }
+                    }
+                }
             }
         };
-        if !picked {
-            return self.ended(None, Err(self.exit_error(request_id).await));
-        }
-        let picked_at = Instant::now();
-        let mut exit = self.shared.exit.subscribe();
-        let result = tokio::select! {
-            r = reply_rx => match r {
-                Ok(Reply::Ok(body)) => Ok(body),
-                Ok(Reply::Err { error_type, body }) => Err(FunctionError {
-                    kind: ErrorKind::Handled,
-                    error_type,
-                    body,
-                }),
-                Ok(Reply::TooLarge) => Err(FunctionError::new(
-                    ErrorKind::Handled,
-                    "Function.ResponseSizeTooLarge",
-                    format!("Response payload size exceeded maximum allowed payload size ({MAX_SYNC_PAYLOAD} bytes)."),
-                )),
-                Err(_) => Err(self.exit_error(request_id).await),
-            },
-            () = exited(&mut exit) => Err(self.exit_error(request_id).await),
-            () = tokio::time::sleep_until(picked_at + timeout) => {
-                self.kill();
-                Err(timed_out(request_id, timeout))
-            }
-        };
-        self.ended(Some(picked_at), result)
+        self.ended(picked_at, result)
+    }
+
+    /// When the runtime took `request_id`, if it is running it.
+    fn picked_at(&self, request_id: &str) -> Option<Instant> {
+        let inflight = self.shared.inflight.lock().expect("lock");
+        inflight
+            .as_ref()
+            .filter(|f| f.request_id == request_id)
+            .map(|f| f.picked_at)
     }
 
     fn ended(&self, picked_at: Option<Instant>, result: Result<Bytes, FunctionError>) -> Ran {
@@ -406,6 +405,24 @@ impl Drop for Busy<'_> {
     }
 }
 
+impl Reply {
+    fn into_result(self) -> Result<Bytes, FunctionError> {
+        match self {
+            Reply::Ok(body) => Ok(body),
+            Reply::Err { error_type, body } => Err(FunctionError {
+                kind: ErrorKind::Handled,
+                error_type,
+                body,
+            }),
+            Reply::TooLarge => Err(FunctionError::new(
+                ErrorKind::Handled,
+                "Function.ResponseSizeTooLarge",
+                format!("Response payload size exceeded maximum allowed payload size ({MAX_SYNC_PAYLOAD} bytes)."),
+            )),
+        }
+    }
+}
+
 /// Lambda's error for a call past its time.
 fn timed_out(request_id: &str, limit: Duration) -> FunctionError {
     let secs = limit.as_secs_f64();
@@ -432,13 +449,13 @@ fn end_environment(pid: u32, mark: String) {
     }
 }
 
-fn kill_group(pid: u32) {
+pub(crate) fn kill_group(pid: u32) {
     if pid > 0 {
         let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
     }
 }
 
-fn log_line(shared: &Shared, line: &str) {
+pub(crate) fn log_line(shared: &Shared, line: &str) {
     let mut log = shared.log.lock().expect("log lock");
     stratus_telemetry::FunctionOutput {
         function: &shared.function.name,
@@ -549,209 +566,4 @@ fn emit_line(shared: &Shared, line: &mut Vec<u8>) {
     if line.capacity() > 64 * 1024 {
         line.shrink_to(8 * 1024);
     }
-}
-
-/// Serves the Runtime API to the environment's own processes only: a
-/// connection from any other process is refused and logged (see `peer`).
-async fn serve_runtime_api(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-    shared: Arc<Shared>,
-) {
-    let Ok(local) = listener.local_addr() else {
-        return;
-    };
-    let service = hyper_util::service::TowerToHyperService::new(router);
-    loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        };
-        let pgid = shared.pid.load(Ordering::SeqCst) as u32;
-        tracing::debug!(function = %shared.function.name, %peer, "Runtime API: new connection");
-        let own =
-            tokio::task::spawn_blocking(move || crate::peer::held_by_group(peer, local, pgid))
-                .await
-                .unwrap_or(false);
-        if !own {
-            tracing::warn!(
-                target: "stratus::function",
-                function = %shared.function.name,
-                %peer,
-                "Runtime API: refused a connection from a process outside the environment"
-            );
-            continue;
-        }
-        let service = service.clone();
-        tokio::spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
-// ---- The Runtime API, as the function's bootstrap sees it ----
-
-async fn next(State(s): State<Arc<Shared>>) -> Response {
-    // One `next` at a time: an environment runs one invocation at a time.
-    let mut rx = s.rx.lock().await;
-    loop {
-        let Some(p) = rx.recv().await else {
-            // The environment is being retired: never answer.
-            drop(rx);
-            return std::future::pending().await;
-        };
-        let Pending {
-            request_id,
-            payload,
-            client_context,
-            cognito_identity,
-            timeout,
-            picked,
-            reply,
-        } = p;
-        if picked.send(()).is_err() {
-            continue; // the caller gave up before the runtime was ready
-        }
-        let deadline = crate::epoch_ms() + timeout.as_millis() as i64;
-        *s.inflight.lock().expect("lock") = Some(InFlight {
-            request_id: request_id.clone(),
-            reply,
-        });
-        let mut headers = HeaderMap::new();
-        let mut set = |k: &'static str, v: &str| {
-            if let Ok(v) = HeaderValue::from_str(v) {
-                headers.insert(k, v);
-            }
-        };
-        set("content-type", "application/json");
-        set("lambda-runtime-aws-request-id", &request_id);
-        set("lambda-runtime-deadline-ms", &deadline.to_string());
-        set("lambda-runtime-invoked-function-arn", &s.arn);
-        set("lambda-runtime-trace-id", &trace_id());
-        if let Some(c) = &client_context {
-            set("lambda-runtime-client-context", c);
-        }
-        if let Some(c) = &cognito_identity {
-            set("lambda-runtime-cognito-identity", c);
-        }
-        return (StatusCode::OK, headers, Body::from(payload)).into_response();
-    }
-}
-
-/// An X-Ray style trace header, as Lambda passes it.
-fn trace_id() -> String {
-    let secs = crate::epoch_ms() / 1000;
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let parent = uuid::Uuid::new_v4().simple().to_string();
-    format!(
-        "Root=1-{secs:08x}-{};Parent={};Sampled=0",
-        &id[..24],
-        &parent[..16]
-    )
-}
-
-fn accepted() -> Response {
-    (
-        StatusCode::ACCEPTED,
-        [("content-type", "application/json")],
-        r#"{"status":"OK"}"#,
-    )
-        .into_response()
-}
-
-fn runtime_api_error(status: StatusCode, error_type: &str, message: &str) -> Response {
-    let body = serde_json::json!({ "errorMessage": message, "errorType": error_type });
-    (status, axum::Json(body)).into_response()
-}
-
-/// Reads a body up to the synchronous payload limit; `None` when over it.
-async fn read_limited(req: Request) -> Option<Bytes> {
-    axum::body::to_bytes(req.into_body(), MAX_SYNC_PAYLOAD)
-        .await
-        .ok()
-}
-
-/// 400 for a response or error about an invocation this environment does not run.
-fn invalid_request_id() -> Response {
-    runtime_api_error(
-        StatusCode::BAD_REQUEST,
-        "InvalidRequestID",
-        "Invalid request ID",
-    )
-}
-
-fn take_inflight(s: &Shared, id: &str) -> Option<InFlight> {
-    let mut slot = s.inflight.lock().expect("lock");
-    if slot.as_ref().is_some_and(|f| f.request_id == id) {
-        slot.take()
-    } else {
-        None
-    }
-}
-
-async fn response(State(s): State<Arc<Shared>>, Path(id): Path<String>, req: Request) -> Response {
-    let Some(flight) = take_inflight(&s, &id) else {
-        return invalid_request_id();
-    };
-    match read_limited(req).await {
-        Some(body) => {
-            let _ = flight.reply.send(Reply::Ok(body));
-            accepted()
-        }
-        None => {
-            let _ = flight.reply.send(Reply::TooLarge);
-            runtime_api_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "RequestEntityTooLarge",
-                &format!(
-                    "Exceeded maximum allowed payload size ({RESPONSE_LIMIT_AS_WORDED} bytes)."
-                ),
-            )
-        }
-    }
-}
-
-fn error_type_of(headers: &HeaderMap, body: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("errorType")?.as_str().map(str::to_owned))
-        .or_else(|| {
-            headers
-                .get("lambda-runtime-function-error-type")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| "Unhandled".to_owned())
-}
-
-async fn error(State(s): State<Arc<Shared>>, Path(id): Path<String>, req: Request) -> Response {
-    let Some(flight) = take_inflight(&s, &id) else {
-        return invalid_request_id();
-    };
-    let headers = req.headers().clone();
-    let body = read_limited(req).await.unwrap_or_default();
-    let error_type = error_type_of(&headers, &body);
-    let _ = flight.reply.send(Reply::Err { error_type, body });
-    accepted()
-}
-
-async fn init_error(State(s): State<Arc<Shared>>, req: Request) -> Response {
-    let headers = req.headers().clone();
-    let body = read_limited(req).await.unwrap_or_default();
-    let error_type = error_type_of(&headers, &body);
-    let line = format!(
-        "INIT_REPORT Init error: {error_type}: {}",
-        String::from_utf8_lossy(&body)
-    );
-    log_line(&s, &line);
-    *s.init_error.lock().expect("lock") = Some((error_type, body));
-    // An environment whose init failed is never used again.
-    let pid = s.pid.load(Ordering::SeqCst) as u32;
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        kill_group(pid);
-    });
-    accepted()
 }

@@ -11,6 +11,7 @@ mod launch;
 mod memory;
 mod peer;
 mod pool;
+mod runtime_api;
 mod sandbox;
 
 use std::collections::HashMap;

@@ -49,6 +49,8 @@ pub(crate) struct Watched {
     children_kb: AtomicU64,
     /// When the last sample was taken (ms since the watchdog started).
     last_sample_ms: AtomicU64,
+    /// The bootstrap's `/proc/PID/statm`, kept open.
+    statm: Option<std::fs::File>,
     /// Called (once) when the limit is passed, with the resident KB.
     on_exceeded: Box<dyn Fn(u64) + Send + Sync>,
 }
@@ -68,6 +70,7 @@ impl Watched {
             samples: AtomicU64::new(0),
             children_kb: AtomicU64::new(0),
             last_sample_ms: AtomicU64::new(0),
+            statm: std::fs::File::open(format!("/proc/{pid}/statm")).ok(),
             on_exceeded: Box::new(on_exceeded),
         });
         watchdog()
@@ -80,7 +83,11 @@ impl Watched {
     /// Samples now: updates the peak, and enforces the limit. False once
     /// the process is gone.
     pub(crate) fn sample(&self) -> bool {
-        let Some(own) = rss_kb(self.pid) else {
+        let own = match &self.statm {
+            Some(f) => read_rss_kb(f),
+            None => rss_kb(self.pid),
+        };
+        let Some(own) = own else {
             return false;
         };
         // The process tree changes rarely: walk it every few samples and
@@ -170,8 +177,23 @@ fn descendants_rss_kb(pid: u32) -> u64 {
 }
 
 fn rss_kb(pid: u32) -> Option<u64> {
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let statm = std::fs::read(format!("/proc/{pid}/statm")).ok()?;
+    rss_of_statm(&statm)
+}
+
+/// Reads an open `statm` again; `None` once its process is gone (procfs
+/// answers ESRCH then).
+fn read_rss_kb(f: &std::fs::File) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 128];
+    let n = f.read_at(&mut buf, 0).ok()?;
+    rss_of_statm(&buf[..n])
+}
+
+/// `statm` holds sizes in pages: total, resident, shared, ...
+fn rss_of_statm(statm: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(statm).ok()?;
+    let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * page_kb())
 }
 
@@ -201,5 +223,22 @@ mod tests {
         let kb = rss_kb(std::process::id()).unwrap();
         assert!(kb > 100, "{kb} KB");
         assert_eq!(rss_kb(4_000_000), None);
+    }
+
+    #[test]
+    fn an_open_statm_reads_again_and_ends_with_its_process() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let f = std::fs::File::open(format!("/proc/{}/statm", child.id())).unwrap();
+        assert!(read_rss_kb(&f).unwrap() > 0);
+        assert!(
+            read_rss_kb(&f).unwrap() > 0,
+            "read twice from the same file"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(read_rss_kb(&f), None, "a reaped process has no statm");
     }
 }

@@ -96,7 +96,15 @@ def handler(event, context):
         c = http.client.HTTPConnection(host, int(port))
         c.request("POST", "/2018-06-01/runtime/invocation/not-a-request/response", body=b"{}")
         r = c.getresponse()
-        return {"status": r.status, "body": json.loads(r.read())}
+        out = {"status": r.status, "body": json.loads(r.read())}
+        c.request("GET", "/2018-06-01/runtime/invocation/x/response")
+        r = c.getresponse()
+        out["wrong_method"] = [r.status, json.loads(r.read())]
+        c.request("GET", "/2018-06-01/runtime/elsewhere")
+        r = c.getresponse()
+        out["unknown_path"] = [r.status, json.loads(r.read())]
+        out["batch"] = os.sched_getscheduler(0) == os.SCHED_BATCH
+        return out
     if action == "huge":
         return "x" * (7 * 1024 * 1024)
     return None
@@ -477,6 +485,11 @@ async fn runtime_api_rejects_unknown_ids_and_oversize_responses() {
     let v = json_of(r.result.as_ref().unwrap());
     assert_eq!(v["status"], 400);
     assert_eq!(v["body"]["errorType"], "InvalidRequestID");
+    assert_eq!(v["wrong_method"][0], 405, "{v}");
+    assert_eq!(v["unknown_path"][0], 404, "{v}");
+    assert_eq!(v["unknown_path"][1]["errorType"], "NotFound", "{v}");
+    // Functions run under SCHED_BATCH (see launch.rs: no wake-up preemption).
+    assert_eq!(v["batch"], true, "{v}");
 
     let r = p
         .runtime
