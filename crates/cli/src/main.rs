@@ -14,6 +14,14 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use stratus_config::{App, Integration, RouteKey};
 
+/// mimalloc instead of glibc's malloc: buffers made on one worker thread
+/// are freed on another all the time here (an event built by the gateway
+/// task, written by the Runtime API task), and glibc then takes the other
+/// arena's lock; with mimalloc a warm call costs ~10 % less CPU
+/// (`docs/benchmarks.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "stratus",
