@@ -19,6 +19,9 @@ pub(crate) struct Stats {
     /// CPU time (user + system) the server spent per request, when known:
     /// steadier than throughput on a shared machine.
     pub(crate) cpu_us: Option<f64>,
+    /// CPU time the server's descendants (function processes, workers)
+    /// spent per request, when it has any.
+    pub(crate) children_cpu_us: Option<f64>,
 }
 
 /// What a comparison loads: address, path, and the server's pid (for CPU).
@@ -38,10 +41,34 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
-/// `run`, plus the server's CPU time per request.
+/// Every descendant of `pid` (through `/proc/PID/task/TID/children`).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut stack = vec![pid];
+    while let Some(p) = stack.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+                for child in list.split_whitespace().filter_map(|c| c.parse().ok()) {
+                    out.push(child);
+                    stack.push(child);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `run`, plus the CPU time per request of the server and of its
+/// descendants (those alive after the warm-up: warm environments).
 pub(crate) async fn run_target(t: Target<'_>, conns: usize, duration: Duration) -> Stats {
     let _ = drive(t.addr, t.path, conns, Duration::from_millis(300)).await;
+    let kids = t.pid.map(descendants).unwrap_or_default();
+    let kids_ticks = |kids: &[u32]| kids.iter().filter_map(|k| cpu_ticks(*k)).sum::<u64>();
     let before = t.pid.and_then(cpu_ticks);
+    let kids_before = kids_ticks(&kids);
     let started = Instant::now();
     let mut stats = match wrk(t.addr, t.path, conns, duration).await {
         Some(s) => s,
@@ -49,24 +76,18 @@ pub(crate) async fn run_target(t: Target<'_>, conns: usize, duration: Duration) 
     };
     let secs = started.elapsed().as_secs_f64();
     let after = t.pid.and_then(cpu_ticks);
+    let kids_after = kids_ticks(&kids);
+    let requests = stats.rps * secs;
     if let (Some(b), Some(a)) = (before, after) {
-        let requests = stats.rps * secs;
         if requests > 0.0 {
             stats.cpu_us = Some((a - b) as f64 * 10_000.0 / requests);
+            if !kids.is_empty() {
+                let spent = kids_after.saturating_sub(kids_before);
+                stats.children_cpu_us = Some(spent as f64 * 10_000.0 / requests);
+            }
         }
     }
     stats
-}
-
-/// One measurement: `wrk` (one thread, so the server under test keeps a
-/// core) when installed, else the built-in generator.
-pub(crate) async fn run(addr: SocketAddr, path: &str, conns: usize, duration: Duration) -> Stats {
-    // Warm up: connections, pools, function environments.
-    let _ = drive(addr, path, conns, Duration::from_millis(300)).await;
-    if let Some(stats) = wrk(addr, path, conns, duration).await {
-        return stats;
-    }
-    drive(addr, path, conns, duration).await
 }
 
 /// Runs `a` and `b` alternately `rounds` times (so drifts of this shared
@@ -135,6 +156,7 @@ async fn wrk(addr: SocketAddr, path: &str, conns: usize, duration: Duration) -> 
         p99_us: value("99%")?,
         errors,
         cpu_us: None,
+        children_cpu_us: None,
     })
 }
 
@@ -198,5 +220,6 @@ async fn drive(addr: SocketAddr, path: &str, conns: usize, duration: Duration) -
         p99_us: all.value_at_quantile(0.99) as f64,
         errors,
         cpu_us: None,
+        children_cpu_us: None,
     }
 }

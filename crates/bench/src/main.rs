@@ -28,6 +28,10 @@ struct Cli {
     /// Print the table as Markdown too.
     #[arg(long)]
     markdown: bool,
+    /// Run only these groups (comma-separated): mock, proxy, std, rust,
+    /// node, python, ws, cold.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     #[command(subcommand)]
     mode: Option<Mode>,
 }
@@ -61,14 +65,22 @@ fn verdict(ok: Option<bool>) -> &'static str {
     }
 }
 
+impl Cli {
+    fn wants(&self, group: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|g| g == group)
+    }
+}
+
 fn rps(s: &load::Stats) -> String {
     format!(
-        "{:.0} rps, p50 {:.2} ms, p99 {:.2} ms{}{}",
+        "{:.0} rps, p50 {:.2} ms, p99 {:.2} ms{}{}{}",
         s.rps,
         s.p50_us / 1000.0,
         s.p99_us / 1000.0,
         s.cpu_us
             .map_or(String::new(), |c| format!(", {c:.1} µs CPU/request")),
+        s.children_cpu_us
+            .map_or(String::new(), |c| format!(" (+ {c:.1} µs in workers)")),
         if s.errors > 0 {
             format!(", {} errors", s.errors)
         } else {
@@ -114,6 +126,9 @@ def handler(event, context):
     return {"statusCode": 200, "body": "pong"}
 "#;
 
+const NODE_ECHO: &str = r#"export const handler = async () => ({ statusCode: 200, body: "pong" });
+"#;
+
 const PY_WS: &str = r#"
 def handler(event, context):
     rc = event["requestContext"]
@@ -133,6 +148,8 @@ fn project(upstream: u16) -> anyhow::Result<Project> {
     let (g, a) = (procs::free_port(), procs::free_port());
     std::fs::create_dir_all(dir.path().join("py"))?;
     std::fs::write(dir.path().join("py/app.py"), PY_ECHO)?;
+    std::fs::create_dir_all(dir.path().join("node"))?;
+    std::fs::write(dir.path().join("node/app.mjs"), NODE_ECHO)?;
     std::fs::create_dir_all(dir.path().join("ws"))?;
     // The std-only bootstrap is this very binary in another mode.
     std::fs::create_dir_all(dir.path().join("std"))?;
@@ -160,21 +177,25 @@ listen = "127.0.0.1:{g}"
 admin_listen = "127.0.0.1:{a}"
 data_dir = {data:?}
 
+# Every function with Stratus's defaults (no reserved concurrency: up to
+# 10 environments, calls past them queued), as a user gets them.
 [functions.rust]
 runtime = "provided.al2023"
 code = {rust:?}
-concurrency = 64
 
 [functions.py]
 runtime = "python3"
 handler = "app.handler"
 code = "py"
-concurrency = 64
+
+[functions.node]
+runtime = "nodejs20.x"
+handler = "app.handler"
+code = "node"
 
 [functions.std]
 runtime = "provided"
 code = "std"
-concurrency = 64
 
 [functions.ws]
 runtime = "python3"
@@ -189,6 +210,7 @@ type = "http"
 "GET /proxy" = {{ http = "http://127.0.0.1:{upstream}/" }}
 "GET /rust/{{name}}" = {{ function = "rust" }}
 "GET /py" = {{ function = "py" }}
+"GET /node" = {{ function = "node" }}
 "GET /std" = {{ function = "std" }}
 
 [apis.ws]
@@ -243,182 +265,254 @@ async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
     eprintln!("starting stratus (the first run builds the Rust function)…");
     let server = procs::stratus(&stratus_bin, p.dir.path(), p.admin)?;
 
-    // 1. Mock route vs bare hyper answering the same bytes.
-    eprintln!("mock route vs bare hyper…");
-    let hyper_port = procs::free_port();
-    let hyper = procs::hyper_baseline(hyper_port)?;
     let t = |addr: SocketAddr, path, pid| load::Target {
         addr,
         path,
         pid: Some(pid),
     };
-    let (base, mock) = load::compare(
-        t(([127, 0, 0, 1], hyper_port).into(), "/", hyper.pid()),
-        t(p.gateway, "/mock", server.pid()),
-        conc,
-        duration,
-        rounds,
-    )
-    .await;
-    drop(hyper);
-    let ratio = mock.rps / base.rps;
-    rows.push(Row {
-        scenario: format!("mock route, c={conc}"),
-        stratus: rps(&mock),
-        baseline: format!("bare hyper: {}", rps(&base)),
-        ratio: format!("{ratio:.2}x"),
-        budget: "≥ 0.80x".into(),
-        verdict: verdict(Some(ratio >= 0.8)),
-    });
-
-    // 2. HTTP proxy route vs the upstream directly and vs nginx.
-    eprintln!("proxy route vs upstream and nginx…");
-    let (direct, proxied) = load::compare(
-        t(up, "/", upstream.pid()),
-        t(p.gateway, "/proxy", server.pid()),
-        conc,
-        duration,
-        rounds,
-    )
-    .await;
-    rows.push(Row {
-        scenario: format!("http proxy route vs upstream direct, c={conc}"),
-        stratus: rps(&proxied),
-        baseline: format!("direct: {}", rps(&direct)),
-        ratio: format!("{:.2}x", proxied.rps / direct.rps),
-        budget: "-".into(),
-        verdict: verdict(None),
-    });
-    let nginx_dir = tempfile::tempdir()?;
-    let nginx_port = procs::free_port();
-    match procs::nginx(nginx_dir.path(), nginx_port, up_port) {
-        Ok(nginx) => {
-            let (via_nginx, proxied) = load::compare(
-                t(([127, 0, 0, 1], nginx_port).into(), "/", nginx.pid()),
-                t(p.gateway, "/proxy", server.pid()),
-                conc,
-                duration,
-                rounds,
-            )
-            .await;
-            drop(nginx);
-            let ratio = proxied.rps / via_nginx.rps;
-            rows.push(Row {
-                scenario: format!("http proxy route vs nginx proxy, c={conc}"),
-                stratus: rps(&proxied),
-                baseline: format!("nginx: {}", rps(&via_nginx)),
-                ratio: format!("{ratio:.2}x"),
-                budget: "≥ 1.00x".into(),
-                verdict: verdict(Some(ratio >= 1.0)),
-            });
-        }
-        Err(e) => rows.push(Row {
-            scenario: "http proxy route vs nginx proxy".into(),
-            stratus: rps(&proxied),
-            baseline: format!("not measured: {e}"),
-            ratio: "-".into(),
-            budget: "≥ 1.00x".into(),
-            verdict: "-",
-        }),
+    if cli.wants("mock") {
+        // 1. Mock route vs bare hyper answering the same bytes.
+        eprintln!("mock route vs bare hyper…");
+        let hyper_port = procs::free_port();
+        let hyper = procs::hyper_baseline(hyper_port)?;
+        let (base, mock) = load::compare(
+            t(([127, 0, 0, 1], hyper_port).into(), "/", hyper.pid()),
+            t(p.gateway, "/mock", server.pid()),
+            conc,
+            duration,
+            rounds,
+        )
+        .await;
+        drop(hyper);
+        let ratio = mock.rps / base.rps;
+        rows.push(Row {
+            scenario: format!("mock route, c={conc}"),
+            stratus: rps(&mock),
+            baseline: format!("bare hyper: {}", rps(&base)),
+            ratio: format!("{ratio:.2}x"),
+            budget: "≥ 0.80x".into(),
+            verdict: verdict(Some(ratio >= 0.8)),
+        });
     }
 
-    // 3. Warm Rust function call through a route vs the Runtime API alone.
-    eprintln!("warm Rust function calls…");
-    let bootstrap = repo_root().join("target/stratus-bench-data/build/rust/bootstrap");
-    let event = serde_json::to_vec(&serde_json::json!({
-        "version": "2.0", "routeKey": "GET /rust/{name}", "rawPath": "/rust/x", "rawQueryString": "",
-        "headers": {"host": "127.0.0.1"}, "pathParameters": {"name": "x"},
-        "requestContext": {"accountId": "000000000000", "apiId": "web", "domainName": "127.0.0.1",
-            "http": {"method": "GET", "path": "/rust/x", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench"},
-            "requestId": "r", "routeKey": "GET /rust/{name}", "stage": "$default", "time": "01/Jan/2026:00:00:00 +0000", "timeEpoch": 0},
-        "isBase64Encoded": false
-    }))?;
-    let (base_p50, base_p99) = runtime_api::baseline(&bootstrap, &event, 2000).await?;
-    let warm1 = load::run(p.gateway, "/rust/x", 1, duration).await;
-    let added = warm1.p50_us - base_p50;
-    rows.push(Row {
-        scenario: "warm Rust call (lambda_runtime), c=1: median added".into(),
-        stratus: format!("{added:.0} µs added ({})", rps(&warm1)),
-        baseline: format!(
-            "Runtime API alone: p50 {:.0} µs, p99 {:.0} µs",
-            base_p50, base_p99
+    if cli.wants("proxy") {
+        // 2. HTTP proxy route vs the upstream directly and vs nginx.
+        eprintln!("proxy route vs upstream and nginx…");
+        let (direct, proxied) = load::compare(
+            t(up, "/", upstream.pid()),
+            t(p.gateway, "/proxy", server.pid()),
+            conc,
+            duration,
+            rounds,
+        )
+        .await;
+        rows.push(Row {
+            scenario: format!("http proxy route vs upstream direct, c={conc}"),
+            stratus: rps(&proxied),
+            baseline: format!("direct: {}", rps(&direct)),
+            ratio: format!("{:.2}x", proxied.rps / direct.rps),
+            budget: "-".into(),
+            verdict: verdict(None),
+        });
+        let nginx_dir = tempfile::tempdir()?;
+        let nginx_port = procs::free_port();
+        match procs::nginx(nginx_dir.path(), nginx_port, up_port) {
+            Ok(nginx) => {
+                let (via_nginx, proxied) = load::compare(
+                    t(([127, 0, 0, 1], nginx_port).into(), "/", nginx.pid()),
+                    t(p.gateway, "/proxy", server.pid()),
+                    conc,
+                    duration,
+                    rounds,
+                )
+                .await;
+                drop(nginx);
+                let ratio = proxied.rps / via_nginx.rps;
+                rows.push(Row {
+                    scenario: format!("http proxy route vs nginx proxy, c={conc}"),
+                    stratus: rps(&proxied),
+                    baseline: format!("nginx: {}", rps(&via_nginx)),
+                    ratio: format!("{ratio:.2}x"),
+                    budget: "≥ 1.00x".into(),
+                    verdict: verdict(Some(ratio >= 1.0)),
+                });
+            }
+            Err(e) => rows.push(Row {
+                scenario: "http proxy route vs nginx proxy".into(),
+                stratus: rps(&proxied),
+                baseline: format!("not measured: {e}"),
+                ratio: "-".into(),
+                budget: "≥ 1.00x".into(),
+                verdict: "-",
+            }),
+        }
+    }
+
+    // 3. Warm function calls. The platform's floor first: bare hyper,
+    // measured now, at c=1 and c=32.
+    let gw = |path| load::Target {
+        addr: p.gateway,
+        path,
+        pid: Some(server.pid()),
+    };
+    if cli.wants("std") {
+        eprintln!("warm std-only function calls vs bare hyper…");
+        let hyper_port = procs::free_port();
+        let hyper = procs::hyper_baseline(hyper_port)?;
+        let floor = t(([127, 0, 0, 1], hyper_port).into(), "/", hyper.pid());
+        let (floor1, std1) = load::compare(floor, gw("/std"), 1, duration, rounds).await;
+        let (floor32, std32) = load::compare(floor, gw("/std"), conc, duration, rounds).await;
+        drop(hyper);
+        let added = std1.p50_us - floor1.p50_us;
+        rows.push(Row {
+            scenario: "warm std-only call, c=1: p50 over bare hyper".into(),
+            stratus: format!("{added:.0} µs over ({})", rps(&std1)),
+            baseline: format!("bare hyper: {}", rps(&floor1)),
+            ratio: format!("{:.2}x", std1.p50_us / floor1.p50_us),
+            budget: "≤ 100 µs over".into(),
+            verdict: verdict(Some(added <= 100.0)),
+        });
+        rows.push(Row {
+            scenario: format!("warm std-only call, c={conc}"),
+            stratus: rps(&std32),
+            baseline: format!("bare hyper: {}", rps(&floor32)),
+            ratio: format!("{:.2}x", std32.rps / floor32.rps),
+            budget: "≥ 15,000 rps, ≤ 40 µs Stratus CPU/call".into(),
+            verdict: verdict(Some(
+                std32.rps >= 15_000.0 && std32.cpu_us.is_some_and(|c| c <= 40.0),
+            )),
+        });
+    }
+
+    // 3b. The official Rust client (lambda_runtime): against the same
+    // binary driven by a bare Runtime API loop, and under load.
+    if cli.wants("rust") {
+        eprintln!("warm Rust function calls…");
+        let bootstrap = repo_root().join("target/stratus-bench-data/build/rust/bootstrap");
+        let event = serde_json::to_vec(&serde_json::json!({
+            "version": "2.0", "routeKey": "GET /rust/{name}", "rawPath": "/rust/x", "rawQueryString": "",
+            "headers": {"host": "127.0.0.1"}, "pathParameters": {"name": "x"},
+            "requestContext": {"accountId": "000000000000", "apiId": "web", "domainName": "127.0.0.1",
+                "http": {"method": "GET", "path": "/rust/x", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench"},
+                "requestId": "r", "routeKey": "GET /rust/{name}", "stage": "$default", "time": "01/Jan/2026:00:00:00 +0000", "timeEpoch": 0},
+            "isBase64Encoded": false
+        }))?;
+        let (base_p50, base_p99) = runtime_api::baseline(&bootstrap, &event, 2000).await?;
+        let warm1 = load::run_target(gw("/rust/x"), 1, duration).await;
+        let added = warm1.p50_us - base_p50;
+        rows.push(Row {
+            scenario: "warm Rust call (lambda_runtime), c=1: median added".into(),
+            stratus: format!("{added:.0} µs added ({})", rps(&warm1)),
+            baseline: format!(
+                "Runtime API alone: p50 {:.0} µs, p99 {:.0} µs",
+                base_p50, base_p99
+            ),
+            ratio: format!("{:.2}x", warm1.p50_us / base_p50),
+            budget: "< 150 µs added".into(),
+            verdict: verdict(Some(added < 150.0)),
+        });
+        let warm32 = load::run_target(gw("/rust/x"), conc, duration).await;
+        rows.push(Row {
+            scenario: format!("warm Rust call (lambda_runtime), c={conc}"),
+            stratus: rps(&warm32),
+            baseline: format!("c=1: {:.0} rps", warm1.rps),
+            ratio: format!("{:.2}x", warm32.rps / warm1.rps),
+            budget: "≥ 8,000 rps".into(),
+            verdict: verdict(Some(warm32.rps >= 8_000.0)),
+        });
+    }
+
+    // 4. Node.js and Python through Stratus's own bootstraps, against
+    // serverless-offline running the same handlers (when installed).
+    let sls_bin = procs::serverless_bin(&repo_root());
+    let sls_port = procs::free_port();
+    let sls = match (&sls_bin, cli.wants("node") || cli.wants("python")) {
+        (Some(bin), true) => {
+            eprintln!("starting serverless-offline…");
+            match procs::serverless_offline(bin, sls_port, NODE_ECHO, PY_ECHO) {
+                Ok(proc) => Ok(proc),
+                Err(e) => Err(format!(
+                    "not measured: serverless-offline did not start ({e:#})"
+                )),
+            }
+        }
+        (None, _) => Err(
+            "not measured: serverless-offline not installed (scripts/bench installs it with npm)"
+                .into(),
         ),
-        ratio: format!("{:.2}x", warm1.p50_us / base_p50),
-        budget: "< 150 µs added".into(),
-        verdict: verdict(Some(added < 150.0)),
-    });
-    let warm32 = load::run(p.gateway, "/rust/x", conc, duration).await;
-    rows.push(Row {
-        scenario: format!("warm Rust call, c={conc}"),
-        stratus: rps(&warm32),
-        baseline: format!("c=1: {:.0} rps", warm1.rps),
-        ratio: format!("{:.2}x", warm32.rps / warm1.rps),
-        budget: "scales with c (no lock serializing calls)".into(),
-        verdict: verdict(Some(warm32.rps > warm1.rps * 1.2)),
-    });
-
-    // 3b. The platform's own cost: a std-only bootstrap, against the floor
-    // (bare hyper answering, measured now).
-    eprintln!("warm std-only function calls…");
-    let hyper_port = procs::free_port();
-    let hyper = procs::hyper_baseline(hyper_port)?;
-    let hyper_addr: SocketAddr = ([127, 0, 0, 1], hyper_port).into();
-    let floor1 = load::run(hyper_addr, "/", 1, duration).await;
-    drop(hyper);
-    let std1 = load::run(p.gateway, "/std", 1, duration).await;
-    let added = std1.p50_us - floor1.p50_us;
-    rows.push(Row {
-        scenario: "warm std-only call, c=1: p50 over bare hyper".into(),
-        stratus: format!("{added:.0} µs over ({})", rps(&std1)),
-        baseline: format!("bare hyper c=1: {}", rps(&floor1)),
-        ratio: format!("{:.2}x", std1.p50_us / floor1.p50_us),
-        budget: "≤ 100 µs over".into(),
-        verdict: verdict(Some(added <= 100.0)),
-    });
-    let std32 = load::run_target(
-        load::Target {
-            addr: p.gateway,
-            path: "/std",
-            pid: Some(server.pid()),
-        },
-        conc,
-        duration,
-    )
-    .await;
-    rows.push(Row {
-        scenario: format!("warm std-only call, c={conc}"),
-        stratus: rps(&std32),
-        baseline: format!("c=1: {:.0} rps", std1.rps),
-        ratio: format!("{:.2}x", std32.rps / std1.rps),
-        budget: "≥ 15,000 rps, ≤ 40 µs Stratus CPU/call".into(),
-        verdict: verdict(Some(
-            std32.rps >= 15_000.0 && std32.cpu_us.is_some_and(|c| c <= 40.0),
-        )),
-    });
-
-    // 4. Python, for scale.
-    eprintln!("warm Python function calls…");
-    let py1 = load::run(p.gateway, "/py", 1, duration).await;
-    rows.push(Row {
-        scenario: "warm Python call, c=1".into(),
-        stratus: rps(&py1),
-        baseline: format!("Rust route: p50 {:.0} µs", warm1.p50_us),
-        ratio: format!("{:.2}x", py1.p50_us / warm1.p50_us),
-        budget: "-".into(),
-        verdict: "-",
-    });
+        (_, false) => Err(String::new()),
+    };
+    for (group, label, path) in [("node", "Node.js", "/node"), ("python", "Python", "/py")] {
+        if !cli.wants(group) {
+            continue;
+        }
+        eprintln!("warm {label} function calls…");
+        let peer = sls
+            .as_ref()
+            .ok()
+            .map(|proc| t(([127, 0, 0, 1], sls_port).into(), path, proc.pid()));
+        let mut ours = Vec::new();
+        for c in [1, conc] {
+            let (theirs, mine) = match peer {
+                Some(peer) => {
+                    let (a, b) = load::compare(peer, gw(path), c, duration, rounds).await;
+                    (Some(a), b)
+                }
+                None => (None, load::run_target(gw(path), c, duration).await),
+            };
+            let (baseline, ratio) = match (&theirs, &sls) {
+                (Some(th), _) => (
+                    format!("serverless-offline 12: {}", rps(th)),
+                    format!("{:.2}x", mine.rps / th.rps),
+                ),
+                (None, Err(why)) => (why.clone(), "-".into()),
+                (None, Ok(_)) => ("-".into(), "-".into()),
+            };
+            let (budget, ok) = if c == 1 {
+                ("-".to_owned(), None)
+            } else {
+                let mut budget = "≥ 3.00x serverless-offline".to_owned();
+                let mut ok = theirs.map(|th| mine.rps >= 3.0 * th.rps);
+                if group == "node" {
+                    budget.push_str(", ≥ its c=1");
+                    let c1: &load::Stats = &ours[0];
+                    ok = Some(ok.unwrap_or(true) && mine.rps >= c1.rps);
+                }
+                (budget, ok)
+            };
+            rows.push(Row {
+                scenario: format!("warm {label} call, c={c}"),
+                stratus: rps(&mine),
+                baseline,
+                ratio,
+                budget,
+                verdict: verdict(ok),
+            });
+            ours.push(mine);
+        }
+    }
+    drop(sls);
 
     // 6. WebSockets (before the cold starts, on the server that is up).
     let n_small = if cli.quick { 2_000 } else { 10_000 };
-    rows.extend(websockets(&server, &p, n_small, cli.quick).await?);
+    if cli.wants("ws") {
+        rows.extend(websockets(&server, &p, n_small, cli.quick).await?);
+    }
     drop(server);
 
     // 5. Cold starts: a fresh server each time, first call timed.
-    eprintln!("cold starts…");
-    for (label, path, budget) in [
-        ("cold start, provided (Rust)", "/rust/cold", Some(15.0)),
-        ("cold start, Python", "/py", None),
-    ] {
+    let cold: &[(&str, &str, Option<f64>)] = if cli.wants("cold") {
+        &[
+            ("cold start, provided (Rust)", "/rust/cold", Some(15.0)),
+            ("cold start, Python", "/py", None),
+        ]
+    } else {
+        &[]
+    };
+    if !cold.is_empty() {
+        eprintln!("cold starts…");
+    }
+    for &(label, path, budget) in cold {
         let mut times = Vec::new();
         for _ in 0..5 {
             let server = procs::stratus(&stratus_bin, p.dir.path(), p.admin)?;

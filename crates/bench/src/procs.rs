@@ -15,6 +15,8 @@ use anyhow::{bail, Context as _};
 pub(crate) struct Proc {
     pub(crate) child: Child,
     pub(crate) name: &'static str,
+    /// Leads a process group of its own, killed whole (its workers too).
+    pub(crate) group: bool,
 }
 
 impl Proc {
@@ -37,6 +39,12 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        if self.group {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(self.child.id() as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = self.name;
@@ -84,6 +92,7 @@ pub(crate) fn stratus(bin: &Path, project: &Path, admin: SocketAddr) -> anyhow::
             return Ok(Proc {
                 child,
                 name: "stratus",
+                group: false,
             });
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -119,6 +128,7 @@ pub(crate) fn hyper_baseline(port: u16) -> anyhow::Result<Proc> {
     Ok(Proc {
         child,
         name: "hyper",
+        group: false,
     })
 }
 
@@ -178,5 +188,65 @@ http {{
     Ok(Proc {
         child,
         name: "nginx",
+        group: false,
     })
+}
+
+/// Where `scripts/bench` installs serverless 3 and serverless-offline 12.
+pub(crate) fn serverless_bin(root: &Path) -> Option<PathBuf> {
+    let bin = root.join("target/bench-node/node_modules/serverless/bin/serverless.js");
+    bin.is_file().then_some(bin)
+}
+
+/// serverless-offline serving `GET /node` and `GET /py` (the same handlers
+/// Stratus runs), on `port`, from a service folder beside its
+/// `node_modules` (where serverless finds its plugin). Its runtime labels are the
+/// newest it knows (nodejs18.x, python3.9): it runs the machine's `node`
+/// and `python3` whatever the label.
+pub(crate) fn serverless_offline(
+    bin: &Path,
+    port: u16,
+    node_handler: &str,
+    py_handler: &str,
+) -> anyhow::Result<Proc> {
+    use std::os::unix::process::CommandExt;
+    let dir = &bin
+        .ancestors()
+        .nth(4)
+        .context("serverless's install folder")?
+        .join("service");
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("handler.mjs"), node_handler)?;
+    std::fs::write(dir.join("app.py"), py_handler)?;
+    std::fs::write(
+        dir.join("serverless.yml"),
+        "service: bench\nframeworkVersion: '3'\nprovider:\n  name: aws\n  runtime: nodejs18.x\nplugins:\n  - serverless-offline\nfunctions:\n  node:\n    handler: handler.handler\n    events:\n      - httpApi: { method: GET, path: /node }\n  py:\n    handler: app.handler\n    runtime: python3.9\n    events:\n      - httpApi: { method: GET, path: /py }\n",
+    )?;
+    let log = std::fs::File::create(dir.join("serverless.log"))?;
+    let child = Command::new("node")
+        .arg(bin)
+        .args(["offline", "start", "--noPrependStageInUrl", "--httpPort"])
+        .arg(port.to_string())
+        .arg("--lambdaPort")
+        .arg(free_port().to_string())
+        .current_dir(dir)
+        // serverless 3 loads its ESM plugin through a require() fallback
+        // that Node 20.19+'s require(esm) breaks.
+        .env("NODE_OPTIONS", "--no-experimental-require-module")
+        .env("SLS_TELEMETRY_DISABLED", "1")
+        .env("SLS_NOTIFICATIONS_MODE", "off")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("starting serverless offline")?;
+    let proc = Proc {
+        child,
+        name: "serverless-offline",
+        group: true,
+    };
+    wait_listening(([127, 0, 0, 1], port).into(), Duration::from_secs(60))
+        .with_context(|| std::fs::read_to_string(dir.join("serverless.log")).unwrap_or_default())?;
+    Ok(proc)
 }
