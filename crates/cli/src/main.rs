@@ -3,6 +3,7 @@
 
 mod init;
 mod invoke;
+mod logformat;
 mod logwriter;
 
 use std::io::IsTerminal;
@@ -145,7 +146,7 @@ fn init_tracing(format: LogFormat, default_level: &str) -> logwriter::FlushGuard
     match format {
         LogFormat::Text => builder
             .with_ansi(std::io::stderr().is_terminal())
-            .with_target(false)
+            .event_format(logformat::TextLine)
             .init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
