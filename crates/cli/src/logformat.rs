@@ -152,7 +152,9 @@ impl Visit for Fields<'_, '_> {
 /// `"value"`, escaped as `Debug` escapes it; copied as it is when nothing
 /// in it needs escaping (the common case: ids, names, paths).
 fn write_quoted(w: &mut Writer<'_>, s: &str) -> fmt::Result {
-    if s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+    if s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
         w.write_char('"')?;
         w.write_str(s)?;
         w.write_char('"')
@@ -191,7 +193,10 @@ mod tests {
             count = -3i64,
             "GET /items/1 200"
         );
-        tracing::warn!(line = "a \"quoted\" \\ tab\t and é and \u{7}", "odd strings");
+        tracing::warn!(
+            line = "a \"quoted\" \\ tab\t and é and \u{7}",
+            "odd strings"
+        );
         tracing::error!(r#type = "x", "raw name");
         tracing::info!("only a message");
         tracing::info!(field = %"displayed", "a {} message", "formatted");

@@ -56,7 +56,7 @@ def handler(event, context):
                 "arn": context.invoked_function_arn,
                 "remaining": context.get_remaining_time_in_millis(),
                 "log_group": context.log_group_name,
-                "env": {k: os.environ.get(k) for k in ["AWS_LAMBDA_RUNTIME_API", "_HANDLER", "LAMBDA_TASK_ROOT", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_LAMBDA_INITIALIZATION_TYPE", "TZ", "GREETING", "HOME", "CARGO"]},
+                "env": {k: os.environ.get(k) for k in ["AWS_LAMBDA_RUNTIME_API", "_HANDLER", "LAMBDA_TASK_ROOT", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_LAMBDA_INITIALIZATION_TYPE", "TZ", "GREETING", "HOME", "CARGO", "_X_AMZN_TRACE_ID"]},
                 "cwd": os.getcwd()}
     if action == "barrier":
         # Every call waits until `n` calls have arrived: serialized calls would never get there.
@@ -136,6 +136,21 @@ async fn python_function_answers_with_aws_context_and_environment() {
     assert_eq!(v["request_id"], r.request_id);
     assert_eq!(v["function_name"], "py");
     assert_eq!(v["memory"], "128");
+    // X-Ray's trace header shape: Root=1-{8 hex}-{24 hex};Parent={16 hex};Sampled=0
+    let trace = v["env"]["_X_AMZN_TRACE_ID"].as_str().unwrap();
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let parts: Vec<&str> = trace.split(';').collect();
+    let root: Vec<&str> = parts[0].trim_start_matches("Root=").split('-').collect();
+    assert!(
+        parts.len() == 3
+            && parts[0].starts_with("Root=1-")
+            && root.len() == 3
+            && hex(root[1], 8)
+            && hex(root[2], 24)
+            && parts[1].strip_prefix("Parent=").is_some_and(|p| hex(p, 16))
+            && parts[2] == "Sampled=0",
+        "{trace}"
+    );
     assert_eq!(
         v["arn"],
         "arn:aws:lambda:us-east-1:000000000000:function:py"

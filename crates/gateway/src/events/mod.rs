@@ -131,9 +131,21 @@ pub(crate) fn domain(h: &HeaderMap) -> Option<String> {
     header_str(h, &header::HOST).map(str::to_owned)
 }
 
-/// `requestTime` / `time` as API Gateway writes it: `04/Mar/2020:19:15:17 +0000`.
+/// `requestTime` / `time` as API Gateway writes it: `04/Mar/2020:19:15:17 +0000`
+/// (formatted once a second per thread: every event carries it).
 pub(crate) fn request_time(now: chrono::DateTime<chrono::Utc>) -> String {
-    now.format("%d/%b/%Y:%H:%M:%S +0000").to_string()
+    use std::cell::RefCell;
+    thread_local! {
+        static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
+    let secs = now.timestamp();
+    SECOND.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != secs {
+            *cached = (secs, now.format("%d/%b/%Y:%H:%M:%S +0000").to_string());
+        }
+        cached.1.clone()
+    })
 }
 
 /// The first label of the host: `domainPrefix`.
