@@ -428,6 +428,7 @@ export const handler = async (event, context) => {
   console.log('node got', event.value);
   await new Promise((r) => setTimeout(r, 5));
   if (event.fail) throw new TypeError('node failed');
+  if (event.huge) return 'x'.repeat(7 * 1024 * 1024);
   return { value: event.value, requestId: context.awsRequestId, fn: context.functionName,
            memory: context.memoryLimitInMB, remaining: context.getRemainingTimeInMillis() };
 };
@@ -479,6 +480,28 @@ code = "node"
         .unwrap_err();
     assert_eq!(e.error_type, "TypeError");
     assert_eq!(e.message(), "node failed");
+
+    // An answer over 6 MB is refused (the server then closes the runtime's
+    // connection); the same environment goes on answering.
+    let huge = p
+        .runtime
+        .invoke("node", req(json!({"huge": true})))
+        .await
+        .unwrap();
+    assert_eq!(
+        huge.result.unwrap_err().error_type,
+        "Function.ResponseSizeTooLarge"
+    );
+    let after = p
+        .runtime
+        .invoke("node", req(json!({"value": "n2"})))
+        .await
+        .unwrap();
+    assert_eq!(json_of(after.result.as_ref().unwrap())["value"], "n2");
+    assert!(
+        after.init_duration.is_none(),
+        "the environment was replaced"
+    );
 
     let cb = p
         .runtime

@@ -50,14 +50,27 @@ class _RuntimeApi:
                 raise ConnectionError("Runtime API connection closed")
             self._buf += chunk
 
-    def request(self, method, path, body=b"", headers=None):
+    def exchange(self, requests, answers):
+        """Sends every (method, path, body, headers) request in one write
+        (HTTP/1.1 pipelining: a call's answer and the next `next` go out
+        together, saving a round trip a call) and appends their answers
+        to `answers` as they come."""
         if self._sock is None:
             self._connect()
-        head = f"{method} {PREFIX}{path} HTTP/1.1\r\nHost: {API}\r\n"
-        for k, v in (headers or {}).items():
-            head += f"{k}: {v}\r\n"
-        head += f"Content-Length: {len(body)}\r\n\r\n"
-        self._sock.sendall(head.encode("latin-1") + body)
+        out = bytearray()
+        for method, path, body, headers in requests:
+            head = f"{method} {PREFIX}{path} HTTP/1.1\r\nHost: {API}\r\n"
+            for k, v in (headers or {}).items():
+                head += f"{k}: {v}\r\n"
+            head += f"Content-Length: {len(body)}\r\n\r\n"
+            out += head.encode("latin-1")
+            out += body
+        self._sock.sendall(out)
+        for _ in requests:
+            answers.append(self._read_response())
+        return answers
+
+    def _read_response(self):
         end = self._read_until(b"\r\n\r\n")
         lines = self._buf[:end].decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ", 2)[1])
@@ -75,17 +88,38 @@ class _RuntimeApi:
 _api = _RuntimeApi()
 
 
-def _request(method, path, body=b"", headers=None):
-    """One request on the kept-alive connection; reconnects once if it broke."""
-    for attempt in (0, 1):
+def _exchange(requests):
+    """Requests on the kept-alive connection. When it breaks (the server
+    closes it after refusing an oversized answer, say), the requests not
+    answered yet are sent again one by one on a new connection."""
+    answers = []
+    try:
+        return _api.exchange(requests, answers)
+    except OSError:
+        if _api._sock is not None:
+            _api._sock.close()
+            _api._sock = None
+    for r in requests[len(answers):]:
         try:
-            return _api.request(method, path, body, headers)
+            _api.exchange([r], answers)
         except OSError:
+            if r[0] == "GET":
+                raise
+            # An answer the server would not take; on to `next`.
+            answers.append((0, {}, b""))
             if _api._sock is not None:
                 _api._sock.close()
-            _api._sock = None
-            if attempt:
-                raise
+                _api._sock = None
+    return answers
+
+
+def _request(method, path, body=b"", headers=None):
+    return _exchange([(method, path, body, headers)])[0]
+
+
+def _answer_then_next(path, body, headers):
+    """Posts a call's answer and asks for the next call, in one write."""
+    return _exchange([("POST", path, body, headers), ("GET", "/invocation/next", b"", None)])[1]
 
 
 def _error_body(exc, tb=None):
@@ -97,11 +131,15 @@ def _error_body(exc, tb=None):
     }
 
 
-def _post_json(path, value, error_type=None):
+def _error_headers(error_type):
     headers = {"Content-Type": "application/json"}
     if error_type:
         headers["Lambda-Runtime-Function-Error-Type"] = error_type
-    _request("POST", path, json.dumps(value).encode(), headers)
+    return headers
+
+
+def _post_json(path, value, error_type=None):
+    _request("POST", path, json.dumps(value).encode(), _error_headers(error_type))
 
 
 class Context:
@@ -159,8 +197,8 @@ def main():
         _post_json("/init/error", body, body["errorType"])
         sys.exit(1)
 
+    status, headers, body = _request("GET", "/invocation/next")
     while True:
-        status, headers, body = _request("GET", "/invocation/next")
         request_id = headers.get("lambda-runtime-aws-request-id")
         os.environ["_X_AMZN_TRACE_ID"] = headers.get("lambda-runtime-trace-id", "")
         client_context = headers.get("lambda-runtime-client-context")
@@ -180,9 +218,13 @@ def main():
             err = _error_body(e)
             err["requestId"] = request_id
             print(f"[ERROR] {err['errorType']}: {err['errorMessage']}\n" + "".join(traceback.format_exception(e)).rstrip(), file=sys.stderr, flush=True)
-            _post_json(f"/invocation/{request_id}/error", err, err["errorType"])
+            status, headers, body = _answer_then_next(
+                f"/invocation/{request_id}/error", json.dumps(err).encode(), _error_headers(err["errorType"])
+            )
             continue
-        _request("POST", f"/invocation/{request_id}/response", payload, {"Content-Type": "application/json"})
+        status, headers, body = _answer_then_next(
+            f"/invocation/{request_id}/response", payload, {"Content-Type": "application/json"}
+        )
 
 
 if __name__ == "__main__":
