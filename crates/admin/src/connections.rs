@@ -38,14 +38,9 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(why) = crate::sigv4::verify(
-        &s.credentials,
-        "execute-api",
-        &method,
-        &uri,
-        &headers,
-        &body,
-    ) {
+    if let Err((_, why)) =
+        crate::sigv4::authorize(&s, "execute-api", &method, &uri, &headers, &body)
+    {
         tracing::warn!("@connections request refused: {why}");
         return error(StatusCode::FORBIDDEN, "ForbiddenException", &why);
     }

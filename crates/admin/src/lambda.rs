@@ -4,7 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine as _;
@@ -34,9 +34,16 @@ fn function_name(raw: &str) -> &str {
 async fn invoke(
     State(s): State<AdminState>,
     Path(raw_name): Path<String>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Err((code, why)) = crate::sigv4::authorize(&s, "lambda", &method, &uri, &headers, &body)
+    {
+        tracing::warn!("Invoke API request refused: {why}");
+        return lambda_error(StatusCode::FORBIDDEN, code, &why);
+    }
     let name = function_name(&raw_name).to_owned();
     let arn = stratus_runtime::function_arn(&s.region, &name);
     if !s.functions.has_function(&name) {

@@ -31,6 +31,9 @@ pub struct AdminState {
     pub region: String,
     pub websockets: Arc<stratus_gateway::WebSockets>,
     pub credentials: stratus_config::Credentials,
+    /// Check every signature against `credentials` (`[server.credentials]`
+    /// set); otherwise any well-formed credentials pass (`sigv4`).
+    pub verify_signatures: bool,
 }
 
 impl std::fmt::Debug for AdminState {

@@ -1,6 +1,10 @@
-//! SigV4: a signed request is checked by signing it again with
-//! `aws-sigv4`, as the SDKs sign, and comparing signatures in constant
-//! time. One verifier for every admin API that needs signatures.
+//! SigV4, one rule for every admin API (`authorize`): with
+//! `[server.credentials]` set, a request must be signed with them, checked
+//! by signing it again with `aws-sigv4` as the SDKs sign and comparing
+//! signatures in constant time; without it, any well-formed SigV4
+//! credentials are accepted, and unsigned requests too (LocalStack's
+//! convention: boto3 and the AWS CLI work with whatever credentials a
+//! developer has), while the admin listener is held to loopback.
 
 use std::time::{Duration, SystemTime};
 
@@ -14,18 +18,46 @@ use stratus_config::Credentials;
 /// How far a request's `X-Amz-Date` may be from now (AWS: 15 minutes).
 const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
 
-/// Checks a SigV4 `Authorization` header by signing the same request again
-/// (with `aws-sigv4`, as the SDKs do) and comparing the signatures.
-pub(crate) fn verify(
-    creds: &Credentials,
-    expected_service: &str,
+/// Why a request was refused: AWS's error code for it, and the message.
+pub(crate) type Refusal = (&'static str, String);
+
+/// The one rule (see the module's comment).
+pub(crate) fn authorize(
+    s: &crate::AdminState,
+    service: &str,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(), String> {
-    let auth = stratus_gateway::header_str(headers, "authorization")
-        .ok_or("missing Authentication Token")?;
+) -> Result<(), Refusal> {
+    if s.verify_signatures {
+        return verify(&s.credentials, service, method, uri, headers, body).map_err(|why| {
+            let code = if why.contains("security token") || why.contains("Authentication Token") {
+                "UnrecognizedClientException"
+            } else {
+                "InvalidSignatureException"
+            };
+            (code, why)
+        });
+    }
+    match stratus_gateway::header_str(headers, "authorization") {
+        None => Ok(()),
+        Some(auth) => parse(auth)
+            .map(|_| ())
+            .map_err(|why| ("IncompleteSignatureException", why)),
+    }
+}
+
+/// The parts of an `Authorization: AWS4-HMAC-SHA256 ...` header.
+struct Signed<'a> {
+    key_id: &'a str,
+    region: &'a str,
+    service: &'a str,
+    signed_headers: &'a str,
+    signature: &'a str,
+}
+
+fn parse(auth: &str) -> Result<Signed<'_>, String> {
     let rest = auth
         .strip_prefix("AWS4-HMAC-SHA256 ")
         .ok_or("only AWS4-HMAC-SHA256 signatures are accepted")?;
@@ -42,7 +74,7 @@ pub(crate) fn verify(
         }
     }
     let (credential, signed_headers, signature) = match (credential, signed_headers, signature) {
-        (Some(c), Some(h), Some(s)) => (c, h, s),
+        (Some(c), Some(h), Some(s)) if !h.is_empty() && !s.is_empty() => (c, h, s),
         _ => return Err("malformed Authorization header".into()),
     };
     // AKID/DATE/REGION/SERVICE/aws4_request
@@ -50,6 +82,37 @@ pub(crate) fn verify(
     let [key_id, _date, region, service, "aws4_request"] = scope[..] else {
         return Err("malformed credential scope".into());
     };
+    if key_id.is_empty() || region.is_empty() || service.is_empty() {
+        return Err("malformed credential scope".into());
+    }
+    Ok(Signed {
+        key_id,
+        region,
+        service,
+        signed_headers,
+        signature,
+    })
+}
+
+/// Checks a SigV4 `Authorization` header by signing the same request again
+/// (with `aws-sigv4`, as the SDKs do) and comparing the signatures.
+pub(crate) fn verify(
+    creds: &Credentials,
+    expected_service: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), String> {
+    let auth = stratus_gateway::header_str(headers, "authorization")
+        .ok_or("missing Authentication Token")?;
+    let Signed {
+        key_id,
+        region,
+        service,
+        signed_headers,
+        signature,
+    } = parse(auth)?;
     if key_id != creds.access_key_id {
         return Err("The security token included in the request is invalid".into());
     }

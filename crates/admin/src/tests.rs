@@ -35,11 +35,24 @@ async fn state() -> AdminState {
         region: "us-east-1".into(),
         websockets: gateway.websockets(),
         credentials: app.server.credentials.clone(),
+        verify_signatures: app.server.verify_signatures,
     }
 }
 
 async fn send(req: Request<Body>) -> (StatusCode, Option<String>, String) {
-    let resp = router(state().await).oneshot(req).await.unwrap();
+    send_to(state().await, req).await
+}
+
+/// As with `[server.credentials]` set to the defaults the tests sign with.
+async fn strict() -> AdminState {
+    AdminState {
+        verify_signatures: true,
+        ..state().await
+    }
+}
+
+async fn send_to(state: AdminState, req: Request<Body>) -> (StatusCode, Option<String>, String) {
+    let resp = router(state).oneshot(req).await.unwrap();
     let status = resp.status();
     let error_type = resp
         .headers()
@@ -94,12 +107,15 @@ async fn connections_api_checks_signatures_and_answers_gone() {
         .header("host", "127.0.0.1:8081")
         .body(Body::empty())
         .unwrap();
-    let (status, error_type, _) = send(unsigned).await;
+    let (status, error_type, _) = send_to(strict().await, unsigned).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(error_type.as_deref(), Some("ForbiddenException"));
 
-    let (status, error_type, _) =
-        send(signed("GET", "/ws/chat/%24default/@connections/abc", b"")).await;
+    let (status, error_type, _) = send_to(
+        strict().await,
+        signed("GET", "/ws/chat/%24default/@connections/abc", b""),
+    )
+    .await;
     assert_eq!(status, StatusCode::GONE);
     assert_eq!(error_type.as_deref(), Some("GoneException"));
 
@@ -111,4 +127,35 @@ async fn connections_api_checks_signatures_and_answers_gone() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_type.as_deref(), Some("NotFoundException"));
+}
+
+#[tokio::test]
+async fn without_credentials_a_malformed_signature_is_still_refused() {
+    // Unsigned passes (no [server.credentials]): the function is unknown.
+    let req = Request::post("/2015-03-31/functions/ghost/invocations")
+        .body(Body::from("{}"))
+        .unwrap();
+    assert_eq!(send(req).await.0, StatusCode::NOT_FOUND);
+    // Any well-formed credentials pass too, whatever their signature.
+    let req = Request::post("/2015-03-31/functions/ghost/invocations")
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=test/20261125/us-east-1/lambda/aws4_request, SignedHeaders=host;x-amz-date, Signature=00ff",
+        )
+        .body(Body::from("{}"))
+        .unwrap();
+    assert_eq!(send(req).await.0, StatusCode::NOT_FOUND);
+    for bad in [
+        "Bearer abc",
+        "AWS4-HMAC-SHA256 Credential=test/20261125/us-east-1/lambda, SignedHeaders=host, Signature=00ff",
+        "AWS4-HMAC-SHA256 Credential=test/20261125/us-east-1/lambda/aws4_request",
+    ] {
+        let req = Request::post("/2015-03-31/functions/ghost/invocations")
+            .header("authorization", bad)
+            .body(Body::from("{}"))
+            .unwrap();
+        let (status, error_type, _) = send(req).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{bad}");
+        assert_eq!(error_type.as_deref(), Some("IncompleteSignatureException"), "{bad}");
+    }
 }

@@ -32,9 +32,15 @@ pub struct Server {
     pub data_dir: PathBuf,
     /// The AWS region functions are told they run in.
     pub region: String,
-    /// What SigV4-signed management calls (`@connections`) must be signed
-    /// with; functions receive them as `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+    /// The credentials functions receive (`AWS_ACCESS_KEY_ID` /
+    /// `AWS_SECRET_ACCESS_KEY`) for their SDKs to sign admin API calls
+    /// with: `[server.credentials]`, or local defaults.
     pub credentials: Credentials,
+    /// `[server.credentials]` was given: every admin API then verifies
+    /// SigV4 signatures against them. Without it, any well-formed SigV4
+    /// credentials (and unsigned requests) are accepted, as LocalStack
+    /// accepts them, and the admin listener must be on loopback.
+    pub verify_signatures: bool,
     /// How long a client may take to send a request's headers; on a
     /// keep-alive connection counted from the end of the previous response,
     /// so it is also how long an idle connection is kept.

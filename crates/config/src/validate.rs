@@ -182,6 +182,17 @@ fn server(c: &mut Checker<'_>, raw: &RawServer, project_dir: &Path) -> Server {
             }
         }
     };
+    if raw.credentials.is_none() && !admin_listen.ip().is_loopback() {
+        if let Some(s) = &raw.admin_listen {
+            c.err(
+                s,
+                &["server", "admin_listen"],
+                format!(
+                    "{admin_listen} is reachable from other machines, and without [server.credentials] the admin APIs accept any credentials: set [server.credentials] (every admin API then checks SigV4 signatures) or listen on 127.0.0.1"
+                ),
+            );
+        }
+    }
     let header_timeout = c.ranged(
         &raw.header_timeout,
         &["server", "header_timeout"],
@@ -210,6 +221,7 @@ fn server(c: &mut Checker<'_>, raw: &RawServer, project_dir: &Path) -> Server {
         shutdown_grace: Duration::from_secs(grace as u64),
         data_dir,
         region,
+        verify_signatures: raw.credentials.is_some(),
         credentials,
         header_timeout: Duration::from_secs(header_timeout as u64),
         max_connections: max_connections as usize,

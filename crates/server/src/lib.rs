@@ -148,6 +148,7 @@ impl Server {
             region: self.app.server.region.clone(),
             websockets: websockets.clone(),
             credentials: self.app.server.credentials.clone(),
+            verify_signatures: self.app.server.verify_signatures,
         };
         let admin_task = tokio::spawn(serve_admin(self.admin, admin_state, limits, stop_rx, grace));
 

@@ -29,10 +29,15 @@ async fn server() -> TestServer {
 
 /// Runs a Python snippet with boto3; `ENDPOINT` is the admin URL.
 fn boto3(endpoint: &str, script: &str) -> Value {
+    boto3_as(endpoint, "stratus", "stratus", script)
+}
+
+/// `boto3`, signing with the credentials `key` / `secret`.
+fn boto3_as(endpoint: &str, key: &str, secret: &str, script: &str) -> Value {
     let prelude = format!(
         "import base64, json, boto3, botocore\n\
          client = boto3.client('lambda', endpoint_url='{endpoint}', region_name='us-east-1', \
-         aws_access_key_id='stratus', aws_secret_access_key='stratus', \
+         aws_access_key_id='{key}', aws_secret_access_key='{secret}', \
          config=botocore.config.Config(retries={{'max_attempts': 0}}))\n"
     );
     let out = Command::new("python3")
@@ -204,4 +209,51 @@ async fn stratus_invoke_goes_through_a_running_server() {
     let seen = std::iter::from_fn(|| s.lines.recv_timeout(std::time::Duration::from_secs(5)).ok())
         .any(|l| l.contains("invoked with {'via': 'server'}"));
     assert!(seen, "the running server did not run the call");
+}
+
+#[tokio::test]
+async fn configured_credentials_are_required_by_the_invoke_api() {
+    let s = TestServer::start_with_files(
+        "[server.credentials]\naccess_key_id = \"dev\"\nsecret_access_key = \"dev-secret\"\n\
+         [functions.py]\nruntime = \"python3\"\nhandler = \"app.handler\"\ncode = \"py\"\n",
+        &[("py/app.py", FN_PY)],
+    )
+    .await;
+    let script = r#"
+try:
+    r = client.invoke(FunctionName='py', Payload=b'{"a": 2}')
+    print(json.dumps({'status': r['StatusCode'], 'payload': json.loads(r['Payload'].read())}))
+except botocore.exceptions.ClientError as e:
+    print(json.dumps({'refused': e.response['Error']['Code'], 'status': e.response['ResponseMetadata']['HTTPStatusCode']}))
+"#;
+    let endpoint = s.admin_url("");
+    let (wrong, right) = tokio::task::spawn_blocking(move || {
+        (
+            boto3_as(&endpoint, "stratus", "stratus", script),
+            boto3_as(&endpoint, "dev", "dev-secret", script),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        wrong,
+        serde_json::json!({"refused": "UnrecognizedClientException", "status": 403})
+    );
+    assert_eq!(
+        right,
+        serde_json::json!({"status": 200, "payload": {"echo": {"a": 2}, "fn": "py"}})
+    );
+    // Unsigned: refused too, while the same request passes on a server
+    // with no credentials configured (the other tests here).
+    let r = reqwest::Client::new()
+        .post(s.admin_url("/2015-03-31/functions/py/invocations"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.headers()["x-amzn-errortype"],
+        "UnrecognizedClientException"
+    );
 }

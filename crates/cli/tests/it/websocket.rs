@@ -305,9 +305,13 @@ async fn connection_id(c: &Chat, ws: &mut Ws) -> String {
     v["connectionId"].as_str().unwrap().to_owned()
 }
 
+/// `[server.credentials]`: every admin API then checks signatures (the
+/// defaults the tests' `signed` helper signs with).
+const STRICT: &str = "[server.credentials]\naccess_key_id = \"stratus\"\nsecret_access_key = \"stratus-local-secret\"\n";
+
 #[tokio::test]
 async fn connections_api_posts_describes_and_deletes_with_sigv4() {
-    let c = chat("", 600).await;
+    let c = chat(STRICT, 600).await;
     let mut ws = connect(&c.ws_url("/chat/prod")).await;
     let id = connection_id(&c, &mut ws).await;
     let url = connection_url(&c, &id);
@@ -363,18 +367,21 @@ async fn connections_api_posts_describes_and_deletes_with_sigv4() {
     }
 }
 
-#[tokio::test]
-async fn boto3_apigatewaymanagementapi_talks_to_connections() {
-    let c = chat("", 600).await;
-    let mut ws = connect(&c.ws_url("/chat/prod")).await;
-    let id = connection_id(&c, &mut ws).await;
+/// boto3's `apigatewaymanagementapi` client with the credentials `key` /
+/// `secret`: what it got, as JSON (`refused` holds the error code of a
+/// refusal).
+async fn boto3_connections(c: &Chat, id: &str, key: &str, secret: &str) -> Value {
     let endpoint = c.s.admin_url("/ws/chat/prod");
     let script = format!(
         r#"
 import json, boto3
 c = boto3.client('apigatewaymanagementapi', endpoint_url='{endpoint}', region_name='us-east-1',
-                 aws_access_key_id='stratus', aws_secret_access_key='stratus-local-secret')
-c.post_to_connection(ConnectionId='{id}', Data=b'from boto3')
+                 aws_access_key_id='{key}', aws_secret_access_key='{secret}')
+try:
+    c.post_to_connection(ConnectionId='{id}', Data=b'from boto3')
+except c.exceptions.ClientError as e:
+    print(json.dumps({{'refused': e.response['Error']['Code']}}))
+    raise SystemExit
 info = c.get_connection(ConnectionId='{id}')
 try:
     c.post_to_connection(ConnectionId='nope', Data=b'x')
@@ -397,7 +404,29 @@ print(json.dumps({{'ip': info['Identity']['SourceIp'], 'gone': gone}}))
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn boto3_apigatewaymanagementapi_talks_to_connections() {
+    // No [server.credentials]: a developer's usual credentials (here
+    // LocalStack's test/test) are accepted, as LocalStack accepts them.
+    let c = chat("", 600).await;
+    let mut ws = connect(&c.ws_url("/chat/prod")).await;
+    let id = connection_id(&c, &mut ws).await;
+    let v = boto3_connections(&c, &id, "test", "test").await;
+    assert_eq!(v, json!({"ip": "127.0.0.1", "gone": "GoneException"}));
+    assert_eq!(recv_text(&mut ws).await, "from boto3");
+}
+
+#[tokio::test]
+async fn configured_credentials_are_required_by_connections() {
+    let c = chat(STRICT, 600).await;
+    let mut ws = connect(&c.ws_url("/chat/prod")).await;
+    let id = connection_id(&c, &mut ws).await;
+    let v = boto3_connections(&c, &id, "test", "test").await;
+    assert_eq!(v, json!({"refused": "ForbiddenException"}));
+    let v = boto3_connections(&c, &id, "stratus", "stratus-local-secret").await;
     assert_eq!(v, json!({"ip": "127.0.0.1", "gone": "GoneException"}));
     assert_eq!(recv_text(&mut ws).await, "from boto3");
 }
