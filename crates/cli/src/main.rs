@@ -190,6 +190,7 @@ fn routes_table(app: &App) -> String {
         "METHOD".to_owned(),
         "PATH".to_owned(),
         "INTEGRATION".to_owned(),
+        "THROTTLE".to_owned(),
     ]];
     for api in &app.apis {
         for stage in &api.stages {
@@ -206,17 +207,24 @@ fn routes_table(app: &App) -> String {
                     Integration::Http { url } => format!("http {url}"),
                     other => other.to_string(),
                 };
+                // The limit that applies to the route: its own, else its
+                // stage's default (the server-wide one comes on top).
+                let throttle = match route.throttle.or(stage.throttle) {
+                    Some(t) => format!("{}/s, burst {}", t.rate, t.burst),
+                    None => "-".to_owned(),
+                };
                 rows.push([
                     api.name.clone(),
                     stage.name.clone(),
                     method,
                     path,
                     integration,
+                    throttle,
                 ]);
             }
         }
     }
-    let mut widths = [0; 5];
+    let mut widths = [0; 6];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());

@@ -50,7 +50,20 @@ pub struct Server {
     pub max_connections: usize,
     /// Request line and headers, in bytes; past it 431.
     pub max_header_bytes: usize,
+    /// The server-wide token bucket (AWS's account-level limit).
+    pub throttle: Option<Throttle>,
 }
+
+/// A token bucket, as API Gateway's throttles: `rate` requests a second on
+/// average, up to `burst` at once. `0` for either lets nothing through.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throttle {
+    pub rate: f64,
+    pub burst: u32,
+}
+
+/// `rate` is never NaN (validation maps it to 0).
+impl Eq for Throttle {}
 
 pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 60;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 50_000;
@@ -289,6 +302,8 @@ pub struct Stage {
     /// Where the stage is served: base path + `/{stage}` (or the base path
     /// alone for `$default`). Normalized like `Api::base_path`.
     pub mount: String,
+    /// The stage's default throttle, for routes without their own.
+    pub throttle: Option<Throttle>,
 }
 
 #[derive(Debug, Clone)]
@@ -301,6 +316,8 @@ pub struct Route {
     pub respond: bool,
     /// The event format a function integration receives.
     pub payload: PayloadFormat,
+    /// The route's own throttle, in place of the stage's default.
+    pub throttle: Option<Throttle>,
 }
 
 /// Lambda proxy event formats.

@@ -32,6 +32,7 @@ pub(crate) struct RawServer {
     pub(crate) header_timeout: Option<Spanned<i64>>,
     pub(crate) max_connections: Option<Spanned<i64>>,
     pub(crate) max_header_bytes: Option<Spanned<i64>>,
+    pub(crate) throttle: Option<Spanned<RawThrottle>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +97,15 @@ pub(crate) struct RawApi {
 pub(crate) struct RawStage {
     #[serde(default)]
     pub(crate) variables: BTreeMap<String, String>,
+    pub(crate) throttle: Option<Spanned<RawThrottle>>,
+}
+
+/// A token bucket: `rate` requests a second, `burst` at once.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawThrottle {
+    pub(crate) rate: Spanned<f64>,
+    pub(crate) burst: Spanned<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +117,7 @@ pub(crate) struct RawRoute {
     pub(crate) timeout_ms: Option<Spanned<i64>>,
     pub(crate) respond: Option<Spanned<bool>>,
     pub(crate) payload: Option<Spanned<String>>,
+    pub(crate) throttle: Option<Spanned<RawThrottle>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -226,6 +226,7 @@ fn server(c: &mut Checker<'_>, raw: &RawServer, project_dir: &Path) -> Server {
         header_timeout: Duration::from_secs(header_timeout as u64),
         max_connections: max_connections as usize,
         max_header_bytes: max_header_bytes as usize,
+        throttle: throttle(c, &raw.throttle, &["server", "throttle"]),
     }
 }
 
@@ -520,6 +521,7 @@ fn api(
             name: DEFAULT_STAGE.to_owned(),
             variables: BTreeMap::new(),
             mount: base_path.clone(),
+            throttle: None,
         }),
         Some(map) => {
             for (stage, s) in map {
@@ -553,6 +555,11 @@ fn api(
                     name: stage.clone(),
                     variables: s.get_ref().variables.clone(),
                     mount,
+                    throttle: throttle(
+                        c,
+                        &s.get_ref().throttle,
+                        &["apis", name, "stages", stage, "throttle"],
+                    ),
                 });
             }
         }
@@ -823,12 +830,51 @@ fn route(
             }
         }
     };
+    let throttle_key: Vec<&str> = rk.iter().copied().chain(["throttle"]).collect();
+    let throttle = throttle(c, &r.throttle, &throttle_key);
     Some(Route {
         key: key.clone(),
         integration,
         timeout: Duration::from_millis(timeout_ms as u64),
         respond,
         payload,
+        throttle,
+    })
+}
+
+/// Largest `rate` and `burst` accepted (far past what one machine serves).
+const MAX_THROTTLE: f64 = 1_000_000.0;
+
+fn throttle(
+    c: &mut Checker<'_>,
+    raw: &Option<Spanned<RawThrottle>>,
+    key: &[&str],
+) -> Option<Throttle> {
+    let t = raw.as_ref()?.get_ref();
+    let rate = *t.rate.get_ref();
+    let rate_key: Vec<&str> = key.iter().copied().chain(["rate"]).collect();
+    if !(0.0..=MAX_THROTTLE).contains(&rate) {
+        c.err(
+            &t.rate,
+            &rate_key,
+            format!("{rate} is out of range: must be 0..={MAX_THROTTLE} requests a second"),
+        );
+    }
+    let burst_key: Vec<&str> = key.iter().copied().chain(["burst"]).collect();
+    let burst = c.ranged(
+        &Some(t.burst.clone()),
+        &burst_key,
+        0..=MAX_THROTTLE as i64,
+        "requests",
+        0,
+    );
+    Some(Throttle {
+        rate: if rate.is_nan() {
+            0.0
+        } else {
+            rate.clamp(0.0, MAX_THROTTLE)
+        },
+        burst: burst as u32,
     })
 }
 

@@ -55,6 +55,10 @@ struct Inner {
     proxy: integrations::http::Proxy,
     functions: Arc<dyn Invoke>,
     websockets: Arc<WebSockets>,
+    /// Token buckets of the throttles (phases/throttle.rs).
+    limiter: Arc<dyn stratus_state::RateLimiter>,
+    /// The server-wide throttle.
+    server_throttle: Option<stratus_config::Throttle>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -74,6 +78,8 @@ impl Gateway {
                 proxy: integrations::http::Proxy::new(),
                 websockets: Arc::new(WebSockets::new(app, functions.clone(), connections)),
                 functions,
+                limiter: Arc::new(stratus_state::MemoryRateLimiter::default()),
+                server_throttle: app.server.throttle,
             }),
         }
     }
@@ -141,7 +147,8 @@ impl Gateway {
         };
         cx.matched(m.api, m.stage, Some(m.route));
 
-        // Throttle: usage plan › route › stage › server (traffic issue).
+        // Throttle: (usage plan ›) route or else stage › server.
+        phases::throttle::apply(&*self.inner.limiter, self.inner.server_throttle, &m).await?;
         // API key: `x-api-key` against the usage plans (traffic issue).
         // Authorizer: Lambda or JWT, with its result cache (traffic issue).
         // CORS: preflights answered here, headers added on the way out.

@@ -10,8 +10,10 @@
 //! - `Memory…` is the in-process implementation, used by default and in
 //!   tests.
 //!
-//! The first store is the WebSocket connection directory.
+//! The stores: the WebSocket connection directory, rate-limit counters.
 
 pub mod connections;
+pub mod ratelimit;
 
 pub use connections::{ConnectionDirectory, ConnectionEntry, MemoryDirectory};
+pub use ratelimit::{MemoryRateLimiter, Rate, RateLimiter};

@@ -86,13 +86,22 @@ fn routes_prints_a_table() {
     let (ok, out, err) = run(&["routes", example().to_str().unwrap()]);
     assert!(ok, "{err}");
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["API", "STAGE", "METHOD", "PATH", "INTEGRATION"]);
+    assert_eq!(
+        header,
+        ["API", "STAGE", "METHOD", "PATH", "INTEGRATION", "THROTTLE"]
+    );
     let row = out
         .lines()
         .find(|l| l.contains("/shop/prod/items/{id}"))
         .expect(&out);
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(cells[..4], ["shop", "prod", "GET", "/shop/prod/items/{id}"]);
+    assert!(
+        row.ends_with("100/s, burst 200"),
+        "the stage's throttle: {row}"
+    );
+    let own = out.lines().find(|l| l.contains("POST")).expect(&out);
+    assert!(own.ends_with("5/s, burst 10"), "the route's own: {own}");
 }
 
 #[test]

@@ -9,4 +9,5 @@ mod invoke_api;
 mod proxy;
 mod shutdown;
 mod support;
+mod traffic;
 mod websocket;

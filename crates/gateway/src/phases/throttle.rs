@@ -1,0 +1,48 @@
+//! Throttling, in API Gateway's order: the route's own limit, or else its
+//! stage's default (a method's setting replaces the stage's on AWS), then
+//! the server-wide limit (AWS's account-level one). Usage plans' per-key
+//! limits come first once API keys exist. Each limit is a token bucket
+//! in the rate limiter (`stratus_state::ratelimit`); an empty one ends the
+//! request with 429 `{"message":"Too Many Requests"}`.
+
+use stratus_config::Throttle;
+use stratus_state::{Rate, RateLimiter};
+
+use crate::error::GatewayError;
+use crate::router::Matched;
+
+/// The key of the server-wide bucket.
+const SERVER: &str = "server";
+
+pub(crate) async fn apply(
+    limiter: &dyn RateLimiter,
+    server: Option<Throttle>,
+    m: &Matched<'_>,
+) -> Result<(), GatewayError> {
+    let own = match (m.route.throttle, m.stage.throttle) {
+        (Some(t), _) => Some((
+            format!("route {}/{} {}", m.api.name, m.stage.name, m.route.key),
+            t,
+        )),
+        (None, Some(t)) => Some((format!("stage {}/{}", m.api.name, m.stage.name), t)),
+        (None, None) => None,
+    };
+    if let Some((key, t)) = own {
+        if !limiter.admit(&key, rate(t)).await {
+            return Err(GatewayError::Throttled);
+        }
+    }
+    if let Some(t) = server {
+        if !limiter.admit(SERVER, rate(t)).await {
+            return Err(GatewayError::Throttled);
+        }
+    }
+    Ok(())
+}
+
+fn rate(t: Throttle) -> Rate {
+    Rate {
+        per_second: t.rate,
+        burst: t.burst,
+    }
+}
