@@ -177,6 +177,21 @@ pub struct Api {
     pub idle_timeout: Duration,
     /// WebSocket APIs: a connection is closed after this long in any case.
     pub max_lifetime: Duration,
+    /// HTTP and REST APIs: CORS answered by the gateway.
+    pub cors: Option<Cors>,
+}
+
+/// `[apis.NAME.cors]`: preflights answered by the gateway, and CORS headers
+/// on every answer to an allowed origin (the gateway's own errors too).
+/// Header names lowercased; `*` allowed in origins, methods and headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cors {
+    pub allow_origins: Vec<String>,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    pub max_age: Option<u32>,
+    pub allow_credentials: bool,
 }
 
 pub const DEFAULT_WS_IDLE_TIMEOUT_SECS: u64 = 600;

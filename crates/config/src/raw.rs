@@ -86,6 +86,7 @@ pub(crate) struct RawApi {
     pub(crate) stages: Option<BTreeMap<String, Spanned<RawStage>>>,
     pub(crate) route_selection: Option<Spanned<String>>,
     pub(crate) binary_media_types: Option<Spanned<Vec<String>>>,
+    pub(crate) cors: Option<Spanned<RawCors>>,
     pub(crate) idle_timeout: Option<Spanned<i64>>,
     pub(crate) max_lifetime: Option<Spanned<i64>>,
     #[serde(default)]
@@ -98,6 +99,22 @@ pub(crate) struct RawStage {
     #[serde(default)]
     pub(crate) variables: BTreeMap<String, String>,
     pub(crate) throttle: Option<Spanned<RawThrottle>>,
+}
+
+/// `[apis.NAME.cors]`, as HTTP APIs' `CorsConfiguration`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCors {
+    #[serde(default)]
+    pub(crate) allow_origins: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) allow_methods: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) allow_headers: Vec<String>,
+    #[serde(default)]
+    pub(crate) expose_headers: Vec<String>,
+    pub(crate) max_age: Option<Spanned<i64>>,
+    pub(crate) allow_credentials: Option<Spanned<bool>>,
 }
 
 /// A token bucket: `rate` requests a second, `burst` at once.

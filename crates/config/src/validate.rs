@@ -671,6 +671,7 @@ fn api(
                 .collect()
         }
     };
+    let cors = a.cors.as_ref().and_then(|raw| cors(c, name, kind, raw));
     Api {
         name: name.to_owned(),
         kind,
@@ -681,7 +682,87 @@ fn api(
         binary_media_types,
         idle_timeout,
         max_lifetime,
+        cors,
     }
+}
+
+const CORS_METHODS: &[&str] = &[
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "*",
+];
+
+fn cors(c: &mut Checker<'_>, api: &str, kind: ApiKind, raw: &Spanned<RawCors>) -> Option<Cors> {
+    if kind == ApiKind::WebSocket {
+        c.err(
+            raw,
+            &["apis", api, "cors"],
+            "cors applies to http and rest APIs",
+        );
+        return None;
+    }
+    let r = raw.get_ref();
+    for o in &r.allow_origins {
+        let v = o.get_ref();
+        let host = v
+            .strip_prefix("http://")
+            .or_else(|| v.strip_prefix("https://"));
+        let ok = v == "*" || host.is_some_and(|h| !h.is_empty() && !h.contains('/'));
+        if !ok {
+            c.err(
+                o,
+                &["apis", api, "cors", "allow_origins"],
+                format!("{v:?} is not an origin: \"*\" or scheme://host[:port], without a path"),
+            );
+        }
+    }
+    for m in &r.allow_methods {
+        if !CORS_METHODS.contains(&m.get_ref().as_str()) {
+            c.err(
+                m,
+                &["apis", api, "cors", "allow_methods"],
+                format!(
+                    "{:?} is not a method: one of {}",
+                    m.get_ref(),
+                    CORS_METHODS.join(", ")
+                ),
+            );
+        }
+    }
+    let max_age = r.max_age.as_ref().map(|m| {
+        c.ranged(
+            &Some(m.clone()),
+            &["apis", api, "cors", "max_age"],
+            0..=86400,
+            "seconds",
+            0,
+        ) as u32
+    });
+    let allow_credentials = r.allow_credentials.as_ref().is_some_and(|b| *b.get_ref());
+    if allow_credentials && r.allow_origins.iter().any(|o| o.get_ref() == "*") {
+        if let Some(b) = &r.allow_credentials {
+            c.err(
+                b,
+                &["apis", api, "cors", "allow_credentials"],
+                "allow_credentials cannot go with the origin \"*\" (browsers refuse it): list the origins",
+            );
+        }
+    }
+    let lower = |v: &[String]| v.iter().map(|h| h.to_ascii_lowercase()).collect();
+    Some(Cors {
+        allow_origins: r
+            .allow_origins
+            .iter()
+            .map(|o| o.get_ref().clone())
+            .collect(),
+        allow_methods: r
+            .allow_methods
+            .iter()
+            .map(|m| m.get_ref().clone())
+            .collect(),
+        allow_headers: lower(&r.allow_headers),
+        expose_headers: lower(&r.expose_headers),
+        max_age,
+        allow_credentials,
+    })
 }
 
 fn parse_route_key(

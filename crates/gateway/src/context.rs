@@ -38,6 +38,8 @@ pub(crate) struct RequestContext<'g> {
     pub(crate) cache: Option<&'static str>,
     /// Why the request failed, for the access log.
     pub(crate) error: Option<String>,
+    /// The request's `Origin`, for CORS.
+    pub(crate) origin: Option<http::HeaderValue>,
 }
 
 impl<'g> RequestContext<'g> {
@@ -48,6 +50,7 @@ impl<'g> RequestContext<'g> {
             remote,
             method: req.method().clone(),
             path: req.uri().path().to_owned(),
+            origin: req.headers().get(http::header::ORIGIN).cloned(),
             api: None,
             stage: None,
             route: None,

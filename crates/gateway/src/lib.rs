@@ -98,13 +98,18 @@ impl Gateway {
     {
         let mut cx = RequestContext::new(&req, remote);
         let req = req.map(|b| b.map_err(Into::into).boxed());
-        let resp = match self.phases(req, &mut cx).await {
+        let mut resp = match self.phases(req, &mut cx).await {
             Ok(resp) => resp,
             Err(e) => {
                 cx.error = Some(e.to_string());
                 e.into_response()
             }
         };
+        // CORS headers on every answer to an allowed origin, the gateway's
+        // own errors included (phases/cors.rs).
+        if let Some(cors) = cx.api.and_then(|a| a.cors.as_ref()) {
+            phases::cors::decorate(cors, cx.origin.as_ref(), &mut resp);
+        }
         cx.finish(resp)
     }
 
@@ -137,7 +142,24 @@ impl Gateway {
         }
 
         // Match: API by base path and stage, then the route (router.rs).
-        let m = match self.inner.table.lookup(&cx.method, &cx.path) {
+        let lookup = self.inner.table.lookup(&cx.method, &cx.path);
+        // CORS: a preflight to an API with CORS is answered here, whether
+        // or not a route matches it (phases/cors.rs; the headers of every
+        // other answer are added in `handle`).
+        if let Some(origin) = phases::cors::preflight_origin(&cx.method, req.headers()) {
+            let api_stage = match &lookup {
+                Lookup::Found(m) => Some((m.api, m.stage)),
+                Lookup::NoRoute { api, stage } => Some((*api, *stage)),
+                Lookup::NoApi => None,
+            };
+            if let Some((api, stage)) = api_stage {
+                if let Some(cors) = &api.cors {
+                    cx.matched(api, stage, None);
+                    return Ok(phases::cors::preflight(cors, origin));
+                }
+            }
+        }
+        let m = match lookup {
             Lookup::Found(m) => m,
             Lookup::NoRoute { api, stage } => {
                 cx.matched(api, stage, None);
@@ -151,7 +173,6 @@ impl Gateway {
         phases::throttle::apply(&*self.inner.limiter, self.inner.server_throttle, &m).await?;
         // API key: `x-api-key` against the usage plans (traffic issue).
         // Authorizer: Lambda or JWT, with its result cache (traffic issue).
-        // CORS: preflights answered here, headers added on the way out.
         // Cache: a REST stage's response cache (versions issue).
 
         // The payload limit, as declared (streamed bodies are bounded

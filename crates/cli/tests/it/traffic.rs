@@ -82,3 +82,140 @@ type = "http"
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(burst(&s, "/x", 4).await.0, 2);
 }
+
+const CORS: &str = r#"
+[apis.web]
+type = "http"
+[apis.web.cors]
+allow_origins = ["http://localhost:3000"]
+allow_methods = ["GET", "POST"]
+allow_headers = ["Content-Type", "authorization"]
+expose_headers = ["x-total"]
+max_age = 600
+[apis.web.routes]
+"ANY /items" = { mock = { status = 418, body = "the integration" } }
+"GET /mine" = { mock = { status = 200, headers = { access-control-allow-origin = "http://evil.example" }, body = "ok" } }
+"GET /closed" = { mock = { status = 200 }, throttle = { rate = 0, burst = 0 } }
+
+[apis.shop]
+type = "rest"
+base_path = "/shop"
+cors = { allow_origins = ["*"], allow_methods = ["*"] }
+[apis.shop.routes]
+"GET /x" = { mock = { status = 200 } }
+"#;
+
+const SITE: &str = "http://localhost:3000";
+
+fn header(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn cors_preflights_are_answered_by_the_gateway() {
+    let s = TestServer::start(CORS).await;
+    let client = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        client
+            .request(reqwest::Method::OPTIONS, s.url("/items"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    // An ANY route exists, and still the gateway answers (418 would be the
+    // integration).
+    let r = preflight(SITE).await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        header(&r, "access-control-allow-origin").as_deref(),
+        Some(SITE)
+    );
+    assert_eq!(
+        header(&r, "access-control-allow-methods").as_deref(),
+        Some("GET,POST")
+    );
+    assert_eq!(
+        header(&r, "access-control-allow-headers").as_deref(),
+        Some("content-type,authorization")
+    );
+    assert_eq!(header(&r, "access-control-max-age").as_deref(), Some("600"));
+    assert_eq!(header(&r, "access-control-allow-credentials"), None);
+    // An origin not listed: no CORS headers, so the browser refuses.
+    let r = preflight("http://elsewhere.example").await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(header(&r, "access-control-allow-origin"), None);
+    // A plain OPTIONS (no Access-Control-Request-Method) is the route's.
+    let r = client
+        .request(reqwest::Method::OPTIONS, s.url("/items"))
+        .header("origin", SITE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 418);
+    // A preflight for a path with no route is answered too.
+    let r = client
+        .request(reqwest::Method::OPTIONS, s.url("/shop/nowhere"))
+        .header("origin", SITE)
+        .header("access-control-request-method", "DELETE")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        header(&r, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    assert_eq!(
+        header(&r, "access-control-allow-methods").as_deref(),
+        Some("*")
+    );
+}
+
+#[tokio::test]
+async fn cors_headers_are_on_every_answer_errors_included() {
+    let s = TestServer::start(CORS).await;
+    let client = reqwest::Client::new();
+    let get = |path: &str| client.get(s.url(path)).header("origin", SITE).send();
+    // The integration's own CORS header is replaced, as API Gateway does.
+    let r = get("/mine").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        header(&r, "access-control-allow-origin").as_deref(),
+        Some(SITE)
+    );
+    assert_eq!(
+        header(&r, "access-control-expose-headers").as_deref(),
+        Some("x-total")
+    );
+    assert_eq!(header(&r, "vary").as_deref(), Some("origin"));
+    // The gateway's errors carry them: 429, 404 (HTTP API), 403 (REST).
+    let r = get("/closed").await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(
+        header(&r, "access-control-allow-origin").as_deref(),
+        Some(SITE)
+    );
+    let r = get("/nothing").await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        header(&r, "access-control-allow-origin").as_deref(),
+        Some(SITE)
+    );
+    let r = get("/shop/nothing").await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        header(&r, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"message":"Missing Authentication Token"}"#
+    );
+    // No Origin, no CORS headers (the integration's are dropped still).
+    let r = client.get(s.url("/mine")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "access-control-allow-origin"), None);
+}

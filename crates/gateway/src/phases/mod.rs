@@ -1,7 +1,8 @@
 //! The phases a request goes through, each in its own module. The order
 //! is in one place, `Gateway::handle`; the phases to come (API key,
-//! authorizer, CORS, cache) have their slots marked there.
+//! authorizer, cache) have their slots marked there.
 
+pub(crate) mod cors;
 pub(crate) mod limits;
 pub(crate) mod normalize;
 pub(crate) mod served;
