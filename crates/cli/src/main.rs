@@ -135,10 +135,16 @@ impl std::error::Error for Reported {}
 /// Logs go to stderr through a background writer thread, so that a request
 /// never waits on a terminal or a pipe (one access log line per request).
 /// The guard flushes what is left when `main` returns.
+/// The target of the lines that say where Stratus listens: shown at any
+/// `STRATUS_LOG` level (a user who quiets the access lines still needs
+/// the addresses).
+const READY: &str = "stratus::ready";
+
 fn init_tracing(format: LogFormat, default_level: &str) -> logwriter::FlushGuard {
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_env("STRATUS_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter = filter.add_directive(format!("{READY}=info").parse().expect("a valid directive"));
     let (writer, guard) = logwriter::BatchedStderr::start();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -168,8 +174,9 @@ fn serve(path: PathBuf) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let server = stratus_server::Server::bind(app).await?;
-        tracing::info!("gateway listening on http://{}", server.gateway_addr());
-        tracing::info!("admin listening on http://{}", server.admin_addr());
+        // Always printed, whatever STRATUS_LOG says (see `init_tracing`).
+        tracing::info!(target: READY, "gateway listening on http://{}", server.gateway_addr());
+        tracing::info!(target: READY, "admin listening on http://{}", server.admin_addr());
         server.run(shutdown_signal()).await
     })
 }

@@ -35,31 +35,47 @@ pub struct RequestServed<'a> {
     pub error: Option<&'a str>,
 }
 
+/// Milliseconds rounded to hundredths, as a number (JSON logs get a
+/// number, text logs `0.25`).
+fn ms2(d: Duration) -> f64 {
+    (ms(d) * 100.0).round() / 100.0
+}
+
 impl RequestServed<'_> {
+    /// One access line: at INFO, or at WARN for a 5xx (an integration or
+    /// the gateway failed), so that `STRATUS_LOG=warn` keeps failures.
     pub fn emit(&self) {
-        let integration_ms = self.integration_latency.map(|d| format!("{:.2}", ms(d)));
-        tracing::info!(
-            target: "stratus::access",
-            request_id = self.request_id,
-            api = self.api,
-            stage = self.stage,
-            route = self.route,
-            method = self.method,
-            path = self.path,
-            source_ip = %self.source_ip,
-            status = self.status,
-            latency_ms = format_args!("{:.2}", ms(self.latency)),
-            integration_latency_ms = integration_ms,
-            api_key = self.api_key,
-            principal = self.principal,
-            authorizer = self.authorizer,
-            cache = self.cache,
-            error = self.error,
-            "{} {} {}",
-            self.method,
-            self.path,
-            self.status,
-        );
+        macro_rules! line {
+            ($level:ident) => {
+                tracing::$level!(
+                    target: "stratus::access",
+                    request_id = self.request_id,
+                    api = self.api,
+                    stage = self.stage,
+                    route = self.route,
+                    method = self.method,
+                    path = self.path,
+                    source_ip = %self.source_ip,
+                    status = self.status,
+                    latency_ms = ms2(self.latency),
+                    integration_latency_ms = self.integration_latency.map(ms2),
+                    api_key = self.api_key,
+                    principal = self.principal,
+                    authorizer = self.authorizer,
+                    cache = self.cache,
+                    error = self.error,
+                    "{} {} {}",
+                    self.method,
+                    self.path,
+                    self.status,
+                )
+            };
+        }
+        if self.status >= 500 {
+            line!(warn);
+        } else {
+            line!(info);
+        }
     }
 }
 

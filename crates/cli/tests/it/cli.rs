@@ -219,3 +219,27 @@ fn serve_names_a_listener_that_is_taken_and_exits_non_zero() {
     );
     drop(taken);
 }
+
+#[tokio::test]
+async fn a_quiet_log_level_keeps_the_addresses_and_the_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = free_port(); // nothing listens there: the proxy answers 502
+    write_file(
+        dir.path(),
+        "stratus.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
+             [apis.web]\ntype = \"http\"\n[apis.web.routes]\n\
+             \"GET /ok\" = {{ mock = {{ status = 200 }} }}\n\
+             \"GET /broken\" = {{ http = \"http://127.0.0.1:{dead}/\" }}\n"
+        ),
+    );
+    // `start` waits for the listening lines: they print at any level.
+    let s = Serving::start_with_env(dir.path(), &[("STRATUS_LOG", "warn")]);
+    assert_eq!(reqwest::get(s.url("/ok")).await.unwrap().status(), 200);
+    assert_eq!(reqwest::get(s.url("/broken")).await.unwrap().status(), 502);
+    // The failure is logged at WARN; the success is not logged at all.
+    let seen = s.wait_line("GET /broken 502", std::time::Duration::from_secs(5));
+    assert!(seen.last().unwrap().contains("WARN"), "{seen:?}");
+    assert!(!seen.iter().any(|l| l.contains("GET /ok")), "{seen:?}");
+}

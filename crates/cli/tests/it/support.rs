@@ -27,9 +27,15 @@ pub(crate) struct Serving {
 
 impl Serving {
     pub(crate) fn start(project: &Path) -> Serving {
+        Self::start_with_env(project, &[])
+    }
+
+    /// `start`, with extra environment variables for the server.
+    pub(crate) fn start_with_env(project: &Path, env: &[(&str, &str)]) -> Serving {
         let mut child = stratus()
             .arg("serve")
             .arg(project)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
