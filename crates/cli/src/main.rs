@@ -7,6 +7,7 @@ mod logformat;
 mod logwriter;
 
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -30,7 +31,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "API Gateway + Lambda on your own machine, in one binary"
 )]
 struct Cli {
-    /// Log line format.
+    /// Log lines on stderr: text, or json (one object a line).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
     #[command(subcommand)]
@@ -39,9 +40,7 @@ struct Cli {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
-    /// Readable lines.
     Text,
-    /// One JSON object a line.
     Json,
 }
 
@@ -52,19 +51,31 @@ enum Command {
         /// stratus.toml or the directory holding it.
         #[arg(default_value = ".")]
         path: PathBuf,
+        /// The gateway's address, in place of server.listen (IP:PORT).
+        #[arg(long, value_name = "IP:PORT", conflicts_with = "port")]
+        listen: Option<SocketAddr>,
+        /// The gateway's port, on server.listen's address (0: any free port).
+        #[arg(long)]
+        port: Option<u16>,
+        /// The admin listener's address, in place of server.admin_listen.
+        #[arg(long, value_name = "IP:PORT")]
+        admin_listen: Option<SocketAddr>,
     },
     /// Check a project and print every mistake.
     Validate {
+        /// stratus.toml or the directory holding it.
         #[arg(default_value = ".")]
         path: PathBuf,
     },
-    /// Print the route table: API, stage, method, path, integration.
+    /// Print the route table: API, stage, method, path, integration, throttle.
     Routes {
+        /// stratus.toml or the directory holding it.
         #[arg(default_value = ".")]
         path: PathBuf,
     },
     /// Write a starter project into DIR.
     Init {
+        /// Where to write it (created if missing; an existing stratus.toml is never overwritten).
         dir: PathBuf,
         /// What the project starts with.
         #[arg(long, value_enum, default_value_t = init::Template::Python)]
@@ -75,10 +86,12 @@ enum Command {
     /// Goes through the running server when one answers on the project's
     /// admin listener, otherwise runs the function here.
     Invoke {
+        /// The function's name in stratus.toml.
         function: String,
         /// The event: JSON, or @FILE to read it from a file.
         #[arg(long, default_value = "{}")]
         payload: String,
+        /// stratus.toml or the directory holding it.
         #[arg(default_value = ".")]
         path: PathBuf,
     },
@@ -90,7 +103,12 @@ fn main() -> ExitCode {
     let quiet = matches!(cli.command, Command::Invoke { .. });
     let _log_writer = init_tracing(cli.log_format, if quiet { "warn" } else { "info" });
     let result = match cli.command {
-        Command::Serve { path } => serve(path),
+        Command::Serve {
+            path,
+            listen,
+            port,
+            admin_listen,
+        } => serve(path, listen, port, admin_listen),
         Command::Validate { path } => load(&path).map(|app| {
             let routes: usize = app.apis.iter().map(|a| a.routes.len()).sum();
             println!(
@@ -169,8 +187,27 @@ pub(crate) fn load(path: &std::path::Path) -> anyhow::Result<App> {
     })
 }
 
-fn serve(path: PathBuf) -> anyhow::Result<()> {
-    let app = load(&path)?;
+fn serve(
+    path: PathBuf,
+    listen: Option<SocketAddr>,
+    port: Option<u16>,
+    admin_listen: Option<SocketAddr>,
+) -> anyhow::Result<()> {
+    let mut app = load(&path)?;
+    if let Some(listen) = listen {
+        app.server.listen = listen;
+    }
+    if let Some(port) = port {
+        app.server.listen.set_port(port);
+    }
+    if let Some(admin) = admin_listen {
+        // The rule stratus.toml's admin_listen follows (docs/config.md).
+        anyhow::ensure!(
+            app.server.verify_signatures || admin.ip().is_loopback(),
+            "--admin-listen {admin}: reachable from other machines, and without [server.credentials] the admin APIs accept any credentials; set [server.credentials] or listen on 127.0.0.1"
+        );
+        app.server.admin_listen = admin;
+    }
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let server = stratus_server::Server::bind(app).await?;

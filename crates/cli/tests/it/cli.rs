@@ -243,3 +243,58 @@ async fn a_quiet_log_level_keeps_the_addresses_and_the_failures() {
     assert!(seen.last().unwrap().contains("WARN"), "{seen:?}");
     assert!(!seen.iter().any(|l| l.contains("GET /ok")), "{seen:?}");
 }
+
+#[tokio::test]
+async fn serve_takes_its_addresses_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // Addresses that cannot be bound (port 1 needs privileges we drop
+    // nowhere, and 192.0.2.1 is not this machine's): the flags must win.
+    write_file(
+        dir.path(),
+        "stratus.toml",
+        "[server]\nlisten = \"192.0.2.1:8080\"\nadmin_listen = \"127.0.0.1:1\"\n\
+         [apis.web]\ntype = \"http\"\n[apis.web.routes]\n\"GET /ok\" = { mock = { status = 200, body = \"ok\" } }\n",
+    );
+    let s = Serving::start_with(
+        dir.path(),
+        &["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+        &[],
+    );
+    assert_ne!(s.gateway.port(), 0);
+    assert_eq!(
+        reqwest::get(s.url("/ok"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
+    drop(s);
+    // --port keeps the configured address and changes the port only.
+    write_file(
+        dir.path(),
+        "stratus.toml",
+        "[server]\nlisten = \"127.0.0.1:1\"\nadmin_listen = \"127.0.0.1:2\"\n\
+         [apis.web]\ntype = \"http\"\n[apis.web.routes]\n\"GET /ok\" = { mock = { status = 200, body = \"ok\" } }\n",
+    );
+    let s = Serving::start_with(
+        dir.path(),
+        &["--port", "0", "--admin-listen", "127.0.0.1:0"],
+        &[],
+    );
+    assert_eq!(s.gateway.ip().to_string(), "127.0.0.1");
+    assert_eq!(reqwest::get(s.url("/ok")).await.unwrap().status(), 200);
+    drop(s);
+    // The admin listener off loopback needs [server.credentials], as in stratus.toml.
+    let (ok, _, err) = run(&[
+        "serve",
+        dir.path().to_str().unwrap(),
+        "--port",
+        "0",
+        "--admin-listen",
+        "0.0.0.0:0",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("--admin-listen 0.0.0.0:0"), "{err}");
+}

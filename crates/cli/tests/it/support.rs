@@ -32,9 +32,15 @@ impl Serving {
 
     /// `start`, with extra environment variables for the server.
     pub(crate) fn start_with_env(project: &Path, env: &[(&str, &str)]) -> Serving {
+        Self::start_with(project, &[], env)
+    }
+
+    /// `start`, with extra arguments and environment variables.
+    pub(crate) fn start_with(project: &Path, args: &[&str], env: &[(&str, &str)]) -> Serving {
         let mut child = stratus()
             .arg("serve")
             .arg(project)
+            .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
