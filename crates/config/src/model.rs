@@ -532,6 +532,11 @@ impl PathPattern {
         let Some(rest) = path.strip_prefix('/') else {
             return Err(format!("path {path:?} must start with '/'"));
         };
+        if path.contains(['?', '#']) {
+            return Err(format!(
+                "path {path:?} has a query string: a route matches the path alone (the query string reaches the integration whatever it is)"
+            ));
+        }
         let mut segments = Vec::new();
         if rest.is_empty() {
             return Ok(PathPattern { segments });
@@ -548,6 +553,14 @@ impl PathPattern {
                 };
                 if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                     return Err(format!("path parameter {part:?} must be {{name}} or {{name+}} with a name of letters, digits and '_'"));
+                }
+                if segments
+                    .iter()
+                    .any(|s| matches!(s, Segment::Param(n) | Segment::Greedy(n) if n == name))
+                {
+                    return Err(format!(
+                        "path parameter {{{name}}} appears twice: each parameter needs its own name"
+                    ));
                 }
                 if greedy {
                     if i != parts.len() - 1 {

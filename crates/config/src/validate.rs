@@ -335,6 +335,16 @@ fn function(
     if !code.is_dir() {
         let msg = format!("code directory {:?} does not exist", f.code.get_ref());
         c.err(&f.code, &key("code"), msg);
+    } else if matches!(runtime, Some(Language::Provided(_)))
+        && !code.join(&handler).is_file()
+        && !code.join("Cargo.toml").is_file()
+    {
+        // What the first call would fail on: nothing to run, nothing to build.
+        let msg = format!(
+            "a provided function runs ./{handler} from its code directory, or builds one from a Cargo.toml there; {:?} has neither",
+            f.code.get_ref()
+        );
+        c.err(&f.code, &key("code"), msg);
     }
     let timeout = c.ranged(
         &f.timeout,
@@ -968,11 +978,19 @@ fn url_template(
     rk: &[&str],
 ) -> Option<UrlTemplate> {
     let u = url.get_ref();
-    if !(u.starts_with("http://") || u.starts_with("https://")) {
+    if u.starts_with("https://") {
         c.err(
             url,
             rk,
-            format!("http integration URL {u:?} must start with http:// or https://"),
+            format!("http integration URL {u:?}: https:// upstreams are not supported yet (Stratus has no TLS client); use http://"),
+        );
+        return None;
+    }
+    if !u.starts_with("http://") {
+        c.err(
+            url,
+            rk,
+            format!("http integration URL {u:?} must start with http://"),
         );
         return None;
     }

@@ -69,9 +69,10 @@ impl Launcher {
                 Language::Python(v) => {
                     interpreters.insert(id, find_python(v, &path)?);
                 }
-                Language::Node(_) => {
+                Language::Node(v) => {
                     let node = which("node", &path)
                         .ok_or("function runtime nodejs needs `node` on PATH; none found")?;
+                    warn_on_other_node(v, &node);
                     interpreters.insert(id, node);
                 }
             }
@@ -229,6 +230,34 @@ pub(crate) fn which(program: &str, path: &str) -> Option<PathBuf> {
     path.split(':')
         .map(|dir| Path::new(dir).join(program))
         .find(|p| p.is_file())
+}
+
+/// Says so when `nodejs22.x` is asked for and the machine's `node` is
+/// another major version (functions still run on it, as Python ones run
+/// on the `python3` there is).
+fn warn_on_other_node(runtime: &str, node: &Path) {
+    let Some(wanted) = runtime
+        .strip_prefix("nodejs")
+        .and_then(|v| v.strip_suffix(".x"))
+        .and_then(|v| v.parse::<u32>().ok())
+    else {
+        return;
+    };
+    let Ok(out) = std::process::Command::new(node).arg("--version").output() else {
+        return;
+    };
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let major = version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u32>().ok());
+    if major.is_some_and(|m| m != wanted) {
+        tracing::warn!(
+            "{runtime} asks for Node.js {wanted}; functions of that runtime run on Node.js {version} ({})",
+            node.display()
+        );
+    }
 }
 
 /// `python3.12` if that is installed, else `python3`; resolved to the real

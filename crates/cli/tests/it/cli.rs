@@ -298,3 +298,68 @@ async fn serve_takes_its_addresses_from_the_command_line() {
     assert!(!ok);
     assert!(err.contains("--admin-listen 0.0.0.0:0"), "{err}");
 }
+
+#[test]
+fn a_node_version_other_than_the_machines_is_warned_about() {
+    let out = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8(out.stdout).unwrap();
+    let major: u32 = version
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let asked = format!("nodejs{}.x", major + 2);
+    let dir = tempfile::tempdir().unwrap();
+    write_file(
+        dir.path(),
+        "n/a.mjs",
+        "export const handler = async () => 'hi';\n",
+    );
+    write_file(
+        dir.path(),
+        "stratus.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
+             [functions.n]\nruntime = \"{asked}\"\nhandler = \"a.handler\"\ncode = \"n\"\n"
+        ),
+    );
+    // Not a mistake in the project: it validates.
+    let (ok, _, err) = run(&["validate", dir.path().to_str().unwrap()]);
+    assert!(ok, "{err}");
+    // The warning is printed at start, before the listening lines.
+    let mut child = stratus()
+        .args(["serve", dir.path().to_str().unwrap(), "--port", "0"])
+        .env("STRATUS_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reader = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in std::io::BufRead::lines(reader) {
+        let line = line.unwrap();
+        let done = line.contains("gateway listening on");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let expected = format!(
+        "{asked} asks for Node.js {}; functions of that runtime run on Node.js {}",
+        major + 2,
+        version.trim()
+    );
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("WARN") && l.contains(&expected)),
+        "{seen:?}"
+    );
+}
