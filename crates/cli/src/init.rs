@@ -85,10 +85,23 @@ pub(crate) fn write(dir: &Path, template: Template) -> anyhow::Result<()> {
         }
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    println!(
-        "created a Stratus project ({template:?}) in {}",
-        dir.display()
-    );
+    // What Stratus keeps beside the project (builds, installed
+    // dependencies) and what the functions' languages leave behind.
+    let ignore = dir.join(".gitignore");
+    let existing = std::fs::read_to_string(&ignore).unwrap_or_default();
+    if !existing.lines().any(|l| l.trim() == ".stratus/") {
+        let mut text = existing;
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(".stratus/\n__pycache__/\nnode_modules/\n");
+        std::fs::write(&ignore, text)
+            .with_context(|| format!("cannot write {}", ignore.display()))?;
+    }
+    let name = template
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_owned());
+    println!("created a Stratus project ({name}) in {}", dir.display());
     println!("next: stratus serve {}", dir.display());
     Ok(())
 }

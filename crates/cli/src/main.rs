@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use stratus_config::{App, Integration, RouteKey};
+use stratus_config::{ApiKind, App, Integration, RouteKey};
 
 /// mimalloc instead of glibc's malloc: buffers made on one worker thread
 /// are freed on another all the time here (an event built by the gateway
@@ -112,11 +112,11 @@ fn main() -> ExitCode {
         Command::Validate { path } => load(&path).map(|app| {
             let routes: usize = app.apis.iter().map(|a| a.routes.len()).sum();
             println!(
-                "{}: ok ({} functions, {} APIs, {} routes)",
+                "{}: ok ({}, {}, {})",
                 app.file.display(),
-                app.functions.len(),
-                app.apis.len(),
-                routes
+                count(app.functions.len(), "function"),
+                count(app.apis.len(), "API"),
+                count(routes, "route")
             );
         }),
         Command::Routes { path } => load(&path).map(|app| print!("{}", routes_table(&app))),
@@ -135,6 +135,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `1 route`, `2 routes`.
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 /// A failure already shown to the user in full (config mistakes, a
@@ -244,6 +249,9 @@ fn routes_table(app: &App) -> String {
                         method.to_string(),
                         stratus_config::join_paths(&stage.mount, &path.to_string()),
                     ),
+                    RouteKey::Default if api.kind == ApiKind::WebSocket => {
+                        ("WS".to_owned(), format!("{} $default", stage.mount))
+                    }
                     RouteKey::Default => ("ANY".to_owned(), format!("{} ($default)", stage.mount)),
                     RouteKey::WebSocket(k) => ("WS".to_owned(), format!("{} {k}", stage.mount)),
                 };

@@ -97,8 +97,9 @@ impl WebSocketClosed<'_> {
             api = self.api,
             stage = self.stage,
             status = self.code,
-            "websocket closed: {} {}",
+            "websocket closed: {}{}{}",
             self.code,
+            if self.reason.is_empty() { "" } else { " " },
             self.reason
         );
     }

@@ -96,6 +96,12 @@ fn routes_prints_a_table() {
         .expect(&out);
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(cells[..4], ["shop", "prod", "GET", "/shop/prod/items/{id}"]);
+    // A WebSocket API's $default is a WebSocket route, not ANY.
+    let ws = out
+        .lines()
+        .find(|l| l.starts_with("chat") && l.contains("$default"))
+        .expect(&out);
+    assert!(ws.contains(" WS "), "{ws}");
     assert!(
         row.ends_with("100/s, burst 200"),
         "the stage's throttle: {row}"
@@ -109,14 +115,18 @@ fn init_writes_a_project_per_template_that_validates_and_refuses_to_overwrite() 
     let dir = tempfile::tempdir().unwrap();
     for template in ["python", "node", "rust", "websocket", "mock"] {
         let target = dir.path().join(template);
-        let (ok, _, err) = run(&["init", target.to_str().unwrap(), "--template", template]);
+        let (ok, out, err) = run(&["init", target.to_str().unwrap(), "--template", template]);
         assert!(ok, "{template}: {err}");
+        assert!(out.contains(&format!("({template})")), "{out}");
+        // What Stratus and the languages leave in the project is ignored.
+        let ignore = std::fs::read_to_string(target.join(".gitignore")).unwrap();
+        assert!(ignore.lines().any(|l| l == ".stratus/"), "{ignore}");
         let (ok, out, err) = run(&["validate", target.to_str().unwrap()]);
         assert!(ok, "{template}: {err}");
         let functions = match template {
-            "mock" => "0 functions",
-            "websocket" => "2 functions",
-            _ => "1 functions",
+            "mock" => "0 functions, 1 API,",
+            "websocket" => "2 functions, 2 APIs,",
+            _ => "1 function, 1 API,",
         };
         assert!(out.contains(functions), "{template}: {out}");
     }
@@ -187,6 +197,24 @@ async fn serve_answers_the_example_routes() {
         .await
         .unwrap();
     assert_eq!(health.text().await.unwrap(), "ok\n");
+    // The chat answers a message that is not JSON (it once crashed on it:
+    // "Internal server error").
+    {
+        use futures_util::{SinkExt, StreamExt};
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/chat", s.gateway))
+            .await
+            .unwrap();
+        ws.send(tokio_tungstenite::tungstenite::Message::text("hello?"))
+            .await
+            .unwrap();
+        let reply = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let text = reply.into_text().unwrap().to_string();
+        assert!(text.contains("messages are JSON objects"), "{text}");
+    }
     // The access log names the request.
     let log: Vec<String> =
         std::iter::from_fn(|| s.lines.recv_timeout(std::time::Duration::from_secs(2)).ok())

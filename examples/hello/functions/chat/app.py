@@ -7,6 +7,7 @@ function STRATUS_ADMIN_URL and credentials, so the endpoint is built
 without a hard-coded address.
 """
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -15,7 +16,11 @@ import urllib.parse
 
 import boto3
 
-DB = os.path.join(tempfile.gettempdir(), f"stratus-example-{os.environ['AWS_LAMBDA_FUNCTION_NAME']}.db")
+# /tmp, as on Lambda; named after the code's location, so that two projects
+# with a `chat` function (this example, a `stratus init --template
+# websocket` project) never share their connections.
+_ROOT = hashlib.sha1(os.environ.get("LAMBDA_TASK_ROOT", os.getcwd()).encode()).hexdigest()[:12]
+DB = os.path.join(tempfile.gettempdir(), f"stratus-chat-{os.environ['AWS_LAMBDA_FUNCTION_NAME']}-{_ROOT}.db")
 
 
 def db():
@@ -58,7 +63,12 @@ def handler(event, context):
             broadcast(ctx, {"system": f"{row[0]} left"})
         return {"statusCode": 200}
 
-    body = json.loads(event.get("body") or "{}")
+    try:
+        body = json.loads(event.get("body") or "{}")
+    except ValueError:
+        body = None  # not JSON: route selection sent it to $default
+    if not isinstance(body, dict):
+        return {"statusCode": 200, "body": json.dumps({"error": "messages are JSON objects", "actions": ["join", "send"]})}
     if route == "join":
         name = str(body.get("name") or "someone")[:40]
         db().execute("INSERT OR REPLACE INTO connections VALUES (?, ?)", (cid, name))
