@@ -72,10 +72,53 @@ fn toml_error(src: &diag::Source<'_>, key: &str, e: &toml::de::Error) -> Diagnos
     // Serde says "unknown field `x`, expected one of ..." for unknown keys; say "key".
     if let Some(rest) = message.strip_prefix("unknown field") {
         message = format!("unknown key{rest}");
+        if let Some(hint) = did_you_mean(&message) {
+            message = format!("{message}; did you mean `{hint}`?");
+        }
     }
     // Name types as a user writes them, not as Rust spells them.
-    let message = message.replace("expected i64", "expected an integer");
+    message = message.replace("expected i64", "expected an integer");
+    // The parser's words for a syntax mistake, said as what the user wrote.
+    let line = e.span().map(|s| line_at(src.text, s.start)).unwrap_or("");
+    let assignment = line.split_once('=').map(|(k, v)| (k.trim(), v.trim()));
+    let mut key = key.to_owned();
+    if message.starts_with("duplicate key") {
+        if let Some((k, _)) = assignment {
+            message = format!("duplicate key `{k}`: it is set twice in the same table; keep one");
+        }
+    } else if message.starts_with("invalid float")
+        || message.starts_with("invalid integer")
+        || message.starts_with("invalid number")
+        || message.starts_with("string values must be quoted")
+    {
+        if let Some((k, v)) = assignment {
+            if key.is_empty() {
+                key = k.to_owned();
+            }
+            message = format!("a string is expected: quote the value ({k} = \"{v}\")");
+        }
+    }
     src.at(e.span(), key, message)
+}
+
+/// The line of `text` that holds byte `offset`.
+fn line_at(text: &str, offset: usize) -> &str {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    &text[start..end]
+}
+
+/// For "unknown key `timout`, expected one of `timeout`, ...": the known
+/// key closest to the one written, when it is close enough to be a typo.
+fn did_you_mean(message: &str) -> Option<String> {
+    let mut names = message.split('`').skip(1).step_by(2);
+    let written = names.next()?;
+    names
+        .map(|known| (strsim::jaro_winkler(written, known), known))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, known)| known.to_owned())
 }
 
 #[cfg(test)]

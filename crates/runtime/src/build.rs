@@ -6,7 +6,11 @@
 //!   `NODE_PATH`, so `require()` sees it; ES module imports of packages do not
 //!   honour `NODE_PATH`, a Node limitation);
 //! - `provided` with a `Cargo.toml` and no `bootstrap`: `cargo build
-//!   --release` into a target directory shared by the project's Rust functions, the binary linked as `BUILD/bootstrap`.
+//!   --release` into a target directory shared by every project of the user
+//!   (`cargo_target_dir`), the binary copied to `BUILD/bootstrap`.
+//!
+//! Long steps say every few seconds how long they have run and how far
+//! they got; pip's and npm's output is shown only when they fail.
 //!
 //! Python and Node installs are redone only when the dependency file
 //! changes (a stamp holds its hash); cargo decides staleness itself.
@@ -28,12 +32,20 @@ pub(crate) async fn prepare(
             let target = build_dir.join("python");
             install_once(f, &req, build_dir, "pip", || {
                 let mut c = Command::new(interpreter.unwrap_or(Path::new("python3")));
+                // Into the function's own target, quietly: no resolver
+                // warnings about unrelated packages of the interpreter's
+                // site-packages (`--no-warn-conflicts`), no advice about
+                // running as root. (Not `--isolated`: pip's configuration,
+                // such as an index mirror or a certificate, must apply.)
                 c.args([
                     "-m",
                     "pip",
                     "install",
                     "--quiet",
                     "--disable-pip-version-check",
+                    "--no-warn-conflicts",
+                    "--root-user-action=ignore",
+                    "--no-input",
                     "--upgrade",
                     "-r",
                 ])
@@ -87,19 +99,30 @@ async fn install_once(
     }
     std::fs::create_dir_all(build_dir).map_err(|e| e.to_string())?;
     tracing::info!(function = %f.name, "installing dependencies from {} ({tool})…", manifest.display());
+    // The tool's output is kept, and shown only when it fails: a good
+    // install prints nothing alarming.
     let mut c = cmd();
-    let status = c
+    let run = c
         .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
-        .status()
-        .await
-        .map_err(|e| format!("function {:?}: cannot run {tool}: {e}", f.name))?;
-    if !status.success() {
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output();
+    let out = with_progress(
+        &f.name,
+        &format!("installing dependencies ({tool})"),
+        run,
+        String::new,
+    )
+    .await
+    .map_err(|e| format!("function {:?}: cannot run {tool}: {e}", f.name))?;
+    if !out.status.success() {
         return Err(format!(
-            "function {:?}: installing {} failed ({status})",
+            "function {:?}: installing {} failed ({}):\n{}{}",
             f.name,
-            manifest.display()
+            manifest.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
         ));
     }
     std::fs::write(&stamp, want).map_err(|e| e.to_string())?;
@@ -107,12 +130,35 @@ async fn install_once(
     Ok(())
 }
 
+/// Where Rust functions are compiled: one Cargo target directory for every
+/// project of this user (`$XDG_CACHE_HOME/stratus/cargo-target`, else
+/// `~/.cache/stratus/cargo-target`), so `lambda_http` and its dependencies
+/// are compiled once, not once per project; cargo locks it while it builds.
+/// Without a home directory, the project's `data_dir/cargo-target`.
+/// `STRATUS_CARGO_TARGET_DIR` chooses another.
+fn cargo_target_dir(build_dir: &Path) -> PathBuf {
+    if let Some(dir) = std::env::var_os("STRATUS_CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+    match cache {
+        Some(c) => c.join("stratus").join("cargo-target"),
+        None => build_dir.parent().unwrap_or(build_dir).join("cargo-target"),
+    }
+}
+
 async fn cargo_build(f: &Function, build_dir: &Path) -> Result<(), String> {
-    // One target directory for all of a project's Rust functions, so their
-    // dependencies are compiled once.
-    let target = build_dir.parent().unwrap_or(build_dir).join("cargo-target");
-    tracing::info!(function = %f.name, "building {} (cargo build --release)…", f.code.display());
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    use tokio::io::AsyncBufReadExt;
+    let target = cargo_target_dir(build_dir);
+    tracing::info!(
+        function = %f.name,
+        "building {} (cargo build --release, in {})…",
+        f.code.display(),
+        target.display()
+    );
+    let mut child = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args([
             "build",
             "--release",
@@ -125,32 +171,56 @@ async fn cargo_build(f: &Function, build_dir: &Path) -> Result<(), String> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .output()
-        .await
+        .kill_on_drop(true)
+        .spawn()
         .map_err(|e| format!("function {:?}: cannot run cargo: {e}", f.name))?;
-    if !out.status.success() {
+    // Cargo reports each compiled crate on stdout: counted, and the count
+    // is the progress shown while it builds.
+    let stdout = child.stdout.take().expect("piped stdout");
+    let compiled = std::sync::atomic::AtomicUsize::new(0);
+    let mut exe: Option<PathBuf> = None;
+    let read = async {
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if v["reason"] == "compiler-artifact" {
+                compiled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Some(e) = v["executable"].as_str() {
+                    exe = Some(PathBuf::from(e));
+                }
+            }
+        }
+        child.wait().await
+    };
+    let status = with_progress(&f.name, "building", read, || {
+        format!(
+            "{} crates compiled",
+            compiled.load(std::sync::atomic::Ordering::Relaxed)
+        )
+    })
+    .await
+    .map_err(|e| format!("function {:?}: cargo: {e}", f.name))?;
+    if !status.success() {
         return Err(format!(
-            "function {:?}: cargo build failed ({})",
-            f.name, out.status
+            "function {:?}: cargo build failed ({status})",
+            f.name
         ));
     }
-    // The executable the package builds, from cargo's own report.
-    let exe: Option<PathBuf> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["reason"] == "compiler-artifact")
-        .filter_map(|v| v["executable"].as_str().map(PathBuf::from))
-        .next_back();
     let exe =
         exe.ok_or_else(|| format!("function {:?}: the Cargo package builds no binary", f.name))?;
+    // A copy, not a link: another project's build in the shared target
+    // directory may replace a binary of the same name.
     let bootstrap = build_dir.join("bootstrap");
     let _ = std::fs::remove_file(&bootstrap);
     std::fs::create_dir_all(build_dir)
-        .and_then(|()| std::os::unix::fs::symlink(&exe, &bootstrap))
+        .and_then(|()| std::fs::copy(&exe, &bootstrap).map(|_| ()))
         .map_err(|e| {
             format!(
-                "function {:?}: cannot link {}: {e}",
+                "function {:?}: cannot copy {} to {}: {e}",
                 f.name,
+                exe.display(),
                 bootstrap.display()
             )
         })?;
@@ -158,9 +228,62 @@ async fn cargo_build(f: &Function, build_dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Runs `work`, saying every few seconds that it still runs, for how long,
+/// and how far it got (`progress`), so that a long first start is never
+/// silent for more than a few seconds.
+async fn with_progress<T>(
+    function: &str,
+    what: &str,
+    work: impl std::future::Future<Output = T>,
+    progress: impl Fn() -> String,
+) -> T {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+    let started = tokio::time::Instant::now();
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval_at(started + EVERY, EVERY);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tick.tick() => {
+                let so_far = progress();
+                let so_far = if so_far.is_empty() { String::new() } else { format!(", {so_far}") };
+                tracing::info!(function = %function, "{what}: {} s{so_far}…", started.elapsed().as_secs());
+            }
+        }
+    }
+}
+
 /// FNV-1a: a stable fingerprint of a dependency file (not security).
 fn fnv64(data: &[u8]) -> u64 {
     data.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_step_reports_its_progress_every_five_seconds() {
+        let asked = AtomicUsize::new(0);
+        let out = with_progress(
+            "f",
+            "building",
+            async {
+                tokio::time::sleep(Duration::from_secs(12)).await;
+                7
+            },
+            || {
+                asked.fetch_add(1, Ordering::SeqCst);
+                String::new()
+            },
+        )
+        .await;
+        assert_eq!(out, 7);
+        assert_eq!(asked.load(Ordering::SeqCst), 2, "at 5 s and 10 s");
+    }
 }

@@ -952,3 +952,24 @@ async fn environments_default_to_a_reserved_concurrency() {
     assert!(first.is_ok());
     assert_eq!(second.unwrap_err(), InvokeError::TooManyRequests);
 }
+
+#[tokio::test]
+async fn a_failing_pip_install_stops_the_start_with_pips_own_words() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("py")).unwrap();
+    std::fs::write(dir.path().join("py/app.py"), PY).unwrap();
+    // `--no-index`: pip fails at once, without the network.
+    std::fs::write(
+        dir.path().join("py/requirements.txt"),
+        "--no-index\nstratus-no-such-package==1.0\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("stratus.toml"), py_project("")).unwrap();
+    let app = stratus_config::load(dir.path()).unwrap();
+    let err = Runtime::start(&app, vec![]).await.unwrap_err().to_string();
+    assert!(err.contains("requirements.txt"), "{err}");
+    assert!(
+        err.contains("stratus-no-such-package"),
+        "pip's output is in the error: {err}"
+    );
+}
