@@ -81,6 +81,25 @@ enum Command {
         #[arg(long, value_enum, default_value_t = init::Template::Python)]
         template: init::Template,
     },
+    /// Print the event a function route receives for a request, as the
+    /// gateway builds it: a whole API Gateway event for `stratus invoke`.
+    ///
+    /// e.g. `stratus invoke hello --payload "$(stratus event GET /hello/you)"`
+    Event {
+        /// The request's method.
+        method: String,
+        /// The request's path, with a query string if any (`/items/1?x=2`).
+        path: String,
+        /// A request header, `NAME: VALUE` (repeatable).
+        #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+        /// The request body: text, or @FILE to read it from a file.
+        #[arg(long)]
+        body: Option<String>,
+        /// stratus.toml or the directory holding it.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+    },
     /// Call a function once; print its result (stdout) and its logs (stderr).
     ///
     /// Goes through the running server when one answers on the project's
@@ -120,6 +139,13 @@ fn main() -> ExitCode {
             );
         }),
         Command::Routes { path } => load(&path).map(|app| print!("{}", routes_table(&app))),
+        Command::Event {
+            method,
+            path,
+            headers,
+            body,
+            project,
+        } => event(&project, method, path, &headers, body.as_deref()),
         Command::Init { dir, template } => init::write(&dir, template),
         Command::Invoke {
             function,
@@ -135,6 +161,44 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `stratus event`: the event, pretty-printed, on stdout; which function
+/// gets it, on stderr.
+fn event(
+    project: &std::path::Path,
+    method: String,
+    path_and_query: String,
+    headers: &[String],
+    body: Option<&str>,
+) -> anyhow::Result<()> {
+    let app = load(project)?;
+    let headers = headers
+        .iter()
+        .map(|h| {
+            h.split_once(':')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .with_context(|| format!("--header {h:?}: expected NAME: VALUE"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let body = match body {
+        Some(b) => match b.strip_prefix('@') {
+            Some(file) => std::fs::read(file).with_context(|| format!("cannot read {file}"))?,
+            None => b.as_bytes().to_vec(),
+        },
+        None => Vec::new(),
+    };
+    let req = stratus_gateway::SampleRequest {
+        method,
+        path_and_query,
+        headers,
+        body,
+    };
+    let (function, event) = stratus_gateway::event_for(&app, &req).map_err(anyhow::Error::msg)?;
+    let pretty: serde_json::Value = serde_json::from_slice(&event)?;
+    println!("{}", serde_json::to_string_pretty(&pretty)?);
+    eprintln!("(the event function {function:?} receives)");
+    Ok(())
 }
 
 /// `1 route`, `2 routes`.

@@ -13,6 +13,7 @@ mod integrations;
 mod invoke;
 mod phases;
 mod router;
+mod sample;
 mod websocket;
 
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ use tokio::time::Instant;
 pub use error::GatewayError;
 pub use events::{header_str, RawRequestHead};
 pub use invoke::Invoke;
+pub use sample::{event_for, SampleRequest};
 pub use websocket::{
     ConnectionInfo, Connections, LocalConnection, Outbound, SendError, WebSockets, MAX_FRAME,
     MAX_MESSAGE,

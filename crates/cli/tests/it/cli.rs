@@ -391,3 +391,34 @@ fn a_node_version_other_than_the_machines_is_warned_about() {
         "{seen:?}"
     );
 }
+
+#[test]
+fn stratus_event_gives_what_the_rust_templates_function_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("rs");
+    let project_arg = project.to_str().unwrap();
+    let (ok, _, err) = run(&["init", project_arg, "--template", "rust"]);
+    assert!(ok, "{err}");
+    let (ok, event, err) = run(&[
+        "event",
+        "GET",
+        "/hello/cli?lang=en",
+        "--project",
+        project_arg,
+    ]);
+    assert!(ok, "{err}");
+    assert!(err.contains("\"hello\""), "names the function: {err}");
+    let v: serde_json::Value = serde_json::from_str(&event).unwrap();
+    assert_eq!(v["version"], "2.0");
+    assert_eq!(v["routeKey"], "GET /hello/{name}");
+    assert_eq!(v["pathParameters"]["name"], "cli");
+    assert_eq!(v["queryStringParameters"]["lang"], "en");
+    // lambda_http parses it (a bare {"pathParameters": ...} it refuses).
+    let (ok, out, err) = run(&["invoke", "hello", "--payload", &event, project_arg]);
+    assert!(ok, "{err}");
+    assert!(out.contains("hello, cli"), "{out}");
+    // A path no function serves is said so.
+    let (ok, _, err) = run(&["event", "GET", "/ping", "--project", project_arg]);
+    assert!(!ok);
+    assert!(err.contains("calls no function"), "{err}");
+}
