@@ -13,10 +13,7 @@ use crate::Reported;
 
 pub(crate) fn run(path: &Path, function: &str, payload: &str) -> anyhow::Result<()> {
     let app = crate::load(path)?;
-    let payload = match payload.strip_prefix('@') {
-        Some(file) => std::fs::read(file).with_context(|| format!("cannot read {file}"))?,
-        None => payload.as_bytes().to_vec(),
-    };
+    let payload = crate::text_or_file(payload)?;
     if let Err(e) = serde_json::from_slice::<serde_json::Value>(&payload) {
         anyhow::bail!("the payload is not JSON: {e}");
     }

@@ -181,13 +181,7 @@ fn event(
                 .with_context(|| format!("--header {h:?}: expected NAME: VALUE"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let body = match body {
-        Some(b) => match b.strip_prefix('@') {
-            Some(file) => std::fs::read(file).with_context(|| format!("cannot read {file}"))?,
-            None => b.as_bytes().to_vec(),
-        },
-        None => Vec::new(),
-    };
+    let body = body.map(text_or_file).transpose()?.unwrap_or_default();
     let req = stratus_gateway::SampleRequest {
         method,
         path_and_query,
@@ -199,6 +193,14 @@ fn event(
     println!("{}", serde_json::to_string_pretty(&pretty)?);
     eprintln!("(the event function {function:?} receives)");
     Ok(())
+}
+
+/// An argument's bytes: the text itself, or a file's for `@FILE`.
+pub(crate) fn text_or_file(arg: &str) -> anyhow::Result<Vec<u8>> {
+    match arg.strip_prefix('@') {
+        Some(file) => std::fs::read(file).with_context(|| format!("cannot read {file}")),
+        None => Ok(arg.as_bytes().to_vec()),
+    }
 }
 
 /// `1 route`, `2 routes`.
