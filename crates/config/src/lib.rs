@@ -48,12 +48,73 @@ pub fn load(path: &Path) -> Result<App, Diagnostics> {
 /// resolves relative paths.
 pub fn load_str(text: &str, file: &Path, project_dir: &Path) -> Result<App, Diagnostics> {
     let src = diag::Source { path: file, text };
-    let raw = parse(&src).map_err(|d| Diagnostics(vec![d]))?;
+    let raw = parse(&src).map_err(Diagnostics)?;
     validate::resolve(raw, file, text, project_dir).map_err(Diagnostics)
 }
 
-fn parse(src: &diag::Source<'_>) -> Result<raw::RawConfig, Diagnostic> {
-    let de = toml::Deserializer::parse(src.text).map_err(|e| toml_error(src, "", &e))?;
+/// How many mistakes one parse reports at most.
+const MAX_PARSE_ERRORS: usize = 20;
+
+/// Parses the file, reporting every mistake the parser can reach, not
+/// only the first: the parser (toml, then serde) stops at the first one,
+/// so its line is blanked (spaces: every later offset stays right) and the
+/// text parsed again. A mistake found after a broken table header may be
+/// a consequence of it, so past one only syntax errors are reported; a
+/// "missing key" that blanking a line caused is not the user's.
+fn parse(src: &diag::Source<'_>) -> Result<raw::RawConfig, Vec<Diagnostic>> {
+    let mut text = src.text.to_owned();
+    let mut errors = Vec::new();
+    let mut blanked: Vec<String> = Vec::new();
+    let mut structure_broken = false;
+    for _ in 0..MAX_PARSE_ERRORS {
+        let attempt = diag::Source {
+            path: src.path,
+            text: &text,
+        };
+        let (diagnostic, span, syntax) = match parse_once(&attempt) {
+            Ok(raw) if errors.is_empty() => return Ok(raw),
+            Ok(_) => break,
+            Err(e) => e,
+        };
+        let caused_by_us = diagnostic
+            .message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next())
+            .is_some_and(|k| blanked.iter().any(|b| b == k));
+        if caused_by_us {
+            break; // cannot go on without the key: what was found stands
+        }
+        if syntax || !structure_broken {
+            errors.push(diagnostic);
+        }
+        let Some(span) = span else { break };
+        let (start, end) = line_bounds(&text, span.start);
+        let line = text[start..end].trim_start().to_owned();
+        if line.is_empty() || diagnostic_is_fatal(&line) && !syntax {
+            break;
+        }
+        structure_broken |= line.starts_with('[');
+        if let Some((k, _)) = line.split_once('=') {
+            blanked.push(k.trim().trim_matches('"').to_owned());
+        }
+        text.replace_range(start..end, &" ".repeat(end - start));
+    }
+    errors.sort_by_key(|d| (d.line, d.column));
+    Err(errors)
+}
+
+/// A line whose removal would not let the parse go on meaningfully.
+fn diagnostic_is_fatal(line: &str) -> bool {
+    line.starts_with("[[")
+}
+
+/// One parse: the config, or the first mistake, where it is, and whether
+/// it is a syntax error (not a key or a type).
+fn parse_once(
+    src: &diag::Source<'_>,
+) -> Result<raw::RawConfig, (Diagnostic, Option<std::ops::Range<usize>>, bool)> {
+    let de = toml::Deserializer::parse(src.text)
+        .map_err(|e| (toml_error(src, "", &e), e.span(), true))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         // serde_path_to_error knows the key; toml knows where it is.
         let key = e
@@ -63,8 +124,20 @@ fn parse(src: &diag::Source<'_>) -> Result<raw::RawConfig, Diagnostic> {
             .filter(|s| !s.starts_with("$__serde_spanned") && s != "?")
             .collect::<Vec<_>>();
         let key = key.iter().map(String::as_str).collect::<Vec<_>>();
-        toml_error(src, &diag::key_path(&key), e.inner())
+        (
+            toml_error(src, &diag::key_path(&key), e.inner()),
+            e.inner().span(),
+            false,
+        )
     })
+}
+
+/// The byte range of the line holding `offset`, without its newline.
+fn line_bounds(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    (start, end)
 }
 
 fn toml_error(src: &diag::Source<'_>, key: &str, e: &toml::de::Error) -> Diagnostic {
@@ -93,7 +166,11 @@ fn toml_error(src: &diag::Source<'_>, key: &str, e: &toml::de::Error) -> Diagnos
     {
         if let Some((k, v)) = assignment {
             if key.is_empty() {
-                key = k.to_owned();
+                let offset = e.span().map_or(0, |s| s.start);
+                key = match table_at(src.text, offset) {
+                    Some(table) => format!("{table}.{k}"),
+                    None => k.to_owned(),
+                };
             }
             message = format!("a string is expected: quote the value ({k} = \"{v}\")");
         }
@@ -101,11 +178,21 @@ fn toml_error(src: &diag::Source<'_>, key: &str, e: &toml::de::Error) -> Diagnos
     src.at(e.span(), key, message)
 }
 
+/// The `[table]` whose section holds byte `offset`, if any.
+fn table_at(text: &str, offset: usize) -> Option<&str> {
+    let (start, _) = line_bounds(text, offset);
+    text[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .and_then(|l| l.strip_prefix('[')?.split(']').next())
+        .map(str::trim)
+}
+
 /// The line of `text` that holds byte `offset`.
 fn line_at(text: &str, offset: usize) -> &str {
-    let offset = offset.min(text.len());
-    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
-    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let (start, end) = line_bounds(text, offset);
     &text[start..end]
 }
 
