@@ -219,3 +219,108 @@ async fn cors_headers_are_on_every_answer_errors_included() {
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "access-control-allow-origin"), None);
 }
+
+/// A page on one origin (`localhost`) calling APIs on another
+/// (`127.0.0.1`), in a real browser: what CORS is for.
+const BROWSER: &str = r#"
+[apis.site]
+type = "http"
+base_path = "/site"
+[apis.site.routes]
+"GET /index" = { mock = { status = 200, headers = { content-type = "text/html" }, body = '''
+<!doctype html><html><head><title>waiting</title></head><body>waiting</body>
+<script>
+async function call(path, init) {
+  try {
+    const r = await fetch(`http://127.0.0.1:${location.port}${path}`, init);
+    return `${r.status} ${await r.text()}`;
+  } catch (e) {
+    return 'blocked';
+  }
+}
+(async () => {
+  const out = {
+    allowed: await call('/api/hello', { headers: { 'x-demo': '1' } }),
+    throttled: await call('/api/closed'),
+    nocors: await call('/nocors/hello'),
+  };
+  document.body.textContent = JSON.stringify(out);
+  document.title = 'done';
+})();
+</script></html>
+''' } }
+
+[apis.api]
+type = "http"
+base_path = "/api"
+cors = { allow_origins = ["*"], allow_methods = ["GET"], allow_headers = ["x-demo"] }
+[apis.api.routes]
+"GET /hello" = { mock = { status = 200, body = "hi" } }
+"GET /closed" = { mock = { status = 200 }, throttle = { rate = 0, burst = 0 } }
+
+[apis.nocors]
+type = "http"
+base_path = "/nocors"
+[apis.nocors.routes]
+"GET /hello" = { mock = { status = 200, body = "hi" } }
+"#;
+
+fn chromium() -> Option<&'static str> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())
+}
+
+#[tokio::test]
+async fn a_browser_calls_across_origins_as_cors_allows() {
+    let Some(browser) = chromium() else {
+        // .ci/run installs Chromium and sets STRATUS_REQUIRE_BROWSER: there
+        // this test never skips.
+        assert!(
+            std::env::var_os("STRATUS_REQUIRE_BROWSER").is_none(),
+            "Chromium is required here (apt-get install chromium)"
+        );
+        eprintln!("skipped: Chromium is not installed (apt-get install chromium)");
+        return;
+    };
+    let s = TestServer::start(BROWSER).await;
+    let page = s.url("/site/index").replace("127.0.0.1", "localhost");
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let run = |extra: Vec<String>| {
+        let (browser, page) = (browser.to_owned(), page.clone());
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(browser)
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--no-first-run",
+                    "--virtual-time-budget=10000",
+                    "--window-size=900,200",
+                ])
+                .args(extra)
+                .arg(page)
+                .output()
+                .unwrap()
+        })
+    };
+    let dom = run(vec!["--dump-dom".into()]).await.unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+    // The page's own report, as the browser saw each call.
+    assert!(dom.contains("<title>done</title>"), "{dom}");
+    // A preflighted call (custom header) is let through.
+    assert!(dom.contains(r#""allowed":"200 hi""#), "{dom}");
+    // The gateway's own 429 carries CORS headers: the page sees it.
+    assert!(
+        dom.contains(r#""throttled":"429 {\"message\":\"Too Many Requests\"}""#),
+        "{dom}"
+    );
+    // An API without CORS: the browser blocks the answer.
+    assert!(dom.contains(r#""nocors":"blocked""#), "{dom}");
+    let shot = shots.join("cors.png");
+    let _ = run(vec![format!("--screenshot={}", shot.display())])
+        .await
+        .unwrap();
+    assert!(shot.is_file(), "a screenshot in {}", shot.display());
+}
