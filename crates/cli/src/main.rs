@@ -86,7 +86,8 @@ enum Command {
     ///
     /// e.g. `stratus invoke hello --payload "$(stratus event GET /hello/you)"`
     Event {
-        /// The request's method.
+        /// The request's method; CONNECT, MESSAGE or DISCONNECT for a
+        /// WebSocket API's path.
         method: String,
         /// The request's path, with a query string if any (`/items/1?x=2`).
         path: String,

@@ -21,8 +21,17 @@ pub struct SampleRequest {
 
 /// The function the request reaches, and the event it would receive, as
 /// JSON; an error says why there is none (no route, not a function route).
+/// `CONNECT`, `MESSAGE` and `DISCONNECT` as the method make WebSocket
+/// events for the WebSocket API stage served at the path.
 pub fn event_for(app: &App, req: &SampleRequest) -> Result<(String, Vec<u8>), String> {
-    let method = http::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
+    let upper = req.method.to_ascii_uppercase();
+    if let Some(kind) = ["CONNECT", "MESSAGE", "DISCONNECT"]
+        .into_iter()
+        .find(|k| *k == upper)
+    {
+        return websocket_event(app, kind, req);
+    }
+    let method = http::Method::from_bytes(upper.as_bytes())
         .map_err(|_| format!("{:?} is not an HTTP method", req.method))?;
     let mut builder = http::Request::builder()
         .method(method.clone())
@@ -72,5 +81,84 @@ pub fn event_for(app: &App, req: &SampleRequest) -> Result<(String, Vec<u8>), St
         PayloadFormat::V2 => events::v2::v2_event(&m, &parts, &body, &cx),
     }
     .map_err(|e| e.to_string())?;
+    Ok((name.clone(), event))
+}
+
+fn websocket_event(
+    app: &App,
+    kind: &str,
+    req: &SampleRequest,
+) -> Result<(String, Vec<u8>), String> {
+    use crate::events::websocket::{new_connection_id, EventKind, Meta};
+    let mut builder = http::Request::builder().uri(&req.path_and_query);
+    for (k, v) in &req.headers {
+        builder = builder.header(k.as_str(), v.as_str());
+    }
+    let request = builder
+        .body(())
+        .map_err(|e| format!("not a request: {e}"))?;
+    let path = request.uri().path();
+    let path = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
+    let (api, stage) = app
+        .apis
+        .iter()
+        .filter(|a| a.kind == stratus_config::ApiKind::WebSocket)
+        .find_map(|a| a.stages.iter().find(|s| s.mount == path).map(|s| (a, s)))
+        .ok_or_else(|| format!("no WebSocket API stage is served at {path}"))?;
+    let body = String::from_utf8_lossy(&req.body).into_owned();
+    let route_key = match kind {
+        "CONNECT" => "$connect".to_owned(),
+        "DISCONNECT" => "$disconnect".to_owned(),
+        _ => {
+            let selected = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .zip(api.route_selection.as_ref())
+                .map(|(v, expr)| crate::websocket::routing::select_route(expr, &v));
+            match selected {
+                Some(key) if crate::websocket::routing::find_custom_route(api, &key).is_some() => {
+                    key
+                }
+                _ => "$default".to_owned(),
+            }
+        }
+    };
+    let route = crate::websocket::routing::find_route(api, &route_key)
+        .ok_or_else(|| format!("WebSocket API {:?} has no {route_key} route", api.name))?;
+    let Integration::Function { name } = &route.integration else {
+        return Err(format!(
+            "route {route_key} of {:?} calls no function",
+            api.name
+        ));
+    };
+    let meta = Meta {
+        api: api.clone(),
+        stage: stage.clone(),
+        conn_id: new_connection_id(),
+        connected_at: chrono::Utc::now().timestamp_millis(),
+        source_ip: "127.0.0.1".into(),
+        user_agent: crate::header_str(request.headers(), http::header::USER_AGENT)
+            .map(str::to_owned),
+        domain: Some(app.server.listen.to_string()),
+    };
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let event = match kind {
+        "CONNECT" => meta.event(EventKind::Connect(&request), &route_key, &request_id, None),
+        "DISCONNECT" => meta.event(
+            EventKind::<()>::Disconnect(1000, ""),
+            &route_key,
+            &request_id,
+            None,
+        ),
+        _ => meta.event(
+            EventKind::<()>::Message,
+            &route_key,
+            &request_id,
+            Some((body, false)),
+        ),
+    };
     Ok((name.clone(), event))
 }

@@ -422,3 +422,37 @@ fn stratus_event_gives_what_the_rust_templates_function_accepts() {
     assert!(!ok);
     assert!(err.contains("calls no function"), "{err}");
 }
+
+#[test]
+fn stratus_event_builds_websocket_events_with_route_selection() {
+    let project = example();
+    let project = project.to_str().unwrap();
+    let event = |args: &[&str]| {
+        let mut all = vec!["event"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--project", project]);
+        let (ok, out, err) = run(&all);
+        assert!(ok, "{err}");
+        assert!(err.contains("\"chat\""), "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let v = event(&[
+        "MESSAGE",
+        "/chat",
+        "--body",
+        r#"{"action":"send","text":"hi"}"#,
+    ]);
+    assert_eq!(v["requestContext"]["eventType"], "MESSAGE");
+    assert_eq!(
+        v["requestContext"]["routeKey"], "send",
+        "selected by $request.body.action"
+    );
+    assert_eq!(v["body"], r#"{"action":"send","text":"hi"}"#);
+    let v = event(&["MESSAGE", "/chat", "--body", "not json"]);
+    assert_eq!(v["requestContext"]["routeKey"], "$default");
+    let v = event(&["CONNECT", "/chat?name=ann"]);
+    assert_eq!(v["requestContext"]["eventType"], "CONNECT");
+    assert_eq!(v["queryStringParameters"]["name"], "ann");
+    let v = event(&["DISCONNECT", "/chat"]);
+    assert_eq!(v["requestContext"]["disconnectStatusCode"], 1000);
+}

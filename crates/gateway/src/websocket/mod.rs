@@ -9,7 +9,7 @@
 
 mod connection;
 mod registry;
-mod routing;
+pub(crate) mod routing;
 mod upgrade;
 
 use std::collections::HashMap;

@@ -138,7 +138,7 @@ pub(crate) fn select_route(expr: &SelectionExpr, body: &Value) -> String {
     out
 }
 
-pub(super) fn find_route<'a>(api: &'a Api, key: &str) -> Option<&'a stratus_config::Route> {
+pub(crate) fn find_route<'a>(api: &'a Api, key: &str) -> Option<&'a stratus_config::Route> {
     api.routes.iter().find(|r| match &r.key {
         RouteKey::WebSocket(k) => k == key,
         RouteKey::Default => key == "$default",
@@ -147,7 +147,7 @@ pub(super) fn find_route<'a>(api: &'a Api, key: &str) -> Option<&'a stratus_conf
 }
 
 /// A custom route (never `$connect`/`$disconnect`, whatever the message says).
-fn find_custom_route<'a>(api: &'a Api, key: &str) -> Option<&'a stratus_config::Route> {
+pub(crate) fn find_custom_route<'a>(api: &'a Api, key: &str) -> Option<&'a stratus_config::Route> {
     if key.starts_with('$') {
         return None;
     }
