@@ -89,6 +89,26 @@ fn rps(s: &load::Stats) -> String {
     )
 }
 
+/// A row comparing throughputs: ours against a baseline's, with the
+/// least ratio the budget asks for, if any.
+fn throughput_row(
+    scenario: String,
+    ours: &load::Stats,
+    baseline: &str,
+    base: &load::Stats,
+    budget: Option<f64>,
+) -> Row {
+    let ratio = ours.rps / base.rps;
+    Row {
+        scenario,
+        stratus: rps(ours),
+        baseline: format!("{baseline}: {}", rps(base)),
+        ratio: format!("{ratio:.2}x"),
+        budget: budget.map_or("-".into(), |b| format!("≥ {b:.2}x")),
+        verdict: verdict(budget.map(|b| ratio >= b)),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.mode {
@@ -284,15 +304,13 @@ async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
         )
         .await;
         drop(hyper);
-        let ratio = mock.rps / base.rps;
-        rows.push(Row {
-            scenario: format!("mock route, c={conc}"),
-            stratus: rps(&mock),
-            baseline: format!("bare hyper: {}", rps(&base)),
-            ratio: format!("{ratio:.2}x"),
-            budget: "≥ 0.80x".into(),
-            verdict: verdict(Some(ratio >= 0.8)),
-        });
+        rows.push(throughput_row(
+            format!("mock route, c={conc}"),
+            &mock,
+            "bare hyper",
+            &base,
+            Some(0.8),
+        ));
     }
 
     if cli.wants("proxy") {
@@ -306,14 +324,13 @@ async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
             rounds,
         )
         .await;
-        rows.push(Row {
-            scenario: format!("http proxy route vs upstream direct, c={conc}"),
-            stratus: rps(&proxied),
-            baseline: format!("direct: {}", rps(&direct)),
-            ratio: format!("{:.2}x", proxied.rps / direct.rps),
-            budget: "-".into(),
-            verdict: verdict(None),
-        });
+        rows.push(throughput_row(
+            format!("http proxy route vs upstream direct, c={conc}"),
+            &proxied,
+            "direct",
+            &direct,
+            None,
+        ));
         let nginx_dir = tempfile::tempdir()?;
         let nginx_port = procs::free_port();
         match procs::nginx(nginx_dir.path(), nginx_port, up_port) {
@@ -327,15 +344,13 @@ async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
                 )
                 .await;
                 drop(nginx);
-                let ratio = proxied.rps / via_nginx.rps;
-                rows.push(Row {
-                    scenario: format!("http proxy route vs nginx proxy, c={conc}"),
-                    stratus: rps(&proxied),
-                    baseline: format!("nginx: {}", rps(&via_nginx)),
-                    ratio: format!("{ratio:.2}x"),
-                    budget: "≥ 1.00x".into(),
-                    verdict: verdict(Some(ratio >= 1.0)),
-                });
+                rows.push(throughput_row(
+                    format!("http proxy route vs nginx proxy, c={conc}"),
+                    &proxied,
+                    "nginx",
+                    &via_nginx,
+                    Some(1.0),
+                ));
             }
             Err(e) => rows.push(Row {
                 scenario: "http proxy route vs nginx proxy".into(),

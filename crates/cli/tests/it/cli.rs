@@ -277,12 +277,17 @@ async fn serve_takes_its_addresses_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     // Addresses that cannot be bound (port 1 needs privileges we drop
     // nowhere, and 192.0.2.1 is not this machine's): the flags must win.
-    write_file(
-        dir.path(),
-        "stratus.toml",
-        "[server]\nlisten = \"192.0.2.1:8080\"\nadmin_listen = \"127.0.0.1:1\"\n\
-         [apis.web]\ntype = \"http\"\n[apis.web.routes]\n\"GET /ok\" = { mock = { status = 200, body = \"ok\" } }\n",
-    );
+    let project = |listen: &str, admin: &str| {
+        write_file(
+            dir.path(),
+            "stratus.toml",
+            &format!(
+                "[server]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\n\
+                 [apis.web]\ntype = \"http\"\n[apis.web.routes]\n\"GET /ok\" = {{ mock = {{ status = 200, body = \"ok\" }} }}\n"
+            ),
+        );
+    };
+    project("192.0.2.1:8080", "127.0.0.1:1");
     let s = Serving::start_with(
         dir.path(),
         &["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
@@ -300,12 +305,7 @@ async fn serve_takes_its_addresses_from_the_command_line() {
     );
     drop(s);
     // --port keeps the configured address and changes the port only.
-    write_file(
-        dir.path(),
-        "stratus.toml",
-        "[server]\nlisten = \"127.0.0.1:1\"\nadmin_listen = \"127.0.0.1:2\"\n\
-         [apis.web]\ntype = \"http\"\n[apis.web.routes]\n\"GET /ok\" = { mock = { status = 200, body = \"ok\" } }\n",
-    );
+    project("127.0.0.1:1", "127.0.0.1:2");
     let s = Serving::start_with(
         dir.path(),
         &["--port", "0", "--admin-listen", "127.0.0.1:0"],
