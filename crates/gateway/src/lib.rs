@@ -74,13 +74,22 @@ impl Gateway {
     /// holds the WebSocket connections and outlives this gateway (a reload
     /// builds a new gateway with the same connections).
     pub fn new(app: &App, functions: Arc<dyn Invoke>, connections: Arc<Connections>) -> Gateway {
+        // One set of buckets for HTTP requests and WebSocket messages (the
+        // server-wide limit counts both).
+        let limiter: Arc<dyn stratus_state::RateLimiter> =
+            Arc::new(stratus_state::MemoryRateLimiter::default());
         Gateway {
             inner: Arc::new(Inner {
                 table: RouteTable::new(app),
                 proxy: integrations::http::Proxy::new(),
-                websockets: Arc::new(WebSockets::new(app, functions.clone(), connections)),
+                websockets: Arc::new(WebSockets::new(
+                    app,
+                    functions.clone(),
+                    connections,
+                    limiter.clone(),
+                )),
                 functions,
-                limiter: Arc::new(stratus_state::MemoryRateLimiter::default()),
+                limiter,
                 server_throttle: app.server.throttle,
             }),
         }
@@ -172,7 +181,14 @@ impl Gateway {
         cx.matched(m.api, m.stage, Some(m.route));
 
         // Throttle: (usage plan ›) route or else stage › server.
-        phases::throttle::apply(&*self.inner.limiter, self.inner.server_throttle, &m).await?;
+        phases::throttle::apply(
+            &*self.inner.limiter,
+            self.inner.server_throttle,
+            m.api,
+            m.stage,
+            m.route,
+        )
+        .await?;
         // API key: `x-api-key` against the usage plans (traffic issue).
         // Authorizer: Lambda or JWT, with its result cache (traffic issue).
         // Cache: a REST stage's response cache (versions issue).

@@ -385,7 +385,12 @@ async fn an_integration_timeout_is_504_for_rest_and_503_for_http_in_memory() {
 #[tokio::test]
 async fn a_websocket_message_is_routed_by_its_selection_expression_in_memory() {
     let app = app();
-    let ws = crate::websocket::WebSockets::new(&app, Fake::invoker(echo), Connections::in_memory());
+    let ws = crate::websocket::WebSockets::new(
+        &app,
+        Fake::invoker(echo),
+        Connections::in_memory(),
+        Arc::new(stratus_state::MemoryRateLimiter::default()),
+    );
     let api = app.apis.iter().find(|a| a.name == "chat").unwrap().clone();
     let meta = crate::events::websocket::Meta {
         stage: api.stages[0].clone(),

@@ -808,3 +808,41 @@ type = "websocket"
     .await;
     assert!(all, "events: {}", c.events().len());
 }
+
+#[tokio::test]
+async fn websocket_messages_past_a_routes_throttle_are_answered_too_many_requests() {
+    let c = chat(
+        "[apis.th]\ntype = \"websocket\"\nbase_path = \"/th\"\n[apis.th.routes]\n\
+         \"echo\" = { function = \"ws\", respond = true, throttle = { rate = 0.001, burst = 2 } }\n",
+        600,
+    )
+    .await;
+    let mut ws = connect(&c.ws_url("/th")).await;
+    for _ in 0..4 {
+        ws.send(Message::text(r#"{"action":"echo"}"#))
+            .await
+            .unwrap();
+    }
+    let mut routed = 0;
+    let mut throttled = 0;
+    for _ in 0..4 {
+        let v = recv_json(&mut ws).await;
+        if v["message"] == "Too Many Requests" {
+            assert!(
+                v["connectionId"].is_string() && v["requestId"].is_string(),
+                "{v}"
+            );
+            throttled += 1;
+        } else {
+            assert_eq!(v["route"], "echo", "{v}");
+            routed += 1;
+        }
+    }
+    assert_eq!((routed, throttled), (2, 2));
+    // The connection stays open and usable for routes without a limit.
+    ws.send(Message::text(r#"{"action":"other"}"#))
+        .await
+        .unwrap();
+    let v = recv_json(&mut ws).await;
+    assert_eq!(v["message"], "Forbidden", "no $default on this API: {v}");
+}

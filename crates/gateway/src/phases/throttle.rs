@@ -5,26 +5,28 @@
 //! in the rate limiter (`stratus_state::ratelimit`); an empty one ends the
 //! request with 429 `{"message":"Too Many Requests"}`.
 
-use stratus_config::Throttle;
+use stratus_config::{Api, Route, Stage, Throttle};
 use stratus_state::{Rate, RateLimiter};
 
 use crate::error::GatewayError;
-use crate::router::Matched;
 
 /// The key of the server-wide bucket.
 const SERVER: &str = "server";
 
+/// For a request (or a WebSocket message) to `route` of `api`'s `stage`.
 pub(crate) async fn apply(
     limiter: &dyn RateLimiter,
     server: Option<Throttle>,
-    m: &Matched<'_>,
+    api: &Api,
+    stage: &Stage,
+    route: &Route,
 ) -> Result<(), GatewayError> {
-    let own = match (m.route.throttle, m.stage.throttle) {
+    let own = match (route.throttle, stage.throttle) {
         (Some(t), _) => Some((
-            format!("route {}/{} {}", m.api.name, m.stage.name, m.route.key),
+            format!("route {}/{} {}", api.name, stage.name, route.key),
             t,
         )),
-        (None, Some(t)) => Some((format!("stage {}/{}", m.api.name, m.stage.name), t)),
+        (None, Some(t)) => Some((format!("stage {}/{}", api.name, stage.name), t)),
         (None, None) => None,
     };
     if let Some((key, t)) = own {

@@ -45,6 +45,9 @@ pub struct WebSockets {
     stop: watch::Sender<bool>,
     /// Connection tasks still running (including their `$disconnect`).
     active: watch::Sender<usize>,
+    /// The throttles' buckets, shared with HTTP requests.
+    limiter: Arc<dyn stratus_state::RateLimiter>,
+    server_throttle: Option<stratus_config::Throttle>,
 }
 
 impl WebSockets {
@@ -52,6 +55,7 @@ impl WebSockets {
         app: &App,
         functions: Arc<dyn Invoke>,
         registry: Arc<Connections>,
+        limiter: Arc<dyn stratus_state::RateLimiter>,
     ) -> WebSockets {
         let mut mounts = HashMap::new();
         for api in app.apis.iter().filter(|a| a.kind == ApiKind::WebSocket) {
@@ -65,6 +69,8 @@ impl WebSockets {
             functions,
             stop: watch::channel(false).0,
             active: watch::channel(0).0,
+            limiter,
+            server_throttle: app.server.throttle,
         }
     }
 

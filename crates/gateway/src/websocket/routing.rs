@@ -71,6 +71,26 @@ impl WebSockets {
             return (None, Some("Forbidden: no route".into()));
         };
         let route_key = route.key.to_string();
+        // The route's throttle (or its stage's), then the server's, as for
+        // HTTP requests; a throttled message is answered on the socket.
+        let throttled = crate::phases::throttle::apply(
+            &*self.limiter,
+            self.server_throttle,
+            &meta.api,
+            &meta.stage,
+            route,
+        )
+        .await
+        .is_err();
+        if throttled {
+            let err = serde_json::json!({
+                "message": "Too Many Requests",
+                "connectionId": meta.conn_id,
+                "requestId": request_id,
+            });
+            let _ = conn.send(Outbound::Text(err.to_string()));
+            return (Some(route_key), Some("Too Many Requests".into()));
+        }
         let event = meta.event(
             EventKind::<()>::Message,
             &route_key,
