@@ -90,7 +90,7 @@ fn parse(src: &diag::Source<'_>) -> Result<raw::RawConfig, Vec<Diagnostic>> {
         let Some(span) = span else { break };
         let (start, end) = line_bounds(&text, span.start);
         let line = text[start..end].trim_start().to_owned();
-        if line.is_empty() || diagnostic_is_fatal(&line) && !syntax {
+        if line.is_empty() || blanking_cannot_help(&line) && !syntax {
             break;
         }
         structure_broken |= line.starts_with('[');
@@ -103,8 +103,9 @@ fn parse(src: &diag::Source<'_>) -> Result<raw::RawConfig, Vec<Diagnostic>> {
     Err(errors)
 }
 
-/// A line whose removal would not let the parse go on meaningfully.
-fn diagnostic_is_fatal(line: &str) -> bool {
+/// A line whose blanking would not let the parse go on meaningfully (an
+/// array-of-tables header).
+fn blanking_cannot_help(line: &str) -> bool {
     line.starts_with("[[")
 }
 

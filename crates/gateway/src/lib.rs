@@ -155,8 +155,8 @@ impl Gateway {
         // Match: API by base path and stage, then the route (router.rs).
         let lookup = self.inner.table.lookup(&cx.method, &cx.path);
         // CORS: a preflight to an API with CORS is answered here, whether
-        // or not a route matches it (phases/cors.rs; the headers of every
-        // other answer are added in `handle`).
+        // or not a route matches it (phases/cors.rs; the CORS headers of every
+        // answer, this one too, are added in `handle`).
         if let Some(origin) = phases::cors::preflight_origin(&cx.method, req.headers()) {
             let api_stage = match &lookup {
                 Lookup::Found(m) => Some((m.api, m.stage)),

@@ -4,7 +4,7 @@
 //! events strictly (`lambda_http`, Powertools) gets a whole one.
 
 use bytes::Bytes;
-use stratus_config::{App, Integration, PayloadFormat};
+use stratus_config::{App, Integration};
 
 use crate::events::{self, EventContext};
 use crate::router::{Lookup, RouteTable};
@@ -76,11 +76,7 @@ pub fn event_for(app: &App, req: &SampleRequest) -> Result<(String, Vec<u8>), St
         now: chrono::Utc::now(),
     };
     let body = Bytes::from(req.body.clone());
-    let event = match m.route.payload {
-        PayloadFormat::V1 => events::v1::v1_event(&m, &parts, &body, &cx),
-        PayloadFormat::V2 => events::v2::v2_event(&m, &parts, &body, &cx),
-    }
-    .map_err(|e| e.to_string())?;
+    let event = events::proxy_event(&m, &parts, &body, &cx).map_err(|e| e.to_string())?;
     Ok((name.clone(), event))
 }
 
@@ -110,24 +106,18 @@ fn websocket_event(
         .find_map(|a| a.stages.iter().find(|s| s.mount == path).map(|s| (a, s)))
         .ok_or_else(|| format!("no WebSocket API stage is served at {path}"))?;
     let body = String::from_utf8_lossy(&req.body).into_owned();
-    let route_key = match kind {
-        "CONNECT" => "$connect".to_owned(),
-        "DISCONNECT" => "$disconnect".to_owned(),
+    // The route the gateway would pick (routing.rs), not a copy of its rules.
+    let route = match kind {
+        "CONNECT" => crate::websocket::routing::find_route(api, "$connect"),
+        "DISCONNECT" => crate::websocket::routing::find_route(api, "$disconnect"),
         _ => {
-            let selected = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .zip(api.route_selection.as_ref())
-                .map(|(v, expr)| crate::websocket::routing::select_route(expr, &v));
-            match selected {
-                Some(key) if crate::websocket::routing::find_custom_route(api, &key).is_some() => {
-                    key
-                }
-                _ => "$default".to_owned(),
-            }
+            let json = serde_json::from_str::<serde_json::Value>(&body).ok();
+            crate::websocket::routing::route_of_message(api, json.as_ref())
         }
     };
-    let route = crate::websocket::routing::find_route(api, &route_key)
-        .ok_or_else(|| format!("WebSocket API {:?} has no {route_key} route", api.name))?;
+    let route =
+        route.ok_or_else(|| format!("WebSocket API {:?} has no route for a {kind}", api.name))?;
+    let route_key = route.key.to_string();
     let Integration::Function { name } = &route.integration else {
         return Err(format!(
             "route {route_key} of {:?} calls no function",

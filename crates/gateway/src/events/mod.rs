@@ -131,6 +131,19 @@ pub(crate) fn domain(h: &HeaderMap) -> Option<String> {
     header_str(h, &header::HOST).map(str::to_owned)
 }
 
+/// The Lambda proxy event of a matched route, in its payload format.
+pub(crate) fn proxy_event(
+    m: &crate::router::Matched<'_>,
+    parts: &http::request::Parts,
+    body: &Bytes,
+    cx: &EventContext<'_>,
+) -> Result<Vec<u8>, crate::error::GatewayError> {
+    match m.route.payload {
+        stratus_config::PayloadFormat::V1 => v1::v1_event(m, parts, body, cx),
+        stratus_config::PayloadFormat::V2 => v2::v2_event(m, parts, body, cx),
+    }
+}
+
 /// `requestTime` / `time` as API Gateway writes it: `04/Mar/2020:19:15:17 +0000`
 /// (formatted once a second per thread: every event carries it).
 pub(crate) fn request_time(now: chrono::DateTime<chrono::Utc>) -> String {

@@ -27,10 +27,7 @@ pub(crate) async fn call(
         remote: cx.remote,
         now: chrono::Utc::now(),
     };
-    let event = match m.route.payload {
-        PayloadFormat::V1 => events::v1::v1_event(m, &parts, &body, &ev)?,
-        PayloadFormat::V2 => events::v2::v2_event(m, &parts, &body, &ev)?,
-    };
+    let event = events::proxy_event(m, &parts, &body, &ev)?;
     let payload = call_function(
         functions,
         function,

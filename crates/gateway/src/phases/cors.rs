@@ -35,26 +35,21 @@ pub(crate) fn preflight_origin<'r>(
     headers.get(ORIGIN)
 }
 
-/// The answer to a preflight: 204, with the configuration's headers when
-/// the origin is allowed (without them, the browser refuses the call).
+/// The answer to a preflight: 204, with the preflight's own headers
+/// (methods, headers, max age) when the origin is allowed; the origin and
+/// credentials headers are `decorate`'s, as on every answer. Without
+/// them the browser refuses the call.
 pub(crate) fn preflight(cors: &Cors, origin: &HeaderValue) -> Response<Body> {
     let mut resp = Response::new(Empty::<Bytes>::new().map_err(|e| match e {}).boxed());
     *resp.status_mut() = StatusCode::NO_CONTENT;
-    let Some(allowed) = allowed_origin(cors, origin) else {
+    if allowed_origin(cors, origin).is_none() {
         return resp;
-    };
+    }
     let h = resp.headers_mut();
-    h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
     set_list(h, ACCESS_CONTROL_ALLOW_METHODS, &cors.allow_methods);
     set_list(h, ACCESS_CONTROL_ALLOW_HEADERS, &cors.allow_headers);
     if let Some(age) = cors.max_age {
         h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from(age));
-    }
-    if cors.allow_credentials {
-        h.insert(
-            ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
     }
     resp
 }

@@ -52,16 +52,7 @@ impl WebSockets {
             ),
             _ => return (None, None),
         };
-        let selected = match (&meta.api.route_selection, &json) {
-            (Some(expr), _) if expr.constant().is_some() => expr.constant().map(str::to_owned),
-            (Some(expr), Some(v)) => Some(select_route(expr, v)),
-            _ => None,
-        };
-        let route = selected
-            .as_deref()
-            .and_then(|k| find_custom_route(&meta.api, k))
-            .or_else(|| find_route(&meta.api, "$default"));
-        let Some(route) = route else {
+        let Some(route) = route_of_message(&meta.api, json.as_ref()) else {
             let forbidden = serde_json::json!({
                 "message": "Forbidden",
                 "connectionId": meta.conn_id,
@@ -138,6 +129,23 @@ fn route_response(payload: &[u8]) -> Option<Outbound> {
     }
 }
 
+/// The route a message goes to: the custom route its selection expression
+/// names (a constant expression needs no JSON body), else `$default`.
+pub(crate) fn route_of_message<'a>(
+    api: &'a Api,
+    json: Option<&Value>,
+) -> Option<&'a stratus_config::Route> {
+    let selected = match (&api.route_selection, json) {
+        (Some(expr), _) if expr.constant().is_some() => expr.constant().map(str::to_owned),
+        (Some(expr), Some(v)) => Some(select_route(expr, v)),
+        _ => None,
+    };
+    selected
+        .as_deref()
+        .and_then(|k| find_custom_route(api, k))
+        .or_else(|| find_route(api, "$default"))
+}
+
 /// Evaluates a parsed selection expression against a JSON body: missing
 /// paths give "", strings are themselves, other values their JSON text.
 pub(crate) fn select_route(expr: &SelectionExpr, body: &Value) -> String {
@@ -167,7 +175,7 @@ pub(crate) fn find_route<'a>(api: &'a Api, key: &str) -> Option<&'a stratus_conf
 }
 
 /// A custom route (never `$connect`/`$disconnect`, whatever the message says).
-pub(crate) fn find_custom_route<'a>(api: &'a Api, key: &str) -> Option<&'a stratus_config::Route> {
+fn find_custom_route<'a>(api: &'a Api, key: &str) -> Option<&'a stratus_config::Route> {
     if key.starts_with('$') {
         return None;
     }
