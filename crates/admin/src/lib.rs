@@ -10,8 +10,11 @@
 
 mod connections;
 mod error;
+mod keys;
 mod lambda;
 mod sigv4;
+
+pub use sigv4::sign_headers;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -34,6 +37,9 @@ pub struct AdminState {
     /// Check every signature against `credentials` (`[server.credentials]`
     /// set); otherwise any well-formed credentials pass (`sigv4`).
     pub verify_signatures: bool,
+    /// API keys (None when the project uses none).
+    pub keys: Option<Arc<stratus_state::ApiKeys>>,
+    pub usage_plans: Vec<Arc<stratus_config::UsagePlan>>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -49,6 +55,7 @@ pub fn router(state: AdminState) -> axum::Router {
         .route("/readyz", get(readyz))
         .merge(lambda::router())
         .merge(connections::router())
+        .merge(keys::router())
         .layer(axum::extract::DefaultBodyLimit::max(
             stratus_runtime::MAX_SYNC_PAYLOAD + 1,
         ))

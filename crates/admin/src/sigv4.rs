@@ -190,3 +190,42 @@ pub(crate) fn verify(
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+/// The headers that sign a request as an AWS SDK would (`stratus keys` and
+/// `stratus usage` sign their admin calls with the project's credentials).
+pub fn sign_headers(
+    creds: &Credentials,
+    region: &str,
+    service: &str,
+    method: &str,
+    url: &str,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, String> {
+    let identity = aws_credential_types::Credentials::new(
+        &creds.access_key_id,
+        &creds.secret_access_key,
+        None,
+        None,
+        "stratus.toml",
+    )
+    .into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| e.to_string())?
+        .into();
+    let request = SignableRequest::new(method, url, std::iter::empty(), SignableBody::Bytes(body))
+        .map_err(|e| e.to_string())?;
+    let (instructions, _) = sign(request, &params)
+        .map_err(|e| e.to_string())?
+        .into_parts();
+    let (headers, _) = instructions.into_parts();
+    Ok(headers
+        .into_iter()
+        .map(|h| (h.name().to_owned(), h.value().to_owned()))
+        .collect())
+}

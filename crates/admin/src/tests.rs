@@ -36,6 +36,8 @@ async fn state() -> AdminState {
         websockets: gateway.websockets(),
         credentials: app.server.credentials.clone(),
         verify_signatures: app.server.verify_signatures,
+        keys: None,
+        usage_plans: Vec::new(),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod init;
 mod invoke;
+mod keys;
 mod logformat;
 mod logwriter;
 
@@ -67,7 +68,8 @@ enum Command {
         #[arg(default_value = ".")]
         path: PathBuf,
     },
-    /// Print the route table: API, stage, method, path, integration, throttle.
+    /// Print the route table: API, stage, method, path, integration,
+    /// throttle, authorizer, API key.
     Routes {
         /// stratus.toml or the directory holding it.
         #[arg(default_value = ".")]
@@ -97,6 +99,23 @@ enum Command {
         /// The request body: text, or @FILE to read it from a file.
         #[arg(long)]
         body: Option<String>,
+        /// stratus.toml or the directory holding it.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+    },
+    /// Create, list or revoke API keys on the running server.
+    Keys {
+        #[command(subcommand)]
+        action: keys::Action,
+        /// stratus.toml or the directory holding it.
+        #[arg(long, global = true, default_value = ".")]
+        project: PathBuf,
+    },
+    /// Calls per API key, usage plan and day, from the running server.
+    Usage {
+        /// How many days back, today included.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
         /// stratus.toml or the directory holding it.
         #[arg(long, default_value = ".")]
         project: PathBuf,
@@ -148,6 +167,8 @@ fn main() -> ExitCode {
             project,
         } => event(&project, method, path, &headers, body.as_deref()),
         Command::Init { dir, template } => init::write(&dir, template),
+        Command::Keys { action, project } => keys::run(&project, action),
+        Command::Usage { days, project } => keys::usage(&project, days),
         Command::Invoke {
             function,
             payload,
@@ -307,6 +328,8 @@ fn routes_table(app: &App) -> String {
         "PATH".to_owned(),
         "INTEGRATION".to_owned(),
         "THROTTLE".to_owned(),
+        "AUTHORIZER".to_owned(),
+        "API KEY".to_owned(),
     ]];
     for api in &app.apis {
         for stage in &api.stages {
@@ -332,6 +355,15 @@ fn routes_table(app: &App) -> String {
                     Some(t) => format!("{}/s, burst {}", t.rate, t.burst),
                     None => "-".to_owned(),
                 };
+                let authorizer = match &route.authorizer {
+                    Some(a) => format!("{} ({})", a.name, a.type_name()),
+                    None => "-".to_owned(),
+                };
+                let key = if route.api_key_required {
+                    "required"
+                } else {
+                    "-"
+                };
                 rows.push([
                     api.name.clone(),
                     stage.name.clone(),
@@ -339,25 +371,11 @@ fn routes_table(app: &App) -> String {
                     path,
                     integration,
                     throttle,
+                    authorizer,
+                    key.to_owned(),
                 ]);
             }
         }
     }
-    let mut widths = [0; 6];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in &rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    keys::table(&rows)
 }

@@ -20,6 +20,208 @@ pub struct App {
     pub server: Server,
     pub functions: BTreeMap<String, Arc<Function>>,
     pub apis: Vec<Arc<Api>>,
+    /// `[api_keys.NAME]`: keys declared in the file (more are created at
+    /// run time through the admin API).
+    pub api_keys: Vec<ApiKeyDecl>,
+    /// `[usage_plans.NAME]`.
+    pub usage_plans: Vec<Arc<UsagePlan>>,
+}
+
+/// An API key declared in `stratus.toml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyDecl {
+    pub name: String,
+    /// The key itself; generated (and kept in the data directory) when absent.
+    pub value: Option<String>,
+    /// A disabled key is refused like an unknown one.
+    pub enabled: bool,
+}
+
+/// AWS's lower bound on an API key's length.
+pub const MIN_API_KEY_LEN: usize = 20;
+
+/// A usage plan: which API stages its keys open, at what rate, how often.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsagePlan {
+    pub name: String,
+    /// `(api, stage)` pairs.
+    pub stages: Vec<(String, String)>,
+    /// Per key: each key of the plan has a bucket of its own.
+    pub throttle: Option<Throttle>,
+    pub quota: Option<Quota>,
+    /// Names of `[api_keys]` in the plan.
+    pub keys: Vec<String>,
+}
+
+impl UsagePlan {
+    pub fn covers(&self, api: &str, stage: &str) -> bool {
+        self.stages.iter().any(|(a, s)| a == api && s == stage)
+    }
+}
+
+/// Calls a key may make per period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub limit: u64,
+    pub period: QuotaPeriod,
+}
+
+/// Quota periods, in UTC: a day, an ISO week (from Monday), a calendar month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaPeriod {
+    Day,
+    Week,
+    Month,
+}
+
+impl fmt::Display for QuotaPeriod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            QuotaPeriod::Day => "DAY",
+            QuotaPeriod::Week => "WEEK",
+            QuotaPeriod::Month => "MONTH",
+        })
+    }
+}
+
+/// Where a REST or WebSocket API reads the API key from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ApiKeySource {
+    /// The `x-api-key` header.
+    #[default]
+    Header,
+    /// The Lambda authorizer's `usageIdentifierKey`.
+    Authorizer,
+}
+
+/// `[apis.NAME.authorizers.AUTH]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorizer {
+    pub name: String,
+    pub kind: AuthorizerKind,
+    /// Where the identity comes from; for Lambda authorizers also the
+    /// result cache's key. Each must be present, or the answer is 401.
+    pub identity_sources: Vec<IdentitySource>,
+    /// How long a Lambda authorizer's answer is cached (0: not cached).
+    pub ttl: Duration,
+}
+
+impl Authorizer {
+    /// The function a Lambda authorizer runs.
+    pub fn function(&self) -> Option<&str> {
+        match &self.kind {
+            AuthorizerKind::Token { function, .. } | AuthorizerKind::Request { function, .. } => {
+                Some(function)
+            }
+            AuthorizerKind::Jwt { .. } => None,
+        }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self.kind {
+            AuthorizerKind::Token { .. } => "token",
+            AuthorizerKind::Request { .. } => "request",
+            AuthorizerKind::Jwt { .. } => "jwt",
+        }
+    }
+}
+
+pub const DEFAULT_AUTHORIZER_TTL_SECS: u64 = 300;
+pub const MAX_AUTHORIZER_TTL_SECS: u64 = 3600;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorizerKind {
+    /// REST: the function gets `{type: "TOKEN", authorizationToken, methodArn}`.
+    Token {
+        function: String,
+        /// `identityValidationExpression`: a token that does not match it
+        /// is refused (401) without calling the function.
+        validation: Option<String>,
+    },
+    /// REST, HTTP and WebSocket (`$connect`): the function gets the request.
+    Request {
+        function: String,
+        /// HTTP APIs: the event format (REST and WebSocket: 1.0).
+        payload: PayloadFormat,
+        /// HTTP APIs: `{isAuthorized, context}` answers instead of policies.
+        simple_responses: bool,
+    },
+    /// HTTP APIs: a JWT checked against an issuer's keys.
+    Jwt {
+        issuer: String,
+        audience: Vec<String>,
+        jwks: Jwks,
+    },
+}
+
+/// Where a JWT authorizer's keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Jwks {
+    /// An absolute path, read at start.
+    File(PathBuf),
+    /// Fetched, cached, and fetched again for an unknown `kid`.
+    Url(String),
+}
+
+/// An identity source, as `$request.header.Authorization` (HTTP and
+/// WebSocket APIs' syntax) or `method.request.header.Authorization` (REST's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentitySource {
+    /// Lower-cased name.
+    Header(String),
+    Query(String),
+    StageVariable(String),
+    Context(String),
+}
+
+impl IdentitySource {
+    pub fn parse(s: &str) -> Result<IdentitySource, String> {
+        let rest = s
+            .strip_prefix("$request.")
+            .or_else(|| s.strip_prefix("method.request."))
+            .or_else(|| s.strip_prefix("route.request."));
+        let named = |n: &str| -> Result<String, String> {
+            if n.is_empty() || n.contains(char::is_whitespace) {
+                Err(format!("identity source {s:?} has no name"))
+            } else {
+                Ok(n.to_owned())
+            }
+        };
+        if let Some(rest) = rest {
+            if let Some(h) = rest.strip_prefix("header.") {
+                return Ok(IdentitySource::Header(named(h)?.to_ascii_lowercase()));
+            }
+            if let Some(q) = rest.strip_prefix("querystring.") {
+                return Ok(IdentitySource::Query(named(q)?));
+            }
+        }
+        if let Some(v) = s
+            .strip_prefix("$stageVariables.")
+            .or_else(|| s.strip_prefix("stageVariables."))
+        {
+            return Ok(IdentitySource::StageVariable(named(v)?));
+        }
+        if let Some(v) = s
+            .strip_prefix("$context.")
+            .or_else(|| s.strip_prefix("context."))
+        {
+            return Ok(IdentitySource::Context(named(v)?));
+        }
+        Err(format!(
+            "identity source {s:?} is not $request.header.NAME, $request.querystring.NAME, $stageVariables.NAME or $context.NAME"
+        ))
+    }
+}
+
+impl fmt::Display for IdentitySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdentitySource::Header(n) => write!(f, "$request.header.{n}"),
+            IdentitySource::Query(n) => write!(f, "$request.querystring.{n}"),
+            IdentitySource::StageVariable(n) => write!(f, "$stageVariables.{n}"),
+            IdentitySource::Context(n) => write!(f, "$context.{n}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +381,10 @@ pub struct Api {
     pub max_lifetime: Duration,
     /// HTTP and REST APIs: CORS answered by the gateway.
     pub cors: Option<Cors>,
+    /// REST and WebSocket APIs: where API keys are read from.
+    pub api_key_source: ApiKeySource,
+    /// The API's authorizers, by name (routes hold theirs too).
+    pub authorizers: BTreeMap<String, Arc<Authorizer>>,
 }
 
 /// `[apis.NAME.cors]`: preflights answered by the gateway, and CORS headers
@@ -333,6 +539,13 @@ pub struct Route {
     pub payload: PayloadFormat,
     /// The route's own throttle, in place of the stage's default.
     pub throttle: Option<Throttle>,
+    /// Who may call it (REST and HTTP routes, WebSocket `$connect`).
+    pub authorizer: Option<Arc<Authorizer>>,
+    /// JWT authorizers: scopes of which the token must hold one.
+    pub scopes: Vec<String>,
+    /// A valid API key of a usage plan on this stage is required
+    /// (REST routes, WebSocket `$connect`).
+    pub api_key_required: bool,
 }
 
 /// Lambda proxy event formats.

@@ -18,6 +18,69 @@ pub(crate) struct RawConfig {
     pub(crate) functions: BTreeMap<String, Spanned<RawFunction>>,
     #[serde(default)]
     pub(crate) apis: BTreeMap<String, Spanned<RawApi>>,
+    #[serde(default)]
+    pub(crate) api_keys: BTreeMap<String, Spanned<RawApiKey>>,
+    #[serde(default)]
+    pub(crate) usage_plans: BTreeMap<String, Spanned<RawUsagePlan>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApiKey {
+    pub(crate) value: Option<Spanned<String>>,
+    pub(crate) enabled: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUsagePlan {
+    #[serde(default)]
+    pub(crate) apis: Vec<Spanned<String>>,
+    pub(crate) throttle: Option<Spanned<RawThrottle>>,
+    pub(crate) quota: Option<Spanned<RawQuota>>,
+    #[serde(default)]
+    pub(crate) keys: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawQuota {
+    pub(crate) limit: Spanned<i64>,
+    pub(crate) period: Spanned<String>,
+}
+
+/// `[apis.NAME.authorizers.AUTH]`; which keys apply depends on `type`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAuthorizer {
+    #[serde(rename = "type")]
+    pub(crate) kind: Spanned<String>,
+    pub(crate) function: Option<Spanned<String>>,
+    pub(crate) identity_source: Option<Spanned<OneOrMany>>,
+    pub(crate) ttl: Option<Spanned<i64>>,
+    pub(crate) payload: Option<Spanned<String>>,
+    pub(crate) simple_responses: Option<Spanned<bool>>,
+    pub(crate) identity_validation: Option<Spanned<String>>,
+    pub(crate) issuer: Option<Spanned<String>>,
+    pub(crate) audience: Option<Spanned<Vec<String>>>,
+    pub(crate) jwks: Option<Spanned<String>>,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub(crate) fn items(&self) -> Vec<&str> {
+        match self {
+            OneOrMany::One(s) => vec![s.as_str()],
+            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -87,6 +150,9 @@ pub(crate) struct RawApi {
     pub(crate) route_selection: Option<Spanned<String>>,
     pub(crate) binary_media_types: Option<Spanned<Vec<String>>>,
     pub(crate) cors: Option<Spanned<RawCors>>,
+    pub(crate) api_key_source: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) authorizers: BTreeMap<String, Spanned<RawAuthorizer>>,
     pub(crate) idle_timeout: Option<Spanned<i64>>,
     pub(crate) max_lifetime: Option<Spanned<i64>>,
     #[serde(default)]
@@ -135,6 +201,9 @@ pub(crate) struct RawRoute {
     pub(crate) respond: Option<Spanned<bool>>,
     pub(crate) payload: Option<Spanned<String>>,
     pub(crate) throttle: Option<Spanned<RawThrottle>>,
+    pub(crate) authorizer: Option<Spanned<String>>,
+    pub(crate) scopes: Option<Spanned<Vec<String>>>,
+    pub(crate) api_key_required: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

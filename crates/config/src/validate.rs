@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,9 +75,11 @@ pub(crate) fn resolve(
 
     let mut apis = Vec::new();
     for (name, a) in &raw.apis {
-        apis.push(Arc::new(api(&mut c, name, a, &raw.functions)));
+        apis.push(Arc::new(api(&mut c, name, a, &raw.functions, project_dir)));
     }
     check_mounts(&mut c, &raw, &apis);
+    let api_keys = api_keys(&mut c, &raw.api_keys);
+    let usage_plans = usage_plans(&mut c, &raw, &apis);
 
     if c.errors.is_empty() {
         Ok(App {
@@ -86,6 +88,8 @@ pub(crate) fn resolve(
             server,
             functions,
             apis,
+            api_keys,
+            usage_plans,
         })
     } else {
         let mut errors = c.errors;
@@ -509,6 +513,7 @@ fn api(
     name: &str,
     raw: &Spanned<RawApi>,
     functions: &BTreeMap<String, Spanned<RawFunction>>,
+    project_dir: &Path,
 ) -> Api {
     let a = raw.get_ref();
     if !is_name(name) {
@@ -597,6 +602,29 @@ fn api(
         }
     };
 
+    let authorizers = authorizers(c, name, kind, a, functions, project_dir);
+    let api_key_source = match &a.api_key_source {
+        None => ApiKeySource::Header,
+        Some(s) => {
+            let k = ["apis", name, "api_key_source"];
+            if kind == ApiKind::Http {
+                c.err(
+                    s,
+                    &k,
+                    "HTTP APIs have no API keys (on AWS neither): use a rest API, or an authorizer",
+                );
+            }
+            match s.get_ref().as_str() {
+                "HEADER" => ApiKeySource::Header,
+                "AUTHORIZER" => ApiKeySource::Authorizer,
+                other => {
+                    c.err(s, &k, format!("{other:?} is not HEADER or AUTHORIZER"));
+                    ApiKeySource::Header
+                }
+            }
+        }
+    };
+
     let mut routes = Vec::new();
     // shape (method, path with anonymous parameters) -> route key, for duplicates
     let mut seen: HashMap<(Method, String), String> = HashMap::new();
@@ -623,7 +651,7 @@ fn api(
                 );
             }
         }
-        if let Some(route) = route(c, kind, &route_key, r, &rk, functions) {
+        if let Some(route) = route(c, kind, &route_key, r, &rk, functions, &authorizers) {
             routes.push(route);
         }
     }
@@ -693,7 +721,421 @@ fn api(
         idle_timeout,
         max_lifetime,
         cors,
+        api_key_source,
+        authorizers,
     }
+}
+
+fn authorizers(
+    c: &mut Checker<'_>,
+    api: &str,
+    kind: ApiKind,
+    a: &RawApi,
+    functions: &BTreeMap<String, Spanned<RawFunction>>,
+    project_dir: &Path,
+) -> BTreeMap<String, Arc<Authorizer>> {
+    let mut out = BTreeMap::new();
+    for (name, raw) in &a.authorizers {
+        let r = raw.get_ref();
+        let key = |k: &'static str| -> Vec<&str> {
+            let mut v = vec!["apis", api, "authorizers", name.as_str()];
+            if !k.is_empty() {
+                v.push(k);
+            }
+            v
+        };
+        if !is_name(name) {
+            c.err(
+                raw,
+                &key(""),
+                "an authorizer name is 1 to 64 letters, digits, '-' or '_'",
+            );
+        }
+        let type_name = r.kind.get_ref().as_str();
+        let allowed: &[&str] = match kind {
+            ApiKind::Rest => &["token", "request"],
+            ApiKind::Http => &["request", "jwt"],
+            ApiKind::WebSocket => &["request"],
+        };
+        if !allowed.contains(&type_name) {
+            let msg = if ["token", "request", "jwt"].contains(&type_name) {
+                format!(
+                    "{kind} APIs take {} authorizers (as on AWS)",
+                    allowed.join(" or ")
+                )
+            } else {
+                format!("{type_name:?} is not an authorizer type: token, request or jwt")
+            };
+            c.err(&r.kind, &key("type"), msg);
+            continue;
+        }
+        // Keys that belong to other types are mistakes, named.
+        let jwt = type_name == "jwt";
+        let misplaced: [(&str, bool, Option<std::ops::Range<usize>>); 8] = [
+            ("function", jwt, r.function.as_ref().map(|v| v.span())),
+            ("ttl", jwt, r.ttl.as_ref().map(|v| v.span())),
+            (
+                "payload",
+                type_name != "request" || kind != ApiKind::Http,
+                r.payload.as_ref().map(|v| v.span()),
+            ),
+            (
+                "simple_responses",
+                type_name != "request" || kind != ApiKind::Http,
+                r.simple_responses.as_ref().map(|v| v.span()),
+            ),
+            (
+                "identity_validation",
+                type_name != "token",
+                r.identity_validation.as_ref().map(|v| v.span()),
+            ),
+            ("issuer", !jwt, r.issuer.as_ref().map(|v| v.span())),
+            ("audience", !jwt, r.audience.as_ref().map(|v| v.span())),
+            ("jwks", !jwt, r.jwks.as_ref().map(|v| v.span())),
+        ];
+        for (k, wrong, span) in misplaced {
+            if let (true, Some(span)) = (wrong, span) {
+                let at = Spanned::new(span, ());
+                c.err(
+                    &at,
+                    &key(k),
+                    format!(
+                        "{k} does not apply to {type_name} authorizers{}",
+                        if kind == ApiKind::Http || !matches!(k, "payload" | "simple_responses") {
+                            ""
+                        } else {
+                            " (payload and simple_responses: HTTP APIs' request authorizers)"
+                        }
+                    ),
+                );
+            }
+        }
+        let default_source = || vec!["$request.header.Authorization"];
+        let sources_raw: Vec<&str> = r
+            .identity_source
+            .as_ref()
+            .map(|s| s.get_ref().items())
+            .unwrap_or_else(default_source);
+        let mut identity_sources = Vec::new();
+        for s in sources_raw {
+            match IdentitySource::parse(s) {
+                Ok(src) => identity_sources.push(src),
+                Err(e) => match &r.identity_source {
+                    Some(at) => c.err(at, &key("identity_source"), e),
+                    None => c.err(raw, &key("identity_source"), e),
+                },
+            }
+        }
+        if matches!(type_name, "token" | "jwt")
+            && (identity_sources.len() != 1
+                || !matches!(identity_sources[0], IdentitySource::Header(_)))
+        {
+            if let Some(at) = &r.identity_source {
+                c.err(
+                    at,
+                    &key("identity_source"),
+                    format!("a {type_name} authorizer reads one header: $request.header.NAME"),
+                );
+            }
+        }
+        if identity_sources.is_empty() {
+            if let Some(at) = &r.identity_source {
+                c.err(
+                    at,
+                    &key("identity_source"),
+                    "at least one identity source is needed",
+                );
+            }
+        }
+        let ttl = c.ranged(
+            &r.ttl,
+            &key("ttl"),
+            0..=MAX_AUTHORIZER_TTL_SECS as i64,
+            "seconds",
+            DEFAULT_AUTHORIZER_TTL_SECS as i64,
+        );
+        let function = || -> String {
+            match &r.function {
+                Some(f) => {
+                    if !functions.contains_key(f.get_ref()) {
+                        c_unknown_function(f.get_ref())
+                    } else {
+                        String::new()
+                    }
+                }
+                None => "a Lambda authorizer needs function = \"NAME\"".to_owned(),
+            }
+        };
+        let problem = if jwt { String::new() } else { function() };
+        if !problem.is_empty() {
+            match &r.function {
+                Some(f) => c.err(f, &key("function"), problem),
+                None => c.err(raw, &key("function"), problem),
+            }
+        }
+        let function_name = r
+            .function
+            .as_ref()
+            .map(|f| f.get_ref().clone())
+            .unwrap_or_default();
+        let kind_resolved = match type_name {
+            "token" => {
+                let validation = r.identity_validation.as_ref().map(|v| {
+                    if let Err(e) = regex::Regex::new(v.get_ref()) {
+                        c.err(
+                            v,
+                            &key("identity_validation"),
+                            format!("not a regular expression: {e}"),
+                        );
+                    }
+                    v.get_ref().clone()
+                });
+                AuthorizerKind::Token {
+                    function: function_name,
+                    validation,
+                }
+            }
+            "request" => {
+                let payload = match &r.payload {
+                    None if kind == ApiKind::Http => PayloadFormat::V2,
+                    None => PayloadFormat::V1,
+                    Some(p) => match p.get_ref().as_str() {
+                        "1.0" => PayloadFormat::V1,
+                        "2.0" => PayloadFormat::V2,
+                        _ => {
+                            c.err(p, &key("payload"), "payload is \"1.0\" or \"2.0\"");
+                            PayloadFormat::V2
+                        }
+                    },
+                };
+                let simple_responses = r.simple_responses.as_ref().is_some_and(|b| *b.get_ref());
+                if simple_responses && payload == PayloadFormat::V1 {
+                    if let Some(b) = &r.simple_responses {
+                        c.err(
+                            b,
+                            &key("simple_responses"),
+                            "simple responses need payload \"2.0\" (as on AWS)",
+                        );
+                    }
+                }
+                AuthorizerKind::Request {
+                    function: function_name,
+                    payload,
+                    simple_responses,
+                }
+            }
+            _ => {
+                let issuer = match &r.issuer {
+                    Some(i) => {
+                        if !(i.get_ref().starts_with("https://")
+                            || i.get_ref().starts_with("http://"))
+                        {
+                            c.err(
+                                i,
+                                &key("issuer"),
+                                "the issuer is a URL, as the tokens' iss claim holds it",
+                            );
+                        }
+                        i.get_ref().clone()
+                    }
+                    None => {
+                        c.err(
+                            raw,
+                            &key("issuer"),
+                            "a jwt authorizer needs issuer = \"https://...\" (the tokens' iss)",
+                        );
+                        String::new()
+                    }
+                };
+                let audience = match &r.audience {
+                    Some(a) if !a.get_ref().is_empty() => a.get_ref().clone(),
+                    Some(a) => {
+                        c.err(
+                            a,
+                            &key("audience"),
+                            "a jwt authorizer needs at least one audience",
+                        );
+                        Vec::new()
+                    }
+                    None => {
+                        c.err(raw, &key("audience"), "a jwt authorizer needs audience = [\"...\"] (the tokens' aud or client_id)");
+                        Vec::new()
+                    }
+                };
+                let jwks = match &r.jwks {
+                    Some(j) => {
+                        let v = j.get_ref();
+                        if v.starts_with("http://") || v.starts_with("https://") {
+                            if v.starts_with("https://") {
+                                c.err(j, &key("jwks"), "https:// JWKS URLs are not supported yet (Stratus has no TLS client): download the keys to a file, or serve them over http://");
+                            }
+                            Jwks::Url(v.clone())
+                        } else {
+                            let path = project_dir.join(v);
+                            if !path.is_file() {
+                                c.err(
+                                    j,
+                                    &key("jwks"),
+                                    format!("JWKS file {} does not exist", path.display()),
+                                );
+                            }
+                            Jwks::File(path)
+                        }
+                    }
+                    None => {
+                        c.err(
+                            raw,
+                            &key("jwks"),
+                            "a jwt authorizer needs jwks = \"keys.json\" or an http:// URL",
+                        );
+                        Jwks::File(PathBuf::new())
+                    }
+                };
+                AuthorizerKind::Jwt {
+                    issuer,
+                    audience,
+                    jwks,
+                }
+            }
+        };
+        out.insert(
+            name.clone(),
+            Arc::new(Authorizer {
+                name: name.clone(),
+                kind: kind_resolved,
+                identity_sources,
+                ttl: if jwt {
+                    Duration::ZERO
+                } else {
+                    Duration::from_secs(ttl as u64)
+                },
+            }),
+        );
+    }
+    out
+}
+
+fn c_unknown_function(name: &str) -> String {
+    format!("unknown function {name:?} (not defined under [functions])")
+}
+
+fn api_keys(c: &mut Checker<'_>, raw: &BTreeMap<String, Spanned<RawApiKey>>) -> Vec<ApiKeyDecl> {
+    let mut out = Vec::new();
+    let mut values: HashMap<&str, &str> = HashMap::new();
+    for (name, k) in raw {
+        if !is_name(name) {
+            c.err(
+                k,
+                &["api_keys", name],
+                "an API key name is 1 to 64 letters, digits, '-' or '_'",
+            );
+        }
+        let value = k.get_ref().value.as_ref().map(|v| {
+            let s = v.get_ref();
+            if s.len() < MIN_API_KEY_LEN || s.len() > 128 || !s.chars().all(|ch| ch.is_ascii_graphic()) {
+                c.err(v, &["api_keys", name, "value"], format!("an API key value is {MIN_API_KEY_LEN} to 128 printable ASCII characters, without spaces (as on AWS)"));
+            }
+            if let Some(other) = values.insert(s.as_str(), name.as_str()) {
+                c.err(v, &["api_keys", name, "value"], format!("the same value as API key {other:?}"));
+            }
+            s.clone()
+        });
+        out.push(ApiKeyDecl {
+            name: name.clone(),
+            value,
+            enabled: k.get_ref().enabled.as_ref().is_none_or(|b| *b.get_ref()),
+        });
+    }
+    out
+}
+
+fn usage_plans(c: &mut Checker<'_>, raw: &RawConfig, apis: &[Arc<Api>]) -> Vec<Arc<UsagePlan>> {
+    let mut out = Vec::new();
+    // (key, api, stage) -> plan: a key may be in one plan per stage.
+    let mut claimed: HashMap<(String, String, String), String> = HashMap::new();
+    for (name, p) in &raw.usage_plans {
+        let r = p.get_ref();
+        if !is_name(name) {
+            c.err(
+                p,
+                &["usage_plans", name],
+                "a usage plan name is 1 to 64 letters, digits, '-' or '_'",
+            );
+        }
+        let mut stages = Vec::new();
+        for s in &r.apis {
+            let k = ["usage_plans", name, "apis"];
+            let Some((api, stage)) = s.get_ref().split_once('/') else {
+                c.err(s, &k, format!("{:?} is not API/STAGE (e.g. \"shop/prod\"; \"shop/$default\" for an API without stages)", s.get_ref()));
+                continue;
+            };
+            match apis.iter().find(|a| a.name == api) {
+                None => c.err(s, &k, format!("unknown API {api:?} (not defined under [apis])")),
+                Some(a) if a.kind == ApiKind::Http => c.err(s, &k, format!("API {api:?} is an HTTP API: usage plans apply to rest and websocket APIs (as on AWS)")),
+                Some(a) if !a.stages.iter().any(|st| st.name == stage) => {
+                    let known: Vec<&str> = a.stages.iter().map(|st| st.name.as_str()).collect();
+                    c.err(s, &k, format!("API {api:?} has no stage {stage:?} (its stages: {})", known.join(", ")))
+                }
+                Some(_) => stages.push((api.to_owned(), stage.to_owned())),
+            }
+        }
+        let quota = r.quota.as_ref().map(|q| {
+            let q = q.get_ref();
+            let limit = c.ranged(
+                &Some(q.limit.clone()),
+                &["usage_plans", name, "quota", "limit"],
+                0..=i64::MAX,
+                "calls",
+                0,
+            );
+            let period = match q.period.get_ref().as_str() {
+                "DAY" => QuotaPeriod::Day,
+                "WEEK" => QuotaPeriod::Week,
+                "MONTH" => QuotaPeriod::Month,
+                other => {
+                    c.err(
+                        &q.period,
+                        &["usage_plans", name, "quota", "period"],
+                        format!("{other:?} is not DAY, WEEK or MONTH"),
+                    );
+                    QuotaPeriod::Day
+                }
+            };
+            Quota {
+                limit: limit as u64,
+                period,
+            }
+        });
+        let throttle = throttle(c, &r.throttle, &["usage_plans", name, "throttle"]);
+        let mut keys = Vec::new();
+        for k in &r.keys {
+            let key = k.get_ref();
+            if !raw.api_keys.contains_key(key) {
+                c.err(
+                    k,
+                    &["usage_plans", name, "keys"],
+                    format!("unknown API key {key:?} (not defined under [api_keys])"),
+                );
+                continue;
+            }
+            for (api, stage) in &stages {
+                if let Some(other) =
+                    claimed.insert((key.clone(), api.clone(), stage.clone()), name.clone())
+                {
+                    c.err(k, &["usage_plans", name, "keys"], format!("API key {key:?} is already in usage plan {other:?} for {api}/{stage}: a key has one plan per stage (as on AWS)"));
+                }
+            }
+            keys.push(key.clone());
+        }
+        out.push(Arc::new(UsagePlan {
+            name: name.clone(),
+            stages,
+            throttle,
+            quota,
+            keys,
+        }));
+    }
+    out
 }
 
 const CORS_METHODS: &[&str] = &[
@@ -820,6 +1262,7 @@ fn route(
     raw: &Spanned<RawRoute>,
     rk: &[&str],
     functions: &BTreeMap<String, Spanned<RawFunction>>,
+    authorizers: &BTreeMap<String, Arc<Authorizer>>,
 ) -> Option<Route> {
     let r = raw.get_ref();
     let set = [r.function.is_some(), r.http.is_some(), r.mock.is_some()]
@@ -923,6 +1366,64 @@ fn route(
     };
     let throttle_key: Vec<&str> = rk.iter().copied().chain(["throttle"]).collect();
     let throttle = throttle(c, &r.throttle, &throttle_key);
+    let connect = matches!(key, RouteKey::WebSocket(k) if k == "$connect");
+    let authorizer = r.authorizer.as_ref().and_then(|a| {
+        let k: Vec<&str> = rk.iter().copied().chain(["authorizer"]).collect();
+        if kind == ApiKind::WebSocket && !connect {
+            c.err(
+                a,
+                &k,
+                "on WebSocket APIs only $connect takes an authorizer (as on AWS)",
+            );
+            return None;
+        }
+        match authorizers.get(a.get_ref()) {
+            Some(found) => Some(found.clone()),
+            None => {
+                let known: Vec<&str> = authorizers.keys().map(String::as_str).collect();
+                let hint = if known.is_empty() {
+                    "; declare it under [apis.NAME.authorizers.AUTH]".to_owned()
+                } else {
+                    format!(" (this API's: {})", known.join(", "))
+                };
+                c.err(a, &k, format!("unknown authorizer {:?}{hint}", a.get_ref()));
+                None
+            }
+        }
+    });
+    let scopes = match &r.scopes {
+        None => Vec::new(),
+        Some(s) => {
+            if !authorizer
+                .as_ref()
+                .is_some_and(|a| matches!(a.kind, AuthorizerKind::Jwt { .. }))
+            {
+                let k: Vec<&str> = rk.iter().copied().chain(["scopes"]).collect();
+                c.err(s, &k, "scopes apply to routes with a jwt authorizer");
+            }
+            s.get_ref().clone()
+        }
+    };
+    let api_key_required = match &r.api_key_required {
+        None => false,
+        Some(b) => {
+            let k: Vec<&str> = rk.iter().copied().chain(["api_key_required"]).collect();
+            if kind == ApiKind::Http {
+                c.err(
+                    b,
+                    &k,
+                    "HTTP APIs have no API keys (on AWS neither): use a rest API, or an authorizer",
+                );
+            } else if kind == ApiKind::WebSocket && !connect {
+                c.err(
+                    b,
+                    &k,
+                    "on WebSocket APIs only $connect checks API keys (as on AWS)",
+                );
+            }
+            *b.get_ref()
+        }
+    };
     Some(Route {
         key: key.clone(),
         integration,
@@ -930,6 +1431,9 @@ fn route(
         respond,
         payload,
         throttle,
+        authorizer,
+        scopes,
+        api_key_required,
     })
 }
 

@@ -29,8 +29,9 @@ pub(crate) struct RequestContext<'g> {
     pub(crate) websocket: bool,
     /// The API key the request presented (API key phase).
     pub(crate) api_key: Option<String>,
-    /// The caller an authorizer let in, and its context (authorizer phase).
+    /// The caller an authorizer let in (authorizer phase).
     pub(crate) principal: Option<String>,
+    /// `requestContext.authorizer` for the route's payload format.
     pub(crate) authorizer: Option<serde_json::Value>,
     /// How long the integration took (upstream or function).
     pub(crate) integration_latency: Option<Duration>,
@@ -69,6 +70,17 @@ impl<'g> RequestContext<'g> {
         self.api = Some(api);
         self.stage = Some(stage);
         self.route = route;
+    }
+
+    /// What an event built now for this request needs from the context.
+    pub(crate) fn event_context(&self) -> crate::events::EventContext<'_> {
+        crate::events::EventContext {
+            request_id: &self.request_id,
+            remote: self.remote,
+            now: chrono::Utc::now(),
+            authorizer: self.authorizer.as_ref(),
+            api_key: self.api_key.as_deref(),
+        }
     }
 
     pub(crate) fn kind(&self) -> Option<ApiKind> {

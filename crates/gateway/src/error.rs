@@ -32,6 +32,22 @@ pub enum GatewayError {
     Timeout(ApiKind),
     #[error("internal error: {0}")]
     Internal(String),
+    /// No identity, a token refused, an authorizer that said `Unauthorized`:
+    /// 401. JWT authorizers say why in a `www-authenticate` challenge.
+    #[error("unauthorized")]
+    Unauthorized { challenge: Option<String> },
+    /// An authorizer's policy did not allow the call: 403.
+    #[error("denied by the authorizer's policy ({} deny)", if *.explicit { "explicit" } else { "implicit" })]
+    Denied { explicit: bool },
+    /// No valid API key, or a JWT without a scope the route needs: 403.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// The key's usage plan quota is spent: 429.
+    #[error("usage plan quota exceeded")]
+    LimitExceeded,
+    /// The authorizer failed or answered nonsense: 500.
+    #[error("authorizer failed: {0}")]
+    AuthorizerFailed(String),
 }
 
 impl GatewayError {
@@ -47,6 +63,10 @@ impl GatewayError {
             GatewayError::Timeout(ApiKind::Rest) => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            GatewayError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            GatewayError::Denied { .. } | GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
+            GatewayError::LimitExceeded => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::AuthorizerFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -62,11 +82,27 @@ impl GatewayError {
             GatewayError::BadGateway(_) | GatewayError::Internal(_) => "Internal server error",
             GatewayError::Timeout(ApiKind::Rest) => "Endpoint request timed out",
             GatewayError::Timeout(_) => "Service Unavailable",
+            GatewayError::Unauthorized { .. } => "Unauthorized",
+            GatewayError::Denied { explicit: true } => {
+                "User is not authorized to access this resource with an explicit deny"
+            }
+            GatewayError::Denied { explicit: false } => {
+                "User is not authorized to access this resource"
+            }
+            GatewayError::Forbidden(_) => "Forbidden",
+            GatewayError::LimitExceeded => "Limit Exceeded",
+            GatewayError::AuthorizerFailed(_) => "Internal Server Error",
         }
     }
 
     pub fn into_response(self) -> Response<Body> {
-        json_message(self.status(), self.aws_message())
+        let mut resp = json_message(self.status(), self.aws_message());
+        if let GatewayError::Unauthorized { challenge: Some(c) } = &self {
+            if let Ok(v) = http::HeaderValue::from_str(c) {
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        resp
     }
 }
 

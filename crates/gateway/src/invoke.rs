@@ -56,8 +56,12 @@ pub(crate) enum CallError {
     /// The integration timeout passed before the function answered.
     TimedOut,
     /// The function ran and failed (its own timeout included), or could not
-    /// be started.
-    Failed { timeout: bool, message: String },
+    /// be started. `error_message` is the function's own `errorMessage`.
+    Failed {
+        timeout: bool,
+        message: String,
+        error_message: String,
+    },
 }
 
 impl CallError {
@@ -112,16 +116,20 @@ pub(crate) async fn call_function(
             return Err(CallError::Failed {
                 timeout: false,
                 message: e.to_string(),
+                error_message: String::new(),
             })
         }
         Ok(Ok(out)) => out,
     };
-    out.result.map_err(|e| CallError::Failed {
-        timeout: e.kind == ErrorKind::Timeout,
-        message: format!(
-            "function {function:?} failed: {}: {}",
-            e.error_type,
-            e.message()
-        ),
+    out.result.map_err(|e| {
+        let error_message = e.message();
+        CallError::Failed {
+            timeout: e.kind == ErrorKind::Timeout,
+            message: format!(
+                "function {function:?} failed: {}: {error_message}",
+                e.error_type
+            ),
+            error_message,
+        }
     })
 }

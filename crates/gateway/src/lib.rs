@@ -23,7 +23,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
-use stratus_config::{App, Integration};
+use stratus_config::{ApiKeySource, App, Integration};
 use tokio::time::Instant;
 
 pub use error::GatewayError;
@@ -57,10 +57,18 @@ struct Inner {
     proxy: integrations::http::Proxy,
     functions: Arc<dyn Invoke>,
     websockets: Arc<WebSockets>,
+    access: Arc<Access>,
+}
+
+/// Who may call what, and how often: shared by HTTP requests and
+/// WebSocket `$connect` and messages.
+pub(crate) struct Access {
     /// Token buckets of the throttles (phases/throttle.rs).
-    limiter: Arc<dyn stratus_state::RateLimiter>,
+    pub(crate) limiter: Arc<dyn stratus_state::RateLimiter>,
     /// The server-wide throttle.
-    server_throttle: Option<stratus_config::Throttle>,
+    pub(crate) server_throttle: Option<stratus_config::Throttle>,
+    pub(crate) authorizers: phases::authorize::Authorizers,
+    pub(crate) keys: phases::api_key::KeyCheck,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -74,10 +82,28 @@ impl Gateway {
     /// holds the WebSocket connections and outlives this gateway (a reload
     /// builds a new gateway with the same connections).
     pub fn new(app: &App, functions: Arc<dyn Invoke>, connections: Arc<Connections>) -> Gateway {
+        Gateway::with_keys(app, functions, connections, None)
+    }
+
+    /// `new`, with the API keys that usage plans open (`None`: no key is
+    /// accepted, so key-protected routes answer 403).
+    pub fn with_keys(
+        app: &App,
+        functions: Arc<dyn Invoke>,
+        connections: Arc<Connections>,
+        keys: Option<Arc<stratus_state::ApiKeys>>,
+    ) -> Gateway {
         // One set of buckets for HTTP requests and WebSocket messages (the
         // server-wide limit counts both).
-        let limiter: Arc<dyn stratus_state::RateLimiter> =
-            Arc::new(stratus_state::MemoryRateLimiter::default());
+        let access = Arc::new(Access {
+            limiter: Arc::new(stratus_state::MemoryRateLimiter::default()),
+            server_throttle: app.server.throttle,
+            authorizers: phases::authorize::Authorizers::new(app, functions.clone()),
+            keys: phases::api_key::KeyCheck {
+                keys,
+                plans: app.usage_plans.clone(),
+            },
+        });
         Gateway {
             inner: Arc::new(Inner {
                 table: RouteTable::new(app),
@@ -86,11 +112,10 @@ impl Gateway {
                     app,
                     functions.clone(),
                     connections,
-                    limiter.clone(),
+                    access.clone(),
                 )),
                 functions,
-                limiter,
-                server_throttle: app.server.throttle,
+                access,
             }),
         }
     }
@@ -180,17 +205,54 @@ impl Gateway {
         };
         cx.matched(m.api, m.stage, Some(m.route));
 
-        // Throttle: (usage plan ›) route or else stage › server.
+        let access = &*self.inner.access;
+        // API key (read from `x-api-key`): a key of a usage plan on this
+        // stage, within the plan's throttle and quota (phases/api_key.rs).
+        let key_from_header = m.api.api_key_source == ApiKeySource::Header;
+        if m.route.api_key_required && key_from_header {
+            let key = header_str(req.headers(), "x-api-key").map(str::to_owned);
+            access
+                .keys
+                .admit(&*access.limiter, m.api, m.stage, key.as_deref())
+                .await?;
+            cx.api_key = key;
+        }
+        // Throttle: route or else stage › server (phases/throttle.rs).
         phases::throttle::apply(
-            &*self.inner.limiter,
-            self.inner.server_throttle,
+            &*access.limiter,
+            access.server_throttle,
             m.api,
             m.stage,
             m.route,
         )
         .await?;
-        // API key: `x-api-key` against the usage plans (traffic issue).
-        // Authorizer: Lambda or JWT, with its result cache (traffic issue).
+        // Authorizer: Lambda (with its result cache) or JWT
+        // (phases/authorize).
+        let mut req = req;
+        if m.route.authorizer.is_some() {
+            let (parts, body) = req.into_parts();
+            let granted = {
+                let ev = cx.event_context();
+                access.authorizers.http(&m, &parts, &ev).await?
+            };
+            if let Some(g) = granted {
+                cx.principal = g.principal;
+                cx.authorizer = Some(g.context);
+                // The key the authorizer named, when the API reads it there.
+                if m.route.api_key_required && !key_from_header {
+                    access
+                        .keys
+                        .admit(&*access.limiter, m.api, m.stage, g.usage_key.as_deref())
+                        .await?;
+                    cx.api_key = g.usage_key;
+                }
+            }
+            req = Request::from_parts(parts, body);
+        } else if m.route.api_key_required && !key_from_header {
+            return Err(GatewayError::Forbidden(
+                "the API reads keys from an authorizer, and the route has none",
+            ));
+        }
         // Cache: a REST stage's response cache (versions issue).
 
         // The payload limit, as declared (streamed bodies are bounded

@@ -74,6 +74,8 @@ pub fn event_for(app: &App, req: &SampleRequest) -> Result<(String, Vec<u8>), St
         request_id: &request_id,
         remote: ([127, 0, 0, 1], 0).into(),
         now: chrono::Utc::now(),
+        authorizer: None,
+        api_key: None,
     };
     let body = Bytes::from(req.body.clone());
     let event = events::proxy_event(&m, &parts, &body, &cx).map_err(|e| e.to_string())?;
@@ -133,6 +135,8 @@ fn websocket_event(
         user_agent: crate::header_str(request.headers(), http::header::USER_AGENT)
             .map(str::to_owned),
         domain: Some(app.server.listen.to_string()),
+        authorizer: None,
+        api_key: None,
     };
     let request_id = uuid::Uuid::new_v4().to_string();
     let event = match kind {

@@ -385,12 +385,7 @@ async fn an_integration_timeout_is_504_for_rest_and_503_for_http_in_memory() {
 #[tokio::test]
 async fn a_websocket_message_is_routed_by_its_selection_expression_in_memory() {
     let app = app();
-    let ws = crate::websocket::WebSockets::new(
-        &app,
-        Fake::invoker(echo),
-        Connections::in_memory(),
-        Arc::new(stratus_state::MemoryRateLimiter::default()),
-    );
+    let ws = Gateway::new(&app, Fake::invoker(echo), Connections::in_memory()).websockets();
     let api = app.apis.iter().find(|a| a.name == "chat").unwrap().clone();
     let meta = crate::events::websocket::Meta {
         stage: api.stages[0].clone(),
@@ -400,6 +395,8 @@ async fn a_websocket_message_is_routed_by_its_selection_expression_in_memory() {
         source_ip: "192.0.2.7".into(),
         user_agent: None,
         domain: None,
+        authorizer: None,
+        api_key: None,
     };
     let (conn, mut rx) = crate::websocket::LocalConnection::detached("conn-1");
     for (message, route) in [

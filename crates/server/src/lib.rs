@@ -34,6 +34,9 @@ pub struct Server {
     gateway: TcpListener,
     admin: TcpListener,
     functions: Runtime,
+    /// API keys and their usage (the data directory's `keys.db`), when
+    /// the project has usage plans or keys.
+    keys: Option<Arc<stratus_state::ApiKeys>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -73,12 +76,14 @@ impl Server {
                 creds.secret_access_key.clone(),
             ),
         ];
+        let keys = open_keys(&app).await?;
         let functions = Runtime::start(&app, env).await?;
         Ok(Server {
             app: Arc::new(app),
             gateway,
             admin,
             functions,
+            keys,
         })
     }
 
@@ -126,7 +131,13 @@ impl Server {
         let functions = self.functions.clone();
         // Connections outlive any one gateway (a reload keeps them).
         let connections = stratus_gateway::Connections::in_memory();
-        let gateway = Gateway::new(&self.app, Arc::new(functions.clone()), connections);
+        let gateway = Gateway::with_keys(
+            &self.app,
+            Arc::new(functions.clone()),
+            connections,
+            self.keys.clone(),
+        );
+        let flusher = self.keys.as_ref().map(|k| k.spawn_flusher());
         let websockets = gateway.websockets();
         // REST events carry header names as the client spelled them.
         let capture_heads = self
@@ -149,6 +160,8 @@ impl Server {
             websockets: websockets.clone(),
             credentials: self.app.server.credentials.clone(),
             verify_signatures: self.app.server.verify_signatures,
+            keys: self.keys.clone(),
+            usage_plans: self.app.usage_plans.clone(),
         };
         let admin_task = tokio::spawn(serve_admin(self.admin, admin_state, limits, stop_rx, grace));
 
@@ -166,9 +179,51 @@ impl Server {
         gateway_task.await.context("gateway task")?;
         admin_task.await.context("admin task")?;
         functions.shutdown();
+        if let Some(k) = &self.keys {
+            if let Some(f) = flusher {
+                f.abort();
+            }
+            if let Err(e) = k.flush().await {
+                tracing::error!("API key usage of the last second not saved: {e}");
+            }
+        }
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Opens the key store when anything uses keys: usage plans, declared
+/// keys, or routes that require one.
+async fn open_keys(app: &App) -> anyhow::Result<Option<Arc<stratus_state::ApiKeys>>> {
+    let uses_keys = !app.usage_plans.is_empty()
+        || !app.api_keys.is_empty()
+        || app
+            .apis
+            .iter()
+            .any(|a| a.routes.iter().any(|r| r.api_key_required));
+    if !uses_keys {
+        return Ok(None);
+    }
+    let dir = &app.server.data_dir;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let path = dir.join("keys.db");
+    let store = stratus_state::SqliteKeyStore::open(&path)
+        .await
+        .with_context(|| format!("cannot open the API key store {}", path.display()))?;
+    let declared: Vec<stratus_state::DeclaredKey> = app
+        .api_keys
+        .iter()
+        .map(|k| stratus_state::DeclaredKey {
+            name: k.name.clone(),
+            value: k.value.clone(),
+            enabled: k.enabled,
+        })
+        .collect();
+    let keys = stratus_state::ApiKeys::open(Arc::new(store), &declared)
+        .await
+        .with_context(|| format!("cannot load the API keys of {}", path.display()))?;
+    Ok(Some(Arc::new(keys)))
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {

@@ -10,10 +10,13 @@
 //! - `Memory…` is the in-process implementation, used by default and in
 //!   tests.
 //!
-//! The stores: the WebSocket connection directory, rate-limit counters.
+//! The stores: the WebSocket connection directory, rate-limit counters,
+//! API keys and their usage (durable: SQLite).
 
 pub mod connections;
+pub mod keys;
 pub mod ratelimit;
 
 pub use connections::{ConnectionDirectory, ConnectionEntry, MemoryDirectory};
+pub use keys::{ApiKeys, DeclaredKey, KeyRecord, KeyStore, SqliteKeyStore, UsageRow};
 pub use ratelimit::{MemoryRateLimiter, Rate, RateLimiter};

@@ -28,6 +28,11 @@ pub(crate) struct EventContext<'a> {
     pub(crate) request_id: &'a str,
     pub(crate) remote: SocketAddr,
     pub(crate) now: chrono::DateTime<chrono::Utc>,
+    /// `requestContext.authorizer`, as the authorizer phase shaped it for
+    /// the route's payload format.
+    pub(crate) authorizer: Option<&'a Value>,
+    /// The API key the request was let in with (`identity.apiKey`).
+    pub(crate) api_key: Option<&'a str>,
 }
 
 pub(crate) const ACCOUNT_ID: &str = stratus_runtime::ACCOUNT_ID;

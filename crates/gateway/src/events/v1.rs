@@ -25,6 +25,17 @@ pub(crate) fn v1_event(
     body: &Bytes,
     cx: &EventContext<'_>,
 ) -> Result<Vec<u8>, GatewayError> {
+    let v = v1_value(m, parts, body, cx)?;
+    serde_json::to_vec(&v).map_err(|e| GatewayError::Internal(e.to_string()))
+}
+
+/// The 1.0 event as a JSON value (REQUEST authorizers' events start from it).
+pub(crate) fn v1_value(
+    m: &Matched<'_>,
+    parts: &request::Parts,
+    body: &Bytes,
+    cx: &EventContext<'_>,
+) -> Result<Value, GatewayError> {
     let original_names = parts
         .extensions
         .get::<RawRequestHead>()
@@ -67,6 +78,7 @@ pub(crate) fn v1_event(
     let mut identity = ApiGatewayRequestIdentity::default();
     identity.source_ip = Some(cx.remote.ip().to_string());
     identity.user_agent = user_agent(&parts.headers);
+    identity.api_key = cx.api_key.map(str::to_owned);
     rc.identity = identity;
     rc.resource_path = Some(resource);
     rc.path = Some(parts.uri.path().to_owned());
@@ -84,6 +96,9 @@ pub(crate) fn v1_event(
             "extendedRequestId".into(),
             Value::String(cx.request_id.to_owned()),
         );
+        if let Some(a) = cx.authorizer {
+            rc.insert("authorizer".into(), a.clone());
+        }
     }
     // Identity keys AWS always sends, null when unknown.
     if let Some(id) = v
@@ -113,7 +128,7 @@ pub(crate) fn v1_event(
             v[key] = Value::Null;
         }
     }
-    serde_json::to_vec(&v).map_err(|e| GatewayError::Internal(e.to_string()))
+    Ok(v)
 }
 
 /// A small stable hash, for a resource id that stays the same per route.

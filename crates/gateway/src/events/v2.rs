@@ -27,6 +27,29 @@ pub(crate) fn v2_event(
     body: &Bytes,
     cx: &EventContext<'_>,
 ) -> Result<Vec<u8>, GatewayError> {
+    with_v2_event(m, parts, body, cx, |event| serde_json::to_vec(event))
+        .map_err(|e| GatewayError::Internal(e.to_string()))
+}
+
+/// The 2.0 event as a JSON value (REQUEST authorizers' events start from it).
+pub(crate) fn v2_value(
+    m: &Matched<'_>,
+    parts: &request::Parts,
+    cx: &EventContext<'_>,
+) -> Result<Value, GatewayError> {
+    with_v2_event(m, parts, &Bytes::new(), cx, |event| {
+        serde_json::to_value(event)
+    })
+    .map_err(|e| GatewayError::Internal(e.to_string()))
+}
+
+fn with_v2_event<R>(
+    m: &Matched<'_>,
+    parts: &request::Parts,
+    body: &Bytes,
+    cx: &EventContext<'_>,
+    write: impl FnOnce(&V2Event<'_>) -> R,
+) -> R {
     let mut headers = Vec::with_capacity(parts.headers.keys_len());
     let mut cookies = Vec::new();
     for name in parts.headers.keys() {
@@ -92,6 +115,7 @@ pub(crate) fn v2_event(
                 source_ip: cx.remote.ip().to_string(),
                 user_agent: header_str(&parts.headers, &header::USER_AGENT).unwrap_or(""),
             },
+            authorizer: cx.authorizer,
             request_id: cx.request_id,
             route_key: &route_key,
             stage: &m.stage.name,
@@ -103,7 +127,7 @@ pub(crate) fn v2_event(
         is_base64_encoded,
         stage_variables: &m.stage.variables,
     };
-    serde_json::to_vec(&event).map_err(|e| GatewayError::Internal(e.to_string()))
+    write(&event)
 }
 
 #[derive(Serialize)]
@@ -137,6 +161,8 @@ struct V2Context<'a> {
     domain_name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     domain_prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorizer: Option<&'a Value>,
     http: V2Http<'a>,
     request_id: &'a str,
     route_key: &'a str,
@@ -426,6 +452,8 @@ variables = { color = "blue", size = "L" }
                 request_id: "req-1",
                 remote: "10.0.0.9:5000".parse().unwrap(),
                 now,
+                authorizer: None,
+                api_key: None,
             };
             let ours: Value =
                 serde_json::from_slice(&v2_event(&m, &parts, &body, &cx).unwrap()).unwrap();

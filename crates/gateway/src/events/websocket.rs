@@ -27,6 +27,11 @@ pub(crate) struct Meta {
     pub(crate) source_ip: String,
     pub(crate) user_agent: Option<String>,
     pub(crate) domain: Option<String>,
+    /// What `$connect`'s authorizer let in: every event's
+    /// `requestContext.authorizer`.
+    pub(crate) authorizer: Option<serde_json::Value>,
+    /// The API key `$connect` was let in with (`identity.apiKey`).
+    pub(crate) api_key: Option<String>,
 }
 
 pub(crate) enum EventKind<'r, B> {
@@ -43,6 +48,17 @@ impl Meta {
         request_id: &str,
         body: Option<(String, bool)>,
     ) -> Vec<u8> {
+        serde_json::to_vec(&self.event_value(kind, route_key, request_id, body)).unwrap_or_default()
+    }
+
+    /// The event as a JSON value (the `$connect` authorizer's starts from it).
+    pub(crate) fn event_value<B>(
+        &self,
+        kind: EventKind<'_, B>,
+        route_key: &str,
+        request_id: &str,
+        body: Option<(String, bool)>,
+    ) -> serde_json::Value {
         let now = chrono::Utc::now();
         let mut rc = ApiGatewayWebsocketProxyRequestContext::default();
         rc.route_key = Some(route_key.to_owned());
@@ -60,6 +76,7 @@ impl Meta {
         let mut identity = ApiGatewayRequestIdentity::default();
         identity.source_ip = Some(self.source_ip.clone());
         identity.user_agent = self.user_agent.clone();
+        identity.api_key = self.api_key.clone();
         rc.identity = identity;
 
         let mut event = ApiGatewayWebsocketProxyRequest::default();
@@ -110,7 +127,14 @@ impl Meta {
                 }
             }
         }
-        serde_json::to_vec(&v).unwrap_or_default()
+        if let (Some(a), Some(rc)) = (
+            &self.authorizer,
+            v.get_mut("requestContext")
+                .and_then(serde_json::Value::as_object_mut),
+        ) {
+            rc.insert("authorizer".into(), a.clone());
+        }
+        v
     }
 }
 

@@ -22,11 +22,7 @@ pub(crate) async fn call(
     let (parts, body) = req.into_parts();
     let accept = crate::header_str(&parts.headers, header::ACCEPT).map(str::to_owned);
     let body = collect_limited(body).await?;
-    let ev = events::EventContext {
-        request_id: &cx.request_id,
-        remote: cx.remote,
-        now: chrono::Utc::now(),
-    };
+    let ev = cx.event_context();
     let event = events::proxy_event(m, &parts, &body, &ev)?;
     let payload = call_function(
         functions,

@@ -2,6 +2,8 @@
 //! is in one place, `Gateway::handle`; the phases to come (API key,
 //! authorizer, cache) have their slots marked there.
 
+pub(crate) mod api_key;
+pub(crate) mod authorize;
 pub(crate) mod cors;
 pub(crate) mod limits;
 pub(crate) mod normalize;

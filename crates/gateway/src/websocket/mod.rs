@@ -45,9 +45,8 @@ pub struct WebSockets {
     stop: watch::Sender<bool>,
     /// Connection tasks still running (including their `$disconnect`).
     active: watch::Sender<usize>,
-    /// The throttles' buckets, shared with HTTP requests.
-    limiter: Arc<dyn stratus_state::RateLimiter>,
-    server_throttle: Option<stratus_config::Throttle>,
+    /// Throttles, authorizers and API keys, shared with HTTP requests.
+    access: Arc<crate::Access>,
 }
 
 impl WebSockets {
@@ -55,7 +54,7 @@ impl WebSockets {
         app: &App,
         functions: Arc<dyn Invoke>,
         registry: Arc<Connections>,
-        limiter: Arc<dyn stratus_state::RateLimiter>,
+        access: Arc<crate::Access>,
     ) -> WebSockets {
         let mut mounts = HashMap::new();
         for api in app.apis.iter().filter(|a| a.kind == ApiKind::WebSocket) {
@@ -69,8 +68,7 @@ impl WebSockets {
             functions,
             stop: watch::channel(false).0,
             active: watch::channel(0).0,
-            limiter,
-            server_throttle: app.server.throttle,
+            access,
         }
     }
 
@@ -119,6 +117,7 @@ impl WebSockets {
             return Err(CallError::Failed {
                 timeout: false,
                 message: "not a function route".into(),
+                error_message: String::new(),
             });
         };
         let (limit, wait) = match &route.key {

@@ -65,8 +65,8 @@ impl WebSockets {
         // The route's throttle (or its stage's), then the server's, as for
         // HTTP requests; a throttled message is answered on the socket.
         let throttled = crate::phases::throttle::apply(
-            &*self.limiter,
-            self.server_throttle,
+            &*self.access.limiter,
+            self.access.server_throttle,
             &meta.api,
             &meta.stage,
             route,

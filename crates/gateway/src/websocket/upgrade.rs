@@ -70,7 +70,7 @@ impl WebSockets {
         };
         let conn_id = new_connection_id();
         let connected_at = crate::events::epoch_ms();
-        let meta = Meta {
+        let mut meta = Meta {
             api: api.clone(),
             stage: stage.clone(),
             conn_id: conn_id.clone(),
@@ -78,7 +78,17 @@ impl WebSockets {
             source_ip: remote.ip().to_string(),
             user_agent: crate::header_str(req.headers(), header::USER_AGENT).map(str::to_owned),
             domain: crate::header_str(req.headers(), header::HOST).map(str::to_owned),
+            authorizer: None,
+            api_key: None,
         };
+
+        // $connect's authorizer and API key (AWS applies both to $connect
+        // only; later messages carry what they let in).
+        if let Some(route) = find_route(&api, "$connect") {
+            if let Err(e) = self.admit_connect(route, &req, &mut meta, request_id).await {
+                return e.into_response();
+            }
+        }
 
         // $connect runs during the upgrade: its answer decides the handshake.
         if let Some(route) = find_route(&api, "$connect") {
@@ -129,6 +139,53 @@ impl WebSockets {
             h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
         }
         resp
+    }
+}
+
+impl WebSockets {
+    async fn admit_connect<B>(
+        &self,
+        route: &stratus_config::Route,
+        req: &Request<B>,
+        meta: &mut Meta,
+        request_id: &str,
+    ) -> Result<(), crate::GatewayError> {
+        let access = &*self.access;
+        let mut usage_key = None;
+        if let Some(auth) = &route.authorizer {
+            let who = crate::phases::authorize::Request {
+                api: &meta.api,
+                stage: &meta.stage,
+                route_key: "$connect",
+                method: "GET",
+                path: "/",
+                headers: req.headers(),
+                query: req.uri().query(),
+                source_ip: meta.source_ip.clone(),
+                request_id,
+            };
+            let event = || meta.event_value(EventKind::Connect(req), "$connect", request_id, None);
+            let granted = access
+                .authorizers
+                .connect(auth, &who, event, route.timeout)
+                .await?;
+            usage_key = granted.usage_key;
+            meta.authorizer = Some(granted.context);
+        }
+        if route.api_key_required {
+            let key = match meta.api.api_key_source {
+                stratus_config::ApiKeySource::Header => {
+                    crate::header_str(req.headers(), "x-api-key").map(str::to_owned)
+                }
+                stratus_config::ApiKeySource::Authorizer => usage_key,
+            };
+            access
+                .keys
+                .admit(&*access.limiter, &meta.api, &meta.stage, key.as_deref())
+                .await?;
+            meta.api_key = key;
+        }
+        Ok(())
     }
 }
 
