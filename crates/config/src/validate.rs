@@ -976,7 +976,7 @@ fn authorizers(
                                 c.err(
                                     j,
                                     &key("jwks"),
-                                    format!("JWKS file {} does not exist", path.display()),
+                                    format!("JWKS file {v:?} does not exist (paths are from the project directory)"),
                                 );
                             }
                             Jwks::File(path)
