@@ -1,6 +1,7 @@
 //! The integration test binary: the real server on port 0, real upstreams,
 //! real HTTP clients, and the real `stratus` binary for CLI behaviour.
 
+mod access;
 mod cli;
 mod fidelity;
 mod functions;

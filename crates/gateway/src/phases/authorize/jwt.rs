@@ -22,9 +22,9 @@ const LEEWAY_SECS: u64 = 5;
 const MISS_INTERVAL: Duration = Duration::from_secs(10);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One authorizer's keys: read from a file once, or fetched from a URL,
-/// kept, and fetched again when a token names a `kid` not among them
-/// (the issuer rotated its keys).
+/// One authorizer's keys, from a file or a URL: loaded at first use, kept,
+/// and loaded again when a token names a `kid` not among them (the issuer
+/// rotated its keys; at most once per `MISS_INTERVAL` for the same `kid`).
 pub(crate) struct KeySet {
     source: Jwks,
     client: reqwest::Client,
@@ -97,7 +97,7 @@ impl KeySet {
             .misses
             .get(kid)
             .is_some_and(|at| at.elapsed() < MISS_INTERVAL);
-        if st.loaded && (recently_missed || matches!(self.source, Jwks::File(_))) {
+        if st.loaded && recently_missed {
             return Ok(None);
         }
         st.keys = self.load().await?;
