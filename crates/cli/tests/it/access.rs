@@ -634,3 +634,109 @@ fn api_keys_open_routes_quotas_hold_across_a_restart_and_the_cli_manages_keys() 
         "{usage}"
     );
 }
+
+/// An authorizer that names the caller's API key (`usageIdentifierKey`).
+const KEY_AUTH_PY: &str = r#"
+def handler(event, context):
+    token = event.get("authorizationToken") or (event.get("queryStringParameters") or {}).get("token") or ""
+    return {"principalId": "p", "usageIdentifierKey": token,
+            "policyDocument": {"Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "*"}]}}
+"#;
+
+#[tokio::test]
+async fn keys_from_an_authorizer_plan_throttles_per_key_and_connect_keys() {
+    let s = TestServer::start_with_files(
+        r#"
+[functions.auth]
+runtime = "python3"
+handler = "app.handler"
+code = "auth"
+
+[functions.echo]
+runtime = "python3"
+handler = "app.handler"
+code = "echo"
+
+[apis.shop]
+type = "rest"
+base_path = "/shop"
+api_key_source = "AUTHORIZER"
+[apis.shop.authorizers.tok]
+type = "token"
+function = "auth"
+[apis.shop.routes]
+"GET /items" = { function = "echo", authorizer = "tok", api_key_required = true }
+
+[apis.chat]
+type = "websocket"
+base_path = "/chat"
+[apis.chat.routes]
+"$connect" = { function = "echo", api_key_required = true }
+"$default" = { function = "echo", respond = true }
+
+[api_keys.one]
+value = "key-one-0123456789abcdef"
+[api_keys.two]
+value = "key-two-0123456789abcdef"
+
+[usage_plans.slow]
+apis = ["shop/$default", "chat/$default"]
+throttle = { rate = 0.001, burst = 2 }
+keys = ["one", "two"]
+"#,
+        &[("auth/app.py", KEY_AUTH_PY), ("echo/app.py", ECHO_PY)],
+    )
+    .await;
+    // The key comes from the authorizer and reaches the event.
+    let (status, body) = get_tok(&s, "/shop/items", "key-one-0123456789abcdef").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["apiKey"], "key-one-0123456789abcdef");
+    // The plan's throttle is per key: `one` has one token left, `two` its own two.
+    assert_eq!(
+        get_tok(&s, "/shop/items", "key-one-0123456789abcdef")
+            .await
+            .0,
+        200
+    );
+    let (status, body) = get_tok(&s, "/shop/items", "key-one-0123456789abcdef").await;
+    assert_eq!(
+        (status, body),
+        (429, serde_json::json!({"message": "Too Many Requests"}))
+    );
+    assert_eq!(
+        get_tok(&s, "/shop/items", "key-two-0123456789abcdef")
+            .await
+            .0,
+        200
+    );
+    // An authorizer naming an unknown key: 403.
+    let (status, body) = get_tok(&s, "/shop/items", "unknownkey").await;
+    assert_eq!(
+        (status, body),
+        (403, serde_json::json!({"message": "Forbidden"}))
+    );
+
+    // WebSocket: $connect checks x-api-key.
+    let url = format!("ws://{}/chat", s.gateway);
+    match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(tungstenite::Error::Http(r)) => assert_eq!(r.status(), 403),
+        other => panic!("connected without a key: {:?}", other.map(|_| ())),
+    }
+    let mut req =
+        tungstenite::client::IntoClientRequest::into_client_request(url.as_str()).unwrap();
+    req.headers_mut()
+        .insert("x-api-key", "key-two-0123456789abcdef".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connect with a key");
+    use futures_util::{SinkExt, StreamExt};
+    ws.send(tungstenite::Message::text("hi")).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let v: Value = serde_json::from_str(answer.to_text().unwrap()).unwrap();
+    assert_eq!(v["apiKey"], "key-two-0123456789abcdef", "{v}");
+}
