@@ -88,7 +88,17 @@ fn routes_prints_a_table() {
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["API", "STAGE", "METHOD", "PATH", "INTEGRATION", "THROTTLE"]
+        [
+            "API",
+            "STAGE",
+            "METHOD",
+            "PATH",
+            "INTEGRATION",
+            "THROTTLE",
+            "AUTHORIZER",
+            "API",
+            "KEY"
+        ]
     );
     let row = out
         .lines()
@@ -103,11 +113,17 @@ fn routes_prints_a_table() {
         .expect(&out);
     assert!(ws.contains(" WS "), "{ws}");
     assert!(
-        row.ends_with("100/s, burst 200"),
+        row.contains(" 100/s, burst 200 "),
         "the stage's throttle: {row}"
     );
+    assert_eq!(cells[cells.len() - 2..], ["-", "-"], "{row}");
     let own = out.lines().find(|l| l.contains("POST")).expect(&out);
-    assert!(own.ends_with("5/s, burst 10"), "the route's own: {own}");
+    assert!(own.contains(" 5/s, burst 10 "), "the route's own: {own}");
+    // Each route's authorizer and key requirement.
+    let guarded = out.lines().find(|l| l.contains("/orders/")).expect(&out);
+    assert!(guarded.contains(" tok (token) "), "{guarded}");
+    let keyed = out.lines().find(|l| l.contains("/reports/")).expect(&out);
+    assert!(keyed.ends_with(" required"), "{keyed}");
 }
 
 #[test]
@@ -193,6 +209,31 @@ async fn serve_answers_the_example_routes() {
         assert_eq!(v["runtime"], runtime, "{path}");
         assert_eq!(v["message"], format!("hello, {name}"), "{path}");
     }
+    // The authorizer's route and the key-protected one.
+    let with = |p: &str, k: &'static str, v: &'static str| {
+        let url = s.url(p);
+        async move {
+            let r = reqwest::Client::new()
+                .get(url)
+                .header(k, v)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/shop/prod/orders/5").await.0, 401);
+    let (status, body) = with("/shop/prod/orders/5", "authorization", "Bearer let-me-in").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("hello, 5"), "{body}");
+    assert_eq!(get("/shop/prod/reports/1").await.0, 403);
+    let keyed = with(
+        "/shop/prod/reports/1",
+        "x-api-key",
+        "demo-key-0123456789abcdef",
+    )
+    .await;
+    assert_eq!(keyed, (200, "a report".into()));
     let health = reqwest::get(format!("http://{}/healthz", s.admin))
         .await
         .unwrap();
