@@ -136,15 +136,20 @@ async fn create(
     }
     match keys.create(&new.name, new.value, new.plans).await {
         Ok(k) => (StatusCode::CREATED, axum::Json(item(&s, &k))).into_response(),
-        Err(e @ (KeyError::NameTaken(_) | KeyError::ValueTaken)) => {
-            error(StatusCode::CONFLICT, "ConflictException", &e.to_string())
-        }
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalFailure",
-            &e.to_string(),
-        ),
+        Err(e) => key_error(&e),
     }
+}
+
+/// A key store refusal as API Gateway's management API words it.
+fn key_error(e: &KeyError) -> Response {
+    let (status, code) = match e {
+        KeyError::NameTaken(_) | KeyError::ValueTaken => {
+            (StatusCode::CONFLICT, "ConflictException")
+        }
+        KeyError::Unknown(_) => (StatusCode::NOT_FOUND, "NotFoundException"),
+        KeyError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure"),
+    };
+    error(status, code, &e.to_string())
 }
 
 async fn revoke(
@@ -160,14 +165,7 @@ async fn revoke(
     };
     match keys.revoke(&name).await {
         Ok(k) => axum::Json(item(&s, &k)).into_response(),
-        Err(e @ KeyError::Unknown(_)) => {
-            error(StatusCode::NOT_FOUND, "NotFoundException", &e.to_string())
-        }
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalFailure",
-            &e.to_string(),
-        ),
+        Err(e) => key_error(&e),
     }
 }
 

@@ -147,14 +147,7 @@ pub(crate) fn verify(
             signed.push((name, v.to_str().map_err(|_| "non-text signed header")?));
         }
     }
-    let identity = aws_credential_types::Credentials::new(
-        &creds.access_key_id,
-        &creds.secret_access_key,
-        None,
-        None,
-        "stratus.toml",
-    )
-    .into();
+    let identity = identity(creds);
     // SDKs differ on whether the path is encoded once or twice for
     // execute-api; a signature that matches either is the client's.
     for mode in [PercentEncodingMode::Double, PercentEncodingMode::Single] {
@@ -201,14 +194,7 @@ pub fn sign_headers(
     url: &str,
     body: &[u8],
 ) -> Result<Vec<(String, String)>, String> {
-    let identity = aws_credential_types::Credentials::new(
-        &creds.access_key_id,
-        &creds.secret_access_key,
-        None,
-        None,
-        "stratus.toml",
-    )
-    .into();
+    let identity = identity(creds);
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region(region)
@@ -228,4 +214,16 @@ pub fn sign_headers(
         .into_iter()
         .map(|h| (h.name().to_owned(), h.value().to_owned()))
         .collect())
+}
+
+/// The project's credentials as aws-sigv4 takes them.
+fn identity(creds: &Credentials) -> aws_smithy_runtime_api::client::identity::Identity {
+    aws_credential_types::Credentials::new(
+        &creds.access_key_id,
+        &creds.secret_access_key,
+        None,
+        None,
+        "stratus.toml",
+    )
+    .into()
 }

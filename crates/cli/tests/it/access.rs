@@ -692,30 +692,25 @@ keys = ["one", "two"]
     let (status, body) = get_tok(&s, "/shop/items", "key-one-0123456789abcdef").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["apiKey"], "key-one-0123456789abcdef");
-    // The plan's throttle is per key: `one` has one token left, `two` its own two.
-    assert_eq!(
-        get_tok(&s, "/shop/items", "key-one-0123456789abcdef")
-            .await
-            .0,
-        200
-    );
-    let (status, body) = get_tok(&s, "/shop/items", "key-one-0123456789abcdef").await;
-    assert_eq!(
-        (status, body),
-        (429, serde_json::json!({"message": "Too Many Requests"}))
-    );
-    assert_eq!(
-        get_tok(&s, "/shop/items", "key-two-0123456789abcdef")
-            .await
-            .0,
-        200
-    );
-    // An authorizer naming an unknown key: 403.
-    let (status, body) = get_tok(&s, "/shop/items", "unknownkey").await;
-    assert_eq!(
-        (status, body),
-        (403, serde_json::json!({"message": "Forbidden"}))
-    );
+    // The plan's throttle is per key: `one` has one token left, `two` its
+    // own two; an authorizer naming an unknown key: 403.
+    let message = |m: &str| serde_json::json!({ "message": m });
+    for (key, status, body) in [
+        ("key-one-0123456789abcdef", 200, None),
+        (
+            "key-one-0123456789abcdef",
+            429,
+            Some(message("Too Many Requests")),
+        ),
+        ("key-two-0123456789abcdef", 200, None),
+        ("unknownkey", 403, Some(message("Forbidden"))),
+    ] {
+        let got = get_tok(&s, "/shop/items", key).await;
+        assert_eq!(got.0, status, "{key}: {}", got.1);
+        if let Some(body) = body {
+            assert_eq!(got.1, body);
+        }
+    }
 
     // WebSocket: $connect checks x-api-key.
     let url = format!("ws://{}/chat", s.gateway);
