@@ -86,7 +86,12 @@ identity_validation = "^[a-z]+$"
 type = "token"
 function = "auth"
 ttl = 0
+[apis.shop.authorizers.req]
+type = "request"
+function = "auth"
+identity_source = "method.request.querystring.token"
 [apis.shop.routes]
+"GET /req" = { function = "echo", authorizer = "req" }
 "GET /items" = { function = "echo", authorizer = "tok" }
 "POST /items" = { function = "echo", authorizer = "tok" }
 "GET /fresh" = { function = "echo", authorizer = "fresh" }
@@ -224,6 +229,13 @@ async fn a_token_authorizer_allows_denies_and_caches_as_aws_does() {
     assert_eq!(get_tok(&s, "/shop/prod/items", "garbage").await.0, 500);
     // The server is fine after all of it.
     assert_eq!(get_tok(&s, "/shop/prod/items", "allow").await.0, 200);
+
+    // A REQUEST authorizer reads its identity from the query string.
+    assert_eq!(get(&s, "/shop/prod/req", &[]).await.0, 401);
+    let (status, body, _) = get(&s, "/shop/prod/req?token=allow", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["authorizer"]["principalId"], "alice");
+    assert_eq!(get(&s, "/shop/prod/req?token=deny", &[]).await.0, 403);
 }
 
 #[tokio::test]
