@@ -22,7 +22,14 @@ pub(crate) fn router() -> axum::Router<AdminState> {
     )
 }
 
-fn gone(id: &str) -> Response {
+fn gone(api: &str, stage: &str, id: &str) -> Response {
+    stratus_telemetry::ConnectionsCalled {
+        api,
+        stage,
+        posted: false,
+        gone: true,
+    }
+    .emit();
     error(
         StatusCode::GONE,
         "GoneException",
@@ -59,7 +66,7 @@ async fn handle(
         .await
         .filter(|i| i.api == api && i.stage == stage);
     let Some(info) = info else {
-        return gone(&id);
+        return gone(&api, &stage, &id);
     };
     match method {
         Method::POST => {
@@ -68,9 +75,17 @@ async fn handle(
                 Err(_) => Outbound::Binary(body),
             };
             match registry.send(&id, msg).await {
-                Ok(()) => StatusCode::OK.into_response(),
-                Err(SendError::Gone) => gone(&id),
-                Err(SendError::TooSlow) => gone(&id),
+                Ok(()) => {
+                    stratus_telemetry::ConnectionsCalled {
+                        api: &api,
+                        stage: &stage,
+                        posted: true,
+                        gone: false,
+                    }
+                    .emit();
+                    StatusCode::OK.into_response()
+                }
+                Err(SendError::Gone | SendError::TooSlow) => gone(&api, &stage, &id),
             }
         }
         Method::GET => axum::Json(describe(&info)).into_response(),
@@ -81,7 +96,7 @@ async fn handle(
             };
             match registry.send(&id, close).await {
                 Ok(()) | Err(SendError::TooSlow) => StatusCode::NO_CONTENT.into_response(),
-                Err(SendError::Gone) => gone(&id),
+                Err(SendError::Gone) => gone(&api, &stage, &id),
             }
         }
         _ => error(

@@ -12,6 +12,7 @@ mod connections;
 mod error;
 mod keys;
 mod lambda;
+mod monitor;
 mod sigv4;
 
 pub use sigv4::sign_headers;
@@ -37,6 +38,8 @@ pub struct AdminState {
     /// Check every signature against `credentials` (`[server.credentials]`
     /// set); otherwise any well-formed credentials pass (`sigv4`).
     pub verify_signatures: bool,
+    /// The project (the dashboard's route table and prices).
+    pub app: Arc<stratus_config::App>,
     /// API keys (None when the project uses none).
     pub keys: Option<Arc<stratus_state::ApiKeys>>,
     pub usage_plans: Vec<Arc<stratus_config::UsagePlan>>,
@@ -56,6 +59,7 @@ pub fn router(state: AdminState) -> axum::Router {
         .merge(lambda::router())
         .merge(connections::router())
         .merge(keys::router())
+        .merge(monitor::router())
         .layer(axum::extract::DefaultBodyLimit::max(
             stratus_runtime::MAX_SYNC_PAYLOAD + 1,
         ))

@@ -180,7 +180,7 @@ pub(crate) fn verify(
 }
 
 /// Comparing signatures without an early exit, so timing tells nothing.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -38,6 +38,7 @@ async fn state() -> AdminState {
         verify_signatures: app.server.verify_signatures,
         keys: None,
         usage_plans: Vec::new(),
+        app: Arc::new(app.clone()),
     }
 }
 

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use stratus_config::{ApiKind, App, Integration, RouteKey};
+use stratus_config::App;
 
 /// mimalloc instead of glibc's malloc: buffers made on one worker thread
 /// are freed on another all the time here (an event built by the gateway
@@ -321,61 +321,7 @@ async fn shutdown_signal() {
 }
 
 fn routes_table(app: &App) -> String {
-    let mut rows = vec![[
-        "API".to_owned(),
-        "STAGE".to_owned(),
-        "METHOD".to_owned(),
-        "PATH".to_owned(),
-        "INTEGRATION".to_owned(),
-        "THROTTLE".to_owned(),
-        "AUTHORIZER".to_owned(),
-        "API KEY".to_owned(),
-    ]];
-    for api in &app.apis {
-        for stage in &api.stages {
-            for route in &api.routes {
-                let (method, path) = match &route.key {
-                    RouteKey::Http { method, path } => (
-                        method.to_string(),
-                        stratus_config::join_paths(&stage.mount, &path.to_string()),
-                    ),
-                    RouteKey::Default if api.kind == ApiKind::WebSocket => {
-                        ("WS".to_owned(), format!("{} $default", stage.mount))
-                    }
-                    RouteKey::Default => ("ANY".to_owned(), format!("{} ($default)", stage.mount)),
-                    RouteKey::WebSocket(k) => ("WS".to_owned(), format!("{} {k}", stage.mount)),
-                };
-                let integration = match &route.integration {
-                    Integration::Http { url } => format!("http {url}"),
-                    other => other.to_string(),
-                };
-                // The limit that applies to the route: its own, else its
-                // stage's default (the server-wide one comes on top).
-                let throttle = match route.throttle.or(stage.throttle) {
-                    Some(t) => format!("{}/s, burst {}", t.rate, t.burst),
-                    None => "-".to_owned(),
-                };
-                let authorizer = match &route.authorizer {
-                    Some(a) => format!("{} ({})", a.name, a.type_name()),
-                    None => "-".to_owned(),
-                };
-                let key = if route.api_key_required {
-                    "required"
-                } else {
-                    "-"
-                };
-                rows.push([
-                    api.name.clone(),
-                    stage.name.clone(),
-                    method,
-                    path,
-                    integration,
-                    throttle,
-                    authorizer,
-                    key.to_owned(),
-                ]);
-            }
-        }
-    }
+    let mut rows = vec![stratus_config::RouteRow::HEADER.map(str::to_owned)];
+    rows.extend(app.route_rows().into_iter().map(|r| r.cells()));
     keys::table(&rows)
 }

@@ -25,6 +25,126 @@ pub struct App {
     pub api_keys: Vec<ApiKeyDecl>,
     /// `[usage_plans.NAME]`.
     pub usage_plans: Vec<Arc<UsagePlan>>,
+    /// `[pricing]`: the cost estimate's prices.
+    pub pricing: Pricing,
+}
+
+/// List prices in dollars (us-east-1, x86; AWS's, unless `[pricing]`
+/// says otherwise).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pricing {
+    pub lambda_requests_per_million: f64,
+    pub lambda_gb_second: f64,
+    pub rest_requests_per_million: f64,
+    pub http_requests_per_million: f64,
+    pub websocket_messages_per_million: f64,
+    pub websocket_connection_minutes_per_million: f64,
+}
+
+impl Default for Pricing {
+    fn default() -> Pricing {
+        Pricing {
+            lambda_requests_per_million: 0.20,
+            lambda_gb_second: 0.000_016_666_7,
+            rest_requests_per_million: 3.50,
+            http_requests_per_million: 1.00,
+            websocket_messages_per_million: 1.00,
+            websocket_connection_minutes_per_million: 0.25,
+        }
+    }
+}
+
+/// One route of one stage, as `stratus routes` and the dashboard show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteRow {
+    pub api: String,
+    pub stage: String,
+    /// `GET`..., `ANY`, or `WS` for a WebSocket route.
+    pub method: String,
+    /// The full path (mount + route path), or `mount key` for WebSocket routes.
+    pub path: String,
+    pub integration: String,
+    /// The limit that applies: the route's own, else its stage's; `-`.
+    pub throttle: String,
+    /// `name (type)` or `-`.
+    pub authorizer: String,
+    /// `required` or `-`.
+    pub api_key: String,
+}
+
+impl RouteRow {
+    pub const HEADER: [&'static str; 8] = [
+        "API",
+        "STAGE",
+        "METHOD",
+        "PATH",
+        "INTEGRATION",
+        "THROTTLE",
+        "AUTHORIZER",
+        "API KEY",
+    ];
+
+    pub fn cells(self) -> [String; 8] {
+        [
+            self.api,
+            self.stage,
+            self.method,
+            self.path,
+            self.integration,
+            self.throttle,
+            self.authorizer,
+            self.api_key,
+        ]
+    }
+}
+
+impl App {
+    /// Every route of every stage, in file order.
+    pub fn route_rows(&self) -> Vec<RouteRow> {
+        let mut rows = Vec::new();
+        for api in &self.apis {
+            for stage in &api.stages {
+                for route in &api.routes {
+                    let (method, path) = match &route.key {
+                        RouteKey::Http { method, path } => (
+                            method.to_string(),
+                            join_paths(&stage.mount, &path.to_string()),
+                        ),
+                        RouteKey::Default if api.kind == ApiKind::WebSocket => {
+                            ("WS".to_owned(), format!("{} $default", stage.mount))
+                        }
+                        RouteKey::Default => {
+                            ("ANY".to_owned(), format!("{} ($default)", stage.mount))
+                        }
+                        RouteKey::WebSocket(k) => ("WS".to_owned(), format!("{} {k}", stage.mount)),
+                    };
+                    rows.push(RouteRow {
+                        api: api.name.clone(),
+                        stage: stage.name.clone(),
+                        method,
+                        path,
+                        integration: route.integration.to_string(),
+                        // The server-wide limit comes on top.
+                        throttle: match route.throttle.or(stage.throttle) {
+                            Some(t) => format!("{}/s, burst {}", t.rate, t.burst),
+                            None => "-".to_owned(),
+                        },
+                        authorizer: match &route.authorizer {
+                            Some(a) => format!("{} ({})", a.name, a.type_name()),
+                            None => "-".to_owned(),
+                        },
+                        api_key: if route.api_key_required {
+                            "required"
+                        } else {
+                            "-"
+                        }
+                        .to_owned(),
+                    });
+                }
+            }
+        }
+        rows
+    }
 }
 
 /// An API key declared in `stratus.toml`.
@@ -254,7 +374,11 @@ pub struct Server {
     pub max_header_bytes: usize,
     /// The server-wide token bucket (AWS's account-level limit).
     pub throttle: Option<Throttle>,
+    /// Bytes of function log lines kept in memory per function.
+    pub function_log_bytes: usize,
 }
+
+pub const DEFAULT_FUNCTION_LOG_KB: usize = 4096;
 
 /// A token bucket, as API Gateway's throttles: `rate` requests a second on
 /// average, up to `burst` at once. `0` for either lets nothing through.

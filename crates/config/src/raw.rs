@@ -22,6 +22,19 @@ pub(crate) struct RawConfig {
     pub(crate) api_keys: BTreeMap<String, Spanned<RawApiKey>>,
     #[serde(default)]
     pub(crate) usage_plans: BTreeMap<String, Spanned<RawUsagePlan>>,
+    pub(crate) pricing: Option<Spanned<RawPricing>>,
+}
+
+/// `[pricing]`: list prices for the dashboard's cost estimate, in dollars.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPricing {
+    pub(crate) lambda_requests_per_million: Option<Spanned<f64>>,
+    pub(crate) lambda_gb_second: Option<Spanned<f64>>,
+    pub(crate) rest_requests_per_million: Option<Spanned<f64>>,
+    pub(crate) http_requests_per_million: Option<Spanned<f64>>,
+    pub(crate) websocket_messages_per_million: Option<Spanned<f64>>,
+    pub(crate) websocket_connection_minutes_per_million: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,6 +109,7 @@ pub(crate) struct RawServer {
     pub(crate) max_connections: Option<Spanned<i64>>,
     pub(crate) max_header_bytes: Option<Spanned<i64>>,
     pub(crate) throttle: Option<Spanned<RawThrottle>>,
+    pub(crate) function_log_kb: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -80,6 +80,7 @@ pub(crate) fn resolve(
     check_mounts(&mut c, &raw, &apis);
     let api_keys = api_keys(&mut c, &raw.api_keys);
     let usage_plans = usage_plans(&mut c, &raw, &apis);
+    let pricing = pricing(&mut c, raw.pricing.as_ref());
 
     if c.errors.is_empty() {
         Ok(App {
@@ -90,6 +91,7 @@ pub(crate) fn resolve(
             apis,
             api_keys,
             usage_plans,
+            pricing,
         })
     } else {
         let mut errors = c.errors;
@@ -231,6 +233,14 @@ fn server(c: &mut Checker<'_>, raw: &RawServer, project_dir: &Path) -> Server {
         max_connections: max_connections as usize,
         max_header_bytes: max_header_bytes as usize,
         throttle: throttle(c, &raw.throttle, &["server", "throttle"]),
+        function_log_bytes: c.ranged(
+            &raw.function_log_kb,
+            &["server", "function_log_kb"],
+            16..=1_048_576,
+            "KB",
+            DEFAULT_FUNCTION_LOG_KB as i64,
+        ) as usize
+            * 1024,
     }
 }
 
@@ -1013,6 +1023,57 @@ fn authorizers(
         );
     }
     out
+}
+
+fn pricing(c: &mut Checker<'_>, raw: Option<&Spanned<RawPricing>>) -> Pricing {
+    let mut p = Pricing::default();
+    let Some(raw) = raw else { return p };
+    let r = raw.get_ref();
+    let mut set = |v: &Option<Spanned<f64>>, key: &str, slot: &mut f64| {
+        if let Some(v) = v {
+            let x = *v.get_ref();
+            if x.is_finite() && x >= 0.0 {
+                *slot = x;
+            } else {
+                c.err(
+                    v,
+                    &["pricing", key],
+                    "a price is a number of dollars, 0 or more",
+                );
+            }
+        }
+    };
+    set(
+        &r.lambda_requests_per_million,
+        "lambda_requests_per_million",
+        &mut p.lambda_requests_per_million,
+    );
+    set(
+        &r.lambda_gb_second,
+        "lambda_gb_second",
+        &mut p.lambda_gb_second,
+    );
+    set(
+        &r.rest_requests_per_million,
+        "rest_requests_per_million",
+        &mut p.rest_requests_per_million,
+    );
+    set(
+        &r.http_requests_per_million,
+        "http_requests_per_million",
+        &mut p.http_requests_per_million,
+    );
+    set(
+        &r.websocket_messages_per_million,
+        "websocket_messages_per_million",
+        &mut p.websocket_messages_per_million,
+    );
+    set(
+        &r.websocket_connection_minutes_per_million,
+        "websocket_connection_minutes_per_million",
+        &mut p.websocket_connection_minutes_per_million,
+    );
+    p
 }
 
 fn c_unknown_function(name: &str) -> String {

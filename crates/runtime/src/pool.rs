@@ -173,6 +173,15 @@ impl Pool {
         }
     }
 
+    /// A call refused at the function's concurrency: counted, and the error.
+    fn throttled(&self) -> InvokeError {
+        stratus_telemetry::FunctionThrottled {
+            function: &self.function.name,
+        }
+        .emit();
+        InvokeError::TooManyRequests
+    }
+
     pub(crate) fn counts(&self) -> (usize, usize) {
         let st = self.state.lock().expect("pool lock");
         (st.live.len(), st.idle.len())
@@ -185,7 +194,7 @@ impl Pool {
             .slots
             .clone()
             .try_acquire_owned()
-            .map_err(|_| InvokeError::TooManyRequests)?;
+            .map_err(|_| self.throttled())?;
         self.env_by(slot, deadline).await
     }
 
@@ -195,7 +204,7 @@ impl Pool {
         let slot = match tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned()).await
         {
             Ok(Ok(permit)) => permit,
-            _ => return Err(InvokeError::TooManyRequests),
+            _ => return Err(self.throttled()),
         };
         self.env_by(slot, deadline).await
     }
@@ -210,7 +219,7 @@ impl Pool {
             Err(_) => {
                 match tokio::time::timeout_at(deadline, self.envs.clone().acquire_owned()).await {
                     Ok(Ok(p)) => p,
-                    _ => return Err(InvokeError::TooManyRequests),
+                    _ => return Err(self.throttled()),
                 }
             }
         };
@@ -230,8 +239,13 @@ impl Pool {
         let (env, cold) = match self.checkout() {
             Checkout::Warm(env) => (env, false),
             Checkout::Start => (self.start_env(false).await?, true),
-            Checkout::Full => return Err(InvokeError::TooManyRequests),
+            Checkout::Full => return Err(self.throttled()),
         };
+        stratus_telemetry::InvocationStarted {
+            function: &self.function.name,
+            cold,
+        }
+        .emit();
         env.begin_logs(&request_id, req.tail_logs);
         env.log(&stratus_telemetry::start_line(&request_id));
         let pickup_limit = if cold {

@@ -162,6 +162,7 @@ impl Server {
             verify_signatures: self.app.server.verify_signatures,
             keys: self.keys.clone(),
             usage_plans: self.app.usage_plans.clone(),
+            app: self.app.clone(),
         };
         let admin_task = tokio::spawn(serve_admin(self.admin, admin_state, limits, stop_rx, grace));
 

@@ -7,8 +7,14 @@
 //! This crate must never decide anything: it receives facts and reports
 //! them.
 
+pub mod logstore;
+pub mod metrics;
+
 use std::net::IpAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
+
+use metrics::registry;
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -18,6 +24,8 @@ fn ms(d: Duration) -> f64 {
 #[derive(Debug)]
 pub struct RequestServed<'a> {
     pub request_id: &'a str,
+    /// `http`, `rest`, `websocket`, or "" when no API matched.
+    pub kind: &'a str,
     pub api: &'a str,
     pub stage: &'a str,
     pub route: &'a str,
@@ -44,7 +52,24 @@ fn ms2(d: Duration) -> f64 {
 impl RequestServed<'_> {
     /// One access line: at INFO, or at WARN for a 5xx (an integration or
     /// the gateway failed), so that `STRATUS_LOG=warn` keeps failures.
+    /// Counted per route (`metrics`); a WebSocket upgrade (101) also
+    /// counts a connection.
     pub fn emit(&self) {
+        let reg = registry();
+        let stats = reg.route(self.api, self.stage, self.route, self.kind);
+        reg.served(
+            &stats,
+            self.method,
+            self.path,
+            self.status,
+            self.latency,
+            self.integration_latency,
+        );
+        if self.status == 101 {
+            let s = reg.socket(self.api, self.stage);
+            s.connects.fetch_add(1, Relaxed);
+            s.open.fetch_add(1, Relaxed);
+        }
         macro_rules! line {
             ($level:ident) => {
                 tracing::$level!(
@@ -87,10 +112,16 @@ pub struct WebSocketClosed<'a> {
     pub stage: &'a str,
     pub code: u16,
     pub reason: &'a str,
+    /// How long it was open.
+    pub open_for: Duration,
 }
 
 impl WebSocketClosed<'_> {
     pub fn emit(&self) {
+        let s = registry().socket(self.api, self.stage);
+        s.open.fetch_sub(1, Relaxed);
+        s.closed_ms
+            .fetch_add(self.open_for.as_millis() as u64, Relaxed);
         tracing::info!(
             target: "stratus::access",
             connection_id = self.connection_id,
@@ -120,6 +151,10 @@ pub struct WebSocketMessage<'a> {
 
 impl WebSocketMessage<'_> {
     pub fn emit(&self) {
+        registry()
+            .socket(self.api, self.stage)
+            .messages
+            .fetch_add(1, Relaxed);
         tracing::debug!(
             target: "stratus::access",
             connection_id = self.connection_id,
@@ -143,7 +178,9 @@ pub struct FunctionOutput<'a> {
 }
 
 impl FunctionOutput<'_> {
+    /// Logged, and kept in the function's log store (`stratus logs`).
     pub fn emit(&self) {
+        logstore::store().push(self.function, self.request_id, self.line);
         tracing::info!(
             target: "stratus::function",
             function = self.function,
@@ -197,8 +234,28 @@ impl InvocationFinished<'_> {
     }
 
     /// The structured record (the REPORT line itself is in the function's
-    /// log); where invocation metrics will be counted.
+    /// log), and the function's metrics.
     pub fn emit(&self) {
+        let reg = registry();
+        let f = reg.function(self.function);
+        f.invocations.fetch_add(1, Relaxed);
+        f.concurrent.fetch_sub(1, Relaxed);
+        if let Some(t) = self.error_type {
+            *f.errors
+                .lock()
+                .expect("errors lock")
+                .entry(t.to_owned())
+                .or_default() += 1;
+        }
+        f.duration.observe(self.duration);
+        if let Some(init) = self.init_duration {
+            f.init_duration.observe(init);
+        }
+        f.max_memory_mb.fetch_max(self.max_memory_mb, Relaxed);
+        // GB-seconds in millionths: MB/1024 × ms/1000 × 1e6.
+        let gb_us = u64::from(self.memory_mb) * self.billed_ms * 1_000_000 / 1024 / 1000;
+        f.gb_us.fetch_add(gb_us, Relaxed);
+        reg.invoked(self.error_type.is_some());
         tracing::debug!(
             target: "stratus::invocation",
             function = self.function,
@@ -210,6 +267,84 @@ impl InvocationFinished<'_> {
             error_type = self.error_type,
             "invocation finished"
         );
+    }
+}
+
+/// An invocation began in an environment (`cold`: one it had to start).
+#[derive(Debug)]
+pub struct InvocationStarted<'a> {
+    pub function: &'a str,
+    pub cold: bool,
+}
+
+impl InvocationStarted<'_> {
+    pub fn emit(&self) {
+        let f = registry().function(self.function);
+        f.concurrent.fetch_add(1, Relaxed);
+        if self.cold {
+            f.cold_starts.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// A call refused at the function's concurrency (Lambda's 429).
+#[derive(Debug)]
+pub struct FunctionThrottled<'a> {
+    pub function: &'a str,
+}
+
+impl FunctionThrottled<'_> {
+    pub fn emit(&self) {
+        registry()
+            .function(self.function)
+            .throttles
+            .fetch_add(1, Relaxed);
+        tracing::debug!(target: "stratus::function", function = self.function, "throttled");
+    }
+}
+
+/// What an authorizer decided.
+#[derive(Debug)]
+pub struct AuthorizerDecided<'a> {
+    pub api: &'a str,
+    pub authorizer: &'a str,
+    /// `allow`, `deny`, `unauthorized`, `error`.
+    pub result: &'static str,
+    /// The answer came from the result cache.
+    pub cached: bool,
+}
+
+impl AuthorizerDecided<'_> {
+    pub fn emit(&self) {
+        let a = registry().authorizer(self.api, self.authorizer);
+        let mut results = a.results.lock().expect("results lock");
+        *results.entry(self.result).or_default() += 1;
+        if self.cached {
+            *results.entry("cache_hit").or_default() += 1;
+        }
+    }
+}
+
+/// A call of the `@connections` API.
+#[derive(Debug)]
+pub struct ConnectionsCalled<'a> {
+    pub api: &'a str,
+    pub stage: &'a str,
+    /// A message was posted to the connection.
+    pub posted: bool,
+    /// The connection was gone (410).
+    pub gone: bool,
+}
+
+impl ConnectionsCalled<'_> {
+    pub fn emit(&self) {
+        let s = registry().socket(self.api, self.stage);
+        if self.posted {
+            s.posts.fetch_add(1, Relaxed);
+        }
+        if self.gone {
+            s.gone.fetch_add(1, Relaxed);
+        }
     }
 }
 

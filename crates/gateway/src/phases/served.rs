@@ -13,6 +13,12 @@ pub(crate) fn emit(cx: &RequestContext<'_>, status: StatusCode, latency: std::ti
     };
     stratus_telemetry::RequestServed {
         request_id: &cx.request_id,
+        kind: match cx.kind() {
+            Some(stratus_config::ApiKind::Http) => "http",
+            Some(stratus_config::ApiKind::Rest) => "rest",
+            Some(stratus_config::ApiKind::WebSocket) => "websocket",
+            None => "",
+        },
         api: cx.api.map_or("", |a| a.name.as_str()),
         stage: cx.stage.map_or("", |s| s.name.as_str()),
         route: &route,

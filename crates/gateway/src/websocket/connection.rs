@@ -224,6 +224,9 @@ impl WebSockets {
             stage: &meta.stage.name,
             code,
             reason: &reason,
+            open_for: std::time::Duration::from_millis(
+                u64::try_from(crate::events::epoch_ms() - meta.connected_at).unwrap_or(0),
+            ),
         }
         .emit();
     }

@@ -125,7 +125,7 @@ impl Authorizers {
         )
     }
 
-    /// An HTTP route's authorizer, if it has one.
+    /// An HTTP route's authorizer, if it has one; its decision counted.
     pub(crate) async fn http(
         &self,
         m: &Matched<'_>,
@@ -135,6 +135,18 @@ impl Authorizers {
         let Some(auth) = &m.route.authorizer else {
             return Ok(None);
         };
+        let out = self.http_decide(auth, m, parts, ev).await;
+        decided(&m.api.name, auth, &out);
+        out.map(|(g, _)| Some(g))
+    }
+
+    async fn http_decide(
+        &self,
+        auth: &Authorizer,
+        m: &Matched<'_>,
+        parts: &http::request::Parts,
+        ev: &EventContext<'_>,
+    ) -> Result<(Granted, bool), GatewayError> {
         let route_key = m.route.key.to_string();
         let req = Request {
             api: m.api,
@@ -160,7 +172,7 @@ impl Authorizers {
             return self
                 .jwt(auth, &req, issuer, audience, &m.route.scopes, format)
                 .await
-                .map(Some);
+                .map(|g| (g, false));
         }
         let event = |identity: &[String]| -> Result<Value, GatewayError> {
             match (&auth.kind, m.api.kind, format) {
@@ -201,7 +213,10 @@ impl Authorizers {
         let timeout = m.route.timeout;
         let (answer, latency) = self.lambda(auth, &req, event, timeout).await?;
         judge(&answer, &arn, m.api.kind)?;
-        Ok(Some(grant(&answer, m.api.kind, format, latency)))
+        Ok((
+            grant(&answer, m.api.kind, format, latency.unwrap_or(0)),
+            latency.is_none(),
+        ))
     }
 
     /// A WebSocket `$connect`'s REQUEST authorizer: `connect_event` is the
@@ -222,14 +237,22 @@ impl Authorizers {
             }
             Ok(v)
         };
-        let (answer, latency) = self.lambda(auth, req, event, timeout).await?;
-        judge(&answer, &arn, ApiKind::WebSocket)?;
-        Ok(grant(
-            &answer,
-            ApiKind::WebSocket,
-            PayloadFormat::V1,
-            latency,
-        ))
+        let out = async {
+            let (answer, latency) = self.lambda(auth, req, event, timeout).await?;
+            judge(&answer, &arn, ApiKind::WebSocket)?;
+            Ok((
+                grant(
+                    &answer,
+                    ApiKind::WebSocket,
+                    PayloadFormat::V1,
+                    latency.unwrap_or(0),
+                ),
+                latency.is_none(),
+            ))
+        }
+        .await;
+        decided(&req.api.name, auth, &out);
+        out.map(|(g, _)| g)
     }
 
     /// Runs (or finds in the cache) a Lambda authorizer's answer.
@@ -239,7 +262,7 @@ impl Authorizers {
         req: &Request<'_>,
         event: impl FnOnce(&[String]) -> Result<Value, GatewayError>,
         timeout: Duration,
-    ) -> Result<(Arc<Answer>, u64), GatewayError> {
+    ) -> Result<(Arc<Answer>, Option<u64>), GatewayError> {
         let slot = self.slot(req.api, auth)?;
         let identity = identity(auth, req);
         let token = matches!(auth.kind, AuthorizerKind::Token { .. });
@@ -258,7 +281,7 @@ impl Authorizers {
         }
         let cache_key = identity.join("\u{1f}");
         if let Some(hit) = slot.cache.as_ref().and_then(|c| c.get(&cache_key)) {
-            return Ok((hit, 0));
+            return Ok((hit, None));
         }
         let function = auth.function().expect("a Lambda authorizer");
         let payload = serde_json::to_vec(&event(&identity)?)
@@ -302,7 +325,7 @@ impl Authorizers {
         if let Some(c) = &slot.cache {
             c.insert(cache_key, answer.clone());
         }
-        Ok((answer, latency))
+        Ok((answer, Some(latency)))
     }
 
     async fn jwt(
@@ -347,6 +370,23 @@ impl Authorizers {
             .get(&slot_key(&api.name, &auth.name))
             .ok_or_else(|| GatewayError::Internal(format!("no authorizer {:?}", auth.name)))
     }
+}
+
+/// Counts a decision (`stratus_authorizer_results_total`).
+fn decided(api: &str, auth: &Authorizer, out: &Result<(Granted, bool), GatewayError>) {
+    let (result, cached) = match out {
+        Ok((_, cached)) => ("allow", *cached),
+        Err(GatewayError::Unauthorized { .. }) => ("unauthorized", false),
+        Err(GatewayError::Denied { .. } | GatewayError::Forbidden(_)) => ("deny", false),
+        Err(_) => ("error", false),
+    };
+    stratus_telemetry::AuthorizerDecided {
+        api,
+        authorizer: &auth.name,
+        result,
+        cached,
+    }
+    .emit();
 }
 
 fn slot_key(api: &str, auth: &str) -> String {
