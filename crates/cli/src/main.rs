@@ -5,6 +5,7 @@ mod init;
 mod invoke;
 mod keys;
 mod logformat;
+mod logs;
 mod logwriter;
 
 use std::io::IsTerminal;
@@ -111,6 +112,26 @@ enum Command {
         #[arg(long, global = true, default_value = ".")]
         project: PathBuf,
     },
+    /// Function logs from the running server: `TIME FUNCTION LINE`.
+    Logs {
+        /// Only this function's lines.
+        function: Option<String>,
+        /// Keep printing new lines as they come.
+        #[arg(short, long)]
+        follow: bool,
+        /// Lines from this long ago on: 30s, 10m, 2h, 1d.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only lines containing this text.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Only the lines of one invocation.
+        #[arg(long)]
+        request_id: Option<String>,
+        /// stratus.toml or the directory holding it.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+    },
     /// Calls per API key, usage plan and day, from the running server.
     Usage {
         /// How many days back, today included.
@@ -139,7 +160,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // `invoke` prints the function's own logs; server logs would repeat them.
-    let quiet = matches!(cli.command, Command::Invoke { .. });
+    let quiet = matches!(
+        cli.command,
+        Command::Invoke { .. }
+            | Command::Logs { .. }
+            | Command::Keys { .. }
+            | Command::Usage { .. }
+    );
     let _log_writer = init_tracing(cli.log_format, if quiet { "warn" } else { "info" });
     let result = match cli.command {
         Command::Serve {
@@ -169,6 +196,23 @@ fn main() -> ExitCode {
         Command::Init { dir, template } => init::write(&dir, template),
         Command::Keys { action, project } => keys::run(&project, action),
         Command::Usage { days, project } => keys::usage(&project, days),
+        Command::Logs {
+            function,
+            follow,
+            since,
+            filter,
+            request_id,
+            project,
+        } => logs::run(
+            &project,
+            logs::Options {
+                function,
+                follow,
+                since,
+                filter,
+                request_id,
+            },
+        ),
         Command::Invoke {
             function,
             payload,
@@ -307,6 +351,11 @@ fn serve(
         // Always printed, whatever STRATUS_LOG says (see `init_tracing`).
         tracing::info!(target: READY, "gateway listening on http://{}", server.gateway_addr());
         tracing::info!(target: READY, "admin listening on http://{}", server.admin_addr());
+        tracing::info!(
+            target: READY,
+            "dashboard on http://{}/ (metrics: /metrics; logs: stratus logs -f)",
+            server.admin_addr()
+        );
         server.run(shutdown_signal()).await
     })
 }

@@ -649,6 +649,114 @@ pub struct Stage {
     pub mount: String,
     /// The stage's default throttle, for routes without their own.
     pub throttle: Option<Throttle>,
+    /// The stage's access log, in its own format (besides Stratus's line).
+    pub access_log: Option<Arc<AccessLog>>,
+}
+
+/// `access_log = { format = "...", file = "..." }`: one line per request
+/// (WebSocket: per connect and message) with `$context` variables
+/// substituted, as API Gateway's access logging writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLog {
+    pub format: Vec<AccessPart>,
+    /// Absolute path; `None`: standard error.
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessPart {
+    Literal(String),
+    /// A `$context` variable, by its name after `$context.`.
+    Var(&'static str),
+}
+
+/// The `$context` variables an access log format may use.
+pub const ACCESS_LOG_VARIABLES: &[&str] = &[
+    "apiId",
+    "authorizer.principalId",
+    "connectionId",
+    "domainName",
+    "error.message",
+    "error.responseType",
+    "eventType",
+    "extendedRequestId",
+    "httpMethod",
+    "identity.apiKey",
+    "identity.sourceIp",
+    "identity.userAgent",
+    "integrationErrorMessage",
+    "integrationLatency",
+    "integrationStatus",
+    "messageId",
+    "path",
+    "protocol",
+    "requestId",
+    "requestTime",
+    "requestTimeEpoch",
+    "resourcePath",
+    "responseLatency",
+    "responseLength",
+    "routeKey",
+    "stage",
+    "status",
+];
+
+impl AccessLog {
+    /// One line: each variable's value, or `-` when it has none.
+    pub fn render<'v>(&self, value: impl Fn(&str) -> Option<std::borrow::Cow<'v, str>>) -> String {
+        let mut out = String::with_capacity(256);
+        for p in &self.format {
+            match p {
+                AccessPart::Literal(l) => out.push_str(l),
+                AccessPart::Var(v) => match value(v) {
+                    Some(x) => out.push_str(&x),
+                    None => out.push('-'),
+                },
+            }
+        }
+        out
+    }
+
+    /// Splits a format into literals and variables; an unknown variable is
+    /// an error naming it and its byte offset in the format.
+    pub fn parse_format(format: &str) -> Result<Vec<AccessPart>, (usize, String)> {
+        const PREFIX: &str = "$context.";
+        let mut parts = Vec::new();
+        let mut rest = format;
+        let mut offset = 0;
+        while let Some(at) = rest.find(PREFIX) {
+            if at > 0 {
+                parts.push(AccessPart::Literal(rest[..at].to_owned()));
+            }
+            let after = &rest[at + PREFIX.len()..];
+            let len = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
+                .unwrap_or(after.len());
+            let name = after[..len].trim_end_matches('.');
+            match ACCESS_LOG_VARIABLES.iter().find(|v| **v == name) {
+                Some(v) => parts.push(AccessPart::Var(v)),
+                None => {
+                    let hint = ACCESS_LOG_VARIABLES
+                        .iter()
+                        .min_by_key(|v| strsim::levenshtein(v, name))
+                        .filter(|v| strsim::levenshtein(v, name) <= 3)
+                        .map(|v| format!("; did you mean $context.{v}?"))
+                        .unwrap_or_default();
+                    return Err((
+                        offset + at,
+                        format!("unknown variable $context.{name} in the access log format{hint}"),
+                    ));
+                }
+            }
+            let used = at + PREFIX.len() + name.len();
+            offset += used;
+            rest = &rest[used..];
+        }
+        if !rest.is_empty() {
+            parts.push(AccessPart::Literal(rest.to_owned()));
+        }
+        Ok(parts)
+    }
 }
 
 #[derive(Debug, Clone)]

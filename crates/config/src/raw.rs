@@ -179,6 +179,14 @@ pub(crate) struct RawStage {
     #[serde(default)]
     pub(crate) variables: BTreeMap<String, String>,
     pub(crate) throttle: Option<Spanned<RawThrottle>>,
+    pub(crate) access_log: Option<Spanned<RawAccessLog>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAccessLog {
+    pub(crate) format: Spanned<String>,
+    pub(crate) file: Option<Spanned<String>>,
 }
 
 /// `[apis.NAME.cors]`, as HTTP APIs' `CorsConfiguration`.

@@ -547,6 +547,7 @@ fn api(
             variables: BTreeMap::new(),
             mount: base_path.clone(),
             throttle: None,
+            access_log: None,
         }),
         Some(map) => {
             for (stage, s) in map {
@@ -585,6 +586,14 @@ fn api(
                         &s.get_ref().throttle,
                         &["apis", name, "stages", stage, "throttle"],
                     ),
+                    access_log: s.get_ref().access_log.as_ref().and_then(|a| {
+                        access_log(
+                            c,
+                            a,
+                            &["apis", name, "stages", stage, "access_log"],
+                            project_dir,
+                        )
+                    }),
                 });
             }
         }
@@ -1074,6 +1083,28 @@ fn pricing(c: &mut Checker<'_>, raw: Option<&Spanned<RawPricing>>) -> Pricing {
         &mut p.websocket_connection_minutes_per_million,
     );
     p
+}
+
+fn access_log(
+    c: &mut Checker<'_>,
+    raw: &Spanned<RawAccessLog>,
+    key: &[&str],
+    project_dir: &Path,
+) -> Option<Arc<AccessLog>> {
+    let r = raw.get_ref();
+    let fkey: Vec<&str> = key.iter().copied().chain(["format"]).collect();
+    let format = match AccessLog::parse_format(r.format.get_ref()) {
+        Ok(parts) => parts,
+        Err((offset, msg)) => {
+            // Point at the variable: past the opening quote (exact when no
+            // escape comes before it).
+            let start = r.format.span().start + 1 + offset;
+            c.err(&Spanned::new(start..start + 1, ()), &fkey, msg);
+            return None;
+        }
+    };
+    let file = r.file.as_ref().map(|f| project_dir.join(f.get_ref()));
+    Some(Arc::new(AccessLog { format, file }))
 }
 
 fn c_unknown_function(name: &str) -> String {

@@ -41,6 +41,14 @@ pub(crate) struct RequestContext<'g> {
     pub(crate) error: Option<String>,
     /// The request's `Origin`, for CORS.
     pub(crate) origin: Option<http::HeaderValue>,
+    /// The gateway's own failure: its AWS message and response type.
+    pub(crate) failure: Option<(&'static str, &'static str)>,
+    /// What the integration answered.
+    pub(crate) integration_status: Option<u16>,
+    /// For access logs: `Host`, `User-Agent`, the HTTP version.
+    pub(crate) host: Option<http::HeaderValue>,
+    pub(crate) user_agent: Option<http::HeaderValue>,
+    pub(crate) version: http::Version,
 }
 
 impl<'g> RequestContext<'g> {
@@ -52,6 +60,11 @@ impl<'g> RequestContext<'g> {
             method: req.method().clone(),
             path: req.uri().path().to_owned(),
             origin: req.headers().get(http::header::ORIGIN).cloned(),
+            failure: None,
+            integration_status: None,
+            host: req.headers().get(http::header::HOST).cloned(),
+            user_agent: req.headers().get(http::header::USER_AGENT).cloned(),
+            version: req.version(),
             api: None,
             stage: None,
             route: None,
@@ -97,7 +110,8 @@ impl<'g> RequestContext<'g> {
         if let Ok(v) = HeaderValue::from_str(&self.request_id) {
             resp.headers_mut().insert(id_header, v);
         }
-        crate::phases::served::emit(&self, resp.status(), self.started.elapsed());
+        let length = http_body::Body::size_hint(resp.body()).exact();
+        crate::phases::served::emit(&self, resp.status(), self.started.elapsed(), length);
         resp
     }
 }

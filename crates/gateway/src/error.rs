@@ -95,6 +95,25 @@ impl GatewayError {
         }
     }
 
+    /// `$context.error.responseType`: API Gateway's gateway response type.
+    pub fn response_type(&self) -> &'static str {
+        match self {
+            GatewayError::NoRoute(Some(ApiKind::Rest)) => "MISSING_AUTHENTICATION_TOKEN",
+            GatewayError::NoRoute(_) => "RESOURCE_NOT_FOUND",
+            GatewayError::BadRequest(_) => "BAD_REQUEST_BODY",
+            GatewayError::Throttled => "THROTTLED",
+            GatewayError::FunctionThrottled | GatewayError::BadGateway(_) => "INTEGRATION_FAILURE",
+            GatewayError::PayloadTooLarge { .. } => "REQUEST_TOO_LARGE",
+            GatewayError::Timeout(_) => "INTEGRATION_TIMEOUT",
+            GatewayError::Internal(_) => "DEFAULT_5XX",
+            GatewayError::Unauthorized { .. } => "UNAUTHORIZED",
+            GatewayError::Denied { .. } => "ACCESS_DENIED",
+            GatewayError::Forbidden(_) => "INVALID_API_KEY",
+            GatewayError::LimitExceeded => "QUOTA_EXCEEDED",
+            GatewayError::AuthorizerFailed(_) => "AUTHORIZER_FAILURE",
+        }
+    }
+
     pub fn into_response(self) -> Response<Body> {
         let mut resp = json_message(self.status(), self.aws_message());
         if let GatewayError::Unauthorized { challenge: Some(c) } = &self {

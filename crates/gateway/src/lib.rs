@@ -138,6 +138,7 @@ impl Gateway {
             Ok(resp) => resp,
             Err(e) => {
                 cx.error = Some(e.to_string());
+                cx.failure = Some((e.aws_message(), e.response_type()));
                 e.into_response()
             }
         };
@@ -274,6 +275,9 @@ impl Gateway {
         };
         if !matches!(m.route.integration, Integration::Mock(_)) {
             cx.integration_latency = Some(started.elapsed());
+        }
+        if let Ok(resp) = &result {
+            cx.integration_status = Some(resp.status().as_u16());
         }
         result
     }

@@ -77,6 +77,7 @@ impl Server {
             ),
         ];
         let keys = open_keys(&app).await?;
+        stratus_telemetry::logstore::store().set_bytes_per_function(app.server.function_log_bytes);
         let functions = Runtime::start(&app, env).await?;
         Ok(Server {
             app: Arc::new(app),

@@ -7,6 +7,7 @@
 //! This crate must never decide anything: it receives facts and reports
 //! them.
 
+pub mod access_log;
 pub mod logstore;
 pub mod metrics;
 

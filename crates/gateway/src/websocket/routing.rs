@@ -18,6 +18,36 @@ impl WebSockets {
         let started = tokio::time::Instant::now();
         let request_id = uuid::Uuid::new_v4().to_string();
         let (route_key, error) = self.route_message(conn, meta, msg, &request_id).await;
+        if let Some(log) = meta.stage.access_log.as_deref() {
+            use std::borrow::Cow;
+            let latency = started.elapsed();
+            let at = chrono::Utc::now() - chrono::Duration::from_std(latency).unwrap_or_default();
+            let line = log.render(|var| match var {
+                "requestId" | "extendedRequestId" => Some(Cow::Borrowed(request_id.as_str())),
+                "apiId" => Some(Cow::Borrowed(meta.api.name.as_str())),
+                "stage" => Some(Cow::Borrowed(meta.stage.name.as_str())),
+                "connectionId" => Some(Cow::Borrowed(meta.conn_id.as_str())),
+                "eventType" => Some(Cow::Borrowed("MESSAGE")),
+                "routeKey" => route_key.as_deref().map(Cow::Borrowed),
+                "status" => Some(Cow::Borrowed(if route_key.is_none() {
+                    "403"
+                } else if error.is_some() {
+                    "500"
+                } else {
+                    "200"
+                })),
+                "error.message" => error.as_deref().map(Cow::Borrowed),
+                "identity.sourceIp" => Some(Cow::Borrowed(meta.source_ip.as_str())),
+                "identity.userAgent" => meta.user_agent.as_deref().map(Cow::Borrowed),
+                "identity.apiKey" => meta.api_key.as_deref().map(Cow::Borrowed),
+                "domainName" => meta.domain.as_deref().map(Cow::Borrowed),
+                "responseLatency" => Some(Cow::Owned(latency.as_millis().to_string())),
+                "requestTime" => Some(Cow::Owned(crate::events::request_time(at))),
+                "requestTimeEpoch" => Some(Cow::Owned(at.timestamp_millis().to_string())),
+                _ => None,
+            });
+            stratus_telemetry::access_log::write(log.file.clone(), line);
+        }
         stratus_telemetry::WebSocketMessage {
             connection_id: &meta.conn_id,
             request_id: &request_id,
