@@ -7,6 +7,7 @@ mod fidelity;
 mod functions;
 mod hardening;
 mod invoke_api;
+mod monitor;
 mod proxy;
 mod shutdown;
 mod support;
