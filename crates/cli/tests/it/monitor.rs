@@ -129,6 +129,8 @@ fn metrics_access_logs_logs_follow_and_the_dashboard_after_known_traffic() {
         .spawn()
         .unwrap();
     let follow_out = follow.stdout.take().unwrap();
+    // Its first poll comes before the traffic (a test thread, no runtime).
+    #[allow(clippy::disallowed_methods)]
     std::thread::sleep(Duration::from_millis(800));
 
     // Known traffic: 3 mocks, 2 function calls (the first a cold start),
@@ -223,6 +225,7 @@ fn metrics_access_logs_logs_follow_and_the_dashboard_after_known_traffic() {
         }
     };
     let _ = follow.kill();
+    let _ = follow.wait();
     assert!(found, "stratus logs -f printed: {seen:#?}");
     let line = seen.last().unwrap();
     assert!(line.contains(" app "), "TIME FUNCTION LINE: {line}");
@@ -247,6 +250,7 @@ fn metrics_access_logs_logs_follow_and_the_dashboard_after_known_traffic() {
             if text.lines().count() >= 10 {
                 return Some(text);
             }
+            #[allow(clippy::disallowed_methods)]
             std::thread::sleep(Duration::from_millis(100));
             None
         })
