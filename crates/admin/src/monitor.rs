@@ -277,8 +277,8 @@ pub(crate) fn snapshot(s: &AdminState) -> Value {
         .take(50)
         .map(|r| {
             json!({
-                "at": r.at_ms, "method": r.method, "path": r.path, "api": r.api,
-                "route": r.route, "status": r.status, "latencyMs": round2(r.latency_ms),
+                "at": r.at_ms, "method": r.method.as_str(), "path": r.path,
+                "api": r.route.api, "route": r.route.route, "status": r.status, "latencyMs": round2(r.latency_ms),
             })
         })
         .collect();
