@@ -10,6 +10,7 @@
 //! The Prometheus text format it writes is small and fixed; a test parses
 //! it with Prometheus's own Python parser.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -25,13 +26,74 @@ pub const BUCKETS: [f64; 15] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// A latency histogram: cumulative on output, per bucket here.
+/// Counters are split in shards, one per thread (round robin): a request
+/// adds to its thread's own cache line, never to one the other cores are
+/// writing (on 2 cores, shared counters cost ~3 µs a request in cache-line
+/// traffic; see docs/benchmarks.md); a reader sums the shards.
+const SHARDS: usize = 8;
+
+fn shard() -> usize {
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Relaxed) % SHARDS;
+    }
+    SHARD.with(|s| *s)
+}
+
 #[derive(Debug, Default)]
-pub struct Histogram {
+#[repr(align(128))]
+struct Cell(AtomicU64);
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct SignedCell(AtomicI64);
+
+/// A sharded counter, read as one (the `AtomicU64` calls it replaces).
+#[derive(Debug, Default)]
+pub struct Counter([Cell; SHARDS]);
+
+impl Counter {
+    pub fn fetch_add(&self, n: u64, _: std::sync::atomic::Ordering) {
+        self.0[shard()].0.fetch_add(n, Relaxed);
+    }
+
+    pub fn load(&self, _: std::sync::atomic::Ordering) -> u64 {
+        self.0.iter().map(|c| c.0.load(Relaxed)).sum()
+    }
+}
+
+/// A sharded gauge (up and down).
+#[derive(Debug, Default)]
+pub struct Gauge([SignedCell; SHARDS]);
+
+impl Gauge {
+    pub fn fetch_add(&self, n: i64, _: std::sync::atomic::Ordering) {
+        self.0[shard()].0.fetch_add(n, Relaxed);
+    }
+
+    pub fn fetch_sub(&self, n: i64, _: std::sync::atomic::Ordering) {
+        self.0[shard()].0.fetch_sub(n, Relaxed);
+    }
+
+    pub fn load(&self, _: std::sync::atomic::Ordering) -> i64 {
+        self.0.iter().map(|c| c.0.load(Relaxed)).sum()
+    }
+}
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct HistShard {
     /// One per bound, and +Inf last.
     buckets: [AtomicU64; BUCKETS.len() + 1],
     count: AtomicU64,
     sum_ns: AtomicU64,
+}
+
+/// A latency histogram: cumulative on output, per bucket here; sharded.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    shards: [HistShard; SHARDS],
 }
 
 fn bucket_of(d: Duration) -> usize {
@@ -44,14 +106,29 @@ fn bucket_of(d: Duration) -> usize {
 
 impl Histogram {
     pub fn observe(&self, d: Duration) {
-        self.buckets[bucket_of(d)].fetch_add(1, Relaxed);
-        self.count.fetch_add(1, Relaxed);
-        self.sum_ns
+        let sh = &self.shards[shard()];
+        sh.buckets[bucket_of(d)].fetch_add(1, Relaxed);
+        sh.count.fetch_add(1, Relaxed);
+        sh.sum_ns
             .fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Relaxed);
     }
 
     pub fn count(&self) -> u64 {
-        self.count.load(Relaxed)
+        self.shards.iter().map(|s| s.count.load(Relaxed)).sum()
+    }
+
+    fn sum_ns(&self) -> u64 {
+        self.shards.iter().map(|s| s.sum_ns.load(Relaxed)).sum()
+    }
+
+    fn buckets(&self) -> [u64; BUCKETS.len() + 1] {
+        let mut out = [0; BUCKETS.len() + 1];
+        for s in &self.shards {
+            for (o, b) in out.iter_mut().zip(&s.buckets) {
+                *o += b.load(Relaxed);
+            }
+        }
+        out
     }
 
     /// The mean, in milliseconds (0 without observations).
@@ -60,23 +137,23 @@ impl Histogram {
         if n == 0 {
             0.0
         } else {
-            self.sum_ns.load(Relaxed) as f64 / n as f64 / 1e6
+            self.sum_ns() as f64 / n as f64 / 1e6
         }
     }
 
     /// A quantile's bucket bound, in milliseconds.
     pub fn quantile_ms(&self, q: f64) -> Option<f64> {
-        let mut one = Second::default();
-        for (c, b) in one.latency.iter_mut().zip(&self.buckets) {
-            *c = b.load(Relaxed);
-        }
+        let one = Second {
+            latency: self.buckets(),
+            ..Default::default()
+        };
         quantile_ms(std::slice::from_ref(&one), q)
     }
 
     fn write(&self, out: &mut String, name: &str, labels: &str) {
         let mut acc = 0;
-        for (i, b) in self.buckets.iter().enumerate() {
-            acc += b.load(Relaxed);
+        for (i, b) in self.buckets().iter().enumerate() {
+            acc += b;
             let le = BUCKETS.get(i).map_or("+Inf".to_owned(), |v| v.to_string());
             let sep = if labels.is_empty() { "" } else { "," };
             let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {acc}");
@@ -86,11 +163,7 @@ impl Histogram {
         } else {
             format!("{{{labels}}}")
         };
-        let _ = writeln!(
-            out,
-            "{name}_sum{braces} {}",
-            self.sum_ns.load(Relaxed) as f64 / 1e9
-        );
+        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum_ns() as f64 / 1e9);
         let _ = writeln!(out, "{name}_count{braces} {}", self.count());
     }
 }
@@ -104,8 +177,8 @@ pub struct RouteStats {
     /// `http`, `rest` or `websocket` (for prices).
     pub kind: String,
     /// Answers by class: 1xx..5xx (index 0..4).
-    pub by_class: [AtomicU64; 5],
-    pub throttled: AtomicU64,
+    pub by_class: [Counter; 5],
+    pub throttled: Counter,
     pub latency: Histogram,
     pub integration_latency: Histogram,
 }
@@ -120,16 +193,16 @@ impl RouteStats {
 #[derive(Debug, Default)]
 pub struct FunctionStats {
     pub name: String,
-    pub invocations: AtomicU64,
+    pub invocations: Counter,
     pub errors: Mutex<BTreeMap<String, u64>>,
-    pub throttles: AtomicU64,
-    pub cold_starts: AtomicU64,
+    pub throttles: Counter,
+    pub cold_starts: Counter,
     pub duration: Histogram,
     pub init_duration: Histogram,
-    pub concurrent: AtomicI64,
+    pub concurrent: Gauge,
     pub max_memory_mb: AtomicU64,
     /// Billed GB-seconds, in millionths.
-    pub gb_us: AtomicU64,
+    pub gb_us: Counter,
 }
 
 impl FunctionStats {
@@ -147,13 +220,13 @@ impl FunctionStats {
 pub struct SocketStats {
     pub api: String,
     pub stage: String,
-    pub connects: AtomicU64,
-    pub messages: AtomicU64,
-    pub open: AtomicI64,
+    pub connects: Counter,
+    pub messages: Counter,
+    pub open: Gauge,
     /// Milliseconds of closed connections.
-    pub closed_ms: AtomicU64,
-    pub posts: AtomicU64,
-    pub gone: AtomicU64,
+    pub closed_ms: Counter,
+    pub posts: Counter,
+    pub gone: Counter,
 }
 
 /// One authorizer's results.
@@ -231,8 +304,9 @@ pub struct Registry {
     functions: RwLock<HashMap<Box<str>, Arc<FunctionStats>>>,
     sockets: RwLock<HashMap<Box<str>, Arc<SocketStats>>>,
     authorizers: RwLock<HashMap<Box<str>, Arc<AuthorizerStats>>>,
-    history: Mutex<VecDeque<Second>>,
-    recent: Mutex<VecDeque<Recent>>,
+    /// Per shard (as the counters), merged when read.
+    history: [Mutex<VecDeque<Second>>; SHARDS],
+    recent: [Mutex<VecDeque<Recent>>; SHARDS],
 }
 
 /// The process's registry.
@@ -287,15 +361,15 @@ impl Registry {
             functions: RwLock::default(),
             sockets: RwLock::default(),
             authorizers: RwLock::default(),
-            history: Mutex::default(),
-            recent: Mutex::default(),
+            history: Default::default(),
+            recent: Default::default(),
         }
     }
 
     /// The current second's slot in the history.
     fn with_second(&self, f: impl FnOnce(&mut Second)) {
         let now = self.started.elapsed().as_secs();
-        let mut h = self.history.lock().expect("history lock");
+        let mut h = self.history[shard()].lock().expect("history lock");
         if h.back().is_none_or(|s| s.at != now) {
             if h.len() == HISTORY {
                 h.pop_front();
@@ -308,14 +382,37 @@ impl Registry {
         f(h.back_mut().expect("a second"));
     }
 
+    /// A route's entry; each thread keeps the ones it used, so the shared
+    /// map is read once per route and thread, not per request.
     pub(crate) fn route(&self, api: &str, stage: &str, route: &str, kind: &str) -> Arc<RouteStats> {
-        entry(&self.routes, &[api, stage, route], || RouteStats {
+        thread_local! {
+            static SEEN: RefCell<Vec<Arc<RouteStats>>> = const { RefCell::new(Vec::new()) };
+        }
+        let found = SEEN.with(|seen| {
+            seen.borrow()
+                .iter()
+                .find(|r| r.route == route && r.api == api && r.stage == stage)
+                .cloned()
+        });
+        if let Some(r) = found {
+            return r;
+        }
+        let r = entry(&self.routes, &[api, stage, route], || RouteStats {
             api: api.to_owned(),
             stage: stage.to_owned(),
             route: route.to_owned(),
             kind: kind.to_owned(),
             ..Default::default()
-        })
+        });
+        SEEN.with(|seen| {
+            let mut seen = seen.borrow_mut();
+            // A bounded cache: routes are few, but a thread must not grow it forever.
+            if seen.len() >= 256 {
+                seen.clear();
+            }
+            seen.push(r.clone());
+        });
+        r
     }
 
     pub(crate) fn function(&self, name: &str) -> Arc<FunctionStats> {
@@ -370,7 +467,7 @@ impl Registry {
                 _ => {}
             }
         });
-        let mut recent = self.recent.lock().expect("recent lock");
+        let mut recent = self.recent[shard()].lock().expect("recent lock");
         if recent.len() == RECENT {
             recent.pop_front();
         }
@@ -412,28 +509,52 @@ impl Registry {
     /// The last `n` seconds (oldest first), with empty seconds filled in.
     pub fn history(&self, n: usize) -> Vec<Second> {
         let now = self.started.elapsed().as_secs();
-        let h = self.history.lock().expect("history lock");
-        (0..n as u64)
+        let mut out: Vec<Second> = (0..n as u64)
             .rev()
             .filter_map(|back| now.checked_sub(back))
-            .map(|at| {
-                h.iter().find(|s| s.at == at).cloned().unwrap_or(Second {
-                    at,
-                    ..Default::default()
-                })
+            .map(|at| Second {
+                at,
+                ..Default::default()
             })
-            .collect()
+            .collect();
+        let first = out.first().map_or(0, |s| s.at);
+        for shard in &self.history {
+            for s in shard.lock().expect("history lock").iter() {
+                let Some(slot) =
+                    s.at.checked_sub(first)
+                        .and_then(|i| out.get_mut(i as usize))
+                else {
+                    continue;
+                };
+                slot.requests += s.requests;
+                slot.errors_4xx += s.errors_4xx;
+                slot.errors_5xx += s.errors_5xx;
+                slot.invocations += s.invocations;
+                slot.function_errors += s.function_errors;
+                for (a, b) in slot.latency.iter_mut().zip(s.latency) {
+                    *a += b;
+                }
+            }
+        }
+        out
     }
 
     /// Newest first.
     pub fn recent(&self) -> Vec<Recent> {
-        self.recent
-            .lock()
-            .expect("recent lock")
+        let mut all: Vec<Recent> = self
+            .recent
             .iter()
-            .rev()
-            .cloned()
-            .collect()
+            .flat_map(|r| {
+                r.lock()
+                    .expect("recent lock")
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        all.sort_by_key(|r| std::cmp::Reverse(r.at_ms));
+        all.truncate(RECENT);
+        all
     }
 
     /// Everything, in the Prometheus text format (0.0.4).
