@@ -13,6 +13,7 @@ mod error;
 mod keys;
 mod lambda;
 mod monitor;
+mod s3;
 mod sigv4;
 
 pub use sigv4::sign_headers;
@@ -38,6 +39,10 @@ pub struct AdminState {
     /// Check every signature against `credentials` (`[server.credentials]`
     /// set); otherwise any well-formed credentials pass (`sigv4`).
     pub verify_signatures: bool,
+    /// Buckets and objects (the S3 API).
+    pub objects: Arc<dyn stratus_state::objects::ObjectStore>,
+    /// Sites: told when an object changes (their edge cache).
+    pub sites: Arc<stratus_gateway::Sites>,
     /// The project (the dashboard's route table and prices).
     pub app: Arc<stratus_config::App>,
     /// API keys (None when the project uses none).
@@ -60,6 +65,7 @@ pub fn router(state: AdminState) -> axum::Router {
         .merge(connections::router())
         .merge(keys::router())
         .merge(monitor::router())
+        .merge(s3::router())
         .layer(axum::extract::DefaultBodyLimit::max(
             stratus_runtime::MAX_SYNC_PAYLOAD + 1,
         ))

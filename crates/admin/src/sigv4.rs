@@ -30,6 +30,19 @@ pub(crate) fn authorize(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(), Refusal> {
+    authorize_payload(s, service, method, uri, headers, SignableBody::Bytes(body))
+}
+
+/// `authorize`, for a payload signed as S3 signs it: by the hash (or the
+/// `UNSIGNED-PAYLOAD` / `STREAMING-…` marker) in `x-amz-content-sha256`.
+pub(crate) fn authorize_payload(
+    s: &crate::AdminState,
+    service: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: SignableBody<'_>,
+) -> Result<(), Refusal> {
     if s.verify_signatures {
         return verify(&s.credentials, service, method, uri, headers, body).map_err(|why| {
             let code = if why.contains("security token") || why.contains("Authentication Token") {
@@ -102,7 +115,7 @@ pub(crate) fn verify(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
-    body: &[u8],
+    body: SignableBody<'_>,
 ) -> Result<(), String> {
     let auth = stratus_gateway::header_str(headers, "authorization")
         .ok_or("missing Authentication Token")?;
@@ -166,7 +179,7 @@ pub(crate) fn verify(
             method.as_str(),
             full_uri.as_str(),
             signed.iter().copied(),
-            SignableBody::Bytes(body),
+            body.clone(),
         )
         .map_err(|e| e.to_string())?;
         let (_, expected) = sign(request, &params)
@@ -226,4 +239,131 @@ fn identity(creds: &Credentials) -> aws_smithy_runtime_api::client::identity::Id
         "stratus.toml",
     )
     .into()
+}
+
+/// The query parameters a presigned v4 URL adds.
+const PRESIGN_PARAMS: [&str; 7] = [
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+];
+
+/// A presigned v4 URL (S3): signed again with the same date, expiry and
+/// scope, signatures compared.
+pub(crate) fn verify_presigned(
+    creds: &Credentials,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    q: &std::collections::BTreeMap<String, String>,
+) -> Result<(), String> {
+    use aws_sigv4::http_request::SignatureLocation;
+    let credential = q
+        .get("X-Amz-Credential")
+        .ok_or("missing X-Amz-Credential")?;
+    let scope: Vec<&str> = credential.split('/').collect();
+    let [key_id, _date, region, service, "aws4_request"] = scope[..] else {
+        return Err("malformed X-Amz-Credential".into());
+    };
+    if key_id != creds.access_key_id {
+        return Err("The AWS Access Key Id you provided does not exist in our records".into());
+    }
+    let date = q.get("X-Amz-Date").ok_or("missing X-Amz-Date")?;
+    let when = chrono::NaiveDateTime::parse_from_str(date, "%Y%m%dT%H%M%SZ")
+        .map_err(|_| "malformed X-Amz-Date")?
+        .and_utc();
+    let expires: u64 = q
+        .get("X-Amz-Expires")
+        .and_then(|e| e.parse().ok())
+        .ok_or("missing X-Amz-Expires")?;
+    let given = q.get("X-Amz-Signature").ok_or("missing X-Amz-Signature")?;
+    // The URL as it was before signing: the other query parameters, as sent.
+    let rest: Vec<&str> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| {
+            let name = p.split('=').next().unwrap_or("");
+            !PRESIGN_PARAMS.contains(&name) && !name.is_empty()
+        })
+        .collect();
+    let host = stratus_gateway::header_str(headers, "host").ok_or("missing Host")?;
+    let mut url = format!("http://{host}{}", uri.path());
+    if !rest.is_empty() {
+        url.push('?');
+        url.push_str(&rest.join("&"));
+    }
+    let names = q.get("X-Amz-SignedHeaders").map_or("host", String::as_str);
+    let mut signed: Vec<(&str, &str)> = Vec::new();
+    for name in names.split(';') {
+        for v in headers.get_all(name) {
+            signed.push((name, v.to_str().map_err(|_| "non-text signed header")?));
+        }
+    }
+    let identity = identity(creds);
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(Duration::from_secs(expires));
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.payload_checksum_kind = aws_sigv4::http_request::PayloadChecksumKind::NoHeader;
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(SystemTime::UNIX_EPOCH + Duration::from_secs(when.timestamp().max(0) as u64))
+        .settings(settings)
+        .build()
+        .map_err(|e| e.to_string())?
+        .into();
+    let request = SignableRequest::new(
+        method.as_str(),
+        url.as_str(),
+        signed.into_iter(),
+        SignableBody::UnsignedPayload,
+    )
+    .map_err(|e| e.to_string())?;
+    let (_, expected) = sign(request, &params)
+        .map_err(|e| e.to_string())?
+        .into_parts();
+    if constant_time_eq(expected.as_bytes(), given.as_bytes()) {
+        Ok(())
+    } else {
+        Err("The request signature we calculated does not match the signature you provided".into())
+    }
+}
+
+/// A presigned v2 URL (`AWSAccessKeyId`, `Expires`, `Signature`: what
+/// boto3's `generate_presigned_url` makes for S3 by default): HMAC-SHA1 of
+/// `METHOD\n\n\nEXPIRES\n/bucket/key`, the path taken with or without the
+/// `/s3` mount.
+pub(crate) fn verify_presigned_v2(
+    creds: &Credentials,
+    method: &Method,
+    uri: &Uri,
+    q: &std::collections::BTreeMap<String, String>,
+) -> Result<(), String> {
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    if q.get("AWSAccessKeyId") != Some(&creds.access_key_id) {
+        return Err("The AWS Access Key Id you provided does not exist in our records".into());
+    }
+    let expires = q.get("Expires").ok_or("missing Expires")?;
+    let given = q.get("Signature").ok_or("missing Signature")?;
+    let path = uri.path();
+    for resource in [path, path.strip_prefix("/s3").unwrap_or(path)] {
+        let sts = format!("{}\n\n\n{expires}\n{resource}", method.as_str());
+        let mut mac = Hmac::<sha1::Sha1>::new_from_slice(creds.secret_access_key.as_bytes())
+            .map_err(|e| e.to_string())?;
+        mac.update(sts.as_bytes());
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        if constant_time_eq(expected.as_bytes(), given.as_bytes()) {
+            return Ok(());
+        }
+    }
+    Err("The request signature we calculated does not match the signature you provided".into())
 }

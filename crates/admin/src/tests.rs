@@ -39,6 +39,13 @@ async fn state() -> AdminState {
         keys: None,
         usage_plans: Vec::new(),
         app: Arc::new(app.clone()),
+        objects: Arc::new(
+            stratus_state::objects::FsObjectStore::open(
+                &std::env::temp_dir().join(format!("stratus-admin-{}", uuid::Uuid::new_v4())),
+            )
+            .unwrap(),
+        ),
+        sites: gateway.sites(),
     }
 }
 

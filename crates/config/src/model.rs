@@ -27,6 +27,44 @@ pub struct App {
     pub usage_plans: Vec<Arc<UsagePlan>>,
     /// `[pricing]`: the cost estimate's prices.
     pub pricing: Pricing,
+    /// `[buckets.NAME]`: created at start (and seeded from `source`).
+    pub buckets: Vec<Bucket>,
+    /// `[sites.NAME]`: buckets served on the public listener.
+    pub sites: Vec<Arc<Site>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    pub name: String,
+    /// A folder copied in at start (absolute).
+    pub source: Option<PathBuf>,
+}
+
+/// A bucket served on the public listener, as CloudFront serves an S3 origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    pub name: String,
+    pub bucket: String,
+    /// Normalized as an API's.
+    pub base_path: String,
+    /// The object a directory path (`/`, `/docs/`) serves.
+    pub index: String,
+    /// Unknown paths without a file extension get the index (200).
+    pub spa: bool,
+    /// The object served, with 404, for what is not found.
+    pub not_found: Option<String>,
+    /// For objects without their own `Cache-Control`.
+    pub cache_control: Option<String>,
+    /// Per path pattern, first match wins.
+    pub behaviors: Vec<Behavior>,
+}
+
+/// A CloudFront-like cache behaviour: a path pattern (`*` any characters)
+/// and the `Cache-Control` objects under it get.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Behavior {
+    pub path: String,
+    pub cache_control: Option<String>,
 }
 
 /// List prices in dollars (us-east-1, x86; AWS's, unless `[pricing]`

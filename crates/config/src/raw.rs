@@ -23,6 +23,36 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) usage_plans: BTreeMap<String, Spanned<RawUsagePlan>>,
     pub(crate) pricing: Option<Spanned<RawPricing>>,
+    #[serde(default)]
+    pub(crate) buckets: BTreeMap<String, Spanned<RawBucket>>,
+    #[serde(default)]
+    pub(crate) sites: BTreeMap<String, Spanned<RawSite>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBucket {
+    pub(crate) source: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSite {
+    pub(crate) bucket: Spanned<String>,
+    pub(crate) base_path: Option<Spanned<String>>,
+    pub(crate) index: Option<Spanned<String>>,
+    pub(crate) spa: Option<Spanned<bool>>,
+    pub(crate) not_found: Option<Spanned<String>>,
+    pub(crate) cache_control: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) behaviors: Vec<Spanned<RawBehavior>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBehavior {
+    pub(crate) path: Spanned<String>,
+    pub(crate) cache_control: Option<Spanned<String>>,
 }
 
 /// `[pricing]`: list prices for the dashboard's cost estimate, in dollars.

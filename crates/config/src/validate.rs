@@ -81,6 +81,7 @@ pub(crate) fn resolve(
     let api_keys = api_keys(&mut c, &raw.api_keys);
     let usage_plans = usage_plans(&mut c, &raw, &apis);
     let pricing = pricing(&mut c, raw.pricing.as_ref());
+    let (buckets, sites) = buckets_and_sites(&mut c, &raw, &apis, project_dir);
 
     if c.errors.is_empty() {
         Ok(App {
@@ -92,6 +93,8 @@ pub(crate) fn resolve(
             api_keys,
             usage_plans,
             pricing,
+            buckets,
+            sites,
         })
     } else {
         let mut errors = c.errors;
@@ -1032,6 +1035,120 @@ fn authorizers(
         );
     }
     out
+}
+
+fn buckets_and_sites(
+    c: &mut Checker<'_>,
+    raw: &RawConfig,
+    apis: &[Arc<Api>],
+    project_dir: &Path,
+) -> (Vec<Bucket>, Vec<Arc<Site>>) {
+    let mut buckets = Vec::new();
+    for (name, b) in &raw.buckets {
+        let ok = (3..=63).contains(&name.len())
+            && name
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '.')
+            && name.starts_with(|ch: char| ch.is_ascii_alphanumeric())
+            && name.ends_with(|ch: char| ch.is_ascii_alphanumeric());
+        if !ok {
+            c.err(
+                b,
+                &["buckets", name],
+                "a bucket name is 3 to 63 lower-case letters, digits, '-' and '.', starting and ending with a letter or digit (as on S3)",
+            );
+        }
+        let source = b.get_ref().source.as_ref().map(|s| {
+            let path = project_dir.join(s.get_ref());
+            if !path.is_dir() {
+                c.err(
+                    s,
+                    &["buckets", name, "source"],
+                    format!(
+                        "{:?} is not a folder (paths are from the project directory)",
+                        s.get_ref()
+                    ),
+                );
+            }
+            path
+        });
+        buckets.push(Bucket {
+            name: name.clone(),
+            source,
+        });
+    }
+    let mut sites = Vec::new();
+    for (name, site) in &raw.sites {
+        let r = site.get_ref();
+        if !is_name(name) {
+            c.err(
+                site,
+                &["sites", name],
+                "a site name is 1 to 64 letters, digits, '-' or '_'",
+            );
+        }
+        if !raw.buckets.contains_key(r.bucket.get_ref()) {
+            c.err(
+                &r.bucket,
+                &["sites", name, "bucket"],
+                format!(
+                    "unknown bucket {:?} (not defined under [buckets])",
+                    r.bucket.get_ref()
+                ),
+            );
+        }
+        let base_path = normalize_base_path(c, name, &r.base_path);
+        if apis
+            .iter()
+            .any(|a| a.stages.iter().any(|s| s.mount == base_path))
+        {
+            let at = r.base_path.as_ref().map_or_else(
+                || Spanned::new(site.span(), ()),
+                |b| Spanned::new(b.span(), ()),
+            );
+            c.err(
+                &at,
+                &["sites", name, "base_path"],
+                format!("an API stage is already served at {base_path:?}: give the site or the API another base_path"),
+            );
+        }
+        let mut behaviors = Vec::new();
+        for b in &r.behaviors {
+            let p = b.get_ref().path.get_ref();
+            if !p.starts_with('/') {
+                c.err(
+                    &b.get_ref().path,
+                    &["sites", name, "behaviors", "path"],
+                    "a path pattern starts with '/' (e.g. \"/assets/*\")",
+                );
+            }
+            behaviors.push(Behavior {
+                path: p.clone(),
+                cache_control: b
+                    .get_ref()
+                    .cache_control
+                    .as_ref()
+                    .map(|x| x.get_ref().clone()),
+            });
+        }
+        sites.push(Arc::new(Site {
+            name: name.clone(),
+            bucket: r.bucket.get_ref().clone(),
+            base_path,
+            index: r.index.as_ref().map_or_else(
+                || "index.html".to_owned(),
+                |i| i.get_ref().trim_start_matches('/').to_owned(),
+            ),
+            spa: r.spa.as_ref().is_some_and(|b| *b.get_ref()),
+            not_found: r
+                .not_found
+                .as_ref()
+                .map(|n| n.get_ref().trim_start_matches('/').to_owned()),
+            cache_control: r.cache_control.as_ref().map(|x| x.get_ref().clone()),
+            behaviors,
+        }));
+    }
+    (buckets, sites)
 }
 
 fn pricing(c: &mut Checker<'_>, raw: Option<&Spanned<RawPricing>>) -> Pricing {

@@ -14,6 +14,7 @@ mod invoke;
 mod phases;
 mod router;
 mod sample;
+mod sites;
 mod websocket;
 
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ pub use error::GatewayError;
 pub use events::{header_str, RawRequestHead};
 pub use invoke::Invoke;
 pub use sample::{event_for, SampleRequest};
+pub use sites::Sites;
 pub use websocket::{
     ConnectionInfo, Connections, LocalConnection, Outbound, SendError, WebSockets, MAX_FRAME,
     MAX_MESSAGE,
@@ -58,6 +60,7 @@ struct Inner {
     functions: Arc<dyn Invoke>,
     websockets: Arc<WebSockets>,
     access: Arc<Access>,
+    sites: Arc<Sites>,
 }
 
 /// Who may call what, and how often: shared by HTTP requests and
@@ -82,16 +85,18 @@ impl Gateway {
     /// holds the WebSocket connections and outlives this gateway (a reload
     /// builds a new gateway with the same connections).
     pub fn new(app: &App, functions: Arc<dyn Invoke>, connections: Arc<Connections>) -> Gateway {
-        Gateway::with_keys(app, functions, connections, None)
+        Gateway::with_stores(app, functions, connections, None, None)
     }
 
     /// `new`, with the API keys that usage plans open (`None`: no key is
-    /// accepted, so key-protected routes answer 403).
-    pub fn with_keys(
+    /// accepted, so key-protected routes answer 403) and the objects sites
+    /// serve (`None`: sites answer 404).
+    pub fn with_stores(
         app: &App,
         functions: Arc<dyn Invoke>,
         connections: Arc<Connections>,
         keys: Option<Arc<stratus_state::ApiKeys>>,
+        objects: Option<Arc<dyn stratus_state::objects::ObjectStore>>,
     ) -> Gateway {
         // One set of buckets for HTTP requests and WebSocket messages (the
         // server-wide limit counts both).
@@ -116,8 +121,14 @@ impl Gateway {
                 )),
                 functions,
                 access,
+                sites: Arc::new(Sites::new(app, objects)),
             }),
         }
+    }
+
+    /// The sites, for the S3 API (an object changed) and invalidations.
+    pub fn sites(&self) -> Arc<Sites> {
+        self.inner.sites.clone()
     }
 
     /// The WebSocket APIs' connections, for the `@connections` API and shutdown.
@@ -176,6 +187,18 @@ impl Gateway {
                 .websockets
                 .serve_upgrade(req, api, stage, cx)
                 .await);
+        }
+
+        // A site mounted deeper than any API stage serves the path
+        // (sites.rs): the longest mount wins, as between APIs.
+        if let Some((len, site)) = self.inner.sites.mount(&cx.path) {
+            if self.inner.table.mount_len(&cx.path).is_none_or(|l| len > l) {
+                return Ok(self
+                    .inner
+                    .sites
+                    .serve(site, req.method(), &cx.path, req.headers())
+                    .await);
+            }
         }
 
         // Match: API by base path and stage, then the route (router.rs).

@@ -152,6 +152,14 @@ impl RouteTable {
         RouteTable { apis, mounts }
     }
 
+    /// The length of the longest API stage mount `path` is under.
+    pub(crate) fn mount_len(&self, path: &str) -> Option<usize> {
+        self.mounts
+            .iter()
+            .find(|m| strip_mount(path, &m.prefix).is_some())
+            .map(|m| m.prefix.len())
+    }
+
     pub(crate) fn lookup(&self, method: &http::Method, path: &str) -> Lookup<'_> {
         let Some((mount, rest)) = self
             .mounts

@@ -37,6 +37,8 @@ pub struct Server {
     /// API keys and their usage (the data directory's `keys.db`), when
     /// the project has usage plans or keys.
     keys: Option<Arc<stratus_state::ApiKeys>>,
+    /// Buckets and objects (the data directory's `objects/`).
+    objects: Arc<dyn stratus_state::objects::ObjectStore>,
 }
 
 impl std::fmt::Debug for Server {
@@ -69,6 +71,7 @@ impl Server {
         // credentials its SDK signs with.
         let creds = &app.server.credentials;
         let env = vec![
+            ("AWS_ENDPOINT_URL_S3".into(), format!("{admin_url}/s3")),
             ("STRATUS_ADMIN_URL".into(), admin_url),
             ("AWS_ACCESS_KEY_ID".into(), creds.access_key_id.clone()),
             (
@@ -77,6 +80,7 @@ impl Server {
             ),
         ];
         let keys = open_keys(&app).await?;
+        let objects = open_objects(&app).await?;
         stratus_telemetry::logstore::store().set_bytes_per_function(app.server.function_log_bytes);
         let functions = Runtime::start(&app, env).await?;
         Ok(Server {
@@ -85,6 +89,7 @@ impl Server {
             admin,
             functions,
             keys,
+            objects,
         })
     }
 
@@ -132,14 +137,16 @@ impl Server {
         let functions = self.functions.clone();
         // Connections outlive any one gateway (a reload keeps them).
         let connections = stratus_gateway::Connections::in_memory();
-        let gateway = Gateway::with_keys(
+        let gateway = Gateway::with_stores(
             &self.app,
             Arc::new(functions.clone()),
             connections,
             self.keys.clone(),
+            Some(self.objects.clone()),
         );
         let flusher = self.keys.as_ref().map(|k| k.spawn_flusher());
         let websockets = gateway.websockets();
+        let gateway_sites = gateway.sites();
         // REST events carry header names as the client spelled them.
         let capture_heads = self
             .app
@@ -164,6 +171,8 @@ impl Server {
             keys: self.keys.clone(),
             usage_plans: self.app.usage_plans.clone(),
             app: self.app.clone(),
+            objects: self.objects.clone(),
+            sites: gateway_sites,
         };
         let admin_task = tokio::spawn(serve_admin(self.admin, admin_state, limits, stop_rx, grace));
 
@@ -192,6 +201,36 @@ impl Server {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Opens the object store (`data_dir/objects`), creates the declared
+/// buckets and copies their `source` folders in.
+async fn open_objects(app: &App) -> anyhow::Result<Arc<dyn stratus_state::objects::ObjectStore>> {
+    let root = app.server.data_dir.join("objects");
+    let store = stratus_state::objects::FsObjectStore::open(&root)
+        .with_context(|| format!("cannot open the object store {}", root.display()))?;
+    let store: Arc<dyn stratus_state::objects::ObjectStore> = Arc::new(store);
+    for b in &app.buckets {
+        if !store.has_bucket(&b.name) {
+            store
+                .create_bucket(&b.name)
+                .await
+                .with_context(|| format!("cannot create bucket {:?}", b.name))?;
+        }
+        if let Some(src) = &b.source {
+            let n = stratus_state::objects::seed(&*store, &b.name, src)
+                .await
+                .with_context(|| {
+                    format!("cannot copy {} into bucket {:?}", src.display(), b.name)
+                })?;
+            tracing::info!(
+                "bucket {}: {n} files copied in from {}",
+                b.name,
+                src.display()
+            );
+        }
+    }
+    Ok(store)
 }
 
 /// Opens the key store when anything uses keys: usage plans, declared

@@ -11,10 +11,12 @@
 //!   tests.
 //!
 //! The stores: the WebSocket connection directory, rate-limit counters,
-//! API keys and their usage (durable: SQLite).
+//! API keys and their usage (durable: SQLite), buckets and objects
+//! (durable: files in the data directory).
 
 pub mod connections;
 pub mod keys;
+pub mod objects;
 pub mod ratelimit;
 
 pub use connections::{ConnectionDirectory, ConnectionEntry, MemoryDirectory};

@@ -29,7 +29,7 @@ use crate::events::{self, EventContext};
 use crate::invoke::{call_function, CallError, Invoke};
 use crate::router::Matched;
 
-pub(crate) use policy::Verdict;
+pub(crate) use policy::{wildcard, Verdict};
 use policy::{Answer, Expect};
 
 /// Cached answers of one Lambda authorizer at most.
