@@ -34,12 +34,57 @@ const NS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
 
 pub(crate) fn router() -> axum::Router<AdminState> {
     axum::Router::new()
+        .route("/stratus/invalidate", axum::routing::post(invalidate))
         .route("/s3", any(service))
         .route("/s3/", any(service))
         .route("/s3/{bucket}", any(bucket))
         .route("/s3/{bucket}/", any(bucket))
         .route("/s3/{bucket}/{*key}", any(object))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+}
+
+#[derive(serde::Deserialize)]
+struct Invalidation {
+    site: String,
+    paths: Vec<String>,
+}
+
+/// `POST /stratus/invalidate {"site", "paths": ["/docs/*"]}`: drops the
+/// site's cached copies (CloudFront's CreateInvalidation, at once).
+async fn invalidate(
+    State(s): State<AdminState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err((code, why)) =
+        crate::sigv4::authorize(&s, "cloudfront", &method, &uri, &headers, &body)
+    {
+        return crate::error::apigw_error(StatusCode::FORBIDDEN, code, &why);
+    }
+    let Ok(inv) = serde_json::from_slice::<Invalidation>(&body) else {
+        return crate::error::apigw_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            "expected {\"site\": \"NAME\", \"paths\": [\"/path/*\"]}",
+        );
+    };
+    for p in &inv.paths {
+        if !s.sites.invalidate(&inv.site, p) {
+            return crate::error::apigw_error(
+                StatusCode::NOT_FOUND,
+                "NoSuchDistribution",
+                &format!(
+                    "no site {:?} (sites: {})",
+                    inv.site,
+                    s.sites.site_names().join(", ")
+                ),
+            );
+        }
+    }
+    axum::Json(serde_json::json!({ "site": inv.site, "paths": inv.paths, "status": "Completed" }))
+        .into_response()
 }
 
 fn esc(s: &str) -> String {

@@ -43,7 +43,7 @@ pub(crate) fn run(project: &Path, action: Action) -> anyhow::Result<()> {
                 if let Some(v) = value {
                     body["value"] = v.into();
                 }
-                let k = call(&app, "POST", "/stratus/api-keys", Some(body)).await?;
+                let k = call(&app, "apigateway", "POST", "/stratus/api-keys", Some(body)).await?;
                 println!("{}", k["value"].as_str().unwrap_or_default());
                 eprintln!(
                     "created API key {:?} (id {}) in plans: {}",
@@ -53,7 +53,7 @@ pub(crate) fn run(project: &Path, action: Action) -> anyhow::Result<()> {
                 );
             }
             Action::List => {
-                let list = call(&app, "GET", "/stratus/api-keys", None).await?;
+                let list = call(&app, "apigateway", "GET", "/stratus/api-keys", None).await?;
                 let mut rows =
                     vec![["NAME", "ID", "VALUE", "ENABLED", "PLANS", "FROM"].map(String::from)];
                 for k in list["items"].as_array().into_iter().flatten() {
@@ -73,7 +73,14 @@ pub(crate) fn run(project: &Path, action: Action) -> anyhow::Result<()> {
                 print!("{}", table(&rows));
             }
             Action::Revoke { name } => {
-                call(&app, "DELETE", &format!("/stratus/api-keys/{name}"), None).await?;
+                call(
+                    &app,
+                    "apigateway",
+                    "DELETE",
+                    &format!("/stratus/api-keys/{name}"),
+                    None,
+                )
+                .await?;
                 eprintln!("revoked API key {name:?}");
             }
         }
@@ -85,7 +92,14 @@ pub(crate) fn usage(project: &Path, days: u32) -> anyhow::Result<()> {
     let app = crate::load(project)?;
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
-        let list = call(&app, "GET", &format!("/stratus/usage?days={days}"), None).await?;
+        let list = call(
+            &app,
+            "apigateway",
+            "GET",
+            &format!("/stratus/usage?days={days}"),
+            None,
+        )
+        .await?;
         let mut rows = vec![["DAY", "KEY", "PLAN", "CALLS", "QUOTA"].map(String::from)];
         for r in list["items"].as_array().into_iter().flatten() {
             let quota = match &r["quota"] {
@@ -125,13 +139,19 @@ fn plans_of(k: &Value) -> String {
 
 /// One signed call to the admin listener; its JSON answer, or the error
 /// it gave.
-async fn call(app: &App, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+pub(crate) async fn call(
+    app: &App,
+    service: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
     let url = format!("http://{}{path}", app.server.admin_listen);
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let headers = stratus_admin::sign_headers(
         &app.server.credentials,
         &app.server.region,
-        "apigateway",
+        service,
         method,
         &url,
         body.as_bytes(),

@@ -132,6 +132,17 @@ enum Command {
         #[arg(long, default_value = ".")]
         project: PathBuf,
     },
+    /// Drop a site's cached copies on the running server (`/docs/*`, `/*`).
+    Invalidate {
+        /// The site's name in stratus.toml.
+        site: String,
+        /// Path patterns (`*` matches any characters).
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// stratus.toml or the directory holding it.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+    },
     /// Calls per API key, usage plan and day, from the running server.
     Usage {
         /// How many days back, today included.
@@ -196,6 +207,11 @@ fn main() -> ExitCode {
         Command::Init { dir, template } => init::write(&dir, template),
         Command::Keys { action, project } => keys::run(&project, action),
         Command::Usage { days, project } => keys::usage(&project, days),
+        Command::Invalidate {
+            site,
+            paths,
+            project,
+        } => invalidate(&project, &site, paths),
         Command::Logs {
             function,
             follow,
@@ -227,6 +243,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `stratus invalidate SITE PATH...`: through the running server.
+fn invalidate(project: &std::path::Path, site: &str, paths: Vec<String>) -> anyhow::Result<()> {
+    let app = load(project)?;
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        let body = serde_json::json!({ "site": site, "paths": paths });
+        keys::call(
+            &app,
+            "cloudfront",
+            "POST",
+            "/stratus/invalidate",
+            Some(body),
+        )
+        .await?;
+        eprintln!("invalidated {} in site {site:?}", paths.join(" "));
+        Ok(())
+    })
 }
 
 /// `stratus event`: the event, pretty-printed, on stdout; which function

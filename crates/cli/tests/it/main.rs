@@ -10,6 +10,7 @@ mod invoke_api;
 mod monitor;
 mod proxy;
 mod shutdown;
+mod sites;
 mod support;
 mod traffic;
 mod websocket;
