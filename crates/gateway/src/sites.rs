@@ -5,7 +5,9 @@
 //! the object or the first matching behaviour — and an edge cache in
 //! front: in memory, bounded by bytes, honouring `Cache-Control`
 //! (`no-store`, `no-cache`, `private`, `s-maxage`, `max-age`), answering
-//! `X-Cache: Hit from stratus` / `Miss from stratus` with `Age`, emptied
+//! `X-Cache: Hit from stratus` / `Miss from stratus` with `Age`, brotli or
+//! gzip for text when the client takes it (compressed once, cached per
+//! encoding), emptied
 //! for an object when it changes through the S3 API and by path pattern
 //! on request (`stratus invalidate`).
 //!
@@ -33,6 +35,8 @@ const DEFAULT_TTL: Duration = Duration::from_secs(86_400);
 
 struct Cached {
     meta: ObjectMeta,
+    /// The body's encoding, when the edge compressed it.
+    encoding: Option<&'static str>,
     status: StatusCode,
     cache_control: Option<String>,
     body: Bytes,
@@ -55,8 +59,67 @@ impl std::fmt::Debug for Sites {
     }
 }
 
-fn cache_key(site: &str, key: &str) -> String {
-    format!("{site}\0{key}")
+/// `site\0key\0encoding`: each encoding of an object is its own entry.
+fn cache_key(site: &str, key: &str, encoding: Option<&str>) -> String {
+    format!("{site}\0{key}\0{}", encoding.unwrap_or(""))
+}
+
+/// The encoding to answer in: brotli, else gzip, when the client takes it.
+fn negotiate(headers: &HeaderMap) -> Option<&'static str> {
+    let accept = header_str(headers, header::ACCEPT_ENCODING)?.to_ascii_lowercase();
+    let takes = |e: &str| {
+        accept.split(',').any(|part| {
+            let mut it = part.split(';');
+            let name = it.next().unwrap_or("").trim();
+            let q_zero = it.any(|p| p.trim().replace(' ', "") == "q=0");
+            name == e && !q_zero
+        })
+    };
+    if takes("br") {
+        Some("br")
+    } else if takes("gzip") {
+        Some("gzip")
+    } else {
+        None
+    }
+}
+
+/// Worth compressing: text-like and at least 1 KB.
+fn compressible(meta: &ObjectMeta) -> bool {
+    let t = meta.content_type.to_ascii_lowercase();
+    meta.content_encoding.is_none()
+        && meta.size >= 1024
+        && (t.starts_with("text/")
+            || [
+                "javascript",
+                "json",
+                "xml",
+                "svg",
+                "wasm",
+                "font/ttf",
+                "font/otf",
+            ]
+            .iter()
+            .any(|x| t.contains(x)))
+}
+
+fn compress(body: &[u8], encoding: &str) -> std::io::Result<Bytes> {
+    use std::io::Write as _;
+    match encoding {
+        "br" => {
+            let mut out = Vec::new();
+            {
+                let mut w = brotli::CompressorWriter::new(&mut out, 64 * 1024, 5, 22);
+                w.write_all(body)?;
+            }
+            Ok(Bytes::from(out))
+        }
+        _ => {
+            let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            w.write_all(body)?;
+            Ok(Bytes::from(w.finish()?))
+        }
+    }
 }
 
 /// `*` matches any characters (CloudFront's path patterns; `?` one).
@@ -94,7 +157,9 @@ impl Sites {
     /// An object of `bucket` changed (S3 API): its cached copies go.
     pub fn object_changed(&self, bucket: &str, key: &str) {
         for s in self.sites.iter().filter(|s| s.bucket == bucket) {
-            self.cache.invalidate(&cache_key(&s.name, key));
+            for enc in [None, Some("gzip"), Some("br")] {
+                self.cache.invalidate(&cache_key(&s.name, key, enc));
+            }
             // What the SPA fallback and the 404 page serve are cached under
             // the paths that asked for them.
             if key == s.index || Some(key) == s.not_found.as_deref() {
@@ -116,7 +181,8 @@ impl Sites {
         let pattern = pattern.trim_start_matches('/').to_owned();
         let _ = self.cache.invalidate_entries_if(move |k, _| {
             k.strip_prefix(&prefix)
-                .is_some_and(|key| matches(&pattern, key))
+                .and_then(|rest| rest.rsplit_once('\0'))
+                .is_some_and(|(key, _)| matches(&pattern, key))
         });
         true
     }
@@ -153,14 +219,16 @@ impl Sites {
         }
         let wants_range = headers.contains_key(header::RANGE);
         let request_key = key.clone();
+        let encoding = negotiate(headers);
+        let entry = cache_key(&site.name, &request_key, encoding);
         // The edge cache, for whole answers.
         if !wants_range {
-            if let Some(hit) = self.cache.get(&cache_key(&site.name, &request_key)) {
+            if let Some(hit) = self.cache.get(&entry) {
                 let age = hit.stored.elapsed();
                 if age < hit.ttl {
                     return answer(&hit, method, headers, Some(age));
                 }
-                self.cache.invalidate(&cache_key(&site.name, &request_key));
+                self.cache.invalidate(&entry);
             }
         }
         // Resolve: the key; a directory without its slash; the SPA index;
@@ -223,6 +291,7 @@ impl Sites {
                     };
                     let c = Cached {
                         meta,
+                        encoding: None,
                         status: StatusCode::PARTIAL_CONTENT,
                         cache_control,
                         body: bytes,
@@ -247,8 +316,17 @@ impl Sites {
             Err(_) => return plain(StatusCode::INTERNAL_SERVER_ERROR, "read failed\n"),
         };
         let ttl = ttl_of(cache_control.as_deref());
+        // Compressed once, at the edge, and cached that way.
+        let (bytes, encoding) = match encoding.filter(|_| compressible(&meta)) {
+            Some(e) => match compress(&bytes, e) {
+                Ok(c) => (c, Some(e)),
+                Err(_) => (bytes, None),
+            },
+            None => (bytes, None),
+        };
         let cached = Arc::new(Cached {
             meta,
+            encoding,
             status,
             cache_control,
             body: bytes,
@@ -256,8 +334,7 @@ impl Sites {
             ttl: ttl.unwrap_or_default(),
         });
         if ttl.is_some_and(|t| !t.is_zero()) && cached.meta.size <= CACHE_OBJECT_MAX {
-            self.cache
-                .insert(cache_key(&site.name, &request_key), cached.clone());
+            self.cache.insert(entry, cached.clone());
         }
         answer(&cached, method, headers, None)
     }
@@ -367,8 +444,11 @@ fn answer(
     if let Some(cc) = &c.cache_control {
         set(header::CACHE_CONTROL, cc);
     }
-    if let Some(e) = &c.meta.content_encoding {
+    if let Some(e) = c.encoding.or(c.meta.content_encoding.as_deref()) {
         set(header::CONTENT_ENCODING, e);
+    }
+    if compressible(&c.meta) {
+        set(header::VARY, "accept-encoding");
     }
     match age {
         Some(a) => {
@@ -389,6 +469,20 @@ fn answer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encodings_are_negotiated() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            m
+        };
+        assert_eq!(negotiate(&h("gzip, deflate, br")), Some("br"));
+        assert_eq!(negotiate(&h("gzip")), Some("gzip"));
+        assert_eq!(negotiate(&h("br;q=0, gzip")), Some("gzip"));
+        assert_eq!(negotiate(&h("identity")), None);
+        assert_eq!(negotiate(&HeaderMap::new()), None);
+    }
 
     #[test]
     fn edge_ttls_follow_cache_control() {

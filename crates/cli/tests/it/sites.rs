@@ -52,6 +52,11 @@ base_path = "/api"
     stratus_testkit::write_file(dir, "dist/assets/app.css", "body { color: teal }");
     stratus_testkit::write_file(dir, "dist/docs/index.html", "<h1>docs</h1>");
     stratus_testkit::write_file(dir, "secret.txt", "outside the bucket");
+    stratus_testkit::write_file(
+        dir,
+        "dist/assets/app.js",
+        &"console.log('stratus');\n".repeat(200),
+    );
 }
 
 /// The AWS CLI (`pip install awscli`), with LocalStack's usual credentials.
@@ -283,6 +288,38 @@ print(json.dumps({{
     assert_eq!((status, body.as_str()), (200, "<h1>home</h1>"));
     let (status, _, body) = get("/missing.js", &[]);
     assert_eq!((status, body.as_str()), (404, "<h1>not here</h1>"));
+    // Compression, negotiated: brotli, gzip, or none; each its own entry.
+    let js = "console.log('stratus');\n".repeat(200);
+    let raw = |path: &str, enc: &str| {
+        rt.block_on(async {
+            let r = client
+                .get(s.url(path))
+                .header("accept-encoding", enc)
+                .send()
+                .await
+                .unwrap();
+            let h = r.headers().clone();
+            (h, r.bytes().await.unwrap())
+        })
+    };
+    let (h, body) = raw("/assets/app.js", "gzip, deflate, br");
+    assert_eq!(h["content-encoding"], "br");
+    assert_eq!(h["vary"], "accept-encoding");
+    assert!(body.len() < js.len() / 4, "{}", body.len());
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(&mut brotli::Decompressor::new(&body[..], 4096), &mut plain)
+        .unwrap();
+    assert_eq!(plain, js.as_bytes());
+    let (h, body) = raw("/assets/app.js", "gzip");
+    assert_eq!(h["content-encoding"], "gzip");
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain).unwrap();
+    assert_eq!(plain, js.as_bytes());
+    let (h, body) = raw("/assets/app.js", "identity");
+    assert!(!h.contains_key("content-encoding"));
+    assert_eq!(body, js.as_bytes());
+    assert_eq!(raw("/assets/app.js", "br").0["x-cache"], "Hit from stratus");
+
     // An API beside the site: the longest mount wins.
     assert_eq!(get("/api/orders", &[]).2, "api /api/orders");
     // No way out of the bucket.
