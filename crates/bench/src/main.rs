@@ -28,8 +28,8 @@ struct Cli {
     /// Print the table as Markdown too.
     #[arg(long)]
     markdown: bool,
-    /// Run only these groups (comma-separated): mock, proxy, std, rust,
-    /// node, python, ws, cold.
+    /// Run only these groups (comma-separated): mock, proxy, static, std,
+    /// rust, node, python, ws, cold.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     #[command(subcommand)]
@@ -186,6 +186,15 @@ fn project(upstream: u16) -> anyhow::Result<Project> {
         std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755))?;
     }
     std::fs::write(dir.path().join("ws/app.py"), PY_WS)?;
+    // Static files, served by a site and by nginx from the same folder.
+    std::fs::create_dir_all(dir.path().join("static"))?;
+    std::fs::write(dir.path().join("static/1k.txt"), "x".repeat(1024))?;
+    std::fs::write(
+        dir.path().join("static/1m.bin"),
+        (0..1024 * 1024u32)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<u8>>(),
+    )?;
     let data = repo_root().join("target/stratus-bench-data");
     let rust = repo_root().join("examples/hello/functions/hello-rust");
     std::fs::write(
@@ -196,6 +205,13 @@ fn project(upstream: u16) -> anyhow::Result<Project> {
 listen = "127.0.0.1:{g}"
 admin_listen = "127.0.0.1:{a}"
 data_dir = {data:?}
+
+# A site over a bucket seeded from static/ (the edge cache keeps both files).
+[buckets.bench-static]
+source = "static"
+[sites.files]
+bucket = "bench-static"
+base_path = "/files"
 
 # Every function with Stratus's defaults (no reserved concurrency: up to
 # 10 environments, calls past them queued), as a user gets them.
@@ -355,6 +371,53 @@ async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
             Err(e) => rows.push(Row {
                 scenario: "http proxy route vs nginx proxy".into(),
                 stratus: rps(&proxied),
+                baseline: format!("not measured: {e}"),
+                ratio: "-".into(),
+                budget: "≥ 1.00x".into(),
+                verdict: "-",
+            }),
+        }
+    }
+
+    if cli.wants("static") {
+        // 2b. Static files from a site (edge cache) vs nginx from the same folder.
+        eprintln!("static files vs nginx…");
+        let nginx_dir = tempfile::tempdir()?;
+        let nginx_port = procs::free_port();
+        match procs::nginx_static(nginx_dir.path(), nginx_port, &p.dir.path().join("static")) {
+            Ok(nginx) => {
+                for (file, budget) in [("1k.txt", Some(1.0)), ("1m.bin", None)] {
+                    let ours_path = format!("/files/{file}");
+                    let theirs_path = format!("/{file}");
+                    let (base, ours) = load::compare(
+                        load::Target {
+                            addr: ([127, 0, 0, 1], nginx_port).into(),
+                            path: &theirs_path,
+                            pid: Some(nginx.pid()),
+                        },
+                        load::Target {
+                            addr: p.gateway,
+                            path: &ours_path,
+                            pid: Some(server.pid()),
+                        },
+                        conc,
+                        duration,
+                        rounds,
+                    )
+                    .await;
+                    rows.push(throughput_row(
+                        format!("static file {file} (site, edge cache) vs nginx, c={conc}"),
+                        &ours,
+                        "nginx",
+                        &base,
+                        budget,
+                    ));
+                }
+                drop(nginx);
+            }
+            Err(e) => rows.push(Row {
+                scenario: "static files vs nginx".into(),
+                stratus: "-".into(),
                 baseline: format!("not measured: {e}"),
                 ratio: "-".into(),
                 budget: "≥ 1.00x".into(),
