@@ -34,11 +34,10 @@ const CACHE_OBJECT_MAX: u64 = 8 * 1024 * 1024;
 const DEFAULT_TTL: Duration = Duration::from_secs(86_400);
 
 struct Cached {
+    /// The answer's headers but `X-Cache`, `Age` and the length.
+    headers: HeaderMap,
     meta: ObjectMeta,
-    /// The body's encoding, when the edge compressed it.
-    encoding: Option<&'static str>,
     status: StatusCode,
-    cache_control: Option<String>,
     body: Bytes,
     stored: Instant,
     ttl: Duration,
@@ -290,10 +289,9 @@ impl Sites {
                         Err(_) => return plain(StatusCode::INTERNAL_SERVER_ERROR, "read failed\n"),
                     };
                     let c = Cached {
+                        headers: headers_of(&meta, cache_control.as_deref(), None),
                         meta,
-                        encoding: None,
                         status: StatusCode::PARTIAL_CONTENT,
-                        cache_control,
                         body: bytes,
                         stored: Instant::now(),
                         ttl: Duration::ZERO,
@@ -325,10 +323,9 @@ impl Sites {
             None => (bytes, None),
         };
         let cached = Arc::new(Cached {
+            headers: headers_of(&meta, cache_control.as_deref(), encoding),
             meta,
-            encoding,
             status,
-            cache_control,
             body: bytes,
             stored: Instant::now(),
             ttl: ttl.unwrap_or_default(),
@@ -399,6 +396,34 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     r
 }
 
+/// An object's answer headers, made once per cached copy (a hit only
+/// clones them).
+fn headers_of(meta: &ObjectMeta, cache_control: Option<&str>, encoding: Option<&str>) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    let mut set = |name: header::HeaderName, v: &str| {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(name, v);
+        }
+    };
+    set(header::ETAG, &meta.etag);
+    set(
+        header::LAST_MODIFIED,
+        &stratus_state::objects::http_date(meta.modified_ms),
+    );
+    set(header::ACCEPT_RANGES, "bytes");
+    set(header::CONTENT_TYPE, &meta.content_type);
+    if let Some(cc) = cache_control {
+        set(header::CACHE_CONTROL, cc);
+    }
+    if let Some(e) = encoding.or(meta.content_encoding.as_deref()) {
+        set(header::CONTENT_ENCODING, e);
+    }
+    if compressible(meta) {
+        set(header::VARY, "accept-encoding");
+    }
+    h
+}
+
 /// The answer for a (cached or fresh) object: 304 when the client has it.
 fn answer(
     c: &Cached,
@@ -406,7 +431,6 @@ fn answer(
     headers: &HeaderMap,
     age: Option<Duration>,
 ) -> Response<Body> {
-    let last_modified = stratus_state::objects::http_date(c.meta.modified_ms);
     let not_modified = c.status == StatusCode::OK
         && (header_str(headers, header::IF_NONE_MATCH)
             .is_some_and(|v| v == "*" || v.split(',').any(|t| t.trim() == c.meta.etag))
@@ -423,45 +447,24 @@ fn answer(
     } else {
         (c.status, c.body.clone())
     };
-    let length = c.body.len();
     let mut r = Response::new(Full::new(body).map_err(Into::into).boxed());
     *r.status_mut() = status;
     let h = r.headers_mut();
-    let mut set = |name: header::HeaderName, v: &str| {
-        if let Ok(v) = HeaderValue::from_str(v) {
-            h.insert(name, v);
-        }
-    };
-    set(header::ETAG, &c.meta.etag);
-    set(header::LAST_MODIFIED, &last_modified);
-    set(header::ACCEPT_RANGES, "bytes");
-    if status != StatusCode::NOT_MODIFIED {
-        set(header::CONTENT_TYPE, &c.meta.content_type);
-        if method == Method::HEAD {
-            set(header::CONTENT_LENGTH, &length.to_string());
-        }
+    *h = c.headers.clone();
+    if status == StatusCode::NOT_MODIFIED {
+        h.remove(header::CONTENT_TYPE);
+    } else if method == Method::HEAD {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(c.body.len()));
     }
-    if let Some(cc) = &c.cache_control {
-        set(header::CACHE_CONTROL, cc);
-    }
-    if let Some(e) = c.encoding.or(c.meta.content_encoding.as_deref()) {
-        set(header::CONTENT_ENCODING, e);
-    }
-    if compressible(&c.meta) {
-        set(header::VARY, "accept-encoding");
-    }
+    let x_cache = header::HeaderName::from_static("x-cache");
     match age {
         Some(a) => {
-            set(
-                header::HeaderName::from_static("x-cache"),
-                "Hit from stratus",
-            );
-            set(header::AGE, &a.as_secs().to_string());
+            h.insert(x_cache, HeaderValue::from_static("Hit from stratus"));
+            h.insert(header::AGE, HeaderValue::from(a.as_secs()));
         }
-        None => set(
-            header::HeaderName::from_static("x-cache"),
-            "Miss from stratus",
-        ),
+        None => {
+            h.insert(x_cache, HeaderValue::from_static("Miss from stratus"));
+        }
     }
     r
 }
