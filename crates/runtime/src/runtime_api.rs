@@ -224,6 +224,9 @@ fn send(flight: InFlight, reply: Reply) {
 
 async fn response(s: &Shared, id: &str, req: Request<Incoming>) -> Answered {
     let Some(flight) = take_inflight(s, id) else {
+        // The body is read all the same: an unread body makes hyper close
+        // the connection, and the client's next request on it fails.
+        let _ = read_limited(req.into_body()).await;
         return invalid_request_id();
     };
     match read_limited(req.into_body()).await {
@@ -259,6 +262,9 @@ fn error_type_of(headers: &HeaderMap, body: &[u8]) -> String {
 
 async fn error(s: &Shared, id: &str, req: Request<Incoming>) -> Answered {
     let Some(flight) = take_inflight(s, id) else {
+        // The body is read all the same: an unread body makes hyper close
+        // the connection, and the client's next request on it fails.
+        let _ = read_limited(req.into_body()).await;
         return invalid_request_id();
     };
     let (parts, body) = req.into_parts();
