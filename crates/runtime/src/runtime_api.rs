@@ -27,6 +27,9 @@ const RESPONSE_LIMIT_AS_WORDED: usize = MAX_SYNC_PAYLOAD + 100;
 
 const PREFIX: &str = "/2018-06-01/runtime/";
 
+/// How long (in 1 ms steps) a connection waits for its environment's pid.
+const PID_WAIT_STEPS: usize = 2000;
+
 type Answered = Response<Full<Bytes>>;
 
 /// Serves the Runtime API to the environment's own processes only: a
@@ -40,7 +43,17 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         };
-        let pgid = shared.pid.load(Ordering::SeqCst) as u32;
+        // The process may connect before its spawner has stored its pid
+        // (a compiled bootstrap starts in microseconds): wait for it, a
+        // little, rather than refuse the environment's own first connection.
+        let mut pgid = shared.pid.load(Ordering::SeqCst) as u32;
+        for _ in 0..PID_WAIT_STEPS {
+            if pgid != 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            pgid = shared.pid.load(Ordering::SeqCst) as u32;
+        }
         tracing::debug!(function = %shared.function.name, %peer, "Runtime API: new connection");
         let own =
             tokio::task::spawn_blocking(move || crate::peer::held_by_group(peer, local, pgid))

@@ -179,6 +179,10 @@ async fn serve_answers_the_example_routes() {
             &format!("code = \"{}/functions/", example.display()),
         )
         .replace(
+            "source = \"site\"",
+            &format!("source = \"{}/site\"", example.display()),
+        )
+        .replace(
             "[server]\n",
             &format!("[server]\ndata_dir = {:?}\n", data.display().to_string()),
         );
@@ -222,6 +226,10 @@ async fn serve_answers_the_example_routes() {
             (r.status().as_u16(), r.text().await.unwrap())
         }
     };
+    // The example's site.
+    let (status, body) = get("/www/").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Hello from a Stratus site"), "{body}");
     assert_eq!(get("/shop/prod/orders/5").await.0, 401);
     let (status, body) = with("/shop/prod/orders/5", "authorization", "Bearer let-me-in").await;
     assert_eq!(status, 200, "{body}");
