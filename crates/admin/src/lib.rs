@@ -13,6 +13,7 @@ mod error;
 mod keys;
 mod lambda;
 mod monitor;
+mod rds_data;
 mod s3;
 mod sigv4;
 
@@ -39,6 +40,8 @@ pub struct AdminState {
     /// Check every signature against `credentials` (`[server.credentials]`
     /// set); otherwise any well-formed credentials pass (`sigv4`).
     pub verify_signatures: bool,
+    /// The project's databases (the RDS Data API).
+    pub databases: Arc<stratus_state::databases::Databases>,
     /// Buckets and objects (the S3 API).
     pub objects: Arc<dyn stratus_state::objects::ObjectStore>,
     /// Sites: told when an object changes (their edge cache).
@@ -66,6 +69,7 @@ pub fn router(state: AdminState) -> axum::Router {
         .merge(keys::router())
         .merge(monitor::router())
         .merge(s3::router())
+        .merge(rds_data::router())
         .layer(axum::extract::DefaultBodyLimit::max(
             stratus_runtime::MAX_SYNC_PAYLOAD + 1,
         ))

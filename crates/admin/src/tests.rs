@@ -46,6 +46,7 @@ async fn state() -> AdminState {
             .unwrap(),
         ),
         sites: gateway.sites(),
+        databases: Arc::default(),
     }
 }
 

@@ -31,6 +31,27 @@ pub struct App {
     pub buckets: Vec<Bucket>,
     /// `[sites.NAME]`: buckets served on the public listener.
     pub sites: Vec<Arc<Site>>,
+    /// `[databases.NAME]`.
+    pub databases: Vec<Database>,
+}
+
+/// A database functions use, by driver or through the RDS Data API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Database {
+    pub name: String,
+    pub engine: DatabaseEngine,
+    /// A folder of numbered `.sql` files applied in order, each once.
+    pub migrations: Option<PathBuf>,
+    /// SQL run after the migrations at every start.
+    pub seed: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseEngine {
+    /// A file in the data directory: `data_dir/databases/NAME.sqlite`.
+    Sqlite,
+    /// A server, by URL (`${VAR}` replaced from the environment at start).
+    Postgres { url: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,6 +27,17 @@ pub(crate) struct RawConfig {
     pub(crate) buckets: BTreeMap<String, Spanned<RawBucket>>,
     #[serde(default)]
     pub(crate) sites: BTreeMap<String, Spanned<RawSite>>,
+    #[serde(default)]
+    pub(crate) databases: BTreeMap<String, Spanned<RawDatabase>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDatabase {
+    pub(crate) engine: Option<Spanned<String>>,
+    pub(crate) url: Option<Spanned<String>>,
+    pub(crate) migrations: Option<Spanned<String>>,
+    pub(crate) seed: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

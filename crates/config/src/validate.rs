@@ -82,6 +82,7 @@ pub(crate) fn resolve(
     let usage_plans = usage_plans(&mut c, &raw, &apis);
     let pricing = pricing(&mut c, raw.pricing.as_ref());
     let (buckets, sites) = buckets_and_sites(&mut c, &raw, &apis, project_dir);
+    let databases = databases(&mut c, &raw, project_dir);
 
     if c.errors.is_empty() {
         Ok(App {
@@ -95,6 +96,7 @@ pub(crate) fn resolve(
             pricing,
             buckets,
             sites,
+            databases,
         })
     } else {
         let mut errors = c.errors;
@@ -1149,6 +1151,88 @@ fn buckets_and_sites(
         }));
     }
     (buckets, sites)
+}
+
+fn databases(c: &mut Checker<'_>, raw: &RawConfig, project_dir: &Path) -> Vec<Database> {
+    let mut out = Vec::new();
+    for (name, d) in &raw.databases {
+        let r = d.get_ref();
+        if !is_name(name) {
+            c.err(
+                d,
+                &["databases", name],
+                "a database name is 1 to 64 letters, digits, '-' or '_'",
+            );
+        }
+        let engine = match r.engine.as_ref().map(|e| e.get_ref().as_str()) {
+            None | Some("sqlite") => {
+                if let Some(u) = &r.url {
+                    c.err(u, &["databases", name, "url"], "url applies to engine = \"postgres\" (a sqlite database is a file in the data directory)");
+                }
+                DatabaseEngine::Sqlite
+            }
+            Some("postgres") => match &r.url {
+                Some(u)
+                    if u.get_ref().starts_with("postgres://")
+                        || u.get_ref().starts_with("postgresql://")
+                        || u.get_ref().starts_with("${") =>
+                {
+                    DatabaseEngine::Postgres {
+                        url: u.get_ref().clone(),
+                    }
+                }
+                Some(u) => {
+                    c.err(
+                        u,
+                        &["databases", name, "url"],
+                        "a postgres url starts with postgres:// (or is ${VAR})",
+                    );
+                    DatabaseEngine::Sqlite
+                }
+                None => {
+                    c.err(d, &["databases", name, "url"], "engine = \"postgres\" needs url = \"postgres://...\" (or \"${DATABASE_URL}\")");
+                    DatabaseEngine::Sqlite
+                }
+            },
+            Some(other) => {
+                if let Some(e) = &r.engine {
+                    c.err(
+                        e,
+                        &["databases", name, "engine"],
+                        format!("{other:?} is not an engine: sqlite or postgres"),
+                    );
+                }
+                DatabaseEngine::Sqlite
+            }
+        };
+        let mut path_of = |v: &Option<Spanned<String>>, key: &str, dir: bool| {
+            v.as_ref().map(|p| {
+                let path = project_dir.join(p.get_ref());
+                let ok = if dir { path.is_dir() } else { path.is_file() };
+                if !ok {
+                    let what = if dir { "folder" } else { "file" };
+                    c.err(
+                        p,
+                        &["databases", name, key],
+                        format!(
+                            "{:?} is not a {what} (paths are from the project directory)",
+                            p.get_ref()
+                        ),
+                    );
+                }
+                path
+            })
+        };
+        let migrations = path_of(&r.migrations, "migrations", true);
+        let seed = path_of(&r.seed, "seed", false);
+        out.push(Database {
+            name: name.clone(),
+            engine,
+            migrations,
+            seed,
+        });
+    }
+    out
 }
 
 fn pricing(c: &mut Checker<'_>, raw: Option<&Spanned<RawPricing>>) -> Pricing {

@@ -39,6 +39,7 @@ pub struct Server {
     keys: Option<Arc<stratus_state::ApiKeys>>,
     /// Buckets and objects (the data directory's `objects/`).
     objects: Arc<dyn stratus_state::objects::ObjectStore>,
+    databases: Arc<stratus_state::databases::Databases>,
 }
 
 impl std::fmt::Debug for Server {
@@ -72,6 +73,7 @@ impl Server {
         let creds = &app.server.credentials;
         let env = vec![
             ("AWS_ENDPOINT_URL_S3".into(), format!("{admin_url}/s3")),
+            ("AWS_ENDPOINT_URL_RDS_DATA".into(), admin_url.clone()),
             ("STRATUS_ADMIN_URL".into(), admin_url),
             ("AWS_ACCESS_KEY_ID".into(), creds.access_key_id.clone()),
             (
@@ -81,7 +83,17 @@ impl Server {
         ];
         let keys = open_keys(&app).await?;
         let objects = open_objects(&app).await?;
+        let databases = open_databases(&app).await?;
         stratus_telemetry::logstore::store().set_bytes_per_function(app.server.function_log_bytes);
+        let mut env = env;
+        for db in &databases.all {
+            let var = db.name.to_ascii_uppercase().replace('-', "_");
+            env.push((
+                format!("STRATUS_DB_{var}_URL"),
+                db.path.display().to_string(),
+            ));
+            env.push((format!("STRATUS_DB_{var}_ARN"), db.arn.clone()));
+        }
         let functions = Runtime::start(&app, env).await?;
         Ok(Server {
             app: Arc::new(app),
@@ -90,6 +102,7 @@ impl Server {
             functions,
             keys,
             objects,
+            databases,
         })
     }
 
@@ -172,6 +185,7 @@ impl Server {
             usage_plans: self.app.usage_plans.clone(),
             app: self.app.clone(),
             objects: self.objects.clone(),
+            databases: self.databases.clone(),
             sites: gateway_sites,
         };
         let admin_task = tokio::spawn(serve_admin(self.admin, admin_state, limits, stop_rx, grace));
@@ -201,6 +215,42 @@ impl Server {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Opens the databases (`data_dir/databases/NAME.sqlite`) and applies
+/// their migrations; a failing one stops the start, naming its file.
+async fn open_databases(app: &App) -> anyhow::Result<Arc<stratus_state::databases::Databases>> {
+    let mut all = Vec::new();
+    for d in &app.databases {
+        let stratus_config::DatabaseEngine::Sqlite = d.engine else {
+            anyhow::bail!(
+                "database {:?}: engine = \"postgres\" is not supported yet (use sqlite)",
+                d.name
+            );
+        };
+        let path = app
+            .server
+            .data_dir
+            .join("databases")
+            .join(format!("{}.sqlite", d.name));
+        let arn = format!(
+            "arn:aws:rds:{}:{}:cluster:{}",
+            app.server.region,
+            stratus_runtime::ACCOUNT_ID,
+            d.name
+        );
+        let db = stratus_state::databases::Db::open(
+            &d.name,
+            arn,
+            &path,
+            d.migrations.as_deref(),
+            d.seed.as_deref(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        all.push(Arc::new(db));
+    }
+    Ok(Arc::new(stratus_state::databases::Databases { all }))
 }
 
 /// Opens the object store (`data_dir/objects`), creates the declared

@@ -15,6 +15,7 @@
 //! (durable: files in the data directory).
 
 pub mod connections;
+pub mod databases;
 pub mod keys;
 pub mod objects;
 pub mod ratelimit;

@@ -3,6 +3,7 @@
 
 mod access;
 mod cli;
+mod databases;
 mod fidelity;
 mod functions;
 mod hardening;

@@ -1,0 +1,336 @@
+//! The RDS Data API (`rds-data`, rest-json: `POST /Execute`, `/BatchExecute`,
+//! `/BeginTransaction`, `/CommitTransaction`, `/RollbackTransaction`) on
+//! the project's databases, as boto3's `rds-data` client and `aws rds-data`
+//! call it (SigV4 service `rds-data`, the one rule). Answers and errors are
+//! AWS's: typed `Field`s, `columnMetadata`, `formattedRecords`,
+//! `BadRequestException` carrying the database's message.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine as _;
+use serde_json::{json, Value as Json};
+use stratus_state::databases::{Db, DbError, Outcome, Value};
+
+use crate::error::aws_error;
+use crate::AdminState;
+
+pub(crate) fn router() -> axum::Router<AdminState> {
+    axum::Router::new()
+        .route("/Execute", post(execute))
+        .route("/BatchExecute", post(batch))
+        .route("/BeginTransaction", post(begin))
+        .route("/CommitTransaction", post(commit))
+        .route("/RollbackTransaction", post(rollback))
+}
+
+fn fail(status: StatusCode, code: &str, message: &str) -> Response {
+    aws_error(status, code, json!({ "message": message }))
+}
+
+fn db_error(e: DbError) -> Response {
+    match e {
+        DbError::NoTransaction(id) => fail(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            &format!("Transaction {id} is not found"),
+        ),
+        other => fail(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            &other.to_string(),
+        ),
+    }
+}
+
+/// Signature, JSON body, and the database its `resourceArn` names.
+fn open(
+    s: &AdminState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Json, std::sync::Arc<Db>), Box<Response>> {
+    if let Err((code, why)) = crate::sigv4::authorize(s, "rds-data", method, uri, headers, body) {
+        return Err(Box::new(fail(StatusCode::FORBIDDEN, code, &why)));
+    }
+    let req: Json = serde_json::from_slice(body).map_err(|e| {
+        Box::new(fail(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            &format!("the body is not JSON: {e}"),
+        ))
+    })?;
+    let arn = req["resourceArn"].as_str().unwrap_or_default();
+    let db = s.databases.find(arn).ok_or_else(|| {
+        let known: Vec<String> = s.databases.all.iter().map(|d| d.arn.clone()).collect();
+        Box::new(fail(
+            StatusCode::NOT_FOUND,
+            "NotFoundException",
+            &format!("no database {arn:?} (databases: {})", known.join(", ")),
+        ))
+    })?;
+    Ok((req, db))
+}
+
+/// A `SqlParameter` list → named values.
+fn params(list: &Json) -> Result<Vec<(String, Value)>, String> {
+    let mut out = Vec::new();
+    for p in list.as_array().into_iter().flatten() {
+        let name = p["name"]
+            .as_str()
+            .ok_or("a parameter needs a name")?
+            .to_owned();
+        let v = &p["value"];
+        let value = if v["isNull"].as_bool() == Some(true) {
+            Value::Null
+        } else if let Some(b) = v["booleanValue"].as_bool() {
+            Value::Bool(b)
+        } else if let Some(n) = v["longValue"].as_i64() {
+            Value::Long(n)
+        } else if let Some(d) = v["doubleValue"].as_f64() {
+            Value::Double(d)
+        } else if let Some(t) = v["stringValue"].as_str() {
+            Value::String(t.to_owned())
+        } else if let Some(b) = v["blobValue"].as_str() {
+            Value::Blob(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b)
+                    .map_err(|_| format!("parameter {name}: blobValue is not base64"))?,
+            )
+        } else {
+            return Err(format!("parameter {name}: no value (isNull, booleanValue, longValue, doubleValue, stringValue or blobValue)"));
+        };
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+fn field(v: &Value) -> Json {
+    match v {
+        Value::Null => json!({ "isNull": true }),
+        Value::Bool(b) => json!({ "booleanValue": b }),
+        Value::Long(n) => json!({ "longValue": n }),
+        Value::Double(d) => json!({ "doubleValue": d }),
+        Value::String(s) => json!({ "stringValue": s }),
+        Value::Blob(b) => {
+            json!({ "blobValue": base64::engine::general_purpose::STANDARD.encode(b) })
+        }
+    }
+}
+
+fn plain(v: &Value) -> Json {
+    match v {
+        Value::Null => Json::Null,
+        Value::Bool(b) => json!(b),
+        Value::Long(n) => json!(n),
+        Value::Double(d) => json!(d),
+        Value::String(s) => json!(s),
+        Value::Blob(b) => json!(base64::engine::general_purpose::STANDARD.encode(b)),
+    }
+}
+
+/// JDBC's type code for a SQLite declared type.
+fn jdbc_type(type_name: &str) -> i32 {
+    match type_name.to_ascii_uppercase().as_str() {
+        "INTEGER" | "INT" | "BIGINT" => -5,
+        "REAL" | "DOUBLE" | "FLOAT" => 8,
+        "BLOB" => -2,
+        "BOOLEAN" => 16,
+        _ => 12,
+    }
+}
+
+fn answer(out: &Outcome, req: &Json) -> Json {
+    let mut resp = json!({
+        "numberOfRecordsUpdated": out.updated,
+        "generatedFields": out.generated.map_or_else(Vec::new, |id| vec![json!({ "longValue": id })]),
+    });
+    if req["includeResultMetadata"].as_bool() == Some(true) {
+        resp["columnMetadata"] = out
+            .columns
+            .iter()
+            .map(|(name, t)| {
+                json!({
+                    "name": name, "label": name, "typeName": t, "type": jdbc_type(t),
+                    "nullable": 2, "isSigned": matches!(jdbc_type(t), -5 | 8),
+                    "precision": 0, "scale": 0, "schemaName": "", "tableName": "",
+                    "arrayBaseColumnType": 0, "isAutoIncrement": false,
+                    "isCaseSensitive": jdbc_type(t) == 12, "isCurrency": false,
+                })
+            })
+            .collect();
+    }
+    if !out.columns.is_empty() {
+        if req["formatRecordsAs"].as_str() == Some("JSON") {
+            let rows: Vec<Json> = out
+                .rows
+                .iter()
+                .map(|r| {
+                    let obj: serde_json::Map<String, Json> = out
+                        .columns
+                        .iter()
+                        .zip(r)
+                        .map(|((name, _), v)| (name.clone(), plain(v)))
+                        .collect();
+                    Json::Object(obj)
+                })
+                .collect();
+            resp["formattedRecords"] = Json::String(Json::Array(rows).to_string());
+        } else {
+            resp["records"] = out
+                .rows
+                .iter()
+                .map(|r| Json::Array(r.iter().map(field).collect()))
+                .collect();
+        }
+    }
+    resp
+}
+
+macro_rules! opened {
+    ($s:expr, $m:expr, $u:expr, $h:expr, $b:expr) => {
+        match open(&$s, &$m, &$u, &$h, &$b) {
+            Ok(x) => x,
+            Err(r) => return *r,
+        }
+    };
+}
+
+async fn execute(
+    State(s): State<AdminState>,
+    m: Method,
+    u: Uri,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (req, db) = opened!(s, m, u, h, body);
+    let Some(sql) = req["sql"].as_str() else {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            "sql is required",
+        );
+    };
+    let params = match params(&req["parameters"]) {
+        Ok(p) => p,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, "BadRequestException", &e),
+    };
+    match db
+        .execute(sql, &params, req["transactionId"].as_str())
+        .await
+    {
+        Ok(out) => axum::Json(answer(&out, &req)).into_response(),
+        Err(e) => db_error(e),
+    }
+}
+
+async fn batch(
+    State(s): State<AdminState>,
+    m: Method,
+    u: Uri,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (req, db) = opened!(s, m, u, h, body);
+    let Some(sql) = req["sql"].as_str() else {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            "sql is required",
+        );
+    };
+    // All sets in one transaction: the caller's, or one of its own.
+    let (tx, own) = match req["transactionId"].as_str() {
+        Some(t) => (t.to_owned(), false),
+        None => match db.begin().await {
+            Ok(t) => (t, true),
+            Err(e) => return db_error(e),
+        },
+    };
+    let mut results = Vec::new();
+    for set in req["parameterSets"].as_array().into_iter().flatten() {
+        let out = match params(set) {
+            Ok(p) => db.execute(sql, &p, Some(&tx)).await,
+            Err(e) => Err(DbError::Statement(e)),
+        };
+        match out {
+            Ok(out) => results.push(json!({
+                "generatedFields": out.generated.map_or_else(Vec::new, |id| vec![json!({ "longValue": id })]),
+            })),
+            Err(e) => {
+                if own {
+                    let _ = db.end(&tx, false).await;
+                }
+                return db_error(e);
+            }
+        }
+    }
+    if own {
+        if let Err(e) = db.end(&tx, true).await {
+            return db_error(e);
+        }
+    }
+    axum::Json(json!({ "updateResults": results })).into_response()
+}
+
+async fn begin(
+    State(s): State<AdminState>,
+    m: Method,
+    u: Uri,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (_, db) = opened!(s, m, u, h, body);
+    match db.begin().await {
+        Ok(id) => axum::Json(json!({ "transactionId": id })).into_response(),
+        Err(e) => db_error(e),
+    }
+}
+
+async fn end(
+    s: AdminState,
+    m: Method,
+    u: Uri,
+    h: HeaderMap,
+    body: Bytes,
+    commit: bool,
+) -> Response {
+    let (req, db) = opened!(s, m, u, h, body);
+    let Some(id) = req["transactionId"].as_str() else {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            "transactionId is required",
+        );
+    };
+    match db.end(id, commit).await {
+        Ok(()) => axum::Json(json!({
+            "transactionStatus": if commit { "Transaction Committed" } else { "Rollback Complete" }
+        }))
+        .into_response(),
+        Err(e) => db_error(e),
+    }
+}
+
+async fn commit(
+    State(s): State<AdminState>,
+    m: Method,
+    u: Uri,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    end(s, m, u, h, body, true).await
+}
+
+async fn rollback(
+    State(s): State<AdminState>,
+    m: Method,
+    u: Uri,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    end(s, m, u, h, body, false).await
+}
