@@ -183,6 +183,10 @@ async fn serve_answers_the_example_routes() {
             &format!("source = \"{}/site\"", example.display()),
         )
         .replace(
+            "migrations = \"migrations\"",
+            &format!("migrations = \"{}/migrations\"", example.display()),
+        )
+        .replace(
             "[server]\n",
             &format!("[server]\ndata_dir = {:?}\n", data.display().to_string()),
         );
@@ -226,6 +230,10 @@ async fn serve_answers_the_example_routes() {
             (r.status().as_u16(), r.text().await.unwrap())
         }
     };
+    // The example's database, through its notes function.
+    let (status, body) = get("/notes").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("the first note, from a migration"), "{body}");
     // The example's site.
     let (status, body) = get("/www/").await;
     assert_eq!(status, 200);
