@@ -170,3 +170,114 @@ async fn without_credentials_a_malformed_signature_is_still_refused() {
         assert_eq!(error_type.as_deref(), Some("IncompleteSignatureException"), "{bad}");
     }
 }
+
+fn req(method: &str, uri: &str, headers: &[(&str, &str)], body: &'static [u8]) -> Request<Body> {
+    let mut b = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Body::from(body)).unwrap()
+}
+
+#[tokio::test]
+async fn the_s3_api_refuses_bad_input_with_s3s_errors() {
+    let s = state().await;
+    let send = |r| send_to(s.clone(), r);
+    // A bucket name S3 would refuse; an unknown bucket; a missing key.
+    let (status, _, body) = send(req("PUT", "/s3/Bad_Name", &[], b"")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("<Code>InvalidArgument</Code>"), "{body}");
+    let (status, _, body) = send(req("GET", "/s3/nowhere?list-type=2", &[], b"")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("<Code>NoSuchBucket</Code>"), "{body}");
+    assert_eq!(
+        send(req("PUT", "/s3/bucket-one", &[], b"")).await.0,
+        StatusCode::OK
+    );
+    let (status, _, body) = send(req("GET", "/s3/bucket-one/missing.txt", &[], b"")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("<Code>NoSuchKey</Code>"), "{body}");
+    // A HEAD error has no body.
+    let (status, _, body) = send(req("HEAD", "/s3/bucket-one/missing.txt", &[], b"")).await;
+    assert_eq!((status, body.as_str()), (StatusCode::NOT_FOUND, ""));
+    // Bodies that do not match what the headers say.
+    let (status, _, body) = send(req(
+        "PUT",
+        "/s3/bucket-one/a",
+        &[("content-md5", "AAAAAAAAAAAAAAAAAAAAAA==")],
+        b"data",
+    ))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("<Code>BadDigest</Code>"), "{body}");
+    let (status, _, body) = send(req(
+        "PUT",
+        "/s3/bucket-one/a",
+        &[("x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER")],
+        b"zz\r\nnot chunked",
+    ))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("<Code>IncompleteBody</Code>"), "{body}");
+    let (status, _, _) = send(req(
+        "PUT",
+        "/s3/bucket-one/a",
+        &[("x-amz-content-sha256", "00")],
+        b"data",
+    ))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // A multipart completion that names a part never uploaded; an unknown upload.
+    let (status, _, body) = send(req("POST", "/s3/bucket-one/big?uploads", &[], b"")).await;
+    assert_eq!(status, StatusCode::OK);
+    let id = body
+        .split("<UploadId>")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    let complete: &'static [u8] = b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"x\"</ETag></Part></CompleteMultipartUpload>";
+    let uri: &'static str = Box::leak(format!("/s3/bucket-one/big?uploadId={id}").into_boxed_str());
+    let (status, _, body) = send(req("POST", uri, &[], complete)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("<Code>InvalidPart</Code>"), "{body}");
+    let (status, _, body) = send(req(
+        "POST",
+        "/s3/bucket-one/big?uploadId=nope",
+        &[],
+        b"<Part><PartNumber>x</PartNumber></Part>",
+    ))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("MalformedXML"), "{body}");
+    // The server is fine: a good object goes in and out.
+    assert_eq!(
+        send(req("PUT", "/s3/bucket-one/ok.txt", &[], b"fine"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(req("GET", "/s3/bucket-one/ok.txt", &[], b"")).await.2,
+        "fine"
+    );
+}
+
+#[tokio::test]
+async fn the_data_api_refuses_bad_input_as_aws_does() {
+    let (status, error, body) = send(req("POST", "/Execute", &[], b"{not json")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error.as_deref(), Some("BadRequestException"));
+    assert!(body.contains("not JSON"), "{body}");
+    let (status, error, _) = send(req(
+        "POST",
+        "/Execute",
+        &[],
+        br#"{"resourceArn":"arn:aws:rds:us-east-1:000000000000:cluster:none","sql":"SELECT 1"}"#,
+    ))
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error.as_deref(), Some("NotFoundException"));
+}
