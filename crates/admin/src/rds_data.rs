@@ -75,6 +75,17 @@ fn open(
     Ok((req, db))
 }
 
+/// A string member the operation needs, or 400 saying so.
+fn required<'a>(req: &'a Json, key: &str) -> Result<&'a str, Box<Response>> {
+    req[key].as_str().ok_or_else(|| {
+        Box::new(fail(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            &format!("{key} is required"),
+        ))
+    })
+}
+
 /// A `SqlParameter` list → named values.
 fn params(list: &Json) -> Result<Vec<(String, Value)>, String> {
     let mut out = Vec::new();
@@ -207,12 +218,9 @@ async fn execute(
     body: Bytes,
 ) -> Response {
     let (req, db) = opened!(s, m, u, h, body);
-    let Some(sql) = req["sql"].as_str() else {
-        return fail(
-            StatusCode::BAD_REQUEST,
-            "BadRequestException",
-            "sql is required",
-        );
+    let sql = match required(&req, "sql") {
+        Ok(v) => v,
+        Err(r) => return *r,
     };
     let params = match params(&req["parameters"]) {
         Ok(p) => p,
@@ -235,12 +243,9 @@ async fn batch(
     body: Bytes,
 ) -> Response {
     let (req, db) = opened!(s, m, u, h, body);
-    let Some(sql) = req["sql"].as_str() else {
-        return fail(
-            StatusCode::BAD_REQUEST,
-            "BadRequestException",
-            "sql is required",
-        );
+    let sql = match required(&req, "sql") {
+        Ok(v) => v,
+        Err(r) => return *r,
     };
     // All sets in one transaction: the caller's, or one of its own.
     let (tx, own) = match req["transactionId"].as_str() {
@@ -299,12 +304,9 @@ async fn end(
     commit: bool,
 ) -> Response {
     let (req, db) = opened!(s, m, u, h, body);
-    let Some(id) = req["transactionId"].as_str() else {
-        return fail(
-            StatusCode::BAD_REQUEST,
-            "BadRequestException",
-            "transactionId is required",
-        );
+    let id = match required(&req, "transactionId") {
+        Ok(v) => v,
+        Err(r) => return *r,
     };
     match db.end(id, commit).await {
         Ok(()) => axum::Json(json!({
