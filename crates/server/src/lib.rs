@@ -158,6 +158,7 @@ impl Server {
             Some(self.objects.clone()),
         );
         let flusher = self.keys.as_ref().map(|k| k.spawn_flusher());
+        let sweeper = self.databases.spawn_sweeper();
         let websockets = gateway.websockets();
         let gateway_sites = gateway.sites();
         // REST events carry header names as the client spelled them.
@@ -204,6 +205,7 @@ impl Server {
         gateway_task.await.context("gateway task")?;
         admin_task.await.context("admin task")?;
         functions.shutdown();
+        sweeper.abort();
         if let Some(k) = &self.keys {
             if let Some(f) = flusher {
                 f.abort();

@@ -52,8 +52,13 @@ pub struct Db {
     /// The SQLite file (absolute): what drivers open.
     pub path: PathBuf,
     pool: SqlitePool,
-    transactions: Mutex<HashMap<String, Tx>>,
+    /// Open transactions and when each was last used.
+    transactions: Mutex<HashMap<String, (Tx, tokio::time::Instant)>>,
 }
+
+/// A transaction unused this long is rolled back, as the Data API's are
+/// (3 minutes), and its connection returned to the pool.
+pub const TRANSACTION_IDLE: std::time::Duration = std::time::Duration::from_secs(180);
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -240,12 +245,35 @@ impl Db {
     }
 
     fn transaction(&self, id: &str) -> Result<Tx, DbError> {
-        self.transactions
+        let mut all = self.transactions.lock().expect("transactions lock");
+        let (tx, used) = all
+            .get_mut(id)
+            .ok_or_else(|| DbError::NoTransaction(id.to_owned()))?;
+        *used = tokio::time::Instant::now();
+        Ok(tx.clone())
+    }
+
+    /// Rolls back the transactions unused for `idle`; how many.
+    pub async fn expire_idle(&self, idle: std::time::Duration) -> usize {
+        let stale: Vec<String> = self
+            .transactions
             .lock()
             .expect("transactions lock")
-            .get(id)
-            .cloned()
-            .ok_or_else(|| DbError::NoTransaction(id.to_owned()))
+            .iter()
+            .filter(|(_, (_, used))| used.elapsed() >= idle)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut n = 0;
+        for id in stale {
+            if self.end(&id, false).await.is_ok() {
+                tracing::info!(
+                    "database {}: transaction {id} rolled back after {idle:?} unused",
+                    self.name
+                );
+                n += 1;
+            }
+        }
+        n
     }
 
     pub async fn begin(&self) -> Result<String, DbError> {
@@ -259,10 +287,13 @@ impl Db {
             .await
             .map_err(|e| DbError::Statement(e.to_string()))?;
         let id = uuid::Uuid::new_v4().simple().to_string();
-        self.transactions
-            .lock()
-            .expect("transactions lock")
-            .insert(id.clone(), Arc::new(tokio::sync::Mutex::new(conn)));
+        self.transactions.lock().expect("transactions lock").insert(
+            id.clone(),
+            (
+                Arc::new(tokio::sync::Mutex::new(conn)),
+                tokio::time::Instant::now(),
+            ),
+        );
         Ok(id)
     }
 
@@ -273,6 +304,7 @@ impl Db {
             .lock()
             .expect("transactions lock")
             .remove(id)
+            .map(|(tx, _)| tx)
             .ok_or_else(|| DbError::NoTransaction(id.to_owned()))?;
         let mut conn = tx.lock().await;
         sqlx::query(if commit { "COMMIT" } else { "ROLLBACK" })
@@ -374,6 +406,20 @@ pub struct Databases {
 }
 
 impl Databases {
+    /// Expires idle transactions every 10 s until the task is aborted.
+    pub fn spawn_sweeper(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let dbs = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+            loop {
+                tick.tick().await;
+                for db in &dbs.all {
+                    db.expire_idle(TRANSACTION_IDLE).await;
+                }
+            }
+        })
+    }
+
     /// The database an ARN (or a bare name) names.
     pub fn find(&self, arn: &str) -> Option<Arc<Db>> {
         self.all
@@ -386,6 +432,33 @@ impl Databases {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_idle_transaction_is_rolled_back_and_its_connection_freed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open("t", "arn".into(), &dir.path().join("t.sqlite"), None, None)
+            .await
+            .unwrap();
+        db.execute("CREATE TABLE x (v INTEGER)", &[], None)
+            .await
+            .unwrap();
+        let tx = db.begin().await.unwrap();
+        db.execute("INSERT INTO x VALUES (1)", &[], Some(&tx))
+            .await
+            .unwrap();
+        // Used just now: kept.
+        assert_eq!(db.expire_idle(std::time::Duration::from_secs(60)).await, 0);
+        assert_eq!(db.expire_idle(std::time::Duration::ZERO).await, 1);
+        assert!(matches!(
+            db.execute("SELECT 1", &[], Some(&tx)).await,
+            Err(DbError::NoTransaction(_))
+        ));
+        let out = db
+            .execute("SELECT count(*) FROM x", &[], None)
+            .await
+            .unwrap();
+        assert_eq!(out.rows[0][0], Value::Long(0), "rolled back");
+    }
 
     #[test]
     fn named_parameters_become_numbered_ones() {
