@@ -107,7 +107,8 @@ async fn handle(
     }
 }
 
-fn iso(ms: i64) -> String {
+/// ISO 8601 with milliseconds, as AWS's APIs write times.
+pub(crate) fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")

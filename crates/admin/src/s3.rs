@@ -26,6 +26,7 @@ use axum::routing::any;
 use base64::Engine as _;
 use stratus_state::objects::{self, ObjectError, ObjectMeta, PutOptions};
 
+use crate::connections::iso;
 use crate::AdminState;
 
 /// Bodies larger than this are refused (uploads past it go multipart).
@@ -146,13 +147,6 @@ fn store_error(method: &Method, e: ObjectError, resource: &str) -> Response {
         ObjectError::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
     };
     error(method, status, code, &e.to_string(), resource)
-}
-
-fn iso(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
 }
 
 use stratus_state::objects::{http_date, parse_range};

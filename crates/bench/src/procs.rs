@@ -142,6 +142,43 @@ pub(crate) fn nginx_path() -> Option<PathBuf> {
 /// nginx proxying `listen` to `upstream`, with upstream keep-alive, the
 /// way one tunes it for a fair proxy comparison.
 pub(crate) fn nginx(dir: &Path, listen: u16, upstream: u16) -> anyhow::Result<Proc> {
+    let http = format!(
+        r#"
+  upstream up {{ server 127.0.0.1:{upstream}; keepalive 64; keepalive_requests 1000000; }}
+  server {{
+    listen 127.0.0.1:{listen};
+    location / {{
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+  }}"#
+    );
+    start_nginx(dir, listen, &http)
+}
+
+/// nginx serving the files of `root`, tuned as one serves static files
+/// (sendfile, open-file cache, no access log).
+pub(crate) fn nginx_static(dir: &Path, listen: u16, root: &Path) -> anyhow::Result<Proc> {
+    let http = format!(
+        r#"
+  sendfile on;
+  tcp_nopush on;
+  open_file_cache max=1000;
+  server {{
+    listen 127.0.0.1:{listen};
+    root {};
+  }}"#,
+        root.display()
+    );
+    start_nginx(dir, listen, &http)
+}
+
+/// One nginx process in the foreground (its pid is the one measured and
+/// killed), with what every run shares (one worker, no access log,
+/// keep-alive without limit, its files under `dir`) and `http`'s own
+/// directives.
+fn start_nginx(dir: &Path, listen: u16, http: &str) -> anyhow::Result<Proc> {
     let bin = nginx_path().context("nginx is not installed")?;
     let conf = dir.join("nginx.conf");
     std::fs::write(
@@ -159,30 +196,16 @@ http {{
   proxy_temp_path {dir};
   fastcgi_temp_path {dir};
   uwsgi_temp_path {dir};
-  scgi_temp_path {dir};
-  upstream up {{ server 127.0.0.1:{upstream}; keepalive 64; keepalive_requests 1000000; }}
-  server {{
-    listen 127.0.0.1:{listen};
-    location / {{
-      proxy_pass http://up;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }}
-  }}
+  scgi_temp_path {dir};{http}
 }}
 "#,
             dir = dir.display()
         ),
     )?;
-    start_nginx(&bin, &conf, dir, listen)
-}
-
-/// One nginx process in the foreground: its pid is the one measured and killed.
-fn start_nginx(bin: &Path, conf: &Path, dir: &Path, listen: u16) -> anyhow::Result<Proc> {
     let child = Command::new(bin)
         .args(["-g", "daemon off; master_process off;"])
         .arg("-c")
-        .arg(conf)
+        .arg(&conf)
         .arg("-p")
         .arg(dir)
         .stdout(Stdio::null())
@@ -194,43 +217,6 @@ fn start_nginx(bin: &Path, conf: &Path, dir: &Path, listen: u16) -> anyhow::Resu
         name: "nginx",
         group: false,
     })
-}
-
-/// nginx serving the files of `root`, tuned as one serves static files
-/// (sendfile, open-file cache, no access log).
-pub(crate) fn nginx_static(dir: &Path, listen: u16, root: &Path) -> anyhow::Result<Proc> {
-    let bin = nginx_path().context("nginx is not installed")?;
-    let conf = dir.join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  open_file_cache max=1000;
-  keepalive_requests 1000000;
-  client_body_temp_path {dir};
-  proxy_temp_path {dir};
-  fastcgi_temp_path {dir};
-  uwsgi_temp_path {dir};
-  scgi_temp_path {dir};
-  server {{
-    listen 127.0.0.1:{listen};
-    root {root};
-  }}
-}}
-"#,
-            dir = dir.display(),
-            root = root.display()
-        ),
-    )?;
-    start_nginx(&bin, &conf, dir, listen)
 }
 
 /// Where `scripts/bench` installs serverless 3 and serverless-offline 12.

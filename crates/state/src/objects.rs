@@ -182,8 +182,7 @@ fn now_ms() -> i64 {
 }
 
 fn hashed(key: &str) -> String {
-    let d = Sha256::digest(key.as_bytes());
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 /// S3's bucket name rules, in short: 3 to 63 lower-case letters, digits,
@@ -300,11 +299,7 @@ impl FsObjectStore {
 }
 
 fn md5_etag(body: &[u8]) -> String {
-    let d = Md5::digest(body);
-    format!(
-        "\"{}\"",
-        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
+    format!("\"{}\"", hex::encode(Md5::digest(body)))
 }
 
 impl ObjectStore for FsObjectStore {
@@ -579,11 +574,7 @@ impl ObjectStore for FsObjectStore {
                 body.extend_from_slice(&bytes);
             }
             let d = Md5::digest(&md5s);
-            let etag = format!(
-                "\"{}-{}\"",
-                d.iter().map(|b| format!("{b:02x}")).collect::<String>(),
-                parts.len()
-            );
+            let etag = format!("\"{}-{}\"", hex::encode(d), parts.len());
             let meta = self
                 .store(bucket, key, Bytes::from(body), etag, opts)
                 .await?;

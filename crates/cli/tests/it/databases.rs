@@ -42,23 +42,6 @@ const MIGRATIONS: [(&str, &str); 2] = [
     ("migrations/002_first_note.sql", "INSERT INTO notes (text) VALUES ('from a migration');"),
 ];
 
-fn boto3(endpoint: &str, script: &str) -> Value {
-    let out = Command::new("python3")
-        .args(["-c", script, endpoint])
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
-
 #[tokio::test]
 async fn migrations_a_python_sqlite3_function_and_the_rds_data_api() {
     let mut files = vec![("notes/app.py", NOTES_PY)];
@@ -132,7 +115,7 @@ print(json.dumps({{
 }}, default=lambda b: base64.b64encode(b).decode()))
 "#
     );
-    let v = tokio::task::spawn_blocking(move || boto3(&endpoint, &script))
+    let v = tokio::task::spawn_blocking(move || crate::support::boto3_script(&script, &endpoint))
         .await
         .unwrap();
     assert_eq!(v["inserted"][0], 1);

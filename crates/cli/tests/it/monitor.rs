@@ -290,20 +290,9 @@ fn metrics_access_logs_logs_follow_and_the_dashboard_after_known_traffic() {
     dashboard(admin);
 }
 
-fn chromium() -> Option<&'static str> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-}
-
 /// The page in a real browser, after the traffic above.
 fn dashboard(admin: u16) {
-    let Some(browser) = chromium() else {
-        assert!(
-            std::env::var_os("STRATUS_REQUIRE_BROWSER").is_none(),
-            "Chromium is required here (apt-get install chromium)"
-        );
-        eprintln!("skipped the dashboard: Chromium is not installed (apt-get install chromium)");
+    let Some(browser) = crate::support::chromium("the dashboard") else {
         return;
     };
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");

@@ -77,22 +77,6 @@ fn aws(endpoint: &str, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-fn python(script: &str, endpoint: &str) -> String {
-    let out = Command::new("python3")
-        .args(["-c", script, endpoint])
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// What S3 computes for a multipart upload: the MD5 of the parts' binary
 /// MD5s, then `-N`.
 fn multipart_etag(data: &[u8], part: usize) -> String {
@@ -211,7 +195,7 @@ fn the_aws_cli_and_boto3_publish_and_a_site_serves_with_caching() {
     // --- boto3: upload_file, list, download_file, presigned URLs.
     let file = dir.path().join("hello.txt");
     std::fs::write(&file, "hello from boto3").unwrap();
-    let out = python(
+    let v = crate::support::boto3_script(
         &format!(
             r#"
 import sys, json, time, boto3, botocore
@@ -232,7 +216,6 @@ print(json.dumps({{
         ),
         &endpoint,
     );
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["keys"], serde_json::json!(["docs/hello.txt"]));
     assert_eq!(v["down"], "hello from boto3");
     let fetch = |url: &str| {

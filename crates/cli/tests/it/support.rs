@@ -163,3 +163,39 @@ pub(crate) fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Debian's Chromium, for tests of pages; `None` (and a note) when it is
+/// not installed. `.ci/run` installs it and sets STRATUS_REQUIRE_BROWSER:
+/// there a browser test never skips.
+pub(crate) fn chromium(what: &str) -> Option<&'static str> {
+    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("STRATUS_REQUIRE_BROWSER").is_none(),
+            "Chromium is required here (apt-get install chromium)"
+        );
+        eprintln!("skipped {what}: Chromium is not installed (apt-get install chromium)");
+    }
+    found
+}
+
+/// Runs a Python script (boto3) with LocalStack's usual credentials,
+/// `endpoint` as its first argument; what it prints, as JSON.
+pub(crate) fn boto3_script(script: &str, endpoint: &str) -> serde_json::Value {
+    let out = Command::new("python3")
+        .args(["-c", script, endpoint])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "boto3 script failed (is boto3 installed? .ci/run installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}

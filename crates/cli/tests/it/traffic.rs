@@ -265,22 +265,9 @@ base_path = "/nocors"
 "GET /hello" = { mock = { status = 200, body = "hi" } }
 "#;
 
-fn chromium() -> Option<&'static str> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).is_file())
-}
-
 #[tokio::test]
 async fn a_browser_calls_across_origins_as_cors_allows() {
-    let Some(browser) = chromium() else {
-        // .ci/run installs Chromium and sets STRATUS_REQUIRE_BROWSER: there
-        // this test never skips.
-        assert!(
-            std::env::var_os("STRATUS_REQUIRE_BROWSER").is_none(),
-            "Chromium is required here (apt-get install chromium)"
-        );
-        eprintln!("skipped: Chromium is not installed (apt-get install chromium)");
+    let Some(browser) = crate::support::chromium("the CORS browser test") else {
         return;
     };
     let s = TestServer::start(BROWSER).await;
