@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine as _;
 use serde_json::{json, Value as Json};
-use stratus_state::databases::{Db, DbError, Outcome, Value};
+use stratus_state::databases::{Db, DbError, Hint, Outcome, Param, Value};
 
 use crate::error::aws_error;
 use crate::AdminState;
@@ -32,6 +32,7 @@ fn fail(status: StatusCode, code: &str, message: &str) -> Response {
 
 fn db_error(e: DbError) -> Response {
     match e {
+        DbError::Timeout(m) => fail(StatusCode::BAD_REQUEST, "StatementTimeoutException", &m),
         DbError::NoTransaction(id) => fail(
             StatusCode::BAD_REQUEST,
             "BadRequestException",
@@ -86,75 +87,170 @@ fn required<'a>(req: &'a Json, key: &str) -> Result<&'a str, Box<Response>> {
     })
 }
 
+/// A `Field` of a request → a value.
+fn value(name: &str, v: &Json) -> Result<Value, String> {
+    Ok(if v["isNull"].as_bool() == Some(true) {
+        Value::Null
+    } else if let Some(b) = v["booleanValue"].as_bool() {
+        Value::Bool(b)
+    } else if let Some(n) = v["longValue"].as_i64() {
+        Value::Long(n)
+    } else if let Some(d) = v["doubleValue"].as_f64() {
+        Value::Double(d)
+    } else if let Some(t) = v["stringValue"].as_str() {
+        Value::String(t.to_owned())
+    } else if let Some(b) = v["blobValue"].as_str() {
+        Value::Blob(
+            base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .map_err(|_| format!("parameter {name}: blobValue is not base64"))?,
+        )
+    } else if let Some(a) = v["arrayValue"].as_object() {
+        let (member, items) = a
+            .iter()
+            .next()
+            .and_then(|(k, v)| Some((k.as_str(), v.as_array()?)))
+            .ok_or_else(|| format!("parameter {name}: arrayValue needs one list"))?;
+        let kind = match member {
+            "longValues" => "longValue",
+            "doubleValues" => "doubleValue",
+            "stringValues" => "stringValue",
+            "booleanValues" => "booleanValue",
+            _ => {
+                return Err(format!(
+                    "parameter {name}: arrays of {member} are not supported"
+                ))
+            }
+        };
+        let items = items
+            .iter()
+            .map(|x| value(name, &json!({ kind: x })))
+            .collect::<Result<Vec<_>, _>>()?;
+        Value::Array("", items)
+    } else {
+        return Err(format!("parameter {name}: no value (isNull, booleanValue, longValue, doubleValue, stringValue, blobValue or arrayValue)"));
+    })
+}
+
 /// A `SqlParameter` list → named values.
-fn params(list: &Json) -> Result<Vec<(String, Value)>, String> {
+fn params(list: &Json) -> Result<Vec<Param>, String> {
     let mut out = Vec::new();
     for p in list.as_array().into_iter().flatten() {
-        let name = p["name"]
-            .as_str()
-            .ok_or("a parameter needs a name")?
-            .to_owned();
-        let v = &p["value"];
-        let value = if v["isNull"].as_bool() == Some(true) {
-            Value::Null
-        } else if let Some(b) = v["booleanValue"].as_bool() {
-            Value::Bool(b)
-        } else if let Some(n) = v["longValue"].as_i64() {
-            Value::Long(n)
-        } else if let Some(d) = v["doubleValue"].as_f64() {
-            Value::Double(d)
-        } else if let Some(t) = v["stringValue"].as_str() {
-            Value::String(t.to_owned())
-        } else if let Some(b) = v["blobValue"].as_str() {
-            Value::Blob(
-                base64::engine::general_purpose::STANDARD
-                    .decode(b)
-                    .map_err(|_| format!("parameter {name}: blobValue is not base64"))?,
-            )
-        } else {
-            return Err(format!("parameter {name}: no value (isNull, booleanValue, longValue, doubleValue, stringValue or blobValue)"));
+        let name = p["name"].as_str().ok_or("a parameter needs a name")?;
+        let hint = match p["typeHint"].as_str() {
+            None => None,
+            Some(h) => Some(Hint::parse(h).ok_or_else(|| {
+                format!("parameter {name}: typeHint {h:?} is not one of JSON, UUID, TIMESTAMP, DATE, TIME, DECIMAL")
+            })?),
         };
-        out.push((name, value));
+        out.push(Param {
+            name: name.to_owned(),
+            value: value(name, &p["value"])?,
+            hint,
+        });
     }
     Ok(out)
 }
 
-fn field(v: &Value) -> Json {
-    match v {
-        Value::Null => json!({ "isNull": true }),
-        Value::Bool(b) => json!({ "booleanValue": b }),
-        Value::Long(n) => json!({ "longValue": n }),
-        Value::Double(d) => json!({ "doubleValue": d }),
-        Value::String(s) => json!({ "stringValue": s }),
-        Value::Blob(b) => {
-            json!({ "blobValue": base64::engine::general_purpose::STANDARD.encode(b) })
+/// How the answer writes values (`resultSetOptions`).
+#[derive(Clone, Copy)]
+struct Options {
+    decimal_as_number: bool,
+    long_as_string: bool,
+}
+
+impl Options {
+    fn of(req: &Json) -> Options {
+        let o = &req["resultSetOptions"];
+        Options {
+            decimal_as_number: o["decimalReturnType"].as_str() == Some("DOUBLE_OR_LONG"),
+            long_as_string: o["longReturnType"].as_str() == Some("STRING"),
+        }
+    }
+
+    fn field(self, v: &Value) -> Json {
+        match v {
+            Value::Null => json!({ "isNull": true }),
+            Value::Bool(b) => json!({ "booleanValue": b }),
+            Value::Long(n) if self.long_as_string => json!({ "stringValue": n.to_string() }),
+            Value::Long(n) => json!({ "longValue": n }),
+            Value::Double(d) => json!({ "doubleValue": d }),
+            Value::String(s) => json!({ "stringValue": s }),
+            Value::Decimal(s) if self.decimal_as_number => match s.parse::<i64>() {
+                Ok(n) => json!({ "longValue": n }),
+                Err(_) => json!({ "doubleValue": s.parse::<f64>().unwrap_or(f64::NAN) }),
+            },
+            Value::Decimal(s) => json!({ "stringValue": s }),
+            Value::Blob(b) => {
+                json!({ "blobValue": base64::engine::general_purpose::STANDARD.encode(b) })
+            }
+            Value::Array(member, items) => {
+                let list: Vec<Json> = items
+                    .iter()
+                    .map(|x| match x {
+                        Value::Array(..) => self.field(x)["arrayValue"].clone(),
+                        other => self.plain(other),
+                    })
+                    .collect();
+                json!({ "arrayValue": { *member: list } })
+            }
+        }
+    }
+
+    fn plain(self, v: &Value) -> Json {
+        match v {
+            Value::Null => Json::Null,
+            Value::Bool(b) => json!(b),
+            Value::Long(n) if self.long_as_string => json!(n.to_string()),
+            Value::Long(n) => json!(n),
+            Value::Double(d) => json!(d),
+            Value::String(s) => json!(s),
+            Value::Decimal(s) if self.decimal_as_number => s
+                .parse::<i64>()
+                .map_or_else(|_| json!(s.parse::<f64>().ok()), |n| json!(n)),
+            Value::Decimal(s) => json!(s),
+            Value::Blob(b) => json!(base64::engine::general_purpose::STANDARD.encode(b)),
+            Value::Array(_, items) => Json::Array(items.iter().map(|x| self.plain(x)).collect()),
         }
     }
 }
 
-fn plain(v: &Value) -> Json {
-    match v {
-        Value::Null => Json::Null,
-        Value::Bool(b) => json!(b),
-        Value::Long(n) => json!(n),
-        Value::Double(d) => json!(d),
-        Value::String(s) => json!(s),
-        Value::Blob(b) => json!(base64::engine::general_purpose::STANDARD.encode(b)),
-    }
-}
-
-/// JDBC's type code for a SQLite declared type.
+/// JDBC's type code for a database type name (SQLite's declared types,
+/// PostgreSQL's names), as `columnMetadata.type` carries it.
 fn jdbc_type(type_name: &str) -> i32 {
-    match type_name.to_ascii_uppercase().as_str() {
-        "INTEGER" | "INT" | "BIGINT" => -5,
-        "REAL" | "DOUBLE" | "FLOAT" => 8,
-        "BLOB" => -2,
-        "BOOLEAN" => 16,
-        _ => 12,
+    if type_name.starts_with('_') {
+        return 2003; // ARRAY
+    }
+    match type_name.to_ascii_lowercase().as_str() {
+        "int2" | "smallint" => 5,
+        "int4" | "int" | "integer" | "serial" => 4,
+        "int8" | "bigint" | "bigserial" => -5,
+        "float4" | "real" => 7,
+        "float8" | "double" | "float" => 8,
+        "numeric" | "decimal" => 2,
+        "bool" | "boolean" => -7,
+        "bytea" | "blob" => -2,
+        "date" => 91,
+        "time" => 92,
+        "timestamp" | "timestamptz" | "datetime" => 93,
+        "json" | "jsonb" | "uuid" => 1111,
+        _ => 12, // VARCHAR
     }
 }
 
-fn answer(out: &Outcome, req: &Json) -> Json {
+/// The most an answer's records may take (`formattedRecords`: 10 MB).
+const MAX_RECORDS: usize = 1 << 20;
+const MAX_FORMATTED: usize = 10_000_000;
+
+fn answer(out: &Outcome, req: &Json) -> Result<Json, Box<Response>> {
+    let opts = Options::of(req);
+    let too_big = || {
+        Box::new(fail(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            "Database returned more than the allowed response size limit",
+        ))
+    };
     let mut resp = json!({
         "numberOfRecordsUpdated": out.updated,
         "generatedFields": out.generated.map_or_else(Vec::new, |id| vec![json!({ "longValue": id })]),
@@ -184,21 +280,29 @@ fn answer(out: &Outcome, req: &Json) -> Json {
                         .columns
                         .iter()
                         .zip(r)
-                        .map(|((name, _), v)| (name.clone(), plain(v)))
+                        .map(|((name, _), v)| (name.clone(), opts.plain(v)))
                         .collect();
                     Json::Object(obj)
                 })
                 .collect();
-            resp["formattedRecords"] = Json::String(Json::Array(rows).to_string());
+            let text = Json::Array(rows).to_string();
+            if text.len() > MAX_FORMATTED {
+                return Err(too_big());
+            }
+            resp["formattedRecords"] = Json::String(text);
         } else {
-            resp["records"] = out
+            let records: Json = out
                 .rows
                 .iter()
-                .map(|r| Json::Array(r.iter().map(field).collect()))
+                .map(|r| Json::Array(r.iter().map(|v| opts.field(v)).collect()))
                 .collect();
+            if records.to_string().len() > MAX_RECORDS {
+                return Err(too_big());
+            }
+            resp["records"] = records;
         }
     }
-    resp
+    Ok(resp)
 }
 
 macro_rules! opened {
@@ -230,7 +334,10 @@ async fn execute(
         .execute(sql, &params, req["transactionId"].as_str())
         .await
     {
-        Ok(out) => axum::Json(answer(&out, &req)).into_response(),
+        Ok(out) => match answer(&out, &req) {
+            Ok(v) => axum::Json(v).into_response(),
+            Err(r) => *r,
+        },
         Err(e) => db_error(e),
     }
 }

@@ -88,10 +88,7 @@ impl Server {
         let mut env = env;
         for db in &databases.all {
             let var = db.name.to_ascii_uppercase().replace('-', "_");
-            env.push((
-                format!("STRATUS_DB_{var}_URL"),
-                db.path.display().to_string(),
-            ));
+            env.push((format!("STRATUS_DB_{var}_URL"), db.url.clone()));
             env.push((format!("STRATUS_DB_{var}_ARN"), db.arn.clone()));
         }
         let functions = Runtime::start(&app, env).await?;
@@ -219,40 +216,70 @@ impl Server {
     }
 }
 
-/// Opens the databases (`data_dir/databases/NAME.sqlite`) and applies
+/// Opens the databases (`data_dir/databases/NAME.sqlite`, or PostgreSQL
+/// at the url with `${VAR}`s replaced from the environment) and applies
 /// their migrations; a failing one stops the start, naming its file.
 async fn open_databases(app: &App) -> anyhow::Result<Arc<stratus_state::databases::Databases>> {
     let mut all = Vec::new();
     for d in &app.databases {
-        let stratus_config::DatabaseEngine::Sqlite = d.engine else {
-            anyhow::bail!(
-                "database {:?}: engine = \"postgres\" is not supported yet (use sqlite)",
-                d.name
-            );
-        };
-        let path = app
-            .server
-            .data_dir
-            .join("databases")
-            .join(format!("{}.sqlite", d.name));
-        let arn = format!(
-            "arn:aws:rds:{}:{}:cluster:{}",
-            app.server.region,
-            stratus_runtime::ACCOUNT_ID,
-            d.name
-        );
-        let db = stratus_state::databases::Db::open(
-            &d.name,
-            arn,
-            &path,
-            d.migrations.as_deref(),
-            d.seed.as_deref(),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let db = open_database(app, d).await?;
         all.push(Arc::new(db));
     }
     Ok(Arc::new(stratus_state::databases::Databases { all }))
+}
+
+/// Opens one database of the project (for `serve` and `stratus db`).
+pub async fn open_database(
+    app: &App,
+    d: &stratus_config::Database,
+) -> anyhow::Result<stratus_state::databases::Db> {
+    use stratus_state::databases::Location;
+    let location = match &d.engine {
+        stratus_config::DatabaseEngine::Sqlite => Location::Sqlite(
+            app.server
+                .data_dir
+                .join("databases")
+                .join(format!("{}.sqlite", d.name)),
+        ),
+        stratus_config::DatabaseEngine::Postgres { url } => Location::Postgres(
+            expand_env(url).map_err(|e| anyhow::anyhow!("database {:?}: url: {e}", d.name))?,
+        ),
+    };
+    let arn = format!(
+        "arn:aws:rds:{}:{}:cluster:{}",
+        app.server.region,
+        stratus_runtime::ACCOUNT_ID,
+        d.name
+    );
+    stratus_state::databases::Db::open(
+        &d.name,
+        arn,
+        &location,
+        d.migrations.as_deref(),
+        d.seed.as_deref(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// `${VAR}`s replaced by the environment's values; an unset one is an error.
+fn expand_env(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed ${{ in {text:?}"))?;
+        let var = &after[..end];
+        let value =
+            std::env::var(var).map_err(|_| format!("the environment variable {var} is not set"))?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// Opens the object store (`data_dir/objects`), creates the declared
@@ -358,4 +385,24 @@ async fn serve_admin(
         hyper_util::service::TowerToHyperService::new(router.clone())
     };
     listener::serve(listener, limits, make, stop, grace, false, false).await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn env_references_are_replaced_and_unset_ones_named() {
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(
+            super::expand_env("a${PATH}b${PATH}").unwrap(),
+            format!("a{path}b{path}")
+        );
+        assert_eq!(super::expand_env("plain").unwrap(), "plain");
+        assert_eq!(
+            super::expand_env("x${STRATUS_SURELY_UNSET_VAR}").unwrap_err(),
+            "the environment variable STRATUS_SURELY_UNSET_VAR is not set"
+        );
+        assert!(super::expand_env("x${OPEN")
+            .unwrap_err()
+            .contains("unclosed"));
+    }
 }

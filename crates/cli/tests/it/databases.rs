@@ -166,6 +166,36 @@ print(json.dumps({{
     assert_eq!(v["error"][1], "no such table: no_such_table");
     assert_eq!(v["unknown"], "NotFoundException");
 
+    // The AWS CLI, unchanged.
+    let endpoint = s.admin_url("");
+    let (ok, out, err) = tokio::task::spawn_blocking(move || {
+        crate::support::aws(
+            &endpoint,
+            &[
+                "rds-data",
+                "execute-statement",
+                "--resource-arn",
+                "arn:aws:rds:us-east-1:000000000000:cluster:main",
+                "--secret-arn",
+                "arn:aws:secretsmanager:us-east-1:000000000000:secret:any",
+                "--sql",
+                "SELECT text FROM notes WHERE id > :n ORDER BY id",
+                "--parameters",
+                r#"[{"name": "n", "value": {"longValue": 4}}]"#,
+                "--format-records-as",
+                "JSON",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    let out: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        out["formattedRecords"].as_str().unwrap(),
+        r#"[{"text":"committed"}]"#
+    );
+
     // Started again on the same data: migrations are not applied again.
     let dir = s.dir.path().to_path_buf();
     let app = stratus_config::load(&dir).unwrap();
@@ -199,4 +229,326 @@ async fn a_failing_migration_stops_the_start_naming_its_file() {
         msg.contains("002_bad.sql") && msg.contains("table a already exists"),
         "{msg}"
     );
+}
+
+/// A schema of its own in the PostgreSQL at 127.0.0.1:5432 (database
+/// `test`), dropped when the test ends; the URL selects it.
+pub(crate) struct PgSchema {
+    pub(crate) url: String,
+    name: String,
+}
+
+pub(crate) const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+impl PgSchema {
+    pub(crate) async fn new() -> PgSchema {
+        let name = format!("stratus_t_{}", uuid_like());
+        let mut c: sqlx::PgConnection = sqlx::Connection::connect(PG_SERVER)
+            .await
+            .expect("PostgreSQL runs at 127.0.0.1:5432 with trust auth and a database test");
+        sqlx::Executor::execute(&mut c, format!("CREATE SCHEMA {name}").as_str())
+            .await
+            .unwrap();
+        PgSchema {
+            url: format!("{PG_SERVER}?options=-csearch_path%3D{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let sql = format!("DROP SCHEMA {} CASCADE", self.name);
+        // Drop runs outside the test's runtime: a small one of its own.
+        std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                if let Ok(mut c) =
+                    <sqlx::PgConnection as sqlx::Connection>::connect(PG_SERVER).await
+                {
+                    let _ = sqlx::Executor::execute(&mut c, sql.as_str()).await;
+                }
+            })
+        })
+        .join()
+        .ok();
+    }
+}
+
+fn uuid_like() -> String {
+    use rand::Rng as _;
+    format!("{:016x}", rand::thread_rng().gen::<u64>())
+}
+
+const PG_PROJECT: &str = r#"
+[functions.notes]
+runtime = "python3"
+handler = "app.handler"
+code = "notes"
+
+[databases.main]
+engine = "postgres"
+url = "PG_URL"
+migrations = "migrations"
+
+[apis.web]
+type = "http"
+[apis.web.routes]
+"ANY /notes" = { function = "notes" }
+"#;
+
+const NOTES_PSYCOPG: &str = r#"
+import json, os, psycopg
+def handler(event, context):
+    with psycopg.connect(os.environ["STRATUS_DB_MAIN_URL"]) as db:
+        if event["requestContext"]["http"]["method"] == "POST":
+            db.execute("INSERT INTO notes (text) VALUES (%s)", (event["body"],))
+        rows = [r[0] for r in db.execute("SELECT text FROM notes ORDER BY id")]
+    return {"statusCode": 200, "body": json.dumps({"notes": rows})}
+"#;
+
+const PG_MIGRATIONS: [(&str, &str); 2] = [
+    (
+        "migrations/001_tables.sql",
+        "CREATE TABLE notes (id SERIAL PRIMARY KEY, text TEXT NOT NULL);\n\
+         CREATE TABLE kinds (id SERIAL PRIMARY KEY, i2 SMALLINT, i4 INTEGER, i8 BIGINT, r REAL, \
+         d DOUBLE PRECISION, num NUMERIC(20,5), t TEXT, vc VARCHAR(10), b BYTEA, flag BOOLEAN, \
+         ts TIMESTAMP, tstz TIMESTAMPTZ, dt DATE, tm TIME, j JSONB, u UUID, ai INTEGER[], \
+         at TEXT[], missing TEXT);",
+    ),
+    (
+        "migrations/002_first_note.sql",
+        "INSERT INTO notes (text) VALUES ('from a migration');",
+    ),
+];
+
+#[tokio::test]
+async fn on_postgresql_a_psycopg_function_and_the_rds_data_api_with_every_type() {
+    let schema = PgSchema::new().await;
+    let mut files = vec![("notes/app.py", NOTES_PSYCOPG)];
+    files.extend(PG_MIGRATIONS);
+    let project = PG_PROJECT.replace("PG_URL", &schema.url);
+    let s = TestServer::start_with_files(&project, &files).await;
+    let client = reqwest::Client::new();
+
+    let r = client
+        .post(s.url("/notes"))
+        .body("from psycopg")
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        v["notes"],
+        serde_json::json!(["from a migration", "from psycopg"])
+    );
+
+    let endpoint = s.admin_url("");
+    let script = r#"
+import sys, json, base64, boto3, botocore
+rds = boto3.client("rds-data", endpoint_url=sys.argv[1])
+arn, secret = "arn:aws:rds:us-east-1:000000000000:cluster:main", "arn:aws:secretsmanager:us-east-1:000000000000:secret:any"
+def run(sql, params=(), **kw):
+    return rds.execute_statement(resourceArn=arn, secretArn=secret, database="test", sql=sql, parameters=list(params), **kw)
+def p(name, hint=None, **value):
+    d = {"name": name, "value": value}
+    if hint: d["typeHint"] = hint
+    return d
+ins = run("INSERT INTO kinds (i2, i4, i8, r, d, num, t, vc, b, flag, ts, tstz, dt, tm, j, u, ai, at, missing) VALUES "
+          "(:i2, :i4, :i8, :r, :d, :num, :t, :vc, :b, :flag, :ts, :tstz, :dt, :tm, :j, :u, :ai, :at, :missing) RETURNING id", [
+    p("i2", longValue=7), p("i4", longValue=-5), p("i8", longValue=9007199254740993),
+    p("r", doubleValue=1.5), p("d", doubleValue=2.25),
+    p("num", "DECIMAL", stringValue="12345.67890"),
+    p("t", stringValue="héllo 'quoted'"), p("vc", stringValue="short"),
+    p("b", blobValue=b"\x00\x01\xff"), p("flag", booleanValue=True),
+    p("ts", "TIMESTAMP", stringValue="2024-02-29 13:14:15.123"),
+    p("tstz", "TIMESTAMP", stringValue="2024-02-29 13:14:15"),
+    p("dt", "DATE", stringValue="2024-02-29"), p("tm", "TIME", stringValue="13:14:15"),
+    p("j", "JSON", stringValue='{"a": [1, 2]}'),
+    p("u", "UUID", stringValue="6f1c2a3b-0d4e-4f5a-8b6c-7d8e9f0a1b2c"),
+    p("ai", arrayValue={"longValues": [1, 2, 3]}), p("at", arrayValue={"stringValues": ["x", "y"]}),
+    p("missing", isNull=True),
+])
+sel = run("SELECT i2, i4, i8, r, d, num, t, vc, b, flag, ts, tstz, dt, tm, j, u, ai, at, missing FROM kinds WHERE id = :id",
+          [p("id", longValue=ins["records"][0][0]["longValue"])], includeResultMetadata=True)
+asnum = run("SELECT num, i8 FROM kinds", resultSetOptions={"decimalReturnType": "DOUBLE_OR_LONG", "longReturnType": "STRING"})
+js = run("SELECT id, num, ai, j FROM kinds", formatRecordsAs="JSON")
+batch = rds.batch_execute_statement(resourceArn=arn, secretArn=secret, sql="INSERT INTO notes (text) VALUES (:t)",
+    parameterSets=[[p("t", stringValue="b1")], [p("t", stringValue="b2")]])
+tx = rds.begin_transaction(resourceArn=arn, secretArn=secret)["transactionId"]
+run("INSERT INTO notes (text) VALUES ('committed')", transactionId=tx)
+committed = rds.commit_transaction(resourceArn=arn, secretArn=secret, transactionId=tx)["transactionStatus"]
+tx = rds.begin_transaction(resourceArn=arn, secretArn=secret)["transactionId"]
+run("INSERT INTO notes (text) VALUES ('rolled back')", transactionId=tx)
+rolled = rds.rollback_transaction(resourceArn=arn, secretArn=secret, transactionId=tx)["transactionStatus"]
+notes = [r[0]["stringValue"] for r in run("SELECT text FROM notes ORDER BY id")["records"]]
+def code(f):
+    try:
+        f()
+        return None
+    except botocore.exceptions.ClientError as e:
+        return [e.response["Error"]["Code"], e.response["Error"]["Message"]]
+error = code(lambda: run("SELECT * FROM no_such_table"))
+typed = code(lambda: run("INSERT INTO kinds (i4) VALUES (:v)", [p("v", stringValue="not a number")]))
+tx = rds.begin_transaction(resourceArn=arn, secretArn=secret)["transactionId"]
+run("SET LOCAL statement_timeout = 100", transactionId=tx)
+timeout = code(lambda: run("SELECT pg_sleep(5)", transactionId=tx))
+rds.rollback_transaction(resourceArn=arn, secretArn=secret, transactionId=tx)
+print(json.dumps({
+  "inserted": [ins["numberOfRecordsUpdated"], ins["generatedFields"], ins["records"]],
+  "row": sel["records"][0],
+  "columns": [[c["name"], c["typeName"], c["type"]] for c in sel["columnMetadata"]],
+  "asnum": asnum["records"][0],
+  "json": json.loads(js["formattedRecords"]),
+  "batch": len(batch["updateResults"]),
+  "committed": committed, "rolled": rolled, "notes": notes,
+  "error": error, "typed": typed, "timeout": timeout,
+}, default=lambda b: base64.b64encode(b).decode()))
+"#;
+    let script = script.to_owned();
+    let v = tokio::task::spawn_blocking(move || crate::support::boto3_script(&script, &endpoint))
+        .await
+        .unwrap();
+    // PostgreSQL has no generated fields: RETURNING gives the id.
+    assert_eq!(v["inserted"][0], 1);
+    assert_eq!(v["inserted"][1], serde_json::json!([]));
+    assert_eq!(v["inserted"][2], serde_json::json!([[{"longValue": 1}]]));
+    let expected = serde_json::json!([
+        {"longValue": 7},
+        {"longValue": -5},
+        {"longValue": 9007199254740993_i64},
+        {"doubleValue": 1.5},
+        {"doubleValue": 2.25},
+        {"stringValue": "12345.67890"},
+        {"stringValue": "héllo 'quoted'"},
+        {"stringValue": "short"},
+        {"blobValue": "AAH/"},
+        {"booleanValue": true},
+        {"stringValue": "2024-02-29 13:14:15.123"},
+        {"stringValue": "2024-02-29 13:14:15"},
+        {"stringValue": "2024-02-29"},
+        {"stringValue": "13:14:15"},
+        {"stringValue": "{\"a\":[1,2]}"},
+        {"stringValue": "6f1c2a3b-0d4e-4f5a-8b6c-7d8e9f0a1b2c"},
+        {"arrayValue": {"longValues": [1, 2, 3]}},
+        {"arrayValue": {"stringValues": ["x", "y"]}},
+        {"isNull": true},
+    ]);
+    for (i, (got, want)) in v["row"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(expected.as_array().unwrap())
+        .enumerate()
+    {
+        assert_eq!(got, want, "column {i}");
+    }
+    assert_eq!(v["row"].as_array().unwrap().len(), 19);
+    let columns: Vec<(String, String, i64)> = serde_json::from_value(v["columns"].clone()).unwrap();
+    let types: Vec<&str> = columns.iter().map(|c| c.1.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "int2",
+            "int4",
+            "int8",
+            "float4",
+            "float8",
+            "numeric",
+            "text",
+            "varchar",
+            "bytea",
+            "bool",
+            "timestamp",
+            "timestamptz",
+            "date",
+            "time",
+            "jsonb",
+            "uuid",
+            "_int4",
+            "_text",
+            "text"
+        ]
+    );
+    assert_eq!(columns[2].2, -5, "JDBC BIGINT");
+    assert_eq!(columns[16].2, 2003, "JDBC ARRAY");
+    assert_eq!(
+        v["asnum"],
+        serde_json::json!([{"doubleValue": 12345.6789}, {"stringValue": "9007199254740993"}])
+    );
+    assert_eq!(
+        v["json"],
+        serde_json::json!([{"id": 1, "num": "12345.67890", "ai": [1, 2, 3], "j": "{\"a\":[1,2]}"}])
+    );
+    assert_eq!(v["batch"], 2);
+    assert_eq!(v["committed"], "Transaction Committed");
+    assert_eq!(v["rolled"], "Rollback Complete");
+    assert_eq!(
+        v["notes"],
+        serde_json::json!(["from a migration", "from psycopg", "b1", "b2", "committed"]),
+        "the rolled-back row is really absent"
+    );
+    assert_eq!(
+        v["error"],
+        serde_json::json!([
+            "BadRequestException",
+            "relation \"no_such_table\" does not exist"
+        ])
+    );
+    assert_eq!(v["typed"][0], "BadRequestException");
+    assert!(
+        v["typed"][1].as_str().unwrap().contains("integer"),
+        "{}",
+        v["typed"]
+    );
+    assert_eq!(
+        v["timeout"],
+        serde_json::json!([
+            "StatementTimeoutException",
+            "canceling statement due to statement timeout"
+        ])
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn on_postgresql_a_failing_migration_stops_the_start_naming_its_file() {
+    let schema = PgSchema::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    stratus_testkit::write_file(
+        dir.path(),
+        "stratus.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[databases.main]\nengine = \"postgres\"\nurl = \"{}\"\nmigrations = \"m\"\n",
+            schema.url
+        ),
+    );
+    stratus_testkit::write_file(dir.path(), "m/001_ok.sql", "CREATE TABLE a (x INTEGER);");
+    stratus_testkit::write_file(
+        dir.path(),
+        "m/002_bad.sql",
+        "CREATE TABLE b (x INTEGER); CREATE TABLE a (x INTEGER);",
+    );
+    let app = stratus_config::load(dir.path()).unwrap();
+    let err = stratus_server::Server::bind(app).await.unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("002_bad.sql") && msg.contains("relation \"a\" already exists"),
+        "{msg}"
+    );
+    // The failed migration left nothing behind: b was rolled back with it,
+    // and 001 is recorded once.
+    let mut c: sqlx::PgConnection = sqlx::Connection::connect(&schema.url).await.unwrap();
+    let (b,): (Option<String>,) = sqlx::query_as("SELECT to_regclass('b')::text")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(b, None);
+    let applied: Vec<(String,)> = sqlx::query_as("SELECT name FROM _stratus_migrations")
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(applied, [("001_ok.sql".to_owned(),)]);
 }

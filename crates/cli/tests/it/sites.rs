@@ -4,10 +4,9 @@
 //! invalidation, no escape from the bucket).
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{free_port, stratus, Serving};
+use crate::support::{aws, free_port, stratus, Serving};
 
 fn project(dir: &Path, admin: u16) {
     stratus_testkit::write_file(
@@ -57,24 +56,6 @@ base_path = "/api"
         "dist/assets/app.js",
         &"console.log('stratus');\n".repeat(200),
     );
-}
-
-/// The AWS CLI (`pip install awscli`), with LocalStack's usual credentials.
-fn aws(endpoint: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("aws")
-        .args(["--endpoint-url", endpoint])
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_PAGER", "")
-        .output()
-        .expect("the AWS CLI is installed (pip install awscli)");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// What S3 computes for a multipart upload: the MD5 of the parts' binary

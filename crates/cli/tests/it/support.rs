@@ -199,3 +199,21 @@ pub(crate) fn boto3_script(script: &str, endpoint: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
+
+/// The AWS CLI (`pip install awscli`), with LocalStack's usual credentials.
+pub(crate) fn aws(endpoint: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new("aws")
+        .args(["--endpoint-url", endpoint])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_PAGER", "")
+        .output()
+        .expect("the AWS CLI is installed (pip install awscli)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
