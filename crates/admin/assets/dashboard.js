@@ -37,6 +37,11 @@
     rows("websockets", d.websockets, (w) => [
       [w.api], [w.stage], [fmt(w.open), "n"], [fmt(w.connects), "n"], [fmt(w.messages), "n"], [fmt(w.posts), "n"], [fmt(w.gone), "n"],
     ]);
+    rows("databases", d.databases, (b) => [
+      [b.name], [b.engine], [b.arn], [b.migrations.length ? b.migrations.join(", ") : "none"],
+      [`${b.pool.open - b.pool.idle} / ${b.pool.open}`, "n"], [fmt(b.pool.transactions), "n"],
+      [fmt(b.statements), "n"], [fmt(b.errors), b.errors ? "n warn" : "n"],
+    ]);
     rows("apicost", Object.entries(d.cost.apis).concat([["Lambda", d.cost.lambda]]), ([api, c]) => [[api], [money(c), "n"]]);
     const p = d.cost.prices;
     $("prices").textContent = `Prices: Lambda $${p.lambdaRequestsPerMillion}/M requests + $${p.lambdaGbSecond}/GB-s; REST $${p.restRequestsPerMillion}/M, HTTP $${p.httpRequestsPerMillion}/M, WebSocket $${p.websocketMessagesPerMillion}/M messages + $${p.websocketConnectionMinutesPerMillion}/M connection-minutes ([pricing] in stratus.toml).`;

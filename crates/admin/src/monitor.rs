@@ -307,6 +307,20 @@ pub(crate) fn snapshot(s: &AdminState) -> Value {
             })
         })
         .collect();
+    let databases: Vec<Value> = s
+        .databases
+        .all
+        .iter()
+        .map(|d| {
+            let (open, idle, transactions) = d.pool_use();
+            json!({
+                "name": d.name, "engine": d.engine, "arn": d.arn,
+                "migrations": d.migrations(),
+                "pool": { "open": open, "idle": idle, "transactions": transactions },
+                "statements": d.statements.load(Relaxed), "errors": d.errors.load(Relaxed),
+            })
+        })
+        .collect();
     json!({
         "uptimeSeconds": uptime.round(),
         "totals": {
@@ -321,6 +335,7 @@ pub(crate) fn snapshot(s: &AdminState) -> Value {
         "functions": functions,
         "websockets": sockets,
         "authorizers": authorizers,
+        "databases": databases,
         "recent": recent,
         "logs": logs,
         "routeTable": route_table,

@@ -171,12 +171,12 @@ async fn without_credentials_a_malformed_signature_is_still_refused() {
     }
 }
 
-fn req(method: &str, uri: &str, headers: &[(&str, &str)], body: &'static [u8]) -> Request<Body> {
+fn req(method: &str, uri: &str, headers: &[(&str, &str)], body: impl AsRef<[u8]>) -> Request<Body> {
     let mut b = Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
-    b.body(Body::from(body)).unwrap()
+    b.body(Body::from(body.as_ref().to_vec())).unwrap()
 }
 
 #[tokio::test]
@@ -280,4 +280,116 @@ async fn the_data_api_refuses_bad_input_as_aws_does() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error.as_deref(), Some("NotFoundException"));
+}
+
+#[tokio::test]
+async fn the_data_api_refuses_bad_parameters_big_answers_and_a_ninth_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = stratus_state::databases::Db::connect(
+        "main",
+        "arn:main".into(),
+        &stratus_state::databases::Location::Sqlite(dir.path().join("main.sqlite")),
+    )
+    .await
+    .unwrap();
+    let state = AdminState {
+        databases: Arc::new(stratus_state::databases::Databases {
+            all: vec![Arc::new(db)],
+        }),
+        ..state().await
+    };
+    let call = |path: &'static str, body: serde_json::Value| {
+        let state = state.clone();
+        async move {
+            let (status, error, body) =
+                send_to(state, req("POST", path, &[], body.to_string())).await;
+            (status, error.unwrap_or_default(), body)
+        }
+    };
+    let bad = [
+        (
+            serde_json::json!({"resourceArn": "main", "sql": "SELECT :a", "parameters": [{"name": "a", "typeHint": "MONEY", "value": {"stringValue": "1"}}]}),
+            "is not one of JSON, UUID, TIMESTAMP, DATE, TIME, DECIMAL",
+        ),
+        (
+            serde_json::json!({"resourceArn": "main", "sql": "SELECT :a", "parameters": [{"name": "a", "value": {"arrayValue": {"longValues": [1]}}}]}),
+            "arrays are parameters on PostgreSQL only",
+        ),
+        (
+            serde_json::json!({"resourceArn": "main", "sql": "SELECT :a", "parameters": [{"name": "a", "value": {}}]}),
+            "parameter a: no value",
+        ),
+        (
+            serde_json::json!({"resourceArn": "main", "sql": "SELECT :b"}),
+            "no value for parameter :b",
+        ),
+        (
+            serde_json::json!({"resourceArn": "main"}),
+            "sql is required",
+        ),
+        (
+            serde_json::json!({"resourceArn": "main", "sql": "SELECT 1", "transactionId": "nope"}),
+            "Transaction nope is not found",
+        ),
+        (
+            serde_json::json!({"resourceArn": "main", "sql": "SELECT zeroblob(800000)"}),
+            "Database returned more than the allowed response size limit",
+        ),
+    ];
+    for (body, message) in bad {
+        let (status, error, text) = call("/Execute", body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {text}");
+        assert_eq!(error, "BadRequestException");
+        assert!(text.contains(message), "{body}: {text}");
+    }
+    // As formatted JSON the same blob fits (10 MB there).
+    let (status, _, _) = call(
+        "/Execute",
+        serde_json::json!({"resourceArn": "main", "sql": "SELECT zeroblob(800000)", "formatRecordsAs": "JSON"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Eight open transactions, the most; the ninth is refused, and one
+    // ended makes room.
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        let (status, _, text) = call(
+            "/BeginTransaction",
+            serde_json::json!({"resourceArn": "main"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        ids.push(v["transactionId"].as_str().unwrap().to_owned());
+    }
+    let (status, error, text) = call(
+        "/BeginTransaction",
+        serde_json::json!({"resourceArn": "main"}),
+    )
+    .await;
+    assert_eq!(
+        (status, error.as_str()),
+        (StatusCode::BAD_REQUEST, "BadRequestException")
+    );
+    assert!(text.contains("8 open transactions"), "{text}");
+    // Statements outside transactions still find a connection.
+    let (status, _, _) = call(
+        "/Execute",
+        serde_json::json!({"resourceArn": "main", "sql": "SELECT 1"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, text) = call(
+        "/RollbackTransaction",
+        serde_json::json!({"resourceArn": "main", "transactionId": ids[0]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains("Rollback Complete"));
+    let (status, _, _) = call(
+        "/BeginTransaction",
+        serde_json::json!({"resourceArn": "main"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
 }

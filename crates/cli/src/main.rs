@@ -1,6 +1,7 @@
 //! The `stratus` command: thin wrappers over the library crates. Commands
 //! print for people on stdout and log on stderr; failures exit non-zero.
 
+mod db;
 mod init;
 mod invoke;
 mod keys;
@@ -152,6 +153,21 @@ enum Command {
         #[arg(long, default_value = ".")]
         project: PathBuf,
     },
+    /// SQL on a project's database, straight to it (no server needed): a
+    /// prompt, one statement (-e), or --migrate.
+    Db {
+        /// The database's name in stratus.toml.
+        name: String,
+        /// Run this one statement and print its rows.
+        #[arg(short, long, value_name = "SQL", conflicts_with = "migrate")]
+        execute: Option<String>,
+        /// Apply the migrations not applied yet, and exit.
+        #[arg(long)]
+        migrate: bool,
+        /// stratus.toml or the directory holding it.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+    },
     /// Call a function once; print its result (stdout) and its logs (stderr).
     ///
     /// Goes through the running server when one answers on the project's
@@ -177,6 +193,7 @@ fn main() -> ExitCode {
             | Command::Logs { .. }
             | Command::Keys { .. }
             | Command::Usage { .. }
+            | Command::Db { .. }
     );
     let _log_writer = init_tracing(cli.log_format, if quiet { "warn" } else { "info" });
     let result = match cli.command {
@@ -196,6 +213,12 @@ fn main() -> ExitCode {
                 count(routes, "route")
             );
         }),
+        Command::Db {
+            name,
+            execute,
+            migrate,
+            project,
+        } => db::run(&name, execute.as_deref(), migrate, &project),
         Command::Routes { path } => load(&path).map(|app| print!("{}", routes_table(&app))),
         Command::Event {
             method,
@@ -407,5 +430,18 @@ async fn shutdown_signal() {
 fn routes_table(app: &App) -> String {
     let mut rows = vec![stratus_config::RouteRow::HEADER.map(str::to_owned)];
     rows.extend(app.route_rows().into_iter().map(|r| r.cells()));
-    keys::table(&rows)
+    let mut out = keys::table(&rows);
+    if !app.databases.is_empty() {
+        let mut dbs = vec![["DATABASE", "ENGINE", "DATA API ARN"].map(str::to_owned)];
+        dbs.extend(app.databases.iter().map(|d| {
+            [
+                d.name.clone(),
+                d.engine_name().to_owned(),
+                d.arn(&app.server.region),
+            ]
+        }));
+        out.push('\n');
+        out.push_str(&keys::table(&dbs));
+    }
+    out
 }

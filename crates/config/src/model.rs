@@ -35,6 +35,9 @@ pub struct App {
     pub databases: Vec<Database>,
 }
 
+/// The fake account Stratus uses in ARNs.
+pub const ACCOUNT_ID: &str = "000000000000";
+
 /// A database functions use, by driver or through the RDS Data API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Database {
@@ -44,6 +47,20 @@ pub struct Database {
     pub migrations: Option<PathBuf>,
     /// SQL run after the migrations at every start.
     pub seed: Option<PathBuf>,
+}
+
+impl Database {
+    /// Its Data API `resourceArn`, derived from its name.
+    pub fn arn(&self, region: &str) -> String {
+        format!("arn:aws:rds:{region}:{ACCOUNT_ID}:cluster:{}", self.name)
+    }
+
+    pub fn engine_name(&self) -> &'static str {
+        match self.engine {
+            DatabaseEngine::Sqlite => "sqlite",
+            DatabaseEngine::Postgres { .. } => "postgres",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,7 +18,7 @@ const PYTHON_BOOTSTRAP: &str = include_str!("../bootstraps/python/bootstrap.py")
 const NODE_BOOTSTRAP: &str = include_str!("../bootstraps/node/bootstrap.mjs");
 
 /// The fake account Stratus uses in ARNs.
-pub const ACCOUNT_ID: &str = "000000000000";
+pub use stratus_config::ACCOUNT_ID;
 
 /// A function's ARN, as Lambda writes it.
 pub fn function_arn(region: &str, name: &str) -> String {

@@ -223,12 +223,19 @@ async fn open_databases(app: &App) -> anyhow::Result<Arc<stratus_state::database
     let mut all = Vec::new();
     for d in &app.databases {
         let db = open_database(app, d).await?;
+        db.migrate(d.migrations.as_deref())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(seed) = &d.seed {
+            db.seed(seed).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
         all.push(Arc::new(db));
     }
     Ok(Arc::new(stratus_state::databases::Databases { all }))
 }
 
-/// Opens one database of the project (for `serve` and `stratus db`).
+/// Connects to one database of the project (for `serve` and `stratus
+/// db`), migrating nothing.
 pub async fn open_database(
     app: &App,
     d: &stratus_config::Database,
@@ -245,21 +252,10 @@ pub async fn open_database(
             expand_env(url).map_err(|e| anyhow::anyhow!("database {:?}: url: {e}", d.name))?,
         ),
     };
-    let arn = format!(
-        "arn:aws:rds:{}:{}:cluster:{}",
-        app.server.region,
-        stratus_runtime::ACCOUNT_ID,
-        d.name
-    );
-    stratus_state::databases::Db::open(
-        &d.name,
-        arn,
-        &location,
-        d.migrations.as_deref(),
-        d.seed.as_deref(),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}"))
+    let arn = d.arn(&app.server.region);
+    stratus_state::databases::Db::connect(&d.name, arn, &location)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// `${VAR}`s replaced by the environment's values; an unset one is an error.

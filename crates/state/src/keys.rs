@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
 
 /// An API key.
@@ -92,15 +92,7 @@ impl std::fmt::Debug for SqliteKeyStore {
 
 impl SqliteKeyStore {
     pub async fn open(path: &Path) -> Result<SqliteKeyStore, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(std::time::Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(options)
-            .await?;
+        let pool = crate::sqlite_pool(path, 2).await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
         Ok(SqliteKeyStore { pool })
     }

@@ -106,6 +106,15 @@ fn routes_prints_a_table() {
         .expect(&out);
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(cells[..4], ["shop", "prod", "GET", "/shop/prod/items/{id}"]);
+    // The databases follow, with the ARN the Data API answers to.
+    let dbs: Vec<&str> = out.split("\n\n").nth(1).expect(&out).lines().collect();
+    assert_eq!(
+        dbs,
+        [
+            "DATABASE  ENGINE  DATA API ARN",
+            "notes     sqlite  arn:aws:rds:us-east-1:000000000000:cluster:notes"
+        ]
+    );
     // A WebSocket API's $default is a WebSocket route, not ANY.
     let ws = out
         .lines()

@@ -279,23 +279,6 @@ fn uuid_like() -> String {
     format!("{:016x}", rand::thread_rng().gen::<u64>())
 }
 
-const PG_PROJECT: &str = r#"
-[functions.notes]
-runtime = "python3"
-handler = "app.handler"
-code = "notes"
-
-[databases.main]
-engine = "postgres"
-url = "PG_URL"
-migrations = "migrations"
-
-[apis.web]
-type = "http"
-[apis.web.routes]
-"ANY /notes" = { function = "notes" }
-"#;
-
 const NOTES_PSYCOPG: &str = r#"
 import json, os, psycopg
 def handler(event, context):
@@ -326,7 +309,14 @@ async fn on_postgresql_a_psycopg_function_and_the_rds_data_api_with_every_type()
     let schema = PgSchema::new().await;
     let mut files = vec![("notes/app.py", NOTES_PSYCOPG)];
     files.extend(PG_MIGRATIONS);
-    let project = PG_PROJECT.replace("PG_URL", &schema.url);
+    // The SQLite project, moved to PostgreSQL by one setting.
+    let project = PROJECT.replace(
+        "[databases.main]\n",
+        &format!(
+            "[databases.main]\nengine = \"postgres\"\nurl = \"{}\"\n",
+            schema.url
+        ),
+    );
     let s = TestServer::start_with_files(&project, &files).await;
     let client = reqwest::Client::new();
 
@@ -551,4 +541,71 @@ async fn on_postgresql_a_failing_migration_stops_the_start_naming_its_file() {
         .await
         .unwrap();
     assert_eq!(applied, [("001_ok.sql".to_owned(),)]);
+}
+
+/// `stratus db` as a user runs it, on both engines; on PostgreSQL the url
+/// comes from the environment (`${DATABASE_URL}`), as in production.
+#[tokio::test]
+async fn stratus_db_migrates_runs_a_statement_and_reads_a_prompt_on_both_engines() {
+    let schema = PgSchema::new().await;
+    for (engine, toml, blob) in [
+        ("sqlite", "[databases.main]\nmigrations = \"m\"\n", "x'00ff'"),
+        (
+            "postgres",
+            "[databases.main]\nengine = \"postgres\"\nurl = \"${DATABASE_URL}\"\nmigrations = \"m\"\n",
+            "'\\x00ff'::bytea",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        stratus_testkit::write_file(dir.path(), "stratus.toml", toml);
+        stratus_testkit::write_file(
+            dir.path(),
+            "m/001_t.sql",
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, b BYTEA);",
+        );
+        stratus_testkit::write_file(dir.path(), "m/002_rows.sql", "INSERT INTO t (id, name) VALUES (1, 'one'), (2, NULL);");
+        let run = |args: &[&str], stdin: &str| {
+            let mut child = crate::support::stratus()
+                .args(["db", "main", "--project"])
+                .arg(dir.path())
+                .args(args)
+                .env("DATABASE_URL", &schema.url)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write as _;
+            child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        };
+        let (ok, out, err) = run(&["--migrate"], "");
+        assert!(ok, "{engine}: {err}");
+        assert_eq!(
+            out,
+            format!("applied 001_t.sql\napplied 002_rows.sql\nmain: 2 applied, 2 now ({engine})\n")
+        );
+        let (ok, out, _) = run(&["--migrate"], "");
+        assert!(ok);
+        assert_eq!(out, format!("main: 2 applied, 0 now ({engine})\n"), "once");
+
+        let (ok, out, err) = run(&["-e", "SELECT id, name FROM t ORDER BY id"], "");
+        assert!(ok, "{err}");
+        assert_eq!(out, "id  name\n1   one\n2   NULL\n(2 rows)\n", "{engine}");
+
+        // The prompt, fed by a pipe: statements end at `;`, an error is
+        // reported and the next statement still runs; the exit is non-zero.
+        let (ok, out, err) = run(
+            &[],
+            &format!("UPDATE t SET b = {blob}\n  WHERE id = 1;\nSELECT nope FROM t;\nSELECT b FROM t WHERE id = 1;\n"),
+        );
+        assert!(!ok);
+        assert_eq!(out, "1 row updated\nb\n\\x00ff\n(1 row)\n", "{engine}: {err}");
+        assert!(err.contains("error: ") && err.contains("nope"), "{err}");
+    }
 }

@@ -46,10 +46,18 @@ stages = {{ prod = {{ access_log = {{ file = "logs/access.log", format = '{{"id"
 "GET /fn" = {{ function = "app" }}
 "GET /fail" = {{ function = "app" }}
 "GET /one" = {{ mock = {{ status = 200 }}, throttle = {{ rate = 0.001, burst = 1 }} }}
+
+[databases.main]
+migrations = "migrations"
 "#
         ),
     );
     stratus_testkit::write_file(dir, "app/app.py", APP_PY);
+    stratus_testkit::write_file(
+        dir,
+        "migrations/001_init.sql",
+        "CREATE TABLE t (x INTEGER);",
+    );
 }
 
 fn get(rt: &tokio::runtime::Runtime, s: &Serving, path: &str) -> u16 {
@@ -339,6 +347,10 @@ fn dashboard(admin: u16) {
         "{cost}"
     );
     assert!(dom.contains("<td>GET /fn</td>"), "the route table");
+    assert!(
+        dom.contains("<td>main</td><td>sqlite</td><td>arn:aws:rds:us-east-1:000000000000:cluster:main</td><td>001_init.sql</td>"),
+        "the databases table"
+    );
     let shot = shots.join("dashboard.png");
     let _ = run(&format!("--screenshot={}", shot.display()));
     assert!(shot.is_file(), "a screenshot in {}", shot.display());

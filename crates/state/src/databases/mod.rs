@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::SqlitePool;
 use sqlx::{Column, Postgres, Sqlite, TypeInfo};
 
 /// A typed value, as the Data API's `Field`s carry them.
@@ -96,6 +96,22 @@ pub struct Outcome {
     pub updated: u64,
     /// SQLite's rowid of an INSERT (PostgreSQL has none: use RETURNING).
     pub generated: Option<i64>,
+}
+
+impl Outcome {
+    /// The rows of a statement that returned some; a statement that is not
+    /// a query (`INSERT ... RETURNING`) updated as many.
+    fn set_rows(
+        &mut self,
+        sql: &str,
+        rows: impl Iterator<Item = Result<Vec<Value>, DbError>>,
+    ) -> Result<(), DbError> {
+        self.rows = rows.collect::<Result<_, _>>()?;
+        if !is_query(sql) {
+            self.updated = self.rows.len() as u64;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,6 +202,8 @@ pub struct Db {
     pool: Pool,
     /// Open transactions and when each was last used.
     transactions: Mutex<HashMap<String, (Tx, tokio::time::Instant)>>,
+    /// The migrations applied (as of the last `migrate`).
+    applied: Mutex<Vec<String>>,
     /// Statements run, and how many the database refused.
     pub statements: AtomicU64,
     pub errors: AtomicU64,
@@ -361,19 +379,37 @@ impl Db {
         migrations: Option<&Path>,
         seed: Option<&Path>,
     ) -> Result<Db, DbError> {
+        let db = Db::connect(name, arn, location).await?;
+        db.migrate(migrations).await?;
+        if let Some(seed) = seed {
+            db.seed(seed).await?;
+        }
+        Ok(db)
+    }
+
+    /// Runs a seed file's SQL.
+    pub async fn seed(&self, seed: &Path) -> Result<(), DbError> {
+        let sql = std::fs::read_to_string(seed)
+            .map_err(|e| DbError::Setup(format!("{}: {e}", seed.display())))?;
+        let mut conn = self.pool.acquire().await.map_err(setup)?;
+        conn.raw(&sql).await.map_err(|e| {
+            DbError::Setup(format!(
+                "seed {} of database {:?} failed: {}",
+                seed.display(),
+                self.name,
+                refused(&e)
+            ))
+        })
+    }
+
+    /// Opens the database (creating a SQLite file) and nothing more.
+    pub async fn connect(name: &str, arn: String, location: &Location) -> Result<Db, DbError> {
         let (pool, url, engine) = match location {
             Location::Sqlite(path) => {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir).map_err(setup)?;
                 }
-                let options = SqliteConnectOptions::new()
-                    .filename(path)
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .busy_timeout(std::time::Duration::from_secs(5));
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(POOL_SIZE)
-                    .connect_with(options)
+                let pool = crate::sqlite_pool(path, POOL_SIZE)
                     .await
                     .map_err(|e| DbError::Setup(format!("cannot open {}: {e}", path.display())))?;
                 (Pool::Sqlite(pool), path.display().to_string(), "sqlite")
@@ -397,30 +433,17 @@ impl Db {
                 (Pool::Postgres(pool), url.clone(), "postgres")
             }
         };
-        let db = Db {
+        Ok(Db {
             name: name.to_owned(),
             arn,
             url,
             engine,
             pool,
             transactions: Mutex::default(),
+            applied: Mutex::default(),
             statements: AtomicU64::new(0),
             errors: AtomicU64::new(0),
-        };
-        db.migrate(migrations).await?;
-        if let Some(seed) = seed {
-            let sql = std::fs::read_to_string(seed)
-                .map_err(|e| DbError::Setup(format!("{}: {e}", seed.display())))?;
-            let mut conn = db.pool.acquire().await.map_err(setup)?;
-            conn.raw(&sql).await.map_err(|e| {
-                DbError::Setup(format!(
-                    "seed {} of database {name:?} failed: {}",
-                    seed.display(),
-                    refused(&e)
-                ))
-            })?;
-        }
-        Ok(db)
+        })
     }
 
     /// Applies the migrations of `dir` not applied yet; the names applied.
@@ -478,7 +501,15 @@ impl Db {
             tracing::info!("database {name}: migration {file} applied");
             applied.push(file);
         }
+        let mut all = done;
+        all.extend(applied.iter().cloned());
+        *self.applied.lock().expect("applied lock") = all;
         Ok(applied)
+    }
+
+    /// The migrations applied as of the last `migrate`, in order.
+    pub fn migrations(&self) -> Vec<String> {
+        self.applied.lock().expect("applied lock").clone()
     }
 
     /// The migrations applied, with when (Unix seconds).
@@ -557,33 +588,42 @@ impl Db {
         n
     }
 
+    fn too_many(&self) -> DbError {
+        DbError::TooManyTransactions(format!(
+            "database {:?} has {MAX_TRANSACTIONS} open transactions, its most: commit or roll one back",
+            self.name
+        ))
+    }
+
     /// Starts a transaction on a connection of its own; its id.
     pub async fn begin(&self) -> Result<String, DbError> {
         if self.transactions.lock().expect("transactions lock").len() >= MAX_TRANSACTIONS {
-            return Err(DbError::TooManyTransactions(format!(
-                "database {:?} has {MAX_TRANSACTIONS} open transactions, its most: commit or roll one back",
-                self.name
-            )));
+            return Err(self.too_many());
         }
         let mut conn = self.pool.acquire().await.map_err(|e| refused(&e))?;
         conn.raw("BEGIN").await.map_err(|e| refused(&e))?;
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let mut all = self.transactions.lock().expect("transactions lock");
-        if all.len() >= MAX_TRANSACTIONS {
-            // Another one began meanwhile; this connection's BEGIN is
-            // rolled back when the pool resets it.
-            return Err(DbError::TooManyTransactions(format!(
-                "database {:?} has {MAX_TRANSACTIONS} open transactions, its most: commit or roll one back",
-                self.name
-            )));
+        let conn = {
+            let mut all = self.transactions.lock().expect("transactions lock");
+            if all.len() < MAX_TRANSACTIONS {
+                all.insert(
+                    id.clone(),
+                    (
+                        Arc::new(tokio::sync::Mutex::new(conn)),
+                        tokio::time::Instant::now(),
+                    ),
+                );
+                None
+            } else {
+                Some(conn)
+            }
+        };
+        if let Some(mut conn) = conn {
+            // Another one began meanwhile: this BEGIN is undone before the
+            // connection goes back to the pool.
+            let _ = conn.raw("ROLLBACK").await;
+            return Err(self.too_many());
         }
-        all.insert(
-            id.clone(),
-            (
-                Arc::new(tokio::sync::Mutex::new(conn)),
-                tokio::time::Instant::now(),
-            ),
-        );
         Ok(id)
     }
 
@@ -656,12 +696,8 @@ async fn run(conn: &mut Conn, sql: &str, params: &[Param]) -> Result<Outcome, Db
                     out.generated = Some(done.last_insert_rowid());
                 }
             } else {
-                for row in q.fetch_all(c.as_mut()).await.map_err(|e| refused(&e))? {
-                    out.rows.push(rows::sqlite(&row)?);
-                }
-                if !is_query(&sql) {
-                    out.updated = out.rows.len() as u64;
-                }
+                let found = q.fetch_all(c.as_mut()).await.map_err(|e| refused(&e))?;
+                out.set_rows(&sql, found.iter().map(rows::sqlite))?;
             }
             Ok(out)
         }
@@ -687,12 +723,8 @@ async fn run(conn: &mut Conn, sql: &str, params: &[Param]) -> Result<Outcome, Db
                     .map_err(|e| refused(&e))?
                     .rows_affected();
             } else {
-                for row in q.fetch_all(c.as_mut()).await.map_err(|e| refused(&e))? {
-                    out.rows.push(rows::postgres(&row)?);
-                }
-                if !is_query(&sql) {
-                    out.updated = out.rows.len() as u64;
-                }
+                let found = q.fetch_all(c.as_mut()).await.map_err(|e| refused(&e))?;
+                out.set_rows(&sql, found.iter().map(rows::postgres))?;
             }
             Ok(out)
         }
