@@ -82,7 +82,7 @@ ins = run("INSERT INTO kinds (n, d, s, b, flag, missing) VALUES (:n, :d, :s, :b,
     {{"name": "flag", "value": {{"booleanValue": True}}}},
     {{"name": "missing", "value": {{"isNull": True}}}},
 ])
-sel = run("SELECT n, d, s, b, missing FROM kinds WHERE n = :n", [{{"name": "n", "value": {{"longValue": 9007199254740993}}}}], includeResultMetadata=True)
+sel = run("SELECT n, d, s, b, missing, flag FROM kinds WHERE n = :n", [{{"name": "n", "value": {{"longValue": 9007199254740993}}}}], includeResultMetadata=True)
 js = run("SELECT id, s FROM kinds", formatRecordsAs="JSON")
 batch = rds.batch_execute_statement(resourceArn=arn, secretArn=secret, sql="INSERT INTO notes (text) VALUES (:t)",
     parameterSets=[[{{"name": "t", "value": {{"stringValue": "b1"}}}}], [{{"name": "t", "value": {{"stringValue": "b2"}}}}]])
@@ -130,6 +130,7 @@ print(json.dumps({{
     assert_eq!(row[2], serde_json::json!({"stringValue": "héllo 'quoted'"}));
     assert_eq!(row[3], serde_json::json!({"blobValue": "AAH/"}));
     assert_eq!(row[4], serde_json::json!({"isNull": true}));
+    assert_eq!(row[5], serde_json::json!({"booleanValue": true}));
     assert_eq!(
         v["columns"],
         serde_json::json!([
@@ -137,7 +138,8 @@ print(json.dumps({{
             ["d", "REAL"],
             ["s", "TEXT"],
             ["b", "BLOB"],
-            ["missing", "TEXT"]
+            ["missing", "TEXT"],
+            ["flag", "BOOLEAN"]
         ])
     );
     assert_eq!(

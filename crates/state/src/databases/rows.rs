@@ -7,7 +7,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::types::chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use sqlx::types::{BigDecimal, Uuid};
-use sqlx::{Row, TypeInfo, ValueRef};
+use sqlx::{Column, Row, TypeInfo, ValueRef};
 
 use super::{DbError, Value};
 
@@ -25,7 +25,12 @@ pub(super) fn sqlite(row: &SqliteRow) -> Result<Vec<Value>, DbError> {
         }
         let err = |e| decode_error(i, e);
         // SQLite's storage class of this value (not the declared type).
+        let declared = row.columns()[i].type_info().name();
         let v = match raw.type_info().name() {
+            // A column declared BOOLEAN holds 0/1: it reads as a boolean.
+            "INTEGER" if declared.eq_ignore_ascii_case("BOOLEAN") => {
+                Value::Bool(row.try_get::<i64, _>(i).map_err(err)? != 0)
+            }
             "INTEGER" => Value::Long(row.try_get::<i64, _>(i).map_err(err)?),
             "REAL" => Value::Double(row.try_get::<f64, _>(i).map_err(err)?),
             "BLOB" => Value::Blob(row.try_get::<Vec<u8>, _>(i).map_err(err)?),
