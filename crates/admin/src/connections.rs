@@ -51,7 +51,7 @@ async fn handle(
         tracing::warn!("@connections request refused: {why}");
         return error(StatusCode::FORBIDDEN, "ForbiddenException", &why);
     }
-    let ws = s.websockets.clone();
+    let ws = s.websockets();
     if !ws.find(&api, &stage) {
         return error(
             StatusCode::NOT_FOUND,

@@ -47,7 +47,8 @@ fn gate(
 
 /// A key as the API shows it, with every plan it is in.
 fn item(s: &AdminState, k: &KeyRecord) -> serde_json::Value {
-    let mut plans: Vec<&str> = s
+    let app = s.app();
+    let mut plans: Vec<&str> = app
         .usage_plans
         .iter()
         .filter(|p| p.keys.contains(&k.name) || k.plans.contains(&p.name))
@@ -129,9 +130,10 @@ async fn create(
     if let Some(p) = new
         .plans
         .iter()
-        .find(|p| !s.usage_plans.iter().any(|u| &u.name == *p))
+        .find(|p| !s.app().usage_plans.iter().any(|u| &u.name == *p))
     {
-        let known: Vec<&str> = s.usage_plans.iter().map(|u| u.name.as_str()).collect();
+        let app = s.app();
+        let known: Vec<&str> = app.usage_plans.iter().map(|u| u.name.as_str()).collect();
         return bad(format!("no usage plan {p:?} (plans: {})", known.join(", ")));
     }
     match keys.create(&new.name, new.value, new.plans).await {
@@ -198,6 +200,7 @@ async fn usage(
         .into_iter()
         .map(|r| {
             let quota = s
+                .app()
                 .usage_plans
                 .iter()
                 .find(|p| p.name == r.plan)

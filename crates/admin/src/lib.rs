@@ -35,7 +35,6 @@ pub struct AdminState {
     pub ready: Arc<AtomicBool>,
     pub functions: Runtime,
     pub region: String,
-    pub websockets: Arc<stratus_gateway::WebSockets>,
     pub credentials: stratus_config::Credentials,
     /// Check every signature against `credentials` (`[server.credentials]`
     /// set); otherwise any well-formed credentials pass (`sigv4`).
@@ -44,13 +43,35 @@ pub struct AdminState {
     pub databases: Arc<stratus_state::databases::Databases>,
     /// Buckets and objects (the S3 API).
     pub objects: Arc<dyn stratus_state::objects::ObjectStore>,
-    /// Sites: told when an object changes (their edge cache).
-    pub sites: Arc<stratus_gateway::Sites>,
-    /// The project (the dashboard's route table and prices).
-    pub app: Arc<stratus_config::App>,
+    /// What a reload replaces.
+    pub live: Arc<arc_swap::ArcSwap<Live>>,
     /// API keys (None when the project uses none).
     pub keys: Option<Arc<stratus_state::ApiKeys>>,
-    pub usage_plans: Vec<Arc<stratus_config::UsagePlan>>,
+}
+
+/// The project and what the current gateway made of it; a reload
+/// (`stratus dev`, SIGHUP) swaps it whole.
+pub struct Live {
+    /// The project (the dashboard's route table and prices, usage plans).
+    pub app: Arc<stratus_config::App>,
+    /// The WebSocket APIs (`@connections`).
+    pub websockets: Arc<stratus_gateway::WebSockets>,
+    /// Sites: told when an object changes (their edge cache).
+    pub sites: Arc<stratus_gateway::Sites>,
+}
+
+impl AdminState {
+    pub fn app(&self) -> Arc<stratus_config::App> {
+        self.live.load().app.clone()
+    }
+
+    pub fn websockets(&self) -> Arc<stratus_gateway::WebSockets> {
+        self.live.load().websockets.clone()
+    }
+
+    pub fn sites(&self) -> Arc<stratus_gateway::Sites> {
+        self.live.load().sites.clone()
+    }
 }
 
 impl std::fmt::Debug for AdminState {

@@ -132,7 +132,7 @@ async fn prometheus(State(s): State<AdminState>, m: Method, u: Uri, h: HeaderMap
     // Environments, read from the runtime as the scrape happens.
     text.push_str("# HELP stratus_function_environments Execution environments, by state.\n");
     text.push_str("# TYPE stratus_function_environments gauge\n");
-    for name in s.app.functions.keys() {
+    for name in s.app().functions.keys() {
         if let Some((live, idle)) = s.functions.environments(name) {
             text.push_str(&format!(
                 "stratus_function_environments{{function=\"{name}\",state=\"idle\"}} {idle}\n\
@@ -179,7 +179,7 @@ fn round2(x: f64) -> f64 {
 pub(crate) fn snapshot(s: &AdminState) -> Value {
     let reg = registry();
     let uptime = reg.started.elapsed().as_secs_f64().max(1.0);
-    let p = &s.app.pricing;
+    let p = &s.app().pricing;
     let history = reg.history(120);
     let last = |n: usize| &history[history.len().saturating_sub(n)..];
     let rps = last(11)[..last(11).len().saturating_sub(1)]
@@ -296,7 +296,7 @@ pub(crate) fn snapshot(s: &AdminState) -> Value {
         .map(|a| json!({ "api": a.api, "name": a.name, "results": *a.results.lock().expect("results lock") }))
         .collect();
     let route_table: Vec<Value> = s
-        .app
+        .app()
         .route_rows()
         .into_iter()
         .map(|r| {
@@ -384,8 +384,9 @@ async fn logs(
 ) -> Response {
     guard!(s, m, u, h);
     if let Some(f) = &q.function {
-        if !s.app.functions.contains_key(f) {
-            let known: Vec<&str> = s.app.functions.keys().map(String::as_str).collect();
+        if !s.app().functions.contains_key(f) {
+            let app = s.app();
+            let known: Vec<&str> = app.functions.keys().map(String::as_str).collect();
             return crate::error::apigw_error(
                 StatusCode::NOT_FOUND,
                 "ResourceNotFoundException",

@@ -72,14 +72,14 @@ async fn invalidate(
         );
     };
     for p in &inv.paths {
-        if !s.sites.invalidate(&inv.site, p) {
+        if !s.sites().invalidate(&inv.site, p) {
             return crate::error::apigw_error(
                 StatusCode::NOT_FOUND,
                 "NoSuchDistribution",
                 &format!(
                     "no site {:?} (sites: {})",
                     inv.site,
-                    s.sites.site_names().join(", ")
+                    s.sites().site_names().join(", ")
                 ),
             );
         }
@@ -411,7 +411,7 @@ async fn bucket(
                 let key = unesc(key);
                 match store.delete(&bucket, &key).await {
                     Ok(()) => {
-                        s.sites.object_changed(&bucket, &key);
+                        s.sites().object_changed(&bucket, &key);
                         if !quiet {
                             out.push_str(&format!("<Deleted><Key>{}</Key></Deleted>", esc(&key)));
                         }
@@ -708,7 +708,7 @@ async fn object(
                     .then(|| put_options(&headers, &key));
                 return match store.copy((sb, sk), (&bucket, &key), replace).await {
                     Ok(meta) => {
-                        s.sites.object_changed(&bucket, &key);
+                        s.sites().object_changed(&bucket, &key);
                         xml(
                             StatusCode::OK,
                             format!(
@@ -726,7 +726,7 @@ async fn object(
                 .await
             {
                 Ok(meta) => {
-                    s.sites.object_changed(&bucket, &key);
+                    s.sites().object_changed(&bucket, &key);
                     (StatusCode::OK, [(header::ETAG, meta.etag)]).into_response()
                 }
                 Err(e) => fail(e),
@@ -741,7 +741,7 @@ async fn object(
             }
             match store.delete(&bucket, &key).await {
                 Ok(()) => {
-                    s.sites.object_changed(&bucket, &key);
+                    s.sites().object_changed(&bucket, &key);
                     StatusCode::NO_CONTENT.into_response()
                 }
                 Err(e) => fail(e),
@@ -786,7 +786,7 @@ async fn object(
                 .await
             {
                 Ok(meta) => {
-                    s.sites.object_changed(&bucket, &key);
+                    s.sites().object_changed(&bucket, &key);
                     xml(
                         StatusCode::OK,
                         format!(

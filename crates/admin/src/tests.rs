@@ -33,20 +33,21 @@ async fn state() -> AdminState {
         ready: Arc::new(AtomicBool::new(true)),
         functions,
         region: "us-east-1".into(),
-        websockets: gateway.websockets(),
         credentials: app.server.credentials.clone(),
         verify_signatures: app.server.verify_signatures,
         keys: None,
-        usage_plans: Vec::new(),
-        app: Arc::new(app.clone()),
         objects: Arc::new(
             stratus_state::objects::FsObjectStore::open(
                 &std::env::temp_dir().join(format!("stratus-admin-{}", uuid::Uuid::new_v4())),
             )
             .unwrap(),
         ),
-        sites: gateway.sites(),
         databases: Arc::default(),
+        live: Arc::new(arc_swap::ArcSwap::from_pointee(Live {
+            app: Arc::new(app.clone()),
+            websockets: gateway.websockets(),
+            sites: gateway.sites(),
+        })),
     }
 }
 

@@ -2,6 +2,7 @@
 //! print for people on stdout and log on stderr; failures exit non-zero.
 
 mod db;
+mod dev;
 mod init;
 mod invoke;
 mod keys;
@@ -11,7 +12,7 @@ mod logwriter;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -47,23 +48,33 @@ enum LogFormat {
     Json,
 }
 
+/// What `serve` and `dev` take.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// stratus.toml or the directory holding it.
+    #[arg(default_value = ".")]
+    path: PathBuf,
+    /// The gateway's address, in place of server.listen (IP:PORT).
+    #[arg(long, value_name = "IP:PORT", conflicts_with = "port")]
+    listen: Option<SocketAddr>,
+    /// The gateway's port, on server.listen's address (0: any free port).
+    #[arg(long)]
+    port: Option<u16>,
+    /// The admin listener's address, in place of server.admin_listen.
+    #[arg(long, value_name = "IP:PORT")]
+    admin_listen: Option<SocketAddr>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve a project: the gateway and the admin listener.
-    Serve {
-        /// stratus.toml or the directory holding it.
-        #[arg(default_value = ".")]
-        path: PathBuf,
-        /// The gateway's address, in place of server.listen (IP:PORT).
-        #[arg(long, value_name = "IP:PORT", conflicts_with = "port")]
-        listen: Option<SocketAddr>,
-        /// The gateway's port, on server.listen's address (0: any free port).
-        #[arg(long)]
-        port: Option<u16>,
-        /// The admin listener's address, in place of server.admin_listen.
-        #[arg(long, value_name = "IP:PORT")]
-        admin_listen: Option<SocketAddr>,
-    },
+    Serve(ServeArgs),
+    /// Serve a project and reload it as it changes: a function's code
+    /// replaces that function's environments (Rust rebuilt; the old code
+    /// serves until the new is ready, and on a failed build), a valid
+    /// stratus.toml is swapped in without dropping a connection, an invalid
+    /// one is reported while the old keeps serving.
+    Dev(ServeArgs),
     /// Check a project and print every mistake.
     Validate {
         /// stratus.toml or the directory holding it.
@@ -197,12 +208,8 @@ fn main() -> ExitCode {
     );
     let _log_writer = init_tracing(cli.log_format, if quiet { "warn" } else { "info" });
     let result = match cli.command {
-        Command::Serve {
-            path,
-            listen,
-            port,
-            admin_listen,
-        } => serve(path, listen, port, admin_listen),
+        Command::Serve(args) => serve(args, false),
+        Command::Dev(args) => serve(args, true),
         Command::Validate { path } => load(&path).map(|app| {
             let routes: usize = app.apis.iter().map(|a| a.routes.len()).sum();
             println!(
@@ -382,12 +389,13 @@ pub(crate) fn load(path: &std::path::Path) -> anyhow::Result<App> {
     })
 }
 
-fn serve(
-    path: PathBuf,
-    listen: Option<SocketAddr>,
-    port: Option<u16>,
-    admin_listen: Option<SocketAddr>,
-) -> anyhow::Result<()> {
+fn serve(args: ServeArgs, watch: bool) -> anyhow::Result<()> {
+    let ServeArgs {
+        path,
+        listen,
+        port,
+        admin_listen,
+    } = args;
     let mut app = load(&path)?;
     if let Some(listen) = listen {
         app.server.listen = listen;
@@ -404,8 +412,32 @@ fn serve(
         app.server.admin_listen = admin;
     }
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    // Absolute, as the watcher reports paths.
+    let absolute = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let project_dir = absolute(&app.project_dir);
+    let data_dir = absolute(&app.server.data_dir);
     rt.block_on(async move {
         let server = stratus_server::Server::bind(app).await?;
+        // SIGHUP reloads (`serve` and `dev`); `dev` also watches the files.
+        let (reload_tx, reloads) = tokio::sync::mpsc::channel(4);
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
+        let on_hup = reload_tx.clone();
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP received: reloading");
+                if on_hup.send(()).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let _watcher = if watch {
+            let w = dev::watch(&project_dir, data_dir, reload_tx)?;
+            tracing::info!(target: READY, "watching {} for changes", project_dir.display());
+            Some(w)
+        } else {
+            None
+        };
         // Always printed, whatever STRATUS_LOG says (see `init_tracing`).
         tracing::info!(target: READY, "gateway listening on http://{}", server.gateway_addr());
         tracing::info!(target: READY, "admin listening on http://{}", server.admin_addr());
@@ -414,7 +446,7 @@ fn serve(
             "dashboard on http://{}/ (metrics: /metrics; logs: stratus logs -f)",
             server.admin_addr()
         );
-        server.run(shutdown_signal()).await
+        server.run_reloading(shutdown_signal(), reloads).await
     })
 }
 

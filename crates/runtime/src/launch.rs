@@ -199,6 +199,11 @@ impl Launcher {
                 }
                 env.push(("PYTHONPATH".into(), pp));
                 env.push(("PYTHONUNBUFFERED".into(), "1".into()));
+                // As on Lambda (a read-only code folder): no `__pycache__`
+                // written into the user's tree, and no bytecode cached by
+                // second-granular mtime that an edit within the same second
+                // would leave stale under `stratus dev`.
+                env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
             }
             Language::Node(_) => {
                 let modules = deps.join("node").join("node_modules");

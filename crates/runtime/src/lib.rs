@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use stratus_config::App;
 
@@ -132,17 +133,23 @@ pub enum InvokeError {
     Start(String),
 }
 
-/// Every function of an app. Cheap to clone.
+type Pools = HashMap<String, Arc<pool::Pool>>;
+
+/// Every function of an app. Cheap to clone; every clone sees a reload.
 #[derive(Clone)]
 pub struct Runtime {
-    pools: Arc<HashMap<String, Arc<pool::Pool>>>,
+    /// Swapped whole by `reload`: a call takes the pool current when it
+    /// starts and finishes on it.
+    pools: Arc<ArcSwap<Pools>>,
+    /// Given to every function (the admin URL, credentials), again on reload.
+    extra_env: Arc<Vec<(String, String)>>,
     reaper: Arc<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
-            .field("functions", &self.pools.keys().collect::<Vec<_>>())
+            .field("functions", &self.pools.load().keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -153,39 +160,15 @@ impl Runtime {
     /// the admin URL and credentials).
     pub async fn start(app: &App, extra_env: Vec<(String, String)>) -> Result<Runtime, StartError> {
         sandbox::become_subreaper();
-        let launcher = Arc::new(launch::Launcher::new(app, extra_env).map_err(StartError::Setup)?);
-        for f in app.functions.values() {
-            build::prepare(f, &launcher.build_dir(&f.name), launcher.interpreter(f))
-                .await
-                .map_err(|reason| StartError::Build {
-                    function: f.name.clone(),
-                    reason,
-                })?;
-        }
-        let pools: HashMap<String, Arc<pool::Pool>> = app
-            .functions
-            .iter()
-            .map(|(name, f)| {
-                (
-                    name.clone(),
-                    Arc::new(pool::Pool::new(f.clone(), launcher.clone())),
-                )
-            })
-            .collect();
-        for pool in pools.values() {
-            pool.provision().await.map_err(|source| StartError::Warm {
-                function: pool.function.name.clone(),
-                source,
-            })?;
-        }
-        let pools = Arc::new(pools);
+        let pools = Self::pools_for(app, &extra_env, &Pools::new()).await?;
+        let pools = Arc::new(ArcSwap::from_pointee(pools));
         let weak = Arc::downgrade(&pools);
         let reaper = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             for n in 0u64.. {
                 tick.tick().await;
                 let Some(pools) = weak.upgrade() else { return };
-                for pool in pools.values() {
+                for pool in pools.load().values() {
                     pool.reap();
                 }
                 if n % 5 == 0 {
@@ -195,12 +178,82 @@ impl Runtime {
         });
         Ok(Runtime {
             pools,
+            extra_env: Arc::new(extra_env),
             reaper: Arc::new(reaper),
         })
     }
 
+    /// The pools of `app`'s functions: those of `old` whose configuration
+    /// and code are unchanged, kept (warm environments and all); the others
+    /// prepared (dependencies installed, Rust rebuilt) and provisioned.
+    async fn pools_for(
+        app: &App,
+        extra_env: &[(String, String)],
+        old: &Pools,
+    ) -> Result<Pools, StartError> {
+        let launcher =
+            Arc::new(launch::Launcher::new(app, extra_env.to_vec()).map_err(StartError::Setup)?);
+        let mut pools = Pools::new();
+        let mut fresh: Vec<Arc<pool::Pool>> = Vec::new();
+        let undo = |fresh: &[Arc<pool::Pool>]| fresh.iter().for_each(|p| p.shutdown());
+        for (name, f) in &app.functions {
+            let stamp = pool::code_stamp(f);
+            if let Some(p) = old.get(name) {
+                if *p.function == **f && p.stamp == stamp {
+                    pools.insert(name.clone(), p.clone());
+                    continue;
+                }
+            }
+            if let Err(reason) =
+                build::prepare(f, &launcher.build_dir(&f.name), launcher.interpreter(f)).await
+            {
+                undo(&fresh);
+                return Err(StartError::Build {
+                    function: f.name.clone(),
+                    reason,
+                });
+            }
+            let pool = Arc::new(pool::Pool::new(f.clone(), launcher.clone(), stamp));
+            if let Err(source) = pool.provision().await {
+                pool.shutdown();
+                undo(&fresh);
+                return Err(StartError::Warm {
+                    function: f.name.clone(),
+                    source,
+                });
+            }
+            fresh.push(pool.clone());
+            pools.insert(name.clone(), pool);
+        }
+        Ok(pools)
+    }
+
+    /// Moves to `app`'s functions: unchanged ones keep their environments;
+    /// changed and new ones are prepared first, while the old ones go on
+    /// serving, then swapped in; the old environments of changed and
+    /// removed ones finish their calls and stop. If anything fails to
+    /// prepare, nothing changes. Returns the functions replaced or added.
+    pub async fn reload(&self, app: &App) -> Result<Vec<String>, StartError> {
+        let old = self.pools.load_full();
+        let new = Self::pools_for(app, &self.extra_env, &old).await?;
+        let mut replaced: Vec<String> = new
+            .iter()
+            .filter(|(name, p)| old.get(*name).is_none_or(|o| !Arc::ptr_eq(o, p)))
+            .map(|(name, _)| name.clone())
+            .collect();
+        replaced.sort();
+        self.pools.store(Arc::new(new));
+        let current = self.pools.load();
+        for (name, p) in old.iter() {
+            if current.get(name).is_none_or(|n| !Arc::ptr_eq(n, p)) {
+                p.drain();
+            }
+        }
+        Ok(replaced)
+    }
+
     pub fn has_function(&self, name: &str) -> bool {
-        self.pools.contains_key(name)
+        self.pools.load().contains_key(name)
     }
 
     pub async fn invoke(
@@ -208,7 +261,7 @@ impl Runtime {
         function: &str,
         req: InvokeRequest,
     ) -> Result<InvokeResponse, InvokeError> {
-        let pool = self.pool(function, &req)?;
+        let pool = &self.pool(function, &req)?;
         // Past the local environments the call waits (as long as the
         // function may run); past `concurrency` it is throttled.
         let deadline = tokio::time::Instant::now() + pool.function.timeout;
@@ -226,7 +279,7 @@ impl Runtime {
         req: InvokeRequest,
         wait: Duration,
     ) -> Result<InvokeResponse, InvokeError> {
-        let pool = self.pool(function, &req)?;
+        let pool = &self.pool(function, &req)?;
         let permits = pool.slot_by(tokio::time::Instant::now() + wait).await?;
         Self::run(pool.clone(), req, permits).await
     }
@@ -236,7 +289,7 @@ impl Runtime {
     /// too old or out of retries, as Lambda does. Returns the request id at
     /// once; `TooManyRequests` when the function's queue is full.
     pub fn invoke_async(&self, function: &str, req: InvokeRequest) -> Result<String, InvokeError> {
-        let pool = self.pool(function, &req)?.clone();
+        let pool = self.pool(function, &req)?;
         let cfg = pool.function.asynchronous.clone();
         let queued = pool.async_pending.fetch_add(1, Ordering::SeqCst);
         if queued >= cfg.queue {
@@ -291,7 +344,7 @@ impl Runtime {
 
     /// (accepted and not yet done, dropped) asynchronous events of a function.
     pub fn async_events(&self, function: &str) -> Option<(usize, u64)> {
-        self.pools.get(function).map(|p| {
+        self.pools.load().get(function).map(|p| {
             (
                 p.async_pending.load(Ordering::SeqCst),
                 p.async_dropped.load(Ordering::SeqCst),
@@ -299,10 +352,12 @@ impl Runtime {
         })
     }
 
-    fn pool(&self, function: &str, req: &InvokeRequest) -> Result<&Arc<pool::Pool>, InvokeError> {
+    fn pool(&self, function: &str, req: &InvokeRequest) -> Result<Arc<pool::Pool>, InvokeError> {
         let pool = self
             .pools
+            .load()
             .get(function)
+            .cloned()
             .ok_or_else(|| InvokeError::NotFound(function.to_owned()))?;
         if req.payload.len() > MAX_SYNC_PAYLOAD {
             return Err(InvokeError::PayloadTooLarge);
@@ -329,13 +384,13 @@ impl Runtime {
 
     /// (live, idle) environments of a function, for tests and the dashboard.
     pub fn environments(&self, function: &str) -> Option<(usize, usize)> {
-        self.pools.get(function).map(|p| p.counts())
+        self.pools.load().get(function).map(|p| p.counts())
     }
 
     /// Terminates every environment.
     pub fn shutdown(&self) {
         self.reaper.abort();
-        for pool in self.pools.values() {
+        for pool in self.pools.load().values() {
             pool.shutdown();
         }
     }

@@ -14,7 +14,7 @@
 //! await.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use stratus_config::Function;
@@ -38,6 +38,47 @@ pub(crate) struct Pool {
     pub(crate) async_pending: AtomicUsize,
     /// Asynchronous events dropped: too old, or failed after their retries.
     pub(crate) async_dropped: AtomicU64,
+    /// The function's code when the pool was made (`code_stamp`).
+    pub(crate) stamp: u64,
+    /// Replaced by a reload: environments stop as their calls end.
+    draining: AtomicBool,
+}
+
+/// A fingerprint of a function's code folder: every file's path, size and
+/// modification time (build outputs and caches left out), so a reload
+/// knows which functions changed.
+pub(crate) fn code_stamp(f: &Function) -> u64 {
+    use std::hash::{Hash, Hasher};
+    fn walk(dir: &std::path::Path, h: &mut std::collections::hash_map::DefaultHasher, depth: u32) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name();
+            if matches!(
+                name.to_str(),
+                Some("target" | "__pycache__" | "node_modules" | ".git" | ".stratus")
+            ) {
+                continue;
+            }
+            let Ok(meta) = e.metadata() else { continue };
+            if meta.is_dir() {
+                // Deep trees (a vendored dependency) are bounded.
+                if depth < 8 {
+                    walk(&e.path(), h, depth + 1);
+                }
+                continue;
+            }
+            e.path().hash(h);
+            meta.len().hash(h);
+            meta.modified().ok().hash(h);
+        }
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    walk(&f.code, &mut h, 0);
+    h.finish()
 }
 
 #[derive(Default)]
@@ -63,8 +104,10 @@ enum Checkout {
 }
 
 impl Pool {
-    pub(crate) fn new(function: Arc<Function>, launcher: Arc<Launcher>) -> Pool {
+    pub(crate) fn new(function: Arc<Function>, launcher: Arc<Launcher>, stamp: u64) -> Pool {
         Pool {
+            stamp,
+            draining: AtomicBool::new(false),
             launcher,
             state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
@@ -113,6 +156,10 @@ impl Pool {
 
     fn checkin(&self, env: Arc<Env>) {
         *env.last_used.lock().expect("lock") = Instant::now();
+        if self.draining.load(Ordering::SeqCst) {
+            self.retire(&env);
+            return;
+        }
         let mut st = self.state.lock().expect("pool lock");
         if env.is_alive() {
             st.idle.push(env);
@@ -161,6 +208,23 @@ impl Pool {
         drop(st);
         for env in stale {
             tracing::debug!(function = %self.function.name, "stopping an idle environment");
+            env.kill();
+        }
+    }
+
+    /// Replaced by a reload: idle environments stop now, busy ones when
+    /// their call ends.
+    pub(crate) fn drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        let idle: Vec<Arc<Env>> = {
+            let mut st = self.state.lock().expect("pool lock");
+            let idle = std::mem::take(&mut st.idle);
+            for env in &idle {
+                st.live.remove(&env.id);
+            }
+            idle
+        };
+        for env in idle {
             env.kill();
         }
     }

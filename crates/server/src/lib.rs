@@ -139,6 +139,17 @@ impl Server {
 
     /// Serves until `shutdown` completes, then drains in-flight requests.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let (_never, reloads) = tokio::sync::mpsc::channel(1);
+        self.run_reloading(shutdown, reloads).await
+    }
+
+    /// `run`, reloading the project each time `reloads` delivers (`stratus
+    /// dev`'s watcher, SIGHUP): see `reload`.
+    pub async fn run_reloading(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+        mut reloads: tokio::sync::mpsc::Receiver<()>,
+    ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let ready = Arc::new(AtomicBool::new(true));
         let grace = self.app.server.shutdown_grace;
@@ -147,26 +158,44 @@ impl Server {
         let functions = self.functions.clone();
         // Connections outlive any one gateway (a reload keeps them).
         let connections = stratus_gateway::Connections::in_memory();
-        let gateway = Gateway::with_stores(
-            &self.app,
-            Arc::new(functions.clone()),
-            connections,
-            self.keys.clone(),
-            Some(self.objects.clone()),
-        );
+        let gateway_for = {
+            let (functions, keys, objects) = (
+                self.functions.clone(),
+                self.keys.clone(),
+                self.objects.clone(),
+            );
+            let connections = connections.clone();
+            move |app: &App| {
+                Gateway::with_stores(
+                    app,
+                    Arc::new(functions.clone()),
+                    connections.clone(),
+                    keys.clone(),
+                    Some(objects.clone()),
+                )
+            }
+        };
+        let gateway = gateway_for(&self.app);
         let flusher = self.keys.as_ref().map(|k| k.spawn_flusher());
         let sweeper = self.databases.spawn_sweeper();
-        let websockets = gateway.websockets();
-        let gateway_sites = gateway.sites();
+        // Every gateway's WebSocket APIs: connections opened under an older
+        // configuration stay open, and are closed at shutdown too.
+        let mut websockets = vec![gateway.websockets()];
+        let live = Arc::new(arc_swap::ArcSwap::from_pointee(stratus_admin::Live {
+            app: self.app.clone(),
+            websockets: gateway.websockets(),
+            sites: gateway.sites(),
+        }));
         // REST events carry header names as the client spelled them.
         let capture_heads = self
             .app
             .apis
             .iter()
             .any(|a| a.kind == stratus_config::ApiKind::Rest);
+        let current = Arc::new(arc_swap::ArcSwap::from_pointee(gateway));
         let gateway_task = tokio::spawn(serve_gateway(
             self.gateway,
-            gateway,
+            current.clone(),
             capture_heads,
             limits,
             stop_rx.clone(),
@@ -176,29 +205,44 @@ impl Server {
             ready: ready.clone(),
             functions: functions.clone(),
             region: self.app.server.region.clone(),
-            websockets: websockets.clone(),
             credentials: self.app.server.credentials.clone(),
             verify_signatures: self.app.server.verify_signatures,
             keys: self.keys.clone(),
-            usage_plans: self.app.usage_plans.clone(),
-            app: self.app.clone(),
             objects: self.objects.clone(),
             databases: self.databases.clone(),
-            sites: gateway_sites,
+            live: live.clone(),
         };
         let admin_task = tokio::spawn(serve_admin(self.admin, admin_state, limits, stop_rx, grace));
 
-        shutdown.await;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(()) = reloads.recv() => {
+                    let old = live.load().app.clone();
+                    if let Some(app) = reload(&old, &functions).await {
+                        let gateway = gateway_for(&app);
+                        websockets.push(gateway.websockets());
+                        live.store(Arc::new(stratus_admin::Live {
+                            app: app.clone(),
+                            websockets: gateway.websockets(),
+                            sites: gateway.sites(),
+                        }));
+                        current.store(Arc::new(gateway));
+                    }
+                }
+            }
+        }
         tracing::info!("shutting down: no new connections; in-flight requests have {grace:?}");
         ready.store(false, Ordering::SeqCst);
         let _ = stop_tx.send(true);
         // WebSocket connections are closed (1001) and their $disconnect run
         // while the function runtime is still up.
-        let open = websockets.registry().local_count();
+        let open = connections.local_count();
         if open > 0 {
             tracing::info!("closing {open} WebSocket connections");
         }
-        websockets.shutdown(grace).await;
+        futures_util::future::join_all(websockets.iter().map(|w| w.shutdown(grace))).await;
         gateway_task.await.context("gateway task")?;
         admin_task.await.context("admin task")?;
         functions.shutdown();
@@ -213,6 +257,74 @@ impl Server {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Loads the project file again; if it is valid, moves the functions to
+/// it (see `Runtime::reload`) and returns it for a new gateway. What it
+/// cannot change while serving (`[server]`, databases, buckets, declared
+/// API keys) is kept as it was, with a warning. On any error the old
+/// configuration keeps serving and the error is logged.
+async fn reload(old: &App, functions: &Runtime) -> Option<Arc<App>> {
+    let file = &old.file;
+    let mut app = match stratus_config::load(file) {
+        Ok(app) => app,
+        Err(errors) => {
+            tracing::error!(
+                "{} not reloaded: the previous configuration keeps serving\n{errors}",
+                file.display()
+            );
+            return None;
+        }
+    };
+    let kept: Vec<&str> = [
+        (
+            "[server]",
+            format!("{:?}", app.server) != format!("{:?}", old.server),
+        ),
+        ("[databases]", app.databases != old.databases),
+        ("[buckets]", app.buckets != old.buckets),
+        (
+            "[api_keys]",
+            format!("{:?}", app.api_keys) != format!("{:?}", old.api_keys),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, changed)| *changed)
+    .map(|(name, _)| name)
+    .collect();
+    if !kept.is_empty() {
+        tracing::warn!(
+            "{}: changes to {} take a restart; the rest is reloaded",
+            file.display(),
+            kept.join(", ")
+        );
+    }
+    app.server = old.server.clone();
+    app.databases = old.databases.clone();
+    app.buckets = old.buckets.clone();
+    app.api_keys = old.api_keys.clone();
+    match functions.reload(&app).await {
+        Ok(replaced) => {
+            let routes: usize = app.apis.iter().map(|a| a.routes.len()).sum();
+            tracing::info!(
+                "reloaded {}: {routes} routes; functions replaced: {}",
+                file.display(),
+                if replaced.is_empty() {
+                    "none".to_owned()
+                } else {
+                    replaced.join(", ")
+                }
+            );
+            Some(Arc::new(app))
+        }
+        Err(e) => {
+            tracing::error!(
+                "{} not reloaded: {e}; the previous code keeps serving",
+                file.display()
+            );
+            None
+        }
     }
 }
 
@@ -349,20 +461,22 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 
 async fn serve_gateway(
     listener: TcpListener,
-    gateway: Gateway,
+    gateway: Arc<arc_swap::ArcSwap<Gateway>>,
     capture_heads: bool,
     limits: listener::Limits,
     stop: watch::Receiver<bool>,
     grace: std::time::Duration,
 ) {
     let make = move |remote: SocketAddr, head: listener::HeadCapture| {
-        let gw = gateway.clone();
+        let current = gateway.clone();
         service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             if let Some(raw) = head.take() {
                 req.extensions_mut()
                     .insert(stratus_gateway::RawRequestHead(raw));
             }
-            let gw = gw.clone();
+            // The gateway current when the request arrives (a reload
+            // applies to kept-alive connections' next requests too).
+            let gw = current.load_full();
             async move { Ok::<_, Infallible>(gw.handle(req, remote).await) }
         })
     };

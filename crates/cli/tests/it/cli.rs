@@ -10,14 +10,7 @@ fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello")
 }
 
-fn run(args: &[&str]) -> (bool, String, String) {
-    let out = stratus().args(args).output().expect("run stratus");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::support::run_cli as run;
 
 #[test]
 fn version_and_help() {

@@ -4,6 +4,7 @@
 mod access;
 mod cli;
 mod databases;
+mod dev;
 mod fidelity;
 mod functions;
 mod hardening;

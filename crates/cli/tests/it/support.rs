@@ -14,6 +14,16 @@ pub(crate) fn stratus() -> Command {
     cmd
 }
 
+/// `stratus ARGS...`: (success, stdout, stderr).
+pub(crate) fn run_cli(args: &[&str]) -> (bool, String, String) {
+    let out = stratus().args(args).output().expect("run stratus");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// `stratus serve PATH` as a child process; killed when dropped.
 pub(crate) struct Serving {
     pub(crate) child: Child,
@@ -37,8 +47,22 @@ impl Serving {
 
     /// `start`, with extra arguments and environment variables.
     pub(crate) fn start_with(project: &Path, args: &[&str], env: &[(&str, &str)]) -> Serving {
+        Self::start_command("serve", project, args, env)
+    }
+
+    /// `stratus dev PATH`.
+    pub(crate) fn start_dev(project: &Path) -> Serving {
+        Self::start_command("dev", project, &[], &[])
+    }
+
+    fn start_command(
+        command: &str,
+        project: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Serving {
         let mut child = stratus()
-            .arg("serve")
+            .arg(command)
             .arg(project)
             .args(args)
             .envs(env.iter().copied())
