@@ -94,6 +94,10 @@ pub fn router(state: AdminState) -> axum::Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             stratus_runtime::MAX_SYNC_PAYLOAD + 1,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            s3::bucket_cors,
+        ))
         .with_state(state)
 }
 

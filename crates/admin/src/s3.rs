@@ -44,6 +44,57 @@ pub(crate) fn router() -> axum::Router<AdminState> {
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }
 
+/// S3's bucket CORS: a request to `/s3/BUCKET/...` of a bucket with
+/// `cors` set gets its preflight answered here (200, as S3 answers, with
+/// the preflight headers when the origin and method are allowed; 403
+/// otherwise) and its answer the CORS headers, so that a page can upload
+/// through a presigned URL. Buckets without `cors` send none, as on S3.
+pub(crate) async fn bucket_cors(
+    State(s): State<AdminState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use stratus_gateway::cors;
+    let bucket = req
+        .uri()
+        .path()
+        .strip_prefix("/s3/")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("");
+    let app = s.app();
+    let Some(rules) = app
+        .buckets
+        .iter()
+        .find(|b| b.name == bucket)
+        .and_then(|b| b.cors.clone())
+    else {
+        return next.run(req).await;
+    };
+    let origin = req.headers().get(axum::http::header::ORIGIN).cloned();
+    if let Some(o) = cors::preflight_origin(req.method(), req.headers()) {
+        let method = req
+            .headers()
+            .get(axum::http::header::ACCESS_CONTROL_REQUEST_METHOD)
+            .and_then(|m| m.to_str().ok())
+            .unwrap_or("");
+        let mut headers = HeaderMap::new();
+        cors::preflight_headers(&rules, o, &mut headers);
+        cors::answer_headers(&rules, Some(o), &mut headers);
+        let method_ok = rules.allow_methods.iter().any(|m| m == "*" || m == method);
+        if headers.is_empty() || !method_ok {
+            return (
+                StatusCode::FORBIDDEN,
+                "CORSResponse: This CORS request is not allowed.",
+            )
+                .into_response();
+        }
+        return (StatusCode::OK, headers).into_response();
+    }
+    let mut resp = next.run(req).await;
+    cors::answer_headers(&rules, origin.as_ref(), resp.headers_mut());
+    resp
+}
+
 #[derive(serde::Deserialize)]
 struct Invalidation {
     site: String,

@@ -394,3 +394,71 @@ async fn the_data_api_refuses_bad_parameters_big_answers_and_a_ninth_transaction
     .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_bucket_with_cors_answers_preflights_and_puts_the_headers_on_answers() {
+    let base = state().await;
+    let app = stratus_config::load_str(
+        "[buckets.uploads]\ncors = { allow_origins = [\"http://page.test\"], allow_methods = [\"PUT\", \"GET\"], allow_headers = [\"content-type\"], max_age = 60 }\n[buckets.closed]\n",
+        Path::new("stratus.toml"),
+        Path::new("."),
+    )
+    .unwrap();
+    let old = base.live.load();
+    let s = AdminState {
+        live: Arc::new(arc_swap::ArcSwap::from_pointee(Live {
+            app: Arc::new(app),
+            websockets: old.websockets.clone(),
+            sites: old.sites.clone(),
+        })),
+        ..base.clone()
+    };
+    let preflight = |bucket: &str, origin: &str, method: &str| {
+        Request::builder()
+            .method("OPTIONS")
+            .uri(format!("/s3/{bucket}/a.txt"))
+            .header("origin", origin)
+            .header("access-control-request-method", method)
+            .header("access-control-request-headers", "content-type")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let resp = router(s.clone())
+        .oneshot(preflight("uploads", "http://page.test", "PUT"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let h = resp.headers();
+    assert_eq!(h["access-control-allow-origin"], "http://page.test");
+    assert_eq!(h["access-control-allow-methods"], "PUT,GET");
+    assert_eq!(h["access-control-max-age"], "60");
+    for (bucket, origin, method) in [
+        ("uploads", "http://elsewhere.test", "PUT"),
+        ("uploads", "http://page.test", "DELETE"),
+    ] {
+        let resp = router(s.clone())
+            .oneshot(preflight(bucket, origin, method))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{origin} {method}");
+        assert!(!resp.headers().contains_key("access-control-allow-origin"));
+    }
+    // A bucket without cors: no CORS headers, as on S3.
+    let resp = router(s.clone())
+        .oneshot(preflight("closed", "http://page.test", "PUT"))
+        .await
+        .unwrap();
+    assert!(!resp.headers().contains_key("access-control-allow-origin"));
+    // The answer itself (here an S3 error) carries the origin.
+    let get = Request::builder()
+        .uri("/s3/uploads/missing.txt")
+        .header("origin", "http://page.test")
+        .body(Body::empty())
+        .unwrap();
+    let resp = router(s).oneshot(get).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "http://page.test"
+    );
+}

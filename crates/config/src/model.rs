@@ -76,6 +76,9 @@ pub struct Bucket {
     pub name: String,
     /// A folder copied in at start (absolute).
     pub source: Option<PathBuf>,
+    /// Which web pages may call the S3 API on this bucket (a presigned
+    /// upload from a browser), as S3's bucket CORS configuration.
+    pub cors: Option<Cors>,
 }
 
 /// A bucket served on the public listener, as CloudFront serves an S3 origin.

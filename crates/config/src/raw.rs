@@ -44,6 +44,8 @@ pub(crate) struct RawDatabase {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawBucket {
     pub(crate) source: Option<Spanned<String>>,
+    /// S3's bucket CORS configuration, in the APIs' spelling.
+    pub(crate) cors: Option<Spanned<RawCors>>,
 }
 
 #[derive(Debug, Deserialize)]

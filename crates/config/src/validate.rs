@@ -1074,9 +1074,15 @@ fn buckets_and_sites(
             }
             path
         });
+        let cors = b
+            .get_ref()
+            .cors
+            .as_ref()
+            .map(|raw| cors_rules(c, &["buckets", name, "cors"], raw));
         buckets.push(Bucket {
             name: name.clone(),
             source,
+            cors,
         });
     }
     let mut sites = Vec::new();
@@ -1444,6 +1450,16 @@ fn cors(c: &mut Checker<'_>, api: &str, kind: ApiKind, raw: &Spanned<RawCors>) -
         );
         return None;
     }
+    Some(cors_rules(c, &["apis", api, "cors"], raw))
+}
+
+/// A CORS configuration at `at` (an API's, a bucket's).
+fn cors_rules(c: &mut Checker<'_>, at: &[&str], raw: &Spanned<RawCors>) -> Cors {
+    let key = |k: &'static str| -> Vec<&str> {
+        let mut v = at.to_vec();
+        v.push(k);
+        v
+    };
     let r = raw.get_ref();
     for o in &r.allow_origins {
         let v = o.get_ref();
@@ -1454,7 +1470,7 @@ fn cors(c: &mut Checker<'_>, api: &str, kind: ApiKind, raw: &Spanned<RawCors>) -
         if !ok {
             c.err(
                 o,
-                &["apis", api, "cors", "allow_origins"],
+                &key("allow_origins"),
                 format!("{v:?} is not an origin: \"*\" or scheme://host[:port], without a path"),
             );
         }
@@ -1463,7 +1479,7 @@ fn cors(c: &mut Checker<'_>, api: &str, kind: ApiKind, raw: &Spanned<RawCors>) -
         if !CORS_METHODS.contains(&m.get_ref().as_str()) {
             c.err(
                 m,
-                &["apis", api, "cors", "allow_methods"],
+                &key("allow_methods"),
                 format!(
                     "{:?} is not a method: one of {}",
                     m.get_ref(),
@@ -1472,27 +1488,22 @@ fn cors(c: &mut Checker<'_>, api: &str, kind: ApiKind, raw: &Spanned<RawCors>) -
             );
         }
     }
-    let max_age = r.max_age.as_ref().map(|m| {
-        c.ranged(
-            &Some(m.clone()),
-            &["apis", api, "cors", "max_age"],
-            0..=86400,
-            "seconds",
-            0,
-        ) as u32
-    });
+    let max_age = r
+        .max_age
+        .as_ref()
+        .map(|m| c.ranged(&Some(m.clone()), &key("max_age"), 0..=86400, "seconds", 0) as u32);
     let allow_credentials = r.allow_credentials.as_ref().is_some_and(|b| *b.get_ref());
     if allow_credentials && r.allow_origins.iter().any(|o| o.get_ref() == "*") {
         if let Some(b) = &r.allow_credentials {
             c.err(
                 b,
-                &["apis", api, "cors", "allow_credentials"],
+                &key("allow_credentials"),
                 "allow_credentials cannot go with the origin \"*\" (browsers refuse it): list the origins",
             );
         }
     }
     let lower = |v: &[String]| v.iter().map(|h| h.to_ascii_lowercase()).collect();
-    Some(Cors {
+    Cors {
         allow_origins: r
             .allow_origins
             .iter()
@@ -1507,7 +1518,7 @@ fn cors(c: &mut Checker<'_>, api: &str, kind: ApiKind, raw: &Spanned<RawCors>) -
         expose_headers: lower(&r.expose_headers),
         max_age,
         allow_credentials,
-    })
+    }
 }
 
 fn parse_route_key(

@@ -32,6 +32,10 @@ pub use events::{header_str, RawRequestHead};
 pub use invoke::Invoke;
 pub use sample::{event_for, SampleRequest};
 pub use sites::Sites;
+/// CORS answers, for the admin listener's S3 API (bucket CORS).
+pub mod cors {
+    pub use crate::phases::cors::{answer_headers, preflight_headers, preflight_origin};
+}
 pub use websocket::{
     ConnectionInfo, Connections, LocalConnection, Outbound, SendError, WebSockets, MAX_FRAME,
     MAX_MESSAGE,

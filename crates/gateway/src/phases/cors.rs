@@ -25,10 +25,7 @@ use crate::Body;
 
 /// The origin of a preflight (`OPTIONS` with `Origin` and
 /// `Access-Control-Request-Method`), if the request is one.
-pub(crate) fn preflight_origin<'r>(
-    method: &Method,
-    headers: &'r HeaderMap,
-) -> Option<&'r HeaderValue> {
+pub fn preflight_origin<'r>(method: &Method, headers: &'r HeaderMap) -> Option<&'r HeaderValue> {
     if method != Method::OPTIONS || !headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD) {
         return None;
     }
@@ -42,22 +39,31 @@ pub(crate) fn preflight_origin<'r>(
 pub(crate) fn preflight(cors: &Cors, origin: &HeaderValue) -> Response<Body> {
     let mut resp = Response::new(Empty::<Bytes>::new().map_err(|e| match e {}).boxed());
     *resp.status_mut() = StatusCode::NO_CONTENT;
+    preflight_headers(cors, origin, resp.headers_mut());
+    resp
+}
+
+/// A preflight answer's own headers (methods, headers, max age), when the
+/// origin is allowed; for other listeners' preflights (the S3 API's).
+pub fn preflight_headers(cors: &Cors, origin: &HeaderValue, h: &mut HeaderMap) {
     if allowed_origin(cors, origin).is_none() {
-        return resp;
+        return;
     }
-    let h = resp.headers_mut();
     set_list(h, ACCESS_CONTROL_ALLOW_METHODS, &cors.allow_methods);
     set_list(h, ACCESS_CONTROL_ALLOW_HEADERS, &cors.allow_headers);
     if let Some(age) = cors.max_age {
         h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from(age));
     }
-    resp
 }
 
 /// The CORS headers of an answer to a request from `origin` (none without
 /// one; the integration's are dropped either way).
 pub(crate) fn decorate(cors: &Cors, origin: Option<&HeaderValue>, resp: &mut Response<Body>) {
-    let h = resp.headers_mut();
+    answer_headers(cors, origin, resp.headers_mut());
+}
+
+/// `decorate` on headers alone, for other listeners' answers.
+pub fn answer_headers(cors: &Cors, origin: Option<&HeaderValue>, h: &mut HeaderMap) {
     for name in [
         ACCESS_CONTROL_ALLOW_ORIGIN,
         ACCESS_CONTROL_EXPOSE_HEADERS,
