@@ -18,9 +18,20 @@ pub(crate) enum Template {
     Websocket,
     /// Mock and proxy routes only, no function.
     Mock,
+    /// The support portal (examples/portal): a site, REST, HTTP and
+    /// WebSocket APIs, Python and Node functions, JWT sign-in, an API key,
+    /// a database, presigned uploads.
+    Portal,
 }
 
 type Files = &'static [(&'static str, &'static str)];
+
+/// The example portal's files, the very ones under examples/portal.
+macro_rules! example {
+    ($($file:literal),+ $(,)?) => {
+        &[$(($file, include_str!(concat!("../../../examples/portal/", $file)))),+]
+    };
+}
 
 macro_rules! template {
     ($dir:literal: $($file:literal),+ $(,)?) => {
@@ -68,7 +79,39 @@ impl Template {
                 ),
             ],
             Template::Mock => template!("mock": "stratus.toml", "README.md"),
+            Template::Portal => example!(
+                "stratus.toml",
+                "README.md",
+                "seed.sql",
+                "migrations/001_schema.sql",
+                "keys/jwks.json",
+                "functions/auth/index.mjs",
+                "functions/auth/demo-private.pem",
+                "functions/tickets/app.py",
+                "functions/tickets/requirements.txt",
+                "functions/notices/app.py",
+                "functions/notices/requirements.txt",
+                "site/index.html",
+                "site/assets/app.js",
+                "site/assets/style.css",
+            ),
         }
+    }
+
+    /// One line for `stratus init --list`: the name and what it holds.
+    pub(crate) fn list() -> String {
+        let mut out = String::new();
+        for t in Template::value_variants() {
+            if let Some(v) = t.to_possible_value() {
+                let help = v.get_help().map(|h| h.to_string()).unwrap_or_default();
+                out.push_str(&format!(
+                    "{:<10} {}\n",
+                    v.get_name(),
+                    help.replace('\n', " ")
+                ));
+            }
+        }
+        out
     }
 }
 

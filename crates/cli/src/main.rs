@@ -91,10 +91,14 @@ enum Command {
     /// Write a starter project into DIR.
     Init {
         /// Where to write it (created if missing; an existing stratus.toml is never overwritten).
-        dir: PathBuf,
-        /// What the project starts with.
+        #[arg(required_unless_present = "list")]
+        dir: Option<PathBuf>,
+        /// What the project starts with (`--list` shows them all).
         #[arg(long, value_enum, default_value_t = init::Template::Python)]
         template: init::Template,
+        /// List the templates, one line each.
+        #[arg(long)]
+        list: bool,
     },
     /// Print the event a function route receives for a request, as the
     /// gateway builds it: a whole API Gateway event for `stratus invoke`.
@@ -234,7 +238,17 @@ fn main() -> ExitCode {
             body,
             project,
         } => event(&project, method, path, &headers, body.as_deref()),
-        Command::Init { dir, template } => init::write(&dir, template),
+        Command::Init {
+            dir,
+            template,
+            list,
+        } => match dir {
+            Some(dir) if !list => init::write(&dir, template),
+            _ => {
+                print!("{}", init::Template::list());
+                Ok(())
+            }
+        },
         Command::Keys { action, project } => keys::run(&project, action),
         Command::Usage { days, project } => keys::usage(&project, days),
         Command::Invalidate {

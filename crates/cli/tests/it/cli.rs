@@ -131,7 +131,7 @@ fn routes_prints_a_table() {
 #[test]
 fn init_writes_a_project_per_template_that_validates_and_refuses_to_overwrite() {
     let dir = tempfile::tempdir().unwrap();
-    for template in ["python", "node", "rust", "websocket", "mock"] {
+    for template in ["python", "node", "rust", "websocket", "mock", "portal"] {
         let target = dir.path().join(template);
         let (ok, out, err) = run(&["init", target.to_str().unwrap(), "--template", template]);
         assert!(ok, "{template}: {err}");
@@ -144,10 +144,26 @@ fn init_writes_a_project_per_template_that_validates_and_refuses_to_overwrite() 
         let functions = match template {
             "mock" => "0 functions, 1 API,",
             "websocket" => "2 functions, 2 APIs,",
+            "portal" => "3 functions, 3 APIs,",
             _ => "1 function, 1 API,",
         };
         assert!(out.contains(functions), "{template}: {out}");
     }
+    // `--list`: one line per template, each the name and what it holds.
+    let (ok, out, err) = run(&["init", "--list"]);
+    assert!(ok, "{err}");
+    let names: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        names,
+        ["python", "node", "rust", "websocket", "mock", "portal"]
+    );
+    assert!(
+        out.lines().all(|l| l.split_whitespace().count() > 3),
+        "{out}"
+    );
     let python = dir.path().join("python");
     let (ok, _, err) = run(&["init", python.to_str().unwrap()]);
     assert!(!ok);
