@@ -10,6 +10,7 @@ mod functions;
 mod hardening;
 mod invoke_api;
 mod monitor;
+mod portal;
 mod proxy;
 mod shutdown;
 mod sites;

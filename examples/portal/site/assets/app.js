@@ -87,7 +87,13 @@
     forms.forEach((f) => { f.hidden = !state.token; });
   }
 
+  const replyHtml = (r) => `<div class="reply"><span class="muted small">${esc(r.author)} · ${when(r.created_at)}</span><br>${esc(r.body)}</div>`;
+  const attachmentHtml = (a) => `<li><a href="${esc(a.url)}" target="_blank" rel="noopener">${esc(a.name)}</a></li>`;
+
+  // Opens a ticket: the page is drawn once; later updates (live ones too)
+  // redraw only its replies and attachments, so what is being typed stays.
   async function openTicket(id) {
+    const fresh = state.open !== id || !$("replies");
     state.open = id;
     document.querySelectorAll("#tickets li").forEach((li) => li.classList.toggle("active", li.dataset.id === id));
     let t;
@@ -97,22 +103,32 @@
       $("detail").innerHTML = `<p class="error">${esc(err.message)}</p>`;
       return;
     }
+    if (state.open !== id) return;
+    if (fresh) drawTicket(t);
+    $("replies").innerHTML = t.replies.map(replyHtml).join("") || '<p class="muted">No replies yet.</p>';
+    $("attachments").innerHTML = t.attachments.map(attachmentHtml).join("") || '<li class="muted">None.</li>';
+  }
+
+  function drawTicket(t) {
+    const id = t.id;
     $("detail").innerHTML = `
       <h3 id="detail-title">${esc(t.title)} <span class="status ${esc(t.status)}">${esc(t.status)}</span></h3>
       <p class="muted small">${esc(t.author)} · ${when(t.created_at)}</p>
       <p>${esc(t.body)}</p>
       <h2>Replies</h2>
-      <div id="replies">${t.replies.map((r) => `<div class="reply"><span class="muted small">${esc(r.author)} · ${when(r.created_at)}</span><br>${esc(r.body)}</div>`).join("") || '<p class="muted">No replies yet.</p>'}</div>
+      <div id="replies"></div>
       <h2>Attachments</h2>
-      <ul id="attachments">${t.attachments.map((a) => `<li><a href="${esc(a.url)}" target="_blank" rel="noopener">${esc(a.name)}</a></li>`).join("") || '<li class="muted">None.</li>'}</ul>
+      <ul id="attachments"></ul>
       <form id="reply-form" class="needs-signin"><textarea id="reply-body" rows="2" placeholder="reply"></textarea><button id="reply" type="submit">Reply</button></form>
       <form id="attach-form" class="needs-signin row"><input id="attach-file" type="file"><button id="attach" type="submit">Attach</button></form>
       <p class="error" id="detail-error"></p>`;
     renderDetailForms();
     $("reply-form").addEventListener("submit", async (e) => {
       e.preventDefault();
+      $("detail-error").textContent = "";
       try {
         await api(`/api/tickets/${encodeURIComponent(id)}/replies`, { method: "POST", body: JSON.stringify({ body: $("reply-body").value }) });
+        $("reply-body").value = "";
         openTicket(id);
       } catch (err) {
         $("detail-error").textContent = err.message;
@@ -120,8 +136,12 @@
     });
     $("attach-form").addEventListener("submit", async (e) => {
       e.preventDefault();
+      $("detail-error").textContent = "";
       const file = $("attach-file").files[0];
-      if (!file) return;
+      if (!file) {
+        $("detail-error").textContent = "Choose a file first.";
+        return;
+      }
       try {
         const contentType = file.type || "application/octet-stream";
         const a = await api(`/api/tickets/${encodeURIComponent(id)}/attachments`, {
@@ -131,6 +151,7 @@
         // Straight to the bucket, through the presigned URL.
         const put = await fetch(a.uploadUrl, { method: "PUT", headers: { "content-type": contentType }, body: file });
         if (!put.ok) throw new Error(`upload: ${put.status}`);
+        $("attach-file").value = "";
         openTicket(id);
       } catch (err) {
         $("detail-error").textContent = err.message;
