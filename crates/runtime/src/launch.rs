@@ -214,9 +214,66 @@ impl Launcher {
             Language::Provided(_) => {}
         }
         env.extend(self.extra_env.iter().cloned());
-        env.extend(f.environment.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.extend(
+            f.environment
+                .iter()
+                .map(|(k, v)| (k.clone(), expand(v, &self.extra_env))),
+        );
         cmd.envs(env);
         Ok(cmd)
+    }
+}
+
+/// `${NAME}` in a function's own variables replaced by a variable Stratus
+/// gives every function, so a project can map them to the names its code
+/// reads (`DATABASE_URL = "${STRATUS_DB_MAIN_URL}"`); other text, unknown
+/// names included, is left as written.
+fn expand(value: &str, given: &[(String, String)]) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let known = after.find('}').and_then(|end| {
+            let name = &after[..end];
+            given.iter().find(|(k, _)| k == name).map(|(_, v)| (v, end))
+        });
+        match known {
+            Some((v, end)) => {
+                out.push_str(v);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str("${");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod expand_tests {
+    #[test]
+    fn given_variables_are_referenced_and_the_rest_left_alone() {
+        let given = vec![(
+            "STRATUS_DB_MAIN_URL".to_owned(),
+            "/data/main.sqlite".to_owned(),
+        )];
+        assert_eq!(
+            super::expand("${STRATUS_DB_MAIN_URL}", &given),
+            "/data/main.sqlite"
+        );
+        assert_eq!(
+            super::expand("sqlite://${STRATUS_DB_MAIN_URL}?mode=rw", &given),
+            "sqlite:///data/main.sqlite?mode=rw"
+        );
+        assert_eq!(
+            super::expand("${HOME} and ${OPEN", &given),
+            "${HOME} and ${OPEN"
+        );
+        assert_eq!(super::expand("plain", &given), "plain");
     }
 }
 

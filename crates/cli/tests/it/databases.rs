@@ -12,6 +12,8 @@ const PROJECT: &str = r#"
 runtime = "python3"
 handler = "app.handler"
 code = "notes"
+# The name the code reads, mapped to the one Stratus gives.
+environment = { DATABASE_URL = "${STRATUS_DB_MAIN_URL}" }
 
 [databases.main]
 migrations = "migrations"
@@ -25,7 +27,7 @@ type = "http"
 const NOTES_PY: &str = r#"
 import json, os, sqlite3
 def handler(event, context):
-    db = sqlite3.connect(os.environ["STRATUS_DB_MAIN_URL"])
+    db = sqlite3.connect(os.environ["DATABASE_URL"])
     if event["requestContext"]["http"]["method"] == "POST":
         db.execute("INSERT INTO notes (text) VALUES (?)", (event["body"],))
         db.commit()

@@ -105,7 +105,7 @@ fn dev_reloads_code_and_config_keeping_connections_and_refusing_a_broken_file() 
         let url = s.url("/slow");
         rt.spawn(async move { reqwest::get(url).await.unwrap().text().await.unwrap() })
     };
-    rt.block_on(tokio::time::sleep(Duration::from_millis(300)));
+    rt.block_on(async { tokio::time::sleep(Duration::from_millis(300)).await });
     save(&root.join("hi/app.py"), &hi_py("two"));
     let seen = s.wait_line(RELOADED, WAIT);
     assert!(
@@ -162,7 +162,7 @@ fn sighup_reloads_serve() {
     // serve does not watch: a change waits for the signal (the warm
     // environment keeps the code it loaded).
     save(&root.join("hi/app.py"), &hi_py("two"));
-    rt.block_on(tokio::time::sleep(Duration::from_millis(800)));
+    rt.block_on(async { tokio::time::sleep(Duration::from_millis(800)).await });
     assert_eq!(get(&rt, &s, "/hi"), (200, "one".into()));
     s.signal("HUP");
     let seen = s.wait_line(RELOADED, WAIT);
