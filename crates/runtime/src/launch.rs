@@ -253,30 +253,6 @@ fn expand(value: &str, given: &[(String, String)]) -> String {
     out
 }
 
-#[cfg(test)]
-mod expand_tests {
-    #[test]
-    fn given_variables_are_referenced_and_the_rest_left_alone() {
-        let given = vec![(
-            "STRATUS_DB_MAIN_URL".to_owned(),
-            "/data/main.sqlite".to_owned(),
-        )];
-        assert_eq!(
-            super::expand("${STRATUS_DB_MAIN_URL}", &given),
-            "/data/main.sqlite"
-        );
-        assert_eq!(
-            super::expand("sqlite://${STRATUS_DB_MAIN_URL}?mode=rw", &given),
-            "sqlite:///data/main.sqlite?mode=rw"
-        );
-        assert_eq!(
-            super::expand("${HOME} and ${OPEN", &given),
-            "${HOME} and ${OPEN"
-        );
-        assert_eq!(super::expand("plain", &given), "plain");
-    }
-}
-
 /// `./bootstrap` in the code directory, or the one Stratus built into the
 /// build directory from a Cargo package.
 pub(crate) fn provided_bootstrap(f: &Function, build_dir: &Path) -> PathBuf {
@@ -371,5 +347,29 @@ fn batch_scheduling(cmd: &mut Command) {
             libc::sched_setscheduler(0, libc::SCHED_BATCH, &param);
             Ok(())
         });
+    }
+}
+
+#[cfg(test)]
+mod expand_tests {
+    #[test]
+    fn given_variables_are_referenced_and_the_rest_left_alone() {
+        let given = vec![(
+            "STRATUS_DB_MAIN_URL".to_owned(),
+            "/data/main.sqlite".to_owned(),
+        )];
+        assert_eq!(
+            super::expand("${STRATUS_DB_MAIN_URL}", &given),
+            "/data/main.sqlite"
+        );
+        assert_eq!(
+            super::expand("sqlite://${STRATUS_DB_MAIN_URL}?mode=rw", &given),
+            "sqlite:///data/main.sqlite?mode=rw"
+        );
+        assert_eq!(
+            super::expand("${HOME} and ${OPEN", &given),
+            "${HOME} and ${OPEN"
+        );
+        assert_eq!(super::expand("plain", &given), "plain");
     }
 }
