@@ -8,6 +8,7 @@
 //! Nothing here binds a socket: the server mounts this router on the admin
 //! listener.
 
+mod cache;
 mod connections;
 mod error;
 mod keys;
@@ -58,6 +59,8 @@ pub struct Live {
     pub websockets: Arc<stratus_gateway::WebSockets>,
     /// Sites: told when an object changes (their edge cache).
     pub sites: Arc<stratus_gateway::Sites>,
+    /// The REST stages' response caches (flushed on request).
+    pub caches: Arc<stratus_gateway::StageCaches>,
 }
 
 impl AdminState {
@@ -80,6 +83,28 @@ impl std::fmt::Debug for AdminState {
     }
 }
 
+/// A signed admin request's JSON body: 403 for a bad signature (the one
+/// rule, for `service`), 400 `code` saying `expected` for a body that is
+/// not what it should be.
+pub(crate) fn signed_json<T: serde::de::DeserializeOwned>(
+    s: &AdminState,
+    service: &str,
+    (method, uri, headers, body): (
+        &axum::http::Method,
+        &axum::http::Uri,
+        &axum::http::HeaderMap,
+        &[u8],
+    ),
+    code: &str,
+    expected: &str,
+) -> Result<T, Box<Response>> {
+    if let Err((c, why)) = sigv4::authorize(s, service, method, uri, headers, body) {
+        return Err(Box::new(error::apigw_error(StatusCode::FORBIDDEN, c, &why)));
+    }
+    serde_json::from_slice(body)
+        .map_err(|_| Box::new(error::apigw_error(StatusCode::BAD_REQUEST, code, expected)))
+}
+
 /// Every admin route.
 pub fn router(state: AdminState) -> axum::Router {
     axum::Router::new()
@@ -91,6 +116,7 @@ pub fn router(state: AdminState) -> axum::Router {
         .merge(monitor::router())
         .merge(s3::router())
         .merge(rds_data::router())
+        .merge(cache::router())
         .layer(axum::extract::DefaultBodyLimit::max(
             stratus_runtime::MAX_SYNC_PAYLOAD + 1,
         ))

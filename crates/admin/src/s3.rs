@@ -110,17 +110,15 @@ async fn invalidate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err((code, why)) =
-        crate::sigv4::authorize(&s, "cloudfront", &method, &uri, &headers, &body)
-    {
-        return crate::error::apigw_error(StatusCode::FORBIDDEN, code, &why);
-    }
-    let Ok(inv) = serde_json::from_slice::<Invalidation>(&body) else {
-        return crate::error::apigw_error(
-            StatusCode::BAD_REQUEST,
-            "InvalidArgument",
-            "expected {\"site\": \"NAME\", \"paths\": [\"/path/*\"]}",
-        );
+    let inv: Invalidation = match crate::signed_json(
+        &s,
+        "cloudfront",
+        (&method, &uri, &headers, &body),
+        "InvalidArgument",
+        "expected {\"site\": \"NAME\", \"paths\": [\"/path/*\"]}",
+    ) {
+        Ok(i) => i,
+        Err(r) => return *r,
     };
     for p in &inv.paths {
         if !s.sites().invalidate(&inv.site, p) {

@@ -47,6 +47,7 @@ async fn state() -> AdminState {
             app: Arc::new(app.clone()),
             websockets: gateway.websockets(),
             sites: gateway.sites(),
+            caches: gateway.caches(),
         })),
     }
 }
@@ -410,6 +411,7 @@ async fn a_bucket_with_cors_answers_preflights_and_puts_the_headers_on_answers()
             app: Arc::new(app),
             websockets: old.websockets.clone(),
             sites: old.sites.clone(),
+            caches: old.caches.clone(),
         })),
         ..base.clone()
     };

@@ -159,6 +159,20 @@ enum Command {
         #[arg(long, default_value = ".")]
         project: PathBuf,
     },
+    /// Drop a REST stage's cached answers on the running server
+    /// (`stratus cache flush API STAGE`).
+    Cache {
+        /// `flush`.
+        #[arg(value_parser = ["flush"])]
+        action: String,
+        /// The API's name in stratus.toml.
+        api: String,
+        /// The stage's name.
+        stage: String,
+        /// stratus.toml or the directory holding it.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+    },
     /// Calls per API key, usage plan and day, from the running server.
     Usage {
         /// How many days back, today included.
@@ -208,6 +222,7 @@ fn main() -> ExitCode {
             | Command::Logs { .. }
             | Command::Keys { .. }
             | Command::Usage { .. }
+            | Command::Cache { .. }
             | Command::Db { .. }
     );
     let _log_writer = init_tracing(cli.log_format, if quiet { "warn" } else { "info" });
@@ -255,7 +270,25 @@ fn main() -> ExitCode {
             site,
             paths,
             project,
-        } => invalidate(&project, &site, paths),
+        } => admin_post(
+            &project,
+            "cloudfront",
+            "/stratus/invalidate",
+            serde_json::json!({ "site": site, "paths": paths }),
+            &format!("invalidated {} in site {site:?}", paths.join(" ")),
+        ),
+        Command::Cache {
+            action: _,
+            api,
+            stage,
+            project,
+        } => admin_post(
+            &project,
+            "apigateway",
+            "/stratus/cache/flush",
+            serde_json::json!({ "api": api, "stage": stage }),
+            &format!("flushed the cache of {api}/{stage}"),
+        ),
         Command::Logs {
             function,
             follow,
@@ -290,20 +323,19 @@ fn main() -> ExitCode {
 }
 
 /// `stratus invalidate SITE PATH...`: through the running server.
-fn invalidate(project: &std::path::Path, site: &str, paths: Vec<String>) -> anyhow::Result<()> {
+/// One signed POST to the running server's admin API; `done` on success.
+fn admin_post(
+    project: &std::path::Path,
+    service: &str,
+    path: &str,
+    body: serde_json::Value,
+    done: &str,
+) -> anyhow::Result<()> {
     let app = load(project)?;
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
-        let body = serde_json::json!({ "site": site, "paths": paths });
-        keys::call(
-            &app,
-            "cloudfront",
-            "POST",
-            "/stratus/invalidate",
-            Some(body),
-        )
-        .await?;
-        eprintln!("invalidated {} in site {site:?}", paths.join(" "));
+        keys::call(&app, service, "POST", path, Some(body)).await?;
+        eprintln!("{done}");
         Ok(())
     })
 }

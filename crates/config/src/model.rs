@@ -730,6 +730,45 @@ pub struct Stage {
     pub throttle: Option<Throttle>,
     /// The stage's access log, in its own format (besides Stratus's line).
     pub access_log: Option<Arc<AccessLog>>,
+    /// The stage's response cache (REST stages).
+    pub cache: Option<StageCache>,
+}
+
+/// A REST stage's response cache, as API Gateway's stage cache: GET
+/// answers kept for `ttl`, keyed by the route and the chosen parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageCache {
+    /// Default 300 s, at most 3600; 0 turns caching off (routes may turn
+    /// it on with their own ttl).
+    pub ttl: Duration,
+    /// Request parameters in the key, besides the route.
+    pub keys: Vec<CacheKey>,
+    /// `Cache-Control: max-age=0` from a client refreshes the entry
+    /// (otherwise it is ignored).
+    pub client_refresh: bool,
+    /// Most bytes the stage's cache holds.
+    pub max_bytes: u64,
+}
+
+pub const DEFAULT_CACHE_TTL_SECS: u64 = 300;
+pub const MAX_CACHE_TTL_SECS: i64 = 3600;
+
+/// A request parameter in a cache key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheKey {
+    Query(String),
+    /// Lower-cased.
+    Header(String),
+    Path(String),
+}
+
+/// A route's override of its stage's cache: on or off (GET routes are on
+/// by default, others off), its own ttl and keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteCache {
+    pub enabled: Option<bool>,
+    pub ttl: Option<Duration>,
+    pub keys: Option<Vec<CacheKey>>,
 }
 
 /// `access_log = { format = "...", file = "..." }`: one line per request
@@ -857,6 +896,8 @@ pub struct Route {
     /// A valid API key of a usage plan on this stage is required
     /// (REST routes, WebSocket `$connect`).
     pub api_key_required: bool,
+    /// The route's override of the stage cache.
+    pub cache: RouteCache,
 }
 
 /// Lambda proxy event formats.

@@ -223,6 +223,26 @@ pub(crate) struct RawStage {
     pub(crate) variables: BTreeMap<String, String>,
     pub(crate) throttle: Option<Spanned<RawThrottle>>,
     pub(crate) access_log: Option<Spanned<RawAccessLog>>,
+    pub(crate) cache: Option<Spanned<RawStageCache>>,
+}
+
+/// A REST stage's response cache.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStageCache {
+    pub(crate) ttl: Option<Spanned<i64>>,
+    pub(crate) keys: Option<Vec<Spanned<String>>>,
+    pub(crate) client_refresh: Option<Spanned<bool>>,
+    pub(crate) size_mb: Option<Spanned<i64>>,
+}
+
+/// A route's override of its stage's cache.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRouteCache {
+    pub(crate) enabled: Option<Spanned<bool>>,
+    pub(crate) ttl: Option<Spanned<i64>>,
+    pub(crate) keys: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -269,6 +289,7 @@ pub(crate) struct RawRoute {
     pub(crate) authorizer: Option<Spanned<String>>,
     pub(crate) scopes: Option<Spanned<Vec<String>>>,
     pub(crate) api_key_required: Option<Spanned<bool>>,
+    pub(crate) cache: Option<Spanned<RawRouteCache>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -553,6 +553,7 @@ fn api(
             mount: base_path.clone(),
             throttle: None,
             access_log: None,
+            cache: None,
         }),
         Some(map) => {
             for (stage, s) in map {
@@ -598,6 +599,9 @@ fn api(
                             &["apis", name, "stages", stage, "access_log"],
                             project_dir,
                         )
+                    }),
+                    cache: s.get_ref().cache.as_ref().and_then(|raw| {
+                        stage_cache(c, kind, raw, &["apis", name, "stages", stage, "cache"])
                     }),
                 });
             }
@@ -1728,6 +1732,31 @@ fn route(
             *b.get_ref()
         }
     };
+    let cache = match &r.cache {
+        None => RouteCache::default(),
+        Some(raw) => {
+            let k: Vec<&str> = rk.iter().copied().chain(["cache"]).collect();
+            if kind != ApiKind::Rest {
+                c.err(raw, &k, "the response cache is REST stages' (as on AWS)");
+            }
+            let rc = raw.get_ref();
+            let ttl = rc.ttl.as_ref().map(|_| {
+                let kt: Vec<&str> = k.iter().copied().chain(["ttl"]).collect();
+                Duration::from_secs(
+                    c.ranged(&rc.ttl, &kt, 0..=MAX_CACHE_TTL_SECS, "seconds", 0) as u64
+                )
+            });
+            let keys = rc.keys.as_ref().map(|keys| {
+                let kk: Vec<&str> = k.iter().copied().chain(["keys"]).collect();
+                cache_keys(c, keys, &kk, Some(key))
+            });
+            RouteCache {
+                enabled: rc.enabled.as_ref().map(|b| *b.get_ref()),
+                ttl,
+                keys,
+            }
+        }
+    };
     Some(Route {
         key: key.clone(),
         integration,
@@ -1738,7 +1767,85 @@ fn route(
         authorizer,
         scopes,
         api_key_required,
+        cache,
     })
+}
+
+/// `cache = { ttl, keys, client_refresh, size_mb }` of a stage.
+fn stage_cache(
+    c: &mut Checker<'_>,
+    kind: ApiKind,
+    raw: &Spanned<RawStageCache>,
+    at: &[&str],
+) -> Option<StageCache> {
+    if kind != ApiKind::Rest {
+        c.err(raw, at, "the response cache is REST stages' (as on AWS)");
+        return None;
+    }
+    let key = |k: &'static str| -> Vec<&str> { at.iter().copied().chain([k]).collect() };
+    let r = raw.get_ref();
+    let ttl = c.ranged(
+        &r.ttl,
+        &key("ttl"),
+        0..=MAX_CACHE_TTL_SECS,
+        "seconds",
+        DEFAULT_CACHE_TTL_SECS as i64,
+    );
+    let size_mb = c.ranged(&r.size_mb, &key("size_mb"), 1..=65536, "MB", 128);
+    let keys = match &r.keys {
+        Some(keys) => cache_keys(c, keys, &key("keys"), None),
+        None => Vec::new(),
+    };
+    Some(StageCache {
+        ttl: Duration::from_secs(ttl as u64),
+        keys,
+        client_refresh: r.client_refresh.as_ref().is_some_and(|b| *b.get_ref()),
+        max_bytes: size_mb as u64 * 1024 * 1024,
+    })
+}
+
+fn has_param(key: &RouteKey, name: &str) -> bool {
+    match key {
+        RouteKey::Http { path, .. } => path
+            .segments
+            .iter()
+            .any(|s| matches!(s, Segment::Param(n) | Segment::Greedy(n) if n == name)),
+        _ => false,
+    }
+}
+
+/// Cache key parameters: `querystring.NAME`, `header.NAME`, `path.NAME`
+/// (API Gateway's `method.request.` prefix accepted); a route's path
+/// parameters must be its own.
+fn cache_keys(
+    c: &mut Checker<'_>,
+    raw: &[Spanned<String>],
+    at: &[&str],
+    route: Option<&RouteKey>,
+) -> Vec<CacheKey> {
+    let mut out = Vec::new();
+    for k in raw {
+        let text = k.get_ref();
+        let bare = text.strip_prefix("method.request.").unwrap_or(text);
+        let parsed = match bare.split_once('.') {
+            Some(("querystring", n)) if !n.is_empty() => Some(CacheKey::Query(n.to_owned())),
+            Some(("header", n)) if !n.is_empty() => Some(CacheKey::Header(n.to_ascii_lowercase())),
+            Some(("path", n)) if !n.is_empty() => Some(CacheKey::Path(n.to_owned())),
+            _ => None,
+        };
+        match parsed {
+            None => c.err(
+                k,
+                at,
+                format!("{text:?} is not a cache key: querystring.NAME, header.NAME or path.NAME"),
+            ),
+            Some(CacheKey::Path(n)) if route.is_some_and(|r| !has_param(r, &n)) => {
+                c.err(k, at, format!("the route has no path parameter {{{n}}}"));
+            }
+            Some(p) => out.push(p),
+        }
+    }
+    out
 }
 
 /// Largest `rate` and `burst` accepted (far past what one machine serves).

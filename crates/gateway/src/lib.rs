@@ -30,6 +30,7 @@ use tokio::time::Instant;
 pub use error::GatewayError;
 pub use events::{header_str, RawRequestHead};
 pub use invoke::Invoke;
+pub use phases::cache::StageCaches;
 pub use sample::{event_for, SampleRequest};
 pub use sites::Sites;
 /// CORS answers, for the admin listener's S3 API (bucket CORS).
@@ -65,6 +66,7 @@ struct Inner {
     websockets: Arc<WebSockets>,
     access: Arc<Access>,
     sites: Arc<Sites>,
+    caches: Arc<phases::cache::StageCaches>,
 }
 
 /// Who may call what, and how often: shared by HTTP requests and
@@ -126,6 +128,7 @@ impl Gateway {
                 functions,
                 access,
                 sites: Arc::new(Sites::new(app, objects)),
+                caches: Arc::new(phases::cache::StageCaches::new(app)),
             }),
         }
     }
@@ -133,6 +136,11 @@ impl Gateway {
     /// The sites, for the S3 API (an object changed) and invalidations.
     pub fn sites(&self) -> Arc<Sites> {
         self.inner.sites.clone()
+    }
+
+    /// The REST stages' response caches, for the flush API.
+    pub fn caches(&self) -> Arc<StageCaches> {
+        self.inner.caches.clone()
     }
 
     /// The WebSocket APIs' connections, for the `@connections` API and shutdown.
@@ -281,7 +289,16 @@ impl Gateway {
                 "the API reads keys from an authorizer, and the route has none",
             ));
         }
-        // Cache: a REST stage's response cache (versions issue).
+        // Cache: a REST stage's response cache (phases/cache.rs), after
+        // every check a caller must pass, before the integration.
+        let cache = self.inner.caches.plan(&m, &req);
+        if let Some(plan) = &cache {
+            if let Some(hit) = plan.lookup() {
+                cx.cache = Some("hit");
+                return Ok(hit);
+            }
+            cx.cache = Some("miss");
+        }
 
         // The payload limit, as declared (streamed bodies are bounded
         // while they are read).
@@ -306,7 +323,10 @@ impl Gateway {
         if let Ok(resp) = &result {
             cx.integration_status = Some(resp.status().as_u16());
         }
-        result
+        match (cache, result) {
+            (Some(plan), Ok(resp)) => Ok(plan.store(resp).await),
+            (_, result) => result,
+        }
     }
 }
 

@@ -484,3 +484,138 @@ async fn a_new_gateway_keeps_open_websocket_connections_reachable() {
         .unwrap();
     assert_eq!(next_json(&mut ws).await["route"], "$default");
 }
+
+const CACHED: &str = r#"
+[functions.f]
+runtime = "python3"
+handler = "app.handler"
+code = "."
+
+[apis.shop]
+type = "rest"
+base_path = "/shop"
+stages = { prod = { cache = { ttl = 60, keys = ["querystring.q", "path.id"], client_refresh = true } }, dev = {} }
+[apis.shop.routes]
+"GET /items/{id}" = { function = "f" }
+"GET /plain/{id}" = { function = "f", cache = { keys = ["querystring.q"] } }
+"GET /short" = { function = "f", cache = { ttl = 5 } }
+"GET /never" = { function = "f", cache = { enabled = false } }
+"POST /items" = { function = "f" }
+"POST /search" = { function = "f", cache = { enabled = true } }
+"GET /fail" = { function = "f" }
+"#;
+
+/// Counts the calls; answers the call's number (and fails for /fail).
+fn counting() -> (Arc<dyn Invoke>, Arc<std::sync::atomic::AtomicU64>) {
+    let n = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = n.clone();
+    let invoker = Fake::invoker(move |_, ev| {
+        let call = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let status = if ev["path"] == "/fail" { 500 } else { 200 };
+        Answer::Json(serde_json::json!({"statusCode": status, "body": format!("call {call}")}))
+    });
+    (invoker, n)
+}
+
+async fn call_with(g: &Gateway, method: &str, uri: &str, header: Option<(&str, &str)>) -> String {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some((k, v)) = header {
+        req = req.header(k, v);
+    }
+    let resp = g
+        .handle(
+            req.body(Empty::<Bytes>::new()).unwrap(),
+            REMOTE.parse::<SocketAddr>().unwrap(),
+        )
+        .await;
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_stage_cache_keys_expires_refreshes_and_flushes_as_api_gateway() {
+    let app = stratus_config::load_str(CACHED, Path::new("stratus.toml"), Path::new("."))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (invoker, calls) = counting();
+    let g = Gateway::new(&app, invoker, Connections::in_memory());
+    let get = |uri: &'static str| call_with(&g, "GET", uri, None);
+    // A miss, then hits until the ttl, keyed by the chosen parameters.
+    assert_eq!(get("/shop/prod/items/1?q=a").await, "call 1");
+    assert_eq!(get("/shop/prod/items/1?q=a").await, "call 1");
+    assert_eq!(
+        get("/shop/prod/items/1?q=a&other=x").await,
+        "call 1",
+        "other parameters are not in the key"
+    );
+    assert_eq!(get("/shop/prod/items/1?q=b").await, "call 2", "q is");
+    assert_eq!(
+        get("/shop/prod/items/2?q=a").await,
+        "call 3",
+        "the path parameter is"
+    );
+    // A route's own keys: without path.id, /plain/1 and /plain/2 share an
+    // entry, as on AWS when the path parameter is not a cache key.
+    assert_eq!(get("/shop/prod/plain/1").await, "call 4");
+    assert_eq!(get("/shop/prod/plain/2").await, "call 4");
+    // Not cached: a stage without cache, a route turned off, a POST, a 5xx.
+    assert_eq!(get("/shop/dev/items/1?q=a").await, "call 5");
+    assert_eq!(get("/shop/dev/items/1?q=a").await, "call 6");
+    assert_eq!(get("/shop/prod/never").await, "call 7");
+    assert_eq!(get("/shop/prod/never").await, "call 8");
+    assert_eq!(
+        call_with(&g, "POST", "/shop/prod/items", None).await,
+        "call 9"
+    );
+    assert_eq!(
+        call_with(&g, "POST", "/shop/prod/items", None).await,
+        "call 10"
+    );
+    assert_eq!(get("/shop/prod/fail").await, "call 11");
+    assert_eq!(get("/shop/prod/fail").await, "call 12");
+    // A POST route that asks for the cache gets it.
+    assert_eq!(
+        call_with(&g, "POST", "/shop/prod/search", None).await,
+        "call 13"
+    );
+    assert_eq!(
+        call_with(&g, "POST", "/shop/prod/search", None).await,
+        "call 13"
+    );
+    // A route's own ttl.
+    assert_eq!(get("/shop/prod/short").await, "call 14");
+    tokio::time::advance(std::time::Duration::from_secs(6)).await;
+    assert_eq!(get("/shop/prod/short").await, "call 15");
+    // The stage's ttl: still cached at 6 s, fresh past 60.
+    assert_eq!(get("/shop/prod/items/1?q=a").await, "call 1");
+    tokio::time::advance(std::time::Duration::from_secs(55)).await;
+    assert_eq!(get("/shop/prod/items/1?q=a").await, "call 16");
+    // Cache-Control: max-age=0 refreshes (the stage allows it).
+    let refresh = Some(("cache-control", "max-age=0"));
+    assert_eq!(
+        call_with(&g, "GET", "/shop/prod/items/1?q=a", refresh).await,
+        "call 17"
+    );
+    assert_eq!(get("/shop/prod/items/1?q=a").await, "call 17");
+    // Flushed: every entry of the stage goes.
+    assert!(g.caches().flush("shop", "prod"));
+    assert!(!g.caches().flush("shop", "dev"));
+    assert_eq!(get("/shop/prod/items/1?q=a").await, "call 18");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 18);
+}
+
+#[tokio::test]
+async fn without_client_refresh_max_age_zero_is_ignored() {
+    let toml = CACHED.replace(", client_refresh = true", "");
+    let app = stratus_config::load_str(&toml, Path::new("stratus.toml"), Path::new(".")).unwrap();
+    let (invoker, _) = counting();
+    let g = Gateway::new(&app, invoker, Connections::in_memory());
+    assert_eq!(
+        call_with(&g, "GET", "/shop/prod/items/1", None).await,
+        "call 1"
+    );
+    let refresh = Some(("cache-control", "max-age=0"));
+    assert_eq!(
+        call_with(&g, "GET", "/shop/prod/items/1", refresh).await,
+        "call 1"
+    );
+}

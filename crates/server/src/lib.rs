@@ -185,6 +185,7 @@ impl Server {
             app: self.app.clone(),
             websockets: gateway.websockets(),
             sites: gateway.sites(),
+            caches: gateway.caches(),
         }));
         // REST events carry header names as the client spelled them.
         let capture_heads = self
@@ -227,6 +228,7 @@ impl Server {
                             app: app.clone(),
                             websockets: gateway.websockets(),
                             sites: gateway.sites(),
+                            caches: gateway.caches(),
                         }));
                         current.store(Arc::new(gateway));
                     }

@@ -65,6 +65,7 @@ impl RequestServed<'_> {
             self.status,
             self.latency,
             self.integration_latency,
+            self.cache,
         );
         if self.status == 101 {
             let s = reg.socket(self.api, self.stage);

@@ -179,6 +179,10 @@ pub struct RouteStats {
     /// Answers by class: 1xx..5xx (index 0..4).
     pub by_class: [Counter; 5],
     pub throttled: Counter,
+    /// The stage cache's answers (CacheHitCount) and lookups that found
+    /// nothing (CacheMissCount).
+    pub cache_hits: Counter,
+    pub cache_misses: Counter,
     pub latency: Histogram,
     pub integration_latency: Histogram,
 }
@@ -447,9 +451,15 @@ impl Registry {
         status: u16,
         latency: Duration,
         integration: Option<Duration>,
+        cache: Option<&str>,
     ) {
         let class = usize::from((status / 100).clamp(1, 5) - 1);
         stats.by_class[class].fetch_add(1, Relaxed);
+        match cache {
+            Some("hit") => stats.cache_hits.fetch_add(1, Relaxed),
+            Some(_) => stats.cache_misses.fetch_add(1, Relaxed),
+            None => {}
+        }
         if status == 429 {
             stats.throttled.fetch_add(1, Relaxed);
         }
@@ -599,6 +609,30 @@ impl Registry {
                 esc(&r.route),
                 r.throttled.load(Relaxed)
             );
+        }
+        for (name, help, pick) in [
+            (
+                "stratus_api_cache_hits_total",
+                "Answers from the stage cache (CacheHitCount).",
+                (|r: &RouteStats| r.cache_hits.load(Relaxed)) as fn(&RouteStats) -> u64,
+            ),
+            (
+                "stratus_api_cache_misses_total",
+                "Stage cache lookups that found nothing (CacheMissCount).",
+                |r: &RouteStats| r.cache_misses.load(Relaxed),
+            ),
+        ] {
+            head(&mut out, name, "counter", help);
+            for r in &routes {
+                let _ = writeln!(
+                    out,
+                    "{name}{{api=\"{}\",stage=\"{}\",route=\"{}\"}} {}",
+                    esc(&r.api),
+                    esc(&r.stage),
+                    esc(&r.route),
+                    pick(r)
+                );
+            }
         }
         head(
             &mut out,

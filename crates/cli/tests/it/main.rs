@@ -16,4 +16,5 @@ mod shutdown;
 mod sites;
 mod support;
 mod traffic;
+mod versions;
 mod websocket;
