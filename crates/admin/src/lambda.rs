@@ -19,16 +19,17 @@ use crate::AdminState;
 const MAX_ASYNC_PAYLOAD: usize = 256 * 1024;
 
 pub(crate) fn router() -> axum::Router<AdminState> {
-    axum::Router::new().route("/2015-03-31/functions/{name}/invocations", post(invoke))
+    axum::Router::new()
+        .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+        .merge(crate::lambda_versions::router())
 }
 
-/// `name`, `name:qualifier` or a function ARN → the function's name.
-fn function_name(raw: &str) -> &str {
-    let name = raw
-        .strip_prefix("arn:aws:lambda:")
+/// `name`, `name:qualifier` or a function ARN (with or without one) →
+/// `name` or `name:qualifier`.
+pub(crate) fn function_target(raw: &str) -> &str {
+    raw.strip_prefix("arn:aws:lambda:")
         .and_then(|rest| rest.split(":function:").nth(1))
-        .unwrap_or(raw);
-    name.split(':').next().unwrap_or(name)
+        .unwrap_or(raw)
 }
 
 async fn invoke(
@@ -44,9 +45,27 @@ async fn invoke(
         tracing::warn!("Invoke API request refused: {why}");
         return lambda_error(StatusCode::FORBIDDEN, code, &why);
     }
-    let name = function_name(&raw_name).to_owned();
-    let arn = stratus_runtime::function_arn(&s.region, &name);
-    if !s.functions.has_function(&name) {
+    // The qualifier: in the name (`name:3`, an ARN with one), or
+    // `?Qualifier=` as boto3 sends it.
+    let mut name = function_target(&raw_name).to_owned();
+    let qualifier = uri.query().and_then(|q| {
+        stratus_gateway::query_pairs(Some(q))
+            .into_iter()
+            .find(|(k, _)| k == "Qualifier")
+            .map(|(_, v)| v)
+    });
+    if let Some(q) = qualifier {
+        if !name.contains(':') {
+            name = format!("{name}:{q}");
+        }
+    }
+    let (base, _) = stratus_config::split_qualifier(&name);
+    let arn = format!(
+        "{}{}",
+        stratus_runtime::function_arn(&s.region, base),
+        name.strip_prefix(base).unwrap_or("")
+    );
+    if !s.functions.has_function(base) {
         return lambda_error(
             StatusCode::NOT_FOUND,
             "ResourceNotFoundException",
@@ -86,8 +105,16 @@ async fn invoke(
                     &format!("Request must be smaller than {MAX_ASYNC_PAYLOAD} bytes for the InvokeAsync operation"),
                 );
             }
-            // Queued, run as environments free up, retried on errors
-            // (see `Runtime::invoke_async`).
+            // A version's environments are made ready first; then the
+            // event is queued, run as environments free up, retried on
+            // errors (see `Runtime::invoke_async`).
+            if s.functions.preload(&name).await.is_err() {
+                return lambda_error(
+                    StatusCode::NOT_FOUND,
+                    "ResourceNotFoundException",
+                    &format!("Function not found: {arn}"),
+                );
+            }
             let id = match s.functions.invoke_async(&name, request) {
                 Ok(id) => id,
                 Err(e) => {
@@ -131,10 +158,9 @@ async fn invoke(
                 let mut resp = (StatusCode::OK, body).into_response();
                 let h = resp.headers_mut();
                 h.insert("content-type", HeaderValue::from_static("application/json"));
-                h.insert(
-                    "x-amz-executed-version",
-                    HeaderValue::from_static("$LATEST"),
-                );
+                if let Ok(v) = HeaderValue::from_str(&out.executed_version) {
+                    h.insert("x-amz-executed-version", v);
+                }
                 if let Ok(v) = HeaderValue::from_str(&out.request_id) {
                     h.insert("x-amzn-RequestId", v);
                 }

@@ -13,6 +13,7 @@ mod connections;
 mod error;
 mod keys;
 mod lambda;
+mod lambda_versions;
 mod monitor;
 mod rds_data;
 mod s3;

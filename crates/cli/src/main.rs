@@ -173,6 +173,34 @@ enum Command {
         #[arg(long, default_value = ".")]
         project: PathBuf,
     },
+    /// Publish a function's current code and settings as a new version
+    /// (Lambda's PublishVersion) on the running server.
+    Publish {
+        /// The function's name in stratus.toml.
+        function: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// stratus.toml or the directory holding it.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+    },
+    /// Point an alias at a version, optionally sending a share of the
+    /// calls to another (`--weight 3=0.1`), on the running server.
+    Alias {
+        /// The function's name in stratus.toml.
+        function: String,
+        /// The alias (`live`, `prod`...).
+        name: String,
+        /// The version it points at.
+        #[arg(long)]
+        version: u32,
+        /// VERSION=SHARE: that version gets SHARE (0.0 to 1.0) of the calls.
+        #[arg(long, value_name = "VERSION=SHARE")]
+        weight: Option<String>,
+        /// stratus.toml or the directory holding it.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+    },
     /// Calls per API key, usage plan and day, from the running server.
     Usage {
         /// How many days back, today included.
@@ -223,6 +251,8 @@ fn main() -> ExitCode {
             | Command::Keys { .. }
             | Command::Usage { .. }
             | Command::Cache { .. }
+            | Command::Publish { .. }
+            | Command::Alias { .. }
             | Command::Db { .. }
     );
     let _log_writer = init_tracing(cli.log_format, if quiet { "warn" } else { "info" });
@@ -277,6 +307,18 @@ fn main() -> ExitCode {
             serde_json::json!({ "site": site, "paths": paths }),
             &format!("invalidated {} in site {site:?}", paths.join(" ")),
         ),
+        Command::Publish {
+            function,
+            description,
+            project,
+        } => publish(&project, &function, &description),
+        Command::Alias {
+            function,
+            name,
+            version,
+            weight,
+            project,
+        } => alias(&project, &function, &name, version, weight.as_deref()),
         Command::Cache {
             action: _,
             api,
@@ -323,6 +365,63 @@ fn main() -> ExitCode {
 }
 
 /// `stratus invalidate SITE PATH...`: through the running server.
+/// `stratus publish`: PublishVersion on the running server.
+fn publish(project: &std::path::Path, function: &str, description: &str) -> anyhow::Result<()> {
+    let app = load(project)?;
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        let path = format!("/2015-03-31/functions/{function}/versions");
+        let body = serde_json::json!({ "Description": description });
+        let v = keys::call(&app, "lambda", "POST", &path, Some(body)).await?;
+        println!(
+            "{function}: version {}",
+            v["Version"].as_str().unwrap_or("?")
+        );
+        eprintln!(
+            "call it as {function}:{} (routes, the Invoke API)",
+            v["Version"].as_str().unwrap_or("?")
+        );
+        Ok(())
+    })
+}
+
+/// `stratus alias`: UpdateAlias, or CreateAlias for a new one.
+fn alias(
+    project: &std::path::Path,
+    function: &str,
+    name: &str,
+    version: u32,
+    weight: Option<&str>,
+) -> anyhow::Result<()> {
+    let app = load(project)?;
+    let mut body = serde_json::json!({ "Name": name, "FunctionVersion": version.to_string() });
+    if let Some(w) = weight {
+        let (v, share) = w
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--weight {w}: expected VERSION=SHARE, e.g. 3=0.1"))?;
+        let share: f64 = share
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--weight {w}: SHARE is a number from 0.0 to 1.0"))?;
+        body["RoutingConfig"] = serde_json::json!({ "AdditionalVersionWeights": { v: share } });
+    } else {
+        body["RoutingConfig"] = serde_json::json!({ "AdditionalVersionWeights": {} });
+    }
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        let one = format!("/2015-03-31/functions/{function}/aliases/{name}");
+        let updated = keys::call(&app, "lambda", "PUT", &one, Some(body.clone())).await;
+        if updated.is_err() {
+            let all = format!("/2015-03-31/functions/{function}/aliases");
+            keys::call(&app, "lambda", "POST", &all, Some(body)).await?;
+        }
+        println!(
+            "{function}:{name} → version {version}{}",
+            weight.map(|w| format!(" ({w})")).unwrap_or_default()
+        );
+        Ok(())
+    })
+}
+
 /// One signed POST to the running server's admin API; `done` on success.
 fn admin_post(
     project: &std::path::Path,

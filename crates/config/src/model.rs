@@ -514,6 +514,33 @@ pub struct Function {
     pub environment: BTreeMap<String, String>,
     /// Asynchronous (`Event`) invocations: queue, retries, event age.
     pub asynchronous: AsyncConfig,
+    /// A published version (frozen code and settings); `None`: `$LATEST`,
+    /// the working tree.
+    pub version: Option<u32>,
+}
+
+/// `name`, or `name:qualifier` (a version number, an alias, `$LATEST`):
+/// the function's name and the qualifier.
+pub fn split_qualifier(target: &str) -> (&str, Option<&str>) {
+    match target.split_once(':') {
+        Some((name, q)) => (name, Some(q)),
+        None => (target, None),
+    }
+}
+
+/// Whether `q` is a qualifier Lambda accepts: `$LATEST`, a version number,
+/// or an alias name (letters, digits, `-`, `_`, not all digits).
+pub fn valid_qualifier(q: &str) -> bool {
+    q == "$LATEST"
+        || (!q.is_empty()
+            && q.len() <= 128
+            && q.chars().all(|c| c.is_ascii_digit())
+            && !q.starts_with('0'))
+        || (!q.is_empty()
+            && q.len() <= 128
+            && q.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && q.starts_with(|c: char| c.is_ascii_alphabetic()))
 }
 
 pub const DEFAULT_TIMEOUT_SECS: u64 = 3;

@@ -459,6 +459,7 @@ fn function(
         idle_timeout: Duration::from_secs(idle_timeout as u64),
         environment,
         asynchronous,
+        version: None,
     })
 }
 
@@ -1586,12 +1587,17 @@ fn route(
         return None;
     }
     let integration = if let Some(f) = &r.function {
-        if !functions.contains_key(f.get_ref()) {
-            let msg = format!(
-                "unknown function {:?} (not defined under [functions])",
-                f.get_ref()
-            );
+        // `name`, or `name:3` / `name:alias` (a published version or an alias).
+        let (base, qualifier) = split_qualifier(f.get_ref());
+        if !functions.contains_key(base) {
+            let msg = format!("unknown function {base:?} (not defined under [functions])");
             c.err(f, rk, msg);
+        } else if qualifier.is_some_and(|q| !valid_qualifier(q)) {
+            c.err(
+                f,
+                rk,
+                "a qualifier is a version number, an alias name (letters, digits, '-', '_') or $LATEST",
+            );
         }
         Integration::Function {
             name: f.get_ref().clone(),

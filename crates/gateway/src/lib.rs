@@ -28,7 +28,7 @@ use stratus_config::{ApiKeySource, App, Integration};
 use tokio::time::Instant;
 
 pub use error::GatewayError;
-pub use events::{header_str, RawRequestHead};
+pub use events::{header_str, query_pairs, RawRequestHead};
 pub use invoke::Invoke;
 pub use phases::cache::StageCaches;
 pub use sample::{event_for, SampleRequest};

@@ -268,6 +268,7 @@ mod fake {
                     billed_ms: 1,
                     init_duration: None,
                     memory_mb: 128,
+                    executed_version: "$LATEST".into(),
                 })
             })
         }

@@ -28,6 +28,8 @@ pub(crate) struct Pending {
     pub(crate) payload: Bytes,
     pub(crate) client_context: Option<String>,
     pub(crate) cognito_identity: Option<String>,
+    /// The ARN the call named (an alias's), when not the environment's own.
+    pub(crate) invoked_arn: Option<String>,
     pub(crate) timeout: Duration,
     pub(crate) reply: oneshot::Sender<Answer>,
 }
@@ -143,7 +145,7 @@ impl Env {
         let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
         let (tx, rx) = mpsc::channel(1);
         let shared = Arc::new(Shared {
-            arn: launcher.function_arn(&function.name),
+            arn: launcher.function_arn(&function),
             function: function.clone(),
             rx: tokio::sync::Mutex::new(rx),
             inflight: Mutex::new(None),
@@ -286,6 +288,7 @@ impl Env {
         payload: Bytes,
         client_context: Option<String>,
         cognito_identity: Option<String>,
+        invoked_arn: Option<String>,
         pickup_limit: Duration,
     ) -> Ran {
         let _busy = Busy::mark(&self.memory);
@@ -296,6 +299,7 @@ impl Env {
             payload,
             client_context,
             cognito_identity,
+            invoked_arn,
             timeout,
             reply: reply_tx,
         };

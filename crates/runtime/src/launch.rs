@@ -97,8 +97,13 @@ impl Launcher {
         format!("{}-{function}-{id}", self.instance)
     }
 
-    pub(crate) fn function_arn(&self, name: &str) -> String {
-        function_arn(&self.region, name)
+    /// A function's ARN, with the version of a published one.
+    pub(crate) fn function_arn(&self, f: &Function) -> String {
+        let arn = function_arn(&self.region, &f.name);
+        match f.version {
+            Some(v) => format!("{arn}:{v}"),
+            None => arn,
+        }
     }
 
     /// The interpreter that runs `f`, for interpreted runtimes.
@@ -107,8 +112,12 @@ impl Launcher {
     }
 
     /// Where Stratus installs a function's dependencies.
-    pub(crate) fn build_dir(&self, function: &str) -> PathBuf {
-        self.build_dir.join(function)
+    /// A published version builds apart from `$LATEST` (`NAME@N`).
+    pub(crate) fn build_dir(&self, f: &Function) -> PathBuf {
+        match f.version {
+            Some(v) => self.build_dir.join(format!("{}@{v}", f.name)),
+            None => self.build_dir.join(&f.name),
+        }
     }
 
     pub(crate) fn command(
@@ -121,7 +130,7 @@ impl Launcher {
     ) -> Result<Command, String> {
         let mut cmd = match &f.runtime {
             Language::Provided(_) => {
-                let bootstrap = provided_bootstrap(f, &self.build_dir(&f.name));
+                let bootstrap = provided_bootstrap(f, &self.build_dir(f));
                 if !bootstrap.is_file() {
                     return Err(format!(
                         "function {:?}: no executable {} (a provided runtime runs ./bootstrap from its code directory)",
@@ -150,7 +159,7 @@ impl Launcher {
             .process_group(0)
             .kill_on_drop(true);
         batch_scheduling(&mut cmd);
-        let deps = self.build_dir(&f.name);
+        let deps = self.build_dir(f);
         let mut env: Vec<(String, String)> = vec![
             ("AWS_LAMBDA_RUNTIME_API".into(), api.to_string()),
             ("_HANDLER".into(), f.handler.clone()),
@@ -160,7 +169,11 @@ impl Launcher {
                 self.runtime_dir.display().to_string(),
             ),
             ("AWS_LAMBDA_FUNCTION_NAME".into(), f.name.clone()),
-            ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
+            (
+                "AWS_LAMBDA_FUNCTION_VERSION".into(),
+                f.version
+                    .map_or_else(|| "$LATEST".to_owned(), |v| v.to_string()),
+            ),
             (
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
                 f.memory_mb.to_string(),

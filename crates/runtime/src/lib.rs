@@ -13,6 +13,7 @@ mod peer;
 mod pool;
 mod runtime_api;
 mod sandbox;
+pub mod versions;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -58,6 +59,8 @@ pub struct InvokeResponse {
     /// Set on a cold start.
     pub init_duration: Option<Duration>,
     pub memory_mb: u32,
+    /// The version that ran (`x-amz-executed-version`): `$LATEST` or `N`.
+    pub executed_version: String,
 }
 
 /// A call that ran and failed: Lambda answers these with
@@ -144,6 +147,31 @@ pub struct Runtime {
     /// Given to every function (the admin URL, credentials), again on reload.
     extra_env: Arc<Vec<(String, String)>>,
     reaper: Arc<tokio::task::JoinHandle<()>>,
+    /// `[server]`: where versions live, the region of ARNs.
+    server: Arc<stratus_config::Server>,
+    /// Published versions and aliases (`versions.rs`).
+    versions: Arc<versions::Versions>,
+    /// Pools of published versions, `NAME:N`, made at their first call.
+    version_pools: Arc<std::sync::Mutex<Pools>>,
+    /// One version pool made at a time.
+    loading: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// What a call names: `$LATEST`, a version, or an alias.
+enum Target<'a> {
+    Latest(&'a str),
+    Version(&'a str, u32),
+    Alias(&'a str, &'a str),
+}
+
+fn target(function: &str) -> Target<'_> {
+    match stratus_config::split_qualifier(function) {
+        (name, None | Some("$LATEST")) => Target::Latest(name),
+        (name, Some(q)) => match q.parse::<u32>() {
+            Ok(n) => Target::Version(name, n),
+            Err(_) => Target::Alias(name, q),
+        },
+    }
 }
 
 impl std::fmt::Debug for Runtime {
@@ -162,7 +190,9 @@ impl Runtime {
         sandbox::become_subreaper();
         let pools = Self::pools_for(app, &extra_env, &Pools::new()).await?;
         let pools = Arc::new(ArcSwap::from_pointee(pools));
+        let version_pools: Arc<std::sync::Mutex<Pools>> = Arc::default();
         let weak = Arc::downgrade(&pools);
+        let weak_versions = Arc::downgrade(&version_pools);
         let reaper = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             for n in 0u64.. {
@@ -170,6 +200,13 @@ impl Runtime {
                 let Some(pools) = weak.upgrade() else { return };
                 for pool in pools.load().values() {
                     pool.reap();
+                }
+                if let Some(v) = weak_versions.upgrade() {
+                    let all: Vec<Arc<pool::Pool>> =
+                        v.lock().expect("versions lock").values().cloned().collect();
+                    for pool in all {
+                        pool.reap();
+                    }
                 }
                 if n % 5 == 0 {
                     let _ = tokio::task::spawn_blocking(sandbox::sweep).await;
@@ -180,7 +217,99 @@ impl Runtime {
             pools,
             extra_env: Arc::new(extra_env),
             reaper: Arc::new(reaper),
+            server: Arc::new(app.server.clone()),
+            versions: Arc::new(versions::Versions::new(&app.server.data_dir)),
+            version_pools,
+            loading: Arc::default(),
         })
+    }
+
+    /// Published versions and aliases.
+    pub fn versions(&self) -> &versions::Versions {
+        &self.versions
+    }
+
+    /// A function's current (`$LATEST`) configuration.
+    pub fn function(&self, name: &str) -> Option<Arc<stratus_config::Function>> {
+        self.pools.load().get(name).map(|p| p.function.clone())
+    }
+
+    /// The pool a call to `function` (`NAME`, `NAME:N`, `NAME:ALIAS`) runs
+    /// in, made at the first call of a version; and the ARN it was invoked
+    /// by, when it is an alias's.
+    async fn resolve(
+        &self,
+        function: &str,
+        req: &InvokeRequest,
+    ) -> Result<(Arc<pool::Pool>, Option<String>), InvokeError> {
+        if req.payload.len() > MAX_SYNC_PAYLOAD {
+            return Err(InvokeError::PayloadTooLarge);
+        }
+        let not_found = || InvokeError::NotFound(function.to_owned());
+        match target(function) {
+            Target::Latest(name) => {
+                let pool = self.pools.load().get(name).cloned().ok_or_else(not_found)?;
+                Ok((pool, None))
+            }
+            Target::Version(name, n) => Ok((self.version_pool(name, n).await?, None)),
+            Target::Alias(name, alias) => {
+                let a = self.versions.alias(name, alias).ok_or_else(not_found)?;
+                let n = versions::Versions::pick(&a, rand::random::<f64>());
+                let arn = format!("{}:{alias}", function_arn(&self.server.region, name));
+                Ok((self.version_pool(name, n).await?, Some(arn)))
+            }
+        }
+    }
+
+    /// Makes a version's pool ready (its first call would): for callers
+    /// that cannot wait later, such as asynchronous invocations.
+    pub async fn preload(&self, function: &str) -> Result<(), InvokeError> {
+        let probe = InvokeRequest {
+            payload: Bytes::new(),
+            client_context: None,
+            cognito_identity: None,
+            tail_logs: false,
+        };
+        self.resolve(function, &probe).await.map(|_| ())
+    }
+
+    async fn version_pool(&self, name: &str, n: u32) -> Result<Arc<pool::Pool>, InvokeError> {
+        let key = format!("{name}:{n}");
+        let loaded = |pools: &std::sync::Mutex<Pools>| {
+            pools.lock().expect("versions lock").get(&key).cloned()
+        };
+        if let Some(p) = loaded(&self.version_pools) {
+            return Ok(p);
+        }
+        let _one = self.loading.lock().await;
+        if let Some(p) = loaded(&self.version_pools) {
+            return Ok(p);
+        }
+        if !self.pools.load().contains_key(name) {
+            return Err(InvokeError::NotFound(key));
+        }
+        let mut app = self
+            .versions
+            .app(name, n)
+            .map_err(|_| InvokeError::NotFound(key.clone()))?;
+        app.server = (*self.server).clone();
+        let launcher = Arc::new(
+            launch::Launcher::new(&app, self.extra_env.to_vec()).map_err(InvokeError::Start)?,
+        );
+        let f = app
+            .functions
+            .get(name)
+            .cloned()
+            .ok_or_else(|| InvokeError::NotFound(key.clone()))?;
+        build::prepare(&f, &launcher.build_dir(&f), launcher.interpreter(&f))
+            .await
+            .map_err(InvokeError::Start)?;
+        let pool = Arc::new(pool::Pool::new(f, launcher, 0));
+        self.version_pools
+            .lock()
+            .expect("versions lock")
+            .insert(key, pool.clone());
+        Ok(pool)
     }
 
     /// The pools of `app`'s functions: those of `old` whose configuration
@@ -205,7 +334,7 @@ impl Runtime {
                 }
             }
             if let Err(reason) =
-                build::prepare(f, &launcher.build_dir(&f.name), launcher.interpreter(f)).await
+                build::prepare(f, &launcher.build_dir(f), launcher.interpreter(f)).await
             {
                 undo(&fresh);
                 return Err(StartError::Build {
@@ -261,12 +390,12 @@ impl Runtime {
         function: &str,
         req: InvokeRequest,
     ) -> Result<InvokeResponse, InvokeError> {
-        let pool = &self.pool(function, &req)?;
+        let (pool, arn) = self.resolve(function, &req).await?;
         // Past the local environments the call waits (as long as the
         // function may run); past `concurrency` it is throttled.
         let deadline = tokio::time::Instant::now() + pool.function.timeout;
         let permits = pool.slot_or_throttle(deadline).await?;
-        Self::run(pool.clone(), req, permits).await
+        Self::run(pool, req, permits, arn).await
     }
 
     /// Like `invoke`, but when every environment is busy the call waits for
@@ -279,9 +408,9 @@ impl Runtime {
         req: InvokeRequest,
         wait: Duration,
     ) -> Result<InvokeResponse, InvokeError> {
-        let pool = &self.pool(function, &req)?;
+        let (pool, arn) = self.resolve(function, &req).await?;
         let permits = pool.slot_by(tokio::time::Instant::now() + wait).await?;
-        Self::run(pool.clone(), req, permits).await
+        Self::run(pool, req, permits, arn).await
     }
 
     /// An asynchronous (`Event`) invocation: queued, run as environments
@@ -307,7 +436,7 @@ impl Runtime {
                     Ok(p) => p,
                     Err(_) => break "it reached the maximum event age",
                 };
-                let failure = match Self::run(pool.clone(), req.clone(), permits).await {
+                let failure = match Self::run(pool.clone(), req.clone(), permits, None).await {
                     Ok(out) => match out.result {
                         Ok(_) => None,
                         Err(e) => Some(format!("{}: {}", e.error_type, e.message())),
@@ -352,13 +481,20 @@ impl Runtime {
         })
     }
 
+    /// The pool of `function` without waiting: `$LATEST`, or a version
+    /// already made (`preload`).
     fn pool(&self, function: &str, req: &InvokeRequest) -> Result<Arc<pool::Pool>, InvokeError> {
-        let pool = self
-            .pools
-            .load()
-            .get(function)
-            .cloned()
-            .ok_or_else(|| InvokeError::NotFound(function.to_owned()))?;
+        let found = match target(function) {
+            Target::Latest(name) => self.pools.load().get(name).cloned(),
+            Target::Version(name, n) => self
+                .version_pools
+                .lock()
+                .expect("versions lock")
+                .get(&format!("{name}:{n}"))
+                .cloned(),
+            Target::Alias(..) => None,
+        };
+        let pool = found.ok_or_else(|| InvokeError::NotFound(function.to_owned()))?;
         if req.payload.len() > MAX_SYNC_PAYLOAD {
             return Err(InvokeError::PayloadTooLarge);
         }
@@ -375,10 +511,11 @@ impl Runtime {
         pool: Arc<pool::Pool>,
         req: InvokeRequest,
         permits: pool::Permits,
+        invoked_arn: Option<String>,
     ) -> Result<InvokeResponse, InvokeError> {
-        Finish(Some(Box::pin(
-            async move { pool.invoke(req, permits).await },
-        )))
+        Finish(Some(Box::pin(async move {
+            pool.invoke(req, permits, invoked_arn).await
+        })))
         .await
     }
 
@@ -391,6 +528,9 @@ impl Runtime {
     pub fn shutdown(&self) {
         self.reaper.abort();
         for pool in self.pools.load().values() {
+            pool.shutdown();
+        }
+        for pool in self.version_pools.lock().expect("versions lock").values() {
             pool.shutdown();
         }
     }

@@ -298,6 +298,7 @@ impl Pool {
         &self,
         req: InvokeRequest,
         _permits: Permits,
+        invoked_arn: Option<String>,
     ) -> Result<InvokeResponse, InvokeError> {
         let request_id = uuid::Uuid::new_v4().to_string();
         let (env, cold) = match self.checkout() {
@@ -323,6 +324,7 @@ impl Pool {
                 req.payload,
                 req.client_context,
                 req.cognito_identity,
+                invoked_arn,
                 pickup_limit,
             )
             .await;
@@ -372,6 +374,10 @@ impl Pool {
             billed_ms: billed,
             init_duration: init,
             memory_mb: self.function.memory_mb,
+            executed_version: self
+                .function
+                .version
+                .map_or_else(|| "$LATEST".to_owned(), |v| v.to_string()),
         })
     }
 }

@@ -121,6 +121,7 @@ async fn next(s: &Shared) -> Answered {
             payload,
             client_context,
             cognito_identity,
+            invoked_arn,
             timeout,
             reply,
         } = p;
@@ -138,7 +139,10 @@ async fn next(s: &Shared) -> Answered {
         set("content-type", "application/json");
         set("lambda-runtime-aws-request-id", &request_id);
         set("lambda-runtime-deadline-ms", &deadline.to_string());
-        set("lambda-runtime-invoked-function-arn", &s.arn);
+        set(
+            "lambda-runtime-invoked-function-arn",
+            invoked_arn.as_deref().unwrap_or(&s.arn),
+        );
         set("lambda-runtime-trace-id", &trace_id());
         if let Some(c) = &client_context {
             set("lambda-runtime-client-context", c);

@@ -7,6 +7,18 @@ use std::time::Duration;
 
 use crate::support::{free_port, run_cli, Serving};
 
+/// A project on a known admin port (for the CLI); `body` after `[server]`.
+fn project(dir: &std::path::Path, body: &str) {
+    let admin = free_port();
+    stratus_testkit::write_file(
+        dir,
+        "stratus.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:{admin}\"\n{body}"
+        ),
+    );
+}
+
 const COUNTER_PY: &str = r#"
 import itertools
 calls = itertools.count(1)
@@ -17,15 +29,9 @@ def handler(event, context):
 #[test]
 fn a_cached_rest_stage_answers_without_calling_the_function_and_counts_hits() {
     let dir = tempfile::tempdir().unwrap();
-    let admin = free_port();
-    stratus_testkit::write_file(
+    project(
         dir.path(),
-        "stratus.toml",
-        &format!(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:{admin}"
+        r#"
 
 [functions.items]
 runtime = "python3"
@@ -37,11 +43,10 @@ environments = 1
 [apis.shop]
 type = "rest"
 base_path = "/shop"
-stages = {{ prod = {{ cache = {{ ttl = 300, keys = ["path.id"] }} }} }}
+stages = { prod = { cache = { ttl = 300, keys = ["path.id"] } } }
 [apis.shop.routes]
-"GET /items/{{id}}" = {{ function = "items" }}
-"#
-        ),
+"GET /items/{id}" = { function = "items" }
+"#,
     );
     stratus_testkit::write_file(dir.path(), "items/app.py", COUNTER_PY);
     let s = Serving::start(dir.path());
@@ -87,4 +92,192 @@ stages = {{ prod = {{ cache = {{ ttl = 300, keys = ["path.id"] }} }} }}
     let (ok, _, err) = run_cli(&["cache", "flush", "shop", "dev", "--project", project]);
     assert!(!ok);
     assert!(err.contains("no cache on stage shop/dev"), "{err}");
+}
+
+const GREET_PY: &str = r#"
+import os
+WORD = "one"
+def handler(event, context):
+    return {"word": WORD, "version": os.environ["AWS_LAMBDA_FUNCTION_VERSION"],
+            "arn": context.invoked_function_arn}
+"#;
+
+const GREET_HTTP_PY: &str = r#"
+import json, os
+WORD = "one"
+def handler(event, context):
+    return {"statusCode": 200, "body": json.dumps({"word": WORD, "version": os.environ["AWS_LAMBDA_FUNCTION_VERSION"]})}
+"#;
+
+/// Lambda's versions and aliases through boto3 and the CLI: frozen code
+/// per version, idempotent publishing, qualified invokes (name:N, the
+/// Qualifier parameter, an alias ARN), weighted aliases, routes to
+/// `name:alias`, and the environment's version and invoked ARN.
+#[test]
+fn published_versions_keep_their_code_and_aliases_split_calls_by_weight() {
+    let dir = tempfile::tempdir().unwrap();
+    project(
+        dir.path(),
+        r#"
+
+[functions.greet]
+runtime = "python3"
+handler = "app.handler"
+code = "greet"
+
+[functions.page]
+runtime = "python3"
+handler = "app.handler"
+code = "page"
+
+[apis.web]
+type = "http"
+[apis.web.routes]
+"GET /live" = { function = "page:live" }
+"GET /v1" = { function = "page:1" }
+"GET /latest" = { function = "page" }
+"#,
+    );
+    stratus_testkit::write_file(dir.path(), "greet/app.py", GREET_PY);
+    stratus_testkit::write_file(dir.path(), "page/app.py", GREET_HTTP_PY);
+    let s = Serving::start(dir.path());
+    let project = dir.path().to_str().unwrap().to_owned();
+    let endpoint = format!("http://{}", s.admin);
+
+    // Version 1, then the same again (nothing changed), then version 2.
+    let (ok, out, err) = run_cli(&["publish", "greet", "--project", &project]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "greet: version 1");
+    let (ok, out, _) = run_cli(&["publish", "greet", "--project", &project]);
+    assert!(ok);
+    assert_eq!(
+        out.trim(),
+        "greet: version 1",
+        "unchanged: the same version"
+    );
+    stratus_testkit::write_file(
+        dir.path(),
+        "greet/app.py",
+        &GREET_PY.replace("\"one\"", "\"two\""),
+    );
+    let (ok, out, _) = run_cli(&["publish", "greet", "--project", &project]);
+    assert!(ok);
+    assert_eq!(out.trim(), "greet: version 2");
+    // The same for the HTTP function; an alias through the CLI.
+    assert!(run_cli(&["publish", "page", "--project", &project]).0);
+    stratus_testkit::write_file(
+        dir.path(),
+        "page/app.py",
+        &GREET_HTTP_PY.replace("\"one\"", "\"two\""),
+    );
+    assert!(run_cli(&["publish", "page", "--project", &project]).0);
+    let (ok, out, err) = run_cli(&[
+        "alias",
+        "page",
+        "live",
+        "--version",
+        "1",
+        "--project",
+        &project,
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("page:live → version 1"), "{out}");
+
+    let script = r#"
+import sys, json, collections, boto3, botocore
+lam = boto3.client("lambda", endpoint_url=sys.argv[1])
+def call(name, **kw):
+    r = lam.invoke(FunctionName=name, **kw)
+    return json.loads(r["Payload"].read()), r["ExecutedVersion"]
+out = {}
+out["v1"] = call("greet:1")
+out["q2"] = call("greet", Qualifier="2")
+out["latest"] = call("greet")
+lam.invoke(FunctionName="greet")  # $LATEST is the working tree (two)
+out["create"] = lam.create_alias(FunctionName="greet", Name="live", FunctionVersion="1",
+    RoutingConfig={"AdditionalVersionWeights": {"2": 0.1}})
+words = collections.Counter()
+arns = set()
+for _ in range(200):
+    body, executed = call("greet:live")
+    words[body["word"]] += 1
+    arns.add(body["arn"])
+    assert (body["word"] == "one") == (executed == "1")
+out["split"] = dict(words)
+out["arns"] = sorted(arns)
+out["via_arn"] = call("arn:aws:lambda:us-east-1:000000000000:function:greet:live")[0]["arn"]
+lam.update_alias(FunctionName="greet", Name="live", FunctionVersion="2", RoutingConfig={"AdditionalVersionWeights": {}})
+out["after_update"] = sorted({call("greet:live")[0]["word"] for _ in range(20)})
+out["versions"] = [v["Version"] for v in lam.list_versions_by_function(FunctionName="greet")["Versions"]]
+out["alias"] = lam.get_alias(FunctionName="greet", Name="live")["FunctionVersion"]
+def code(f):
+    try:
+        f()
+        return None
+    except botocore.exceptions.ClientError as e:
+        return e.response["Error"]["Code"]
+out["conflict"] = code(lambda: lam.create_alias(FunctionName="greet", Name="live", FunctionVersion="1"))
+out["bad_version"] = code(lambda: lam.create_alias(FunctionName="greet", Name="beta", FunctionVersion="9"))
+lam.delete_alias(FunctionName="greet", Name="live")
+out["deleted"] = code(lambda: call("greet:live"))
+out["no_version"] = code(lambda: call("greet:9"))
+print(json.dumps(out))
+"#;
+    let v = crate::support::boto3_script(script, &endpoint);
+    assert_eq!(v["v1"][0]["word"], "one", "version 1 keeps its code: {v}");
+    assert_eq!(v["v1"][0]["version"], "1");
+    assert_eq!(v["v1"][1], "1");
+    assert_eq!(
+        v["v1"][0]["arn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:greet:1"
+    );
+    assert_eq!(v["q2"][0]["word"], "two");
+    assert_eq!(v["q2"][1], "2");
+    assert_eq!(v["latest"][0]["word"], "two");
+    assert_eq!(v["latest"][0]["version"], "$LATEST");
+    assert_eq!(v["latest"][1], "$LATEST");
+    assert_eq!(
+        v["create"]["AliasArn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:greet:live"
+    );
+    assert_eq!(
+        v["create"]["RoutingConfig"]["AdditionalVersionWeights"]["2"],
+        0.1
+    );
+    // 10% of 200: a wide band (random, unseeded), that 0% or 50% would miss.
+    let two = v["split"]["two"].as_u64().unwrap_or(0);
+    let one = v["split"]["one"].as_u64().unwrap_or(0);
+    assert_eq!(one + two, 200);
+    assert!((4..=45).contains(&two), "about 10% to version 2: {two}");
+    assert_eq!(
+        v["arns"],
+        serde_json::json!(["arn:aws:lambda:us-east-1:000000000000:function:greet:live"]),
+        "the invoked ARN is the alias's"
+    );
+    assert_eq!(
+        v["via_arn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:greet:live"
+    );
+    assert_eq!(v["after_update"], serde_json::json!(["two"]));
+    assert_eq!(v["versions"], serde_json::json!(["$LATEST", "1", "2"]));
+    assert_eq!(v["alias"], "2");
+    assert_eq!(v["conflict"], "ResourceConflictException");
+    assert_eq!(v["bad_version"], "ResourceNotFoundException");
+    assert_eq!(v["deleted"], "ResourceNotFoundException");
+    assert_eq!(v["no_version"], "ResourceNotFoundException");
+
+    // Routes name versions and aliases.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let get = |path: &str| -> serde_json::Value {
+        rt.block_on(async {
+            let r = reqwest::get(s.url(path)).await.unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+            r.json().await.unwrap()
+        })
+    };
+    assert_eq!(get("/v1")["word"], "one");
+    assert_eq!(get("/live")["word"], "one");
+    assert_eq!(get("/live")["version"], "1");
+    assert_eq!(get("/latest")["word"], "two");
+    assert_eq!(get("/latest")["version"], "$LATEST");
 }

@@ -114,7 +114,7 @@ pub(crate) fn last_values(headers: &HeaderMap) -> HeaderMap {
     single
 }
 
-pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
     form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()

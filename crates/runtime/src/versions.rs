@@ -1,0 +1,326 @@
+//! Function versions and aliases, as Lambda has them. Publishing freezes a
+//! function's code and settings as version 1, 2, ...: the code is copied
+//! once per content (`data_dir/code/SHA256/`; unchanged code is not copied
+//! again), the function's table of `stratus.toml` kept beside it
+//! (`data_dir/versions/NAME/N.json`). Publishing again with nothing changed
+//! returns the latest version, as Lambda's PublishVersion does. Aliases
+//! (`data_dir/versions/NAME/aliases.json`) point at a version, optionally
+//! sending a weight of the calls to a second one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use stratus_config::Function;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Version {
+    pub version: u32,
+    pub description: String,
+    /// The code's SHA-256, base64 (Lambda's `CodeSha256`).
+    pub code_sha256: String,
+    /// The function's `stratus.toml` table, `code` pointing at the frozen copy.
+    pub config: String,
+    /// Unix milliseconds.
+    pub created: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Alias {
+    pub name: String,
+    pub version: u32,
+    /// A second version and the share of calls it gets (0.0..1.0).
+    #[serde(default)]
+    pub weights: BTreeMap<u32, f64>,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VersionError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+fn io(e: impl std::fmt::Display) -> VersionError {
+    VersionError::Io(e.to_string())
+}
+
+/// Folders that are build outputs or caches, never part of a version.
+const SKIPPED: [&str; 5] = ["target", "__pycache__", "node_modules", ".git", ".stratus"];
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if SKIPPED.iter().any(|s| name.to_str() == Some(s)) {
+                continue;
+            }
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => out.push(e.path()),
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The SHA-256 of a code folder: every file's relative path and bytes.
+fn code_hash(dir: &Path) -> Result<[u8; 32], VersionError> {
+    let mut h = Sha256::new();
+    for f in files(dir) {
+        let rel = f.strip_prefix(dir).unwrap_or(&f);
+        h.update(rel.to_string_lossy().as_bytes());
+        h.update([0]);
+        h.update(std::fs::read(&f).map_err(io)?);
+        h.update([0]);
+    }
+    Ok(h.finalize().into())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<(), VersionError> {
+    for f in files(from) {
+        let rel = f.strip_prefix(from).unwrap_or(&f);
+        let dest = to.join(rel);
+        if let Some(p) = dest.parent() {
+            std::fs::create_dir_all(p).map_err(io)?;
+        }
+        std::fs::copy(&f, &dest).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// The versions and aliases of a project's functions.
+pub struct Versions {
+    root: PathBuf,
+    code: PathBuf,
+    /// One publish or alias change at a time.
+    lock: Mutex<()>,
+}
+
+impl Versions {
+    pub fn new(data_dir: &Path) -> Versions {
+        Versions {
+            root: data_dir.join("versions"),
+            code: data_dir.join("code"),
+            lock: Mutex::new(()),
+        }
+    }
+
+    fn dir(&self, function: &str) -> PathBuf {
+        self.root.join(function)
+    }
+
+    /// Every published version of `function`, oldest first.
+    pub fn list(&self, function: &str) -> Vec<Version> {
+        let mut all: Vec<Version> = std::fs::read_dir(self.dir(function))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .filter(|e| e.file_name() != "aliases.json")
+            .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
+            .collect();
+        all.sort_by_key(|v: &Version| v.version);
+        all
+    }
+
+    pub fn get(&self, function: &str, version: u32) -> Option<Version> {
+        let text = std::fs::read(self.dir(function).join(format!("{version}.json"))).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// Publishes `f` (its table in `project_file`, read now): a new version,
+    /// or the latest when neither code nor settings changed.
+    pub fn publish(
+        &self,
+        f: &Function,
+        project_file: &Path,
+        description: &str,
+    ) -> Result<Version, VersionError> {
+        let _one = self.lock.lock().expect("versions lock");
+        let text = std::fs::read_to_string(project_file).map_err(io)?;
+        let doc: toml::Table = toml::from_str(&text)
+            .map_err(|e| VersionError::Invalid(format!("{}: {e}", project_file.display())))?;
+        let mut table = doc
+            .get("functions")
+            .and_then(|t| t.get(&f.name))
+            .and_then(|t| t.as_table())
+            .cloned()
+            .ok_or_else(|| {
+                VersionError::NotFound(format!(
+                    "no [functions.{}] in {}",
+                    f.name,
+                    project_file.display()
+                ))
+            })?;
+        let hash = code_hash(&f.code)?;
+        let hex = hex::encode(hash);
+        let frozen = self.code.join(&hex);
+        if !frozen.is_dir() {
+            let partial = self.code.join(format!("{hex}.partial"));
+            let _ = std::fs::remove_dir_all(&partial);
+            copy_tree(&f.code, &partial)?;
+            std::fs::rename(&partial, &frozen).map_err(io)?;
+        }
+        table.insert(
+            "code".into(),
+            toml::Value::String(frozen.display().to_string()),
+        );
+        let config = toml::to_string(&table).map_err(io)?;
+        use base64::Engine as _;
+        let code_sha256 = base64::engine::general_purpose::STANDARD.encode(hash);
+        let existing = self.list(&f.name);
+        if let Some(last) = existing.last() {
+            if last.code_sha256 == code_sha256 && last.config == config {
+                return Ok(last.clone());
+            }
+        }
+        let v = Version {
+            version: existing.last().map_or(1, |l| l.version + 1),
+            description: description.to_owned(),
+            code_sha256,
+            config,
+            created: crate::epoch_ms(),
+        };
+        let dir = self.dir(&f.name);
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let json = serde_json::to_vec_pretty(&v).map_err(io)?;
+        std::fs::write(dir.join(format!("{}.json", v.version)), json).map_err(io)?;
+        Ok(v)
+    }
+
+    /// A project of one function: the published version's frozen code and
+    /// settings (its `version` set). `[server]` is the default: the caller
+    /// puts its own.
+    pub fn app(&self, name: &str, version: u32) -> Result<stratus_config::App, VersionError> {
+        let v = self.get(name, version).ok_or_else(|| {
+            VersionError::NotFound(format!("function {name} has no version {version}"))
+        })?;
+        let key = toml::Value::String(name.to_owned()).to_string();
+        let text = format!("[functions.{key}]\n{}", v.config);
+        let file = self.dir(name).join(format!("{version}.toml"));
+        let mut app = stratus_config::load_str(&text, &file, &self.dir(name))
+            .map_err(|e| VersionError::Invalid(format!("version {version} of {name}: {e}")))?;
+        let f = app
+            .functions
+            .get_mut(name)
+            .ok_or_else(|| VersionError::Invalid(format!("version {version} of {name}")))?;
+        *f = std::sync::Arc::new(Function {
+            version: Some(version),
+            ..(**f).clone()
+        });
+        Ok(app)
+    }
+
+    pub fn aliases(&self, function: &str) -> BTreeMap<String, Alias> {
+        std::fs::read(self.dir(function).join("aliases.json"))
+            .ok()
+            .and_then(|t| serde_json::from_slice(&t).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn alias(&self, function: &str, name: &str) -> Option<Alias> {
+        self.aliases(function).remove(name)
+    }
+
+    /// Creates or replaces an alias; the versions it names must exist.
+    pub fn set_alias(&self, function: &str, alias: Alias) -> Result<Alias, VersionError> {
+        let _one = self.lock.lock().expect("versions lock");
+        if !stratus_config::valid_qualifier(&alias.name)
+            || alias.name.chars().all(|c| c.is_ascii_digit())
+            || alias.name == "$LATEST"
+        {
+            return Err(VersionError::Invalid(format!(
+                "{:?} is not an alias name: letters, digits, '-' and '_', starting with a letter",
+                alias.name
+            )));
+        }
+        for v in std::iter::once(&alias.version).chain(alias.weights.keys()) {
+            if self.get(function, *v).is_none() {
+                return Err(VersionError::NotFound(format!(
+                    "function {function} has no version {v}"
+                )));
+            }
+        }
+        if alias.weights.len() > 1 || alias.weights.values().any(|w| !(0.0..1.0).contains(w)) {
+            return Err(VersionError::Invalid(
+                "AdditionalVersionWeights: one version, with a weight from 0.0 to 1.0".into(),
+            ));
+        }
+        let mut all = self.aliases(function);
+        all.insert(alias.name.clone(), alias.clone());
+        let dir = self.dir(function);
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        std::fs::write(
+            dir.join("aliases.json"),
+            serde_json::to_vec_pretty(&all).map_err(io)?,
+        )
+        .map_err(io)?;
+        Ok(alias)
+    }
+
+    pub fn delete_alias(&self, function: &str, name: &str) -> Result<(), VersionError> {
+        let _one = self.lock.lock().expect("versions lock");
+        let mut all = self.aliases(function);
+        if all.remove(name).is_none() {
+            return Err(VersionError::NotFound(format!(
+                "function {function} has no alias {name}"
+            )));
+        }
+        std::fs::write(
+            self.dir(function).join("aliases.json"),
+            serde_json::to_vec_pretty(&all).map_err(io)?,
+        )
+        .map_err(io)
+    }
+
+    /// The version a call through `alias` runs: its version, or the
+    /// weighted one for a share of the calls (`roll` in 0.0..1.0).
+    pub fn pick(alias: &Alias, roll: f64) -> u32 {
+        let mut acc = 0.0;
+        for (v, w) in &alias.weights {
+            acc += w;
+            if roll < acc {
+                return *v;
+            }
+        }
+        alias.version
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_split_the_rolls() {
+        let a = Alias {
+            name: "live".into(),
+            version: 1,
+            weights: [(2, 0.1)].into(),
+            description: String::new(),
+        };
+        assert_eq!(Versions::pick(&a, 0.05), 2);
+        assert_eq!(Versions::pick(&a, 0.1), 1);
+        assert_eq!(Versions::pick(&a, 0.99), 1);
+        let plain = Alias {
+            weights: BTreeMap::new(),
+            ..a
+        };
+        assert_eq!(Versions::pick(&plain, 0.0), 1);
+    }
+}
