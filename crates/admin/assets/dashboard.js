@@ -53,7 +53,7 @@
       .filter((l) => !filter || l.line.includes(filter) || l.function.includes(filter))
       .map((l) => `${new Date(l.at).toLocaleTimeString()} ${l.function} ${l.line}`)
       .join("\n");
-    rows("table", d.routeTable, (r) => [[r.api], [r.stage], [r.method], [r.path], [r.integration], [r.throttle], [r.authorizer], [r.apiKey]]);
+    rows("table", d.routeTable, (r) => [[r.api], [r.stage], [r.deployment], [r.method], [r.path], [r.integration], [r.throttle], [r.authorizer], [r.apiKey]]);
     if (typeof uPlot !== "undefined") {
       if (!charts) {
         charts = {

@@ -10,6 +10,7 @@
 
 mod cache;
 mod connections;
+mod deployments;
 mod error;
 mod keys;
 mod lambda;
@@ -49,6 +50,9 @@ pub struct AdminState {
     pub live: Arc<arc_swap::ArcSwap<Live>>,
     /// API keys (None when the project uses none).
     pub keys: Option<Arc<stratus_state::ApiKeys>>,
+    /// Asks the server to reload (a stage moved); answered once the new
+    /// configuration serves (`true`) or failed to load (`false`).
+    pub reload: Option<tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<bool>>>,
 }
 
 /// The project and what the current gateway made of it; a reload
@@ -118,6 +122,7 @@ pub fn router(state: AdminState) -> axum::Router {
         .merge(s3::router())
         .merge(rds_data::router())
         .merge(cache::router())
+        .merge(deployments::router())
         .layer(axum::extract::DefaultBodyLimit::max(
             stratus_runtime::MAX_SYNC_PAYLOAD + 1,
         ))

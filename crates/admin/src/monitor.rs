@@ -301,7 +301,7 @@ pub(crate) fn snapshot(s: &AdminState) -> Value {
         .into_iter()
         .map(|r| {
             json!({
-                "api": r.api, "stage": r.stage, "method": r.method, "path": r.path,
+                "api": r.api, "stage": r.stage, "deployment": r.deployment, "method": r.method, "path": r.path,
                 "integration": r.integration, "throttle": r.throttle,
                 "authorizer": r.authorizer, "apiKey": r.api_key,
             })

@@ -36,6 +36,7 @@ async fn state() -> AdminState {
         credentials: app.server.credentials.clone(),
         verify_signatures: app.server.verify_signatures,
         keys: None,
+        reload: None,
         objects: Arc::new(
             stratus_state::objects::FsObjectStore::open(
                 &std::env::temp_dir().join(format!("stratus-admin-{}", uuid::Uuid::new_v4())),

@@ -173,6 +173,43 @@ enum Command {
         #[arg(long, default_value = ".")]
         project: PathBuf,
     },
+    /// Snapshot the project's APIs and function code as a new deployment
+    /// on the running server; with --stage, move that stage to it.
+    Deploy {
+        /// The stage to move to the new deployment.
+        #[arg(long)]
+        stage: Option<String>,
+        /// The API of the stage, when several APIs have a stage of that name.
+        #[arg(long)]
+        api: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// stratus.toml or the directory holding it.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+    },
+    /// The deployments, and what each stage serves, from the running server.
+    Deployments {
+        /// stratus.toml or the directory holding it.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+    },
+    /// Move a stage to a deployment (or back to `latest`) on the running
+    /// server, in place: no request or connection dropped. Rollback is
+    /// moving it back.
+    Stage {
+        /// The stage.
+        name: String,
+        /// A deployment's id, or `latest`.
+        #[arg(long)]
+        deployment: String,
+        /// The API of the stage, when several APIs have a stage of that name.
+        #[arg(long)]
+        api: Option<String>,
+        /// stratus.toml or the directory holding it.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+    },
     /// Publish a function's current code and settings as a new version
     /// (Lambda's PublishVersion) on the running server.
     Publish {
@@ -252,6 +289,9 @@ fn main() -> ExitCode {
             | Command::Usage { .. }
             | Command::Cache { .. }
             | Command::Publish { .. }
+            | Command::Deploy { .. }
+            | Command::Deployments { .. }
+            | Command::Stage { .. }
             | Command::Alias { .. }
             | Command::Db { .. }
     );
@@ -312,6 +352,25 @@ fn main() -> ExitCode {
             description,
             project,
         } => publish(&project, &function, &description),
+        Command::Deploy {
+            stage,
+            api,
+            description,
+            project,
+        } => deploy(&project, stage, api, &description),
+        Command::Deployments { project } => deployments(&project),
+        Command::Stage {
+            name,
+            deployment,
+            api,
+            project,
+        } => admin_post(
+            &project,
+            "apigateway",
+            "/stratus/stages",
+            serde_json::json!({ "stage": name, "api": api, "deployment": deployment }),
+            &format!("stage {name} now serves deployment {deployment}"),
+        ),
         Command::Alias {
             function,
             name,
@@ -365,6 +424,85 @@ fn main() -> ExitCode {
 }
 
 /// `stratus invalidate SITE PATH...`: through the running server.
+/// `stratus deploy`: CreateDeployment on the running server.
+fn deploy(
+    project: &std::path::Path,
+    stage: Option<String>,
+    api: Option<String>,
+    description: &str,
+) -> anyhow::Result<()> {
+    let app = load(project)?;
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        let body = serde_json::json!({ "description": description, "stage": stage, "api": api });
+        let d = keys::call(
+            &app,
+            "apigateway",
+            "POST",
+            "/stratus/deployments",
+            Some(body),
+        )
+        .await?;
+        let versions: Vec<String> = d["functions"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(f, v)| format!("{f}:{v}"))
+            .collect();
+        println!("deployment {} ({})", d["id"], versions.join(", "));
+        if let Some(st) = d["stage"].as_str() {
+            eprintln!("stage {st} now serves it");
+        }
+        Ok(())
+    })
+}
+
+/// `stratus deployments`: the list, and where each stage points.
+fn deployments(project: &std::path::Path) -> anyhow::Result<()> {
+    let app = load(project)?;
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        let v = keys::call(&app, "apigateway", "GET", "/stratus/deployments", None).await?;
+        let mut rows =
+            vec![["DEPLOYMENT", "CREATED", "FUNCTIONS", "DESCRIPTION"].map(str::to_owned)];
+        for d in v["deployments"].as_array().into_iter().flatten() {
+            let created =
+                chrono::DateTime::from_timestamp_millis(d["created"].as_i64().unwrap_or(0))
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_default();
+            let functions: Vec<String> = d["functions"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(f, n)| format!("{f}:{n}"))
+                .collect();
+            rows.push([
+                d["id"].to_string(),
+                created,
+                functions.join(" "),
+                d["description"].as_str().unwrap_or("").to_owned(),
+            ]);
+        }
+        print!("{}", keys::table(&rows));
+        let mut stages = vec![["API", "STAGE", "SERVES"].map(str::to_owned)];
+        for st in v["stages"].as_array().into_iter().flatten() {
+            let mut serves = st["deployment"].as_str().unwrap_or("?").to_owned();
+            if let Some(c) = st["canary"].as_object() {
+                let percent = c["percent"].as_f64().unwrap_or(0.0);
+                serves.push_str(&format!(" (canary {} at {percent}%)", c["deployment"]));
+            }
+            stages.push([
+                st["api"].as_str().unwrap_or("").to_owned(),
+                st["stage"].as_str().unwrap_or("").to_owned(),
+                serves,
+            ]);
+        }
+        println!();
+        print!("{}", keys::table(&stages));
+        Ok(())
+    })
+}
+
 /// `stratus publish`: PublishVersion on the running server.
 fn publish(project: &std::path::Path, function: &str, description: &str) -> anyhow::Result<()> {
     let app = load(project)?;
@@ -606,7 +744,16 @@ async fn shutdown_signal() {
 
 fn routes_table(app: &App) -> String {
     let mut rows = vec![stratus_config::RouteRow::HEADER.map(str::to_owned)];
-    rows.extend(app.route_rows().into_iter().map(|r| r.cells()));
+    // What each stage serves: the working tree, or a deployment (whose
+    // routes name the versions it froze).
+    let served = stratus_runtime::deployments::Deployments::new(&app.server.data_dir)
+        .compose(app)
+        .map(|(composed, _)| composed)
+        .unwrap_or_else(|e| {
+            eprintln!("warning: {e}");
+            app.clone()
+        });
+    rows.extend(served.route_rows().into_iter().map(|r| r.cells()));
     let mut out = keys::table(&rows);
     if !app.databases.is_empty() {
         let mut dbs = vec![["DATABASE", "ENGINE", "DATA API ARN"].map(str::to_owned)];

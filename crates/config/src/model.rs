@@ -138,6 +138,8 @@ impl Default for Pricing {
 pub struct RouteRow {
     pub api: String,
     pub stage: String,
+    /// `latest`, a deployment's id, and its canary's.
+    pub deployment: String,
     /// `GET`..., `ANY`, or `WS` for a WebSocket route.
     pub method: String,
     /// The full path (mount + route path), or `mount key` for WebSocket routes.
@@ -152,9 +154,10 @@ pub struct RouteRow {
 }
 
 impl RouteRow {
-    pub const HEADER: [&'static str; 8] = [
+    pub const HEADER: [&'static str; 9] = [
         "API",
         "STAGE",
+        "DEPLOYMENT",
         "METHOD",
         "PATH",
         "INTEGRATION",
@@ -163,10 +166,11 @@ impl RouteRow {
         "API KEY",
     ];
 
-    pub fn cells(self) -> [String; 8] {
+    pub fn cells(self) -> [String; 9] {
         [
             self.api,
             self.stage,
+            self.deployment,
             self.method,
             self.path,
             self.integration,
@@ -200,6 +204,13 @@ impl App {
                     rows.push(RouteRow {
                         api: api.name.clone(),
                         stage: stage.name.clone(),
+                        deployment: match &stage.canary {
+                            Some(c) => format!(
+                                "{} (canary {} at {}%)",
+                                stage.deployment, c.deployment, c.percent
+                            ),
+                            None => stage.deployment.to_string(),
+                        },
                         method,
                         path,
                         integration: route.integration.to_string(),
@@ -759,7 +770,42 @@ pub struct Stage {
     pub access_log: Option<Arc<AccessLog>>,
     /// The stage's response cache (REST stages).
     pub cache: Option<StageCache>,
+    /// What the stage serves: the working tree, or a deployment.
+    pub deployment: DeploymentRef,
+    /// A share of the stage's requests served by another deployment.
+    pub canary: Option<Canary>,
 }
+
+/// `deployment = "latest" | ID` of a stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DeploymentRef {
+    /// The working tree, as it is now (reloads follow it).
+    #[default]
+    Latest,
+    Id(u32),
+}
+
+impl fmt::Display for DeploymentRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeploymentRef::Latest => f.write_str("latest"),
+            DeploymentRef::Id(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// `canary = { deployment = ID, percent = 10, variables = {...} }`: that
+/// share of the stage's requests, chosen per request, is served by the
+/// canary deployment, with these stage variables over the stage's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Canary {
+    pub deployment: u32,
+    /// 0.0 to 100.0.
+    pub percent: f64,
+    pub variables: BTreeMap<String, String>,
+}
+
+impl Eq for Canary {}
 
 /// A REST stage's response cache, as API Gateway's stage cache: GET
 /// answers kept for `ttl`, keyed by the route and the chosen parameters.

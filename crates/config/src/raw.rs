@@ -224,6 +224,18 @@ pub(crate) struct RawStage {
     pub(crate) throttle: Option<Spanned<RawThrottle>>,
     pub(crate) access_log: Option<Spanned<RawAccessLog>>,
     pub(crate) cache: Option<Spanned<RawStageCache>>,
+    /// `"latest"` or a deployment's id.
+    pub(crate) deployment: Option<Spanned<toml::Value>>,
+    pub(crate) canary: Option<Spanned<RawCanary>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCanary {
+    pub(crate) deployment: Spanned<i64>,
+    pub(crate) percent: Spanned<f64>,
+    #[serde(default)]
+    pub(crate) variables: BTreeMap<String, String>,
 }
 
 /// A REST stage's response cache.

@@ -555,6 +555,8 @@ fn api(
             throttle: None,
             access_log: None,
             cache: None,
+            deployment: DeploymentRef::Latest,
+            canary: None,
         }),
         Some(map) => {
             for (stage, s) in map {
@@ -604,6 +606,16 @@ fn api(
                     cache: s.get_ref().cache.as_ref().and_then(|raw| {
                         stage_cache(c, kind, raw, &["apis", name, "stages", stage, "cache"])
                     }),
+                    deployment: deployment_ref(
+                        c,
+                        &s.get_ref().deployment,
+                        &["apis", name, "stages", stage, "deployment"],
+                    ),
+                    canary: s
+                        .get_ref()
+                        .canary
+                        .as_ref()
+                        .and_then(|raw| canary(c, raw, &["apis", name, "stages", stage, "canary"])),
                 });
             }
         }
@@ -1774,6 +1786,61 @@ fn route(
         scopes,
         api_key_required,
         cache,
+    })
+}
+
+/// `deployment = "latest" | ID`.
+fn deployment_ref(
+    c: &mut Checker<'_>,
+    raw: &Option<Spanned<toml::Value>>,
+    at: &[&str],
+) -> DeploymentRef {
+    let Some(v) = raw else {
+        return DeploymentRef::Latest;
+    };
+    match v.get_ref() {
+        toml::Value::String(s) if s == "latest" => DeploymentRef::Latest,
+        toml::Value::Integer(n) if (1..=i64::from(u32::MAX)).contains(n) => {
+            DeploymentRef::Id(*n as u32)
+        }
+        _ => {
+            c.err(
+                v,
+                at,
+                "a deployment is \"latest\" or a deployment's id (stratus deployments lists them)",
+            );
+            DeploymentRef::Latest
+        }
+    }
+}
+
+/// `canary = { deployment, percent, variables }`.
+fn canary(c: &mut Checker<'_>, raw: &Spanned<RawCanary>, at: &[&str]) -> Option<Canary> {
+    let r = raw.get_ref();
+    let key = |k: &'static str| -> Vec<&str> { at.iter().copied().chain([k]).collect() };
+    let deployment = *r.deployment.get_ref();
+    let percent = *r.percent.get_ref();
+    let mut ok = true;
+    if !(1..=i64::from(u32::MAX)).contains(&deployment) {
+        c.err(
+            &r.deployment,
+            &key("deployment"),
+            "a deployment's id: 1 or more",
+        );
+        ok = false;
+    }
+    if !(0.0..=100.0).contains(&percent) {
+        c.err(
+            &r.percent,
+            &key("percent"),
+            "a percentage of the requests: 0.0 to 100.0",
+        );
+        ok = false;
+    }
+    ok.then(|| Canary {
+        deployment: deployment as u32,
+        percent,
+        variables: r.variables.clone(),
     })
 }
 

@@ -17,6 +17,7 @@ mod sample;
 mod sites;
 mod websocket;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -67,6 +68,17 @@ struct Inner {
     access: Arc<Access>,
     sites: Arc<Sites>,
     caches: Arc<phases::cache::StageCaches>,
+    /// Stages with a canary: API → stage → (percent, the canary's routes).
+    canaries: HashMap<String, HashMap<String, (f64, RouteTable)>>,
+}
+
+/// A stage's canary: `percent` of its requests are served by `app`'s
+/// (one API, one stage) routes.
+pub struct Canary {
+    pub api: String,
+    pub stage: String,
+    pub percent: f64,
+    pub app: App,
 }
 
 /// Who may call what, and how often: shared by HTTP requests and
@@ -104,6 +116,25 @@ impl Gateway {
         keys: Option<Arc<stratus_state::ApiKeys>>,
         objects: Option<Arc<dyn stratus_state::objects::ObjectStore>>,
     ) -> Gateway {
+        Self::with_canaries(app, functions, connections, keys, objects, Vec::new())
+    }
+
+    /// `with_stores`, and stages' canaries.
+    pub fn with_canaries(
+        app: &App,
+        functions: Arc<dyn Invoke>,
+        connections: Arc<Connections>,
+        keys: Option<Arc<stratus_state::ApiKeys>>,
+        objects: Option<Arc<dyn stratus_state::objects::ObjectStore>>,
+        canaries: Vec<Canary>,
+    ) -> Gateway {
+        let mut by_stage: HashMap<String, HashMap<String, (f64, RouteTable)>> = HashMap::new();
+        for c in canaries {
+            by_stage
+                .entry(c.api)
+                .or_default()
+                .insert(c.stage, (c.percent, RouteTable::new(&c.app)));
+        }
         // One set of buckets for HTTP requests and WebSocket messages (the
         // server-wide limit counts both).
         let access = Arc::new(Access {
@@ -129,6 +160,7 @@ impl Gateway {
                 access,
                 sites: Arc::new(Sites::new(app, objects)),
                 caches: Arc::new(phases::cache::StageCaches::new(app)),
+                canaries: by_stage,
             }),
         }
     }
@@ -146,6 +178,20 @@ impl Gateway {
     /// The WebSocket APIs' connections, for the `@connections` API and shutdown.
     pub fn websockets(&self) -> Arc<WebSockets> {
         self.inner.websockets.clone()
+    }
+
+    /// The canary of the stage a lookup fell in, if it has one.
+    fn canary_of(&self, lookup: &Lookup<'_>) -> Option<(f64, &RouteTable)> {
+        let (api, stage) = match lookup {
+            Lookup::Found(m) => (m.api, m.stage),
+            Lookup::NoRoute { api, stage } => (*api, *stage),
+            Lookup::NoApi => return None,
+        };
+        self.inner
+            .canaries
+            .get(&api.name)?
+            .get(&stage.name)
+            .map(|(p, t)| (*p, t))
     }
 
     /// Serves one request: a context is made, the phases run, and the
@@ -213,8 +259,14 @@ impl Gateway {
             }
         }
 
-        // Match: API by base path and stage, then the route (router.rs).
-        let lookup = self.inner.table.lookup(&cx.method, &cx.path);
+        // Match: API by base path and stage, then the route (router.rs);
+        // a stage's canary takes its share of the requests.
+        let mut lookup = self.inner.table.lookup(&cx.method, &cx.path);
+        if let Some((percent, table)) = self.canary_of(&lookup) {
+            if rand::random::<f64>() * 100.0 < percent {
+                lookup = table.lookup(&cx.method, &cx.path);
+            }
+        }
         // CORS: a preflight to an API with CORS is answered here, whether
         // or not a route matches it (phases/cors.rs; the CORS headers of every
         // answer, this one too, are added in `handle`).

@@ -6,6 +6,7 @@
 //! them. It must never serialize calls of one function behind a lock.
 
 mod build;
+pub mod deployments;
 mod env;
 mod launch;
 mod memory;
@@ -151,6 +152,8 @@ pub struct Runtime {
     server: Arc<stratus_config::Server>,
     /// Published versions and aliases (`versions.rs`).
     versions: Arc<versions::Versions>,
+    /// Deployments and where stages point (`deployments.rs`).
+    deployments: Arc<deployments::Deployments>,
     /// Pools of published versions, `NAME:N`, made at their first call.
     version_pools: Arc<std::sync::Mutex<Pools>>,
     /// One version pool made at a time.
@@ -219,6 +222,7 @@ impl Runtime {
             reaper: Arc::new(reaper),
             server: Arc::new(app.server.clone()),
             versions: Arc::new(versions::Versions::new(&app.server.data_dir)),
+            deployments: Arc::new(deployments::Deployments::new(&app.server.data_dir)),
             version_pools,
             loading: Arc::default(),
         })
@@ -227,6 +231,11 @@ impl Runtime {
     /// Published versions and aliases.
     pub fn versions(&self) -> &versions::Versions {
         &self.versions
+    }
+
+    /// Deployments and where stages point.
+    pub fn deployments(&self) -> &deployments::Deployments {
+        &self.deployments
     }
 
     /// A function's current (`$LATEST`) configuration.

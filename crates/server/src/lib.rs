@@ -158,6 +158,8 @@ impl Server {
         let functions = self.functions.clone();
         // Connections outlive any one gateway (a reload keeps them).
         let connections = stratus_gateway::Connections::in_memory();
+        // The gateway of a project: each stage from the deployment it
+        // points at, with its canary (stratus_runtime::deployments).
         let gateway_for = {
             let (functions, keys, objects) = (
                 self.functions.clone(),
@@ -165,24 +167,39 @@ impl Server {
                 self.objects.clone(),
             );
             let connections = connections.clone();
-            move |app: &App| {
-                Gateway::with_stores(
-                    app,
+            move |app: &App| -> anyhow::Result<(Gateway, Arc<App>)> {
+                let (composed, canaries) = functions
+                    .deployments()
+                    .compose(app)
+                    .map_err(anyhow::Error::msg)?;
+                let canaries = canaries
+                    .into_iter()
+                    .map(|c| stratus_gateway::Canary {
+                        api: c.api,
+                        stage: c.stage,
+                        percent: c.percent,
+                        app: c.app,
+                    })
+                    .collect();
+                let gateway = Gateway::with_canaries(
+                    &composed,
                     Arc::new(functions.clone()),
                     connections.clone(),
                     keys.clone(),
                     Some(objects.clone()),
-                )
+                    canaries,
+                );
+                Ok((gateway, Arc::new(composed)))
             }
         };
-        let gateway = gateway_for(&self.app);
+        let (gateway, served) = gateway_for(&self.app)?;
         let flusher = self.keys.as_ref().map(|k| k.spawn_flusher());
         let sweeper = self.databases.spawn_sweeper();
         // Every gateway's WebSocket APIs: connections opened under an older
         // configuration stay open, and are closed at shutdown too.
         let mut websockets = vec![gateway.websockets()];
         let live = Arc::new(arc_swap::ArcSwap::from_pointee(stratus_admin::Live {
-            app: self.app.clone(),
+            app: served,
             websockets: gateway.websockets(),
             sites: gateway.sites(),
             caches: gateway.caches(),
@@ -202,6 +219,8 @@ impl Server {
             stop_rx.clone(),
             grace,
         ));
+        // Stage moves through the admin API reload too, and wait for it.
+        let (admin_reload, mut admin_reloads) = tokio::sync::mpsc::channel(4);
         let admin_state = stratus_admin::AdminState {
             ready: ready.clone(),
             functions: functions.clone(),
@@ -212,27 +231,39 @@ impl Server {
             objects: self.objects.clone(),
             databases: self.databases.clone(),
             live: live.clone(),
+            reload: Some(admin_reload),
         };
         let admin_task = tokio::spawn(serve_admin(self.admin, admin_state, limits, stop_rx, grace));
 
         tokio::pin!(shutdown);
         loop {
-            tokio::select! {
+            let ack: Option<tokio::sync::oneshot::Sender<bool>> = tokio::select! {
                 () = &mut shutdown => break,
-                Some(()) = reloads.recv() => {
-                    let old = live.load().app.clone();
-                    if let Some(app) = reload(&old, &functions).await {
-                        let gateway = gateway_for(&app);
+                Some(()) = reloads.recv() => None,
+                Some(ack) = admin_reloads.recv() => Some(ack),
+            };
+            let old = live.load().app.clone();
+            let mut done = false;
+            if let Some(app) = reload(&old, &functions).await {
+                match gateway_for(&app) {
+                    Ok((gateway, served)) => {
                         websockets.push(gateway.websockets());
                         live.store(Arc::new(stratus_admin::Live {
-                            app: app.clone(),
+                            app: served,
                             websockets: gateway.websockets(),
                             sites: gateway.sites(),
                             caches: gateway.caches(),
                         }));
                         current.store(Arc::new(gateway));
+                        done = true;
                     }
+                    Err(e) => tracing::error!(
+                        "not reloaded: {e:#}; the previous configuration keeps serving"
+                    ),
                 }
+            }
+            if let Some(ack) = ack {
+                let _ = ack.send(done);
             }
         }
         tracing::info!("shutting down: no new connections; in-flight requests have {grace:?}");

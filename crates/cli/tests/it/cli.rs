@@ -84,6 +84,7 @@ fn routes_prints_a_table() {
         [
             "API",
             "STAGE",
+            "DEPLOYMENT",
             "METHOD",
             "PATH",
             "INTEGRATION",
@@ -98,7 +99,10 @@ fn routes_prints_a_table() {
         .find(|l| l.contains("/shop/prod/items/{id}"))
         .expect(&out);
     let cells: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(cells[..4], ["shop", "prod", "GET", "/shop/prod/items/{id}"]);
+    assert_eq!(
+        cells[..5],
+        ["shop", "prod", "latest", "GET", "/shop/prod/items/{id}"]
+    );
     // The databases follow, with the ARN the Data API answers to.
     let dbs: Vec<&str> = out.split("\n\n").nth(1).expect(&out).lines().collect();
     assert_eq!(

@@ -281,3 +281,164 @@ print(json.dumps(out))
     assert_eq!(get("/latest")["word"], "two");
     assert_eq!(get("/latest")["version"], "$LATEST");
 }
+
+const ITEMS_PY: &str = r#"
+WORD = "one"
+def handler(event, context):
+    return {"statusCode": 200, "body": WORD}
+"#;
+
+const STAGES: &str = r#"
+[functions.items]
+runtime = "python3"
+handler = "app.handler"
+code = "items"
+
+[apis.shop]
+type = "rest"
+base_path = "/shop"
+stages = { prod = {}, dev = {} }
+[apis.shop.routes]
+"GET /items" = { function = "items" }
+"#;
+
+/// Deployments: a stage pinned to one keeps its code while `latest` follows
+/// the working tree; moving it under load drops nothing; rollback; a
+/// canary's share; what `stratus routes` and `stratus deployments` show.
+#[test]
+fn stages_serve_deployments_move_under_load_and_split_with_a_canary() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), STAGES);
+    stratus_testkit::write_file(dir.path(), "items/app.py", ITEMS_PY);
+    let s = Serving::start_dev(dir.path());
+    let project = dir.path().to_str().unwrap().to_owned();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let get = |path: &str| -> String {
+        rt.block_on(async {
+            let r = reqwest::get(s.url(path)).await.unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+            r.text().await.unwrap()
+        })
+    };
+
+    let (ok, out, err) = run_cli(&[
+        "deploy",
+        "--stage",
+        "prod",
+        "--description",
+        "first",
+        "--project",
+        &project,
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "deployment 1 (items:1)");
+    assert!(err.contains("stage shop/prod now serves it"), "{err}");
+    assert_eq!(get("/shop/prod/items"), "one");
+
+    // The working tree changes: dev (latest) follows, prod keeps deployment 1.
+    stratus_testkit::write_file(
+        dir.path(),
+        "items/app.py",
+        &ITEMS_PY.replace("\"one\"", "\"two\""),
+    );
+    s.wait_line("app.py; reloading", Duration::from_secs(30));
+    s.wait_line("reloaded /", Duration::from_secs(30));
+    assert_eq!(get("/shop/dev/items"), "two");
+    assert_eq!(get("/shop/prod/items"), "one");
+    let (ok, out, _) = run_cli(&["deploy", "--project", &project]);
+    assert!(ok);
+    assert_eq!(out.trim(), "deployment 2 (items:2)");
+    assert_eq!(
+        get("/shop/prod/items"),
+        "one",
+        "a deployment alone moves no stage"
+    );
+
+    // Moved under load: every request answered, by one or the other.
+    let url = s.url("/shop/prod/items");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        rt.spawn(async move {
+            let client = reqwest::Client::new();
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let r = client.get(&url).send().await;
+                seen.push(match r {
+                    Ok(r) => format!(
+                        "{} {}",
+                        r.status().as_u16(),
+                        r.text().await.unwrap_or_default()
+                    ),
+                    Err(e) => format!("error {e}"),
+                });
+            }
+            seen
+        })
+    };
+    rt.block_on(async { tokio::time::sleep(Duration::from_millis(300)).await });
+    let (ok, _, err) = run_cli(&["stage", "prod", "--deployment", "2", "--project", &project]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        get("/shop/prod/items"),
+        "two",
+        "moved once the command returns"
+    );
+    rt.block_on(async { tokio::time::sleep(Duration::from_millis(300)).await });
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = rt.block_on(load).unwrap();
+    assert!(seen.len() > 20, "{}", seen.len());
+    assert!(
+        seen.iter().all(|r| r == "200 one" || r == "200 two"),
+        "nothing dropped: {:?}",
+        seen.iter()
+            .filter(|r| !r.starts_with("200"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(seen.first().map(String::as_str), Some("200 one"));
+    assert_eq!(seen.last().map(String::as_str), Some("200 two"));
+
+    // Rollback is moving it back.
+    assert!(run_cli(&["stage", "prod", "--deployment", "1", "--project", &project]).0);
+    assert_eq!(get("/shop/prod/items"), "one");
+
+    // A canary: 25% of prod's requests served by deployment 2.
+    let toml = std::fs::read_to_string(dir.path().join("stratus.toml"))
+        .unwrap()
+        .replace(
+            "prod = {}",
+            "prod = { canary = { deployment = 2, percent = 25 } }",
+        );
+    std::fs::write(dir.path().join("stratus.toml"), toml).unwrap();
+    s.wait_line("stratus.toml; reloading", Duration::from_secs(30));
+    s.wait_line("reloaded /", Duration::from_secs(30));
+    let twos = (0..200)
+        .filter(|_| get("/shop/prod/items") == "two")
+        .count();
+    assert!(
+        (20..=90).contains(&twos),
+        "about 25% from the canary: {twos}"
+    );
+
+    let (ok, out, err) = run_cli(&["deployments", "--project", &project]);
+    assert!(ok, "{err}");
+    assert!(out.contains("first"), "{out}");
+    assert!(out.contains("shop  prod   1 (canary 2 at 25%)"), "{out}");
+    let (ok, out, _) = run_cli(&["routes", &project]);
+    assert!(ok);
+    let prod = out
+        .lines()
+        .find(|l| l.contains("/shop/prod/items"))
+        .expect(&out);
+    let cells: Vec<&str> = prod.split_whitespace().collect();
+    assert_eq!(cells[..3], ["shop", "prod", "1"], "{prod}");
+    assert!(prod.contains("function items:1"), "{prod}");
+    let dev = out
+        .lines()
+        .find(|l| l.contains("/shop/dev/items"))
+        .expect(&out);
+    assert!(
+        dev.contains("latest") && dev.contains("function items "),
+        "{dev}"
+    );
+}
