@@ -26,7 +26,7 @@
     $("t-cost").textContent = `${money(d.cost.session)} / ${money(d.cost.perMonth)}`;
     $("uptime").textContent = `up ${Math.round(d.uptimeSeconds)} s`;
     rows("routes", d.routes, (r) => [
-      [r.api], [r.stage], [r.route || "(no route)"], [fmt(r.count), "n"], [fmt(r.errors4xx), r.errors4xx ? "n warn" : "n"],
+      [r.api], [r.stage], [r.deployment], [r.route || "(no route)"], [fmt(r.count), "n"], [fmt(r.errors4xx), r.errors4xx ? "n warn" : "n"],
       [fmt(r.errors5xx), r.errors5xx ? "n bad" : "n"], [fmt(r.throttled), "n"], [fmt(r.avgMs), "n"], [fmt(r.p99Ms), "n"],
     ]);
     rows("functions", d.functions, (f) => [

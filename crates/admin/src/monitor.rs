@@ -211,6 +211,7 @@ pub(crate) fn snapshot(s: &AdminState) -> Value {
             *api_cost.entry(r.api.clone()).or_default() += count as f64 * price / 1e6;
             json!({
                 "api": r.api, "stage": r.stage, "route": r.route, "kind": r.kind,
+                "deployment": r.deployment.map_or_else(|| "latest".to_owned(), |n| n.to_string()),
                 "count": count, "errors4xx": e4, "errors5xx": e5,
                 "throttled": r.throttled.load(Relaxed),
                 "avgMs": round2(r.latency.mean_ms()),

@@ -42,6 +42,8 @@ pub struct RequestServed<'a> {
     /// `"hit"` or `"miss"` when the stage cache was consulted.
     pub cache: Option<&'a str>,
     pub error: Option<&'a str>,
+    /// The deployment that served (`None`: the working tree).
+    pub deployment: Option<u32>,
 }
 
 /// Milliseconds rounded to hundredths, as a number (JSON logs get a
@@ -57,7 +59,7 @@ impl RequestServed<'_> {
     /// counts a connection.
     pub fn emit(&self) {
         let reg = registry();
-        let stats = reg.route(self.api, self.stage, self.route, self.kind);
+        let stats = reg.route(self.api, self.stage, self.deployment, self.route, self.kind);
         reg.served(
             &stats,
             self.method,

@@ -173,6 +173,8 @@ impl Histogram {
 pub struct RouteStats {
     pub api: String,
     pub stage: String,
+    /// The deployment that served (`None`: the working tree, `latest`).
+    pub deployment: Option<u32>,
     pub route: String,
     /// `http`, `rest` or `websocket` (for prices).
     pub kind: String,
@@ -187,7 +189,26 @@ pub struct RouteStats {
     pub integration_latency: Histogram,
 }
 
+/// A Prometheus label value, escaped.
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 impl RouteStats {
+    /// `api="..",stage="..",deployment="..",route=".."`, for Prometheus.
+    fn labels(&self) -> String {
+        format!(
+            "api=\"{}\",stage=\"{}\",deployment=\"{}\",route=\"{}\"",
+            esc(&self.api),
+            esc(&self.stage),
+            self.deployment
+                .map_or_else(|| "latest".to_owned(), |n| n.to_string()),
+            esc(&self.route)
+        )
+    }
+
     pub fn count(&self) -> u64 {
         self.by_class.iter().map(|c| c.load(Relaxed)).sum()
     }
@@ -388,22 +409,36 @@ impl Registry {
 
     /// A route's entry; each thread keeps the ones it used, so the shared
     /// map is read once per route and thread, not per request.
-    pub(crate) fn route(&self, api: &str, stage: &str, route: &str, kind: &str) -> Arc<RouteStats> {
+    pub(crate) fn route(
+        &self,
+        api: &str,
+        stage: &str,
+        deployment: Option<u32>,
+        route: &str,
+        kind: &str,
+    ) -> Arc<RouteStats> {
         thread_local! {
             static SEEN: RefCell<Vec<Arc<RouteStats>>> = const { RefCell::new(Vec::new()) };
         }
         let found = SEEN.with(|seen| {
             seen.borrow()
                 .iter()
-                .find(|r| r.route == route && r.api == api && r.stage == stage)
+                .find(|r| {
+                    r.route == route
+                        && r.api == api
+                        && r.stage == stage
+                        && r.deployment == deployment
+                })
                 .cloned()
         });
         if let Some(r) = found {
             return r;
         }
-        let r = entry(&self.routes, &[api, stage, route], || RouteStats {
+        let dep = deployment.map_or_else(|| "latest".to_owned(), |n| n.to_string());
+        let r = entry(&self.routes, &[api, stage, &dep, route], || RouteStats {
             api: api.to_owned(),
             stage: stage.to_owned(),
+            deployment,
             route: route.to_owned(),
             kind: kind.to_owned(),
             ..Default::default()
@@ -570,11 +605,6 @@ impl Registry {
     /// Everything, in the Prometheus text format (0.0.4).
     pub fn prometheus(&self) -> String {
         let mut out = String::with_capacity(8192);
-        let esc = |s: &str| {
-            s.replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n")
-        };
         let routes = self.routes();
         head(
             &mut out,
@@ -588,8 +618,9 @@ impl Registry {
                 if n > 0 {
                     let _ = writeln!(
                         out,
-                        "stratus_api_requests_total{{api=\"{}\",stage=\"{}\",route=\"{}\",class=\"{}xx\"}} {n}",
-                        esc(&r.api), esc(&r.stage), esc(&r.route), i + 1
+                        "stratus_api_requests_total{{{},class=\"{}xx\"}} {n}",
+                        r.labels(),
+                        i + 1
                     );
                 }
             }
@@ -603,10 +634,8 @@ impl Registry {
         for r in &routes {
             let _ = writeln!(
                 out,
-                "stratus_api_throttled_total{{api=\"{}\",stage=\"{}\",route=\"{}\"}} {}",
-                esc(&r.api),
-                esc(&r.stage),
-                esc(&r.route),
+                "stratus_api_throttled_total{{{}}} {}",
+                r.labels(),
                 r.throttled.load(Relaxed)
             );
         }
@@ -624,14 +653,7 @@ impl Registry {
         ] {
             head(&mut out, name, "counter", help);
             for r in &routes {
-                let _ = writeln!(
-                    out,
-                    "{name}{{api=\"{}\",stage=\"{}\",route=\"{}\"}} {}",
-                    esc(&r.api),
-                    esc(&r.stage),
-                    esc(&r.route),
-                    pick(r)
-                );
+                let _ = writeln!(out, "{name}{{{}}} {}", r.labels(), pick(r));
             }
         }
         head(
@@ -641,12 +663,7 @@ impl Registry {
             "Time from request to answer.",
         );
         for r in &routes {
-            let labels = format!(
-                "api=\"{}\",stage=\"{}\",route=\"{}\"",
-                esc(&r.api),
-                esc(&r.stage),
-                esc(&r.route)
-            );
+            let labels = r.labels();
             r.latency
                 .write(&mut out, "stratus_api_latency_seconds", &labels);
         }
@@ -657,12 +674,7 @@ impl Registry {
             "Time the integration (upstream or function) took.",
         );
         for r in routes.iter().filter(|r| r.integration_latency.count() > 0) {
-            let labels = format!(
-                "api=\"{}\",stage=\"{}\",route=\"{}\"",
-                esc(&r.api),
-                esc(&r.stage),
-                esc(&r.route)
-            );
+            let labels = r.labels();
             r.integration_latency.write(
                 &mut out,
                 "stratus_api_integration_latency_seconds",

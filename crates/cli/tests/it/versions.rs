@@ -74,7 +74,7 @@ stages = { prod = { cache = { ttl = 300, keys = ["path.id"] } } }
             .await
             .unwrap()
     });
-    let labels = r#"{api="shop",stage="prod",route="GET /items/{id}"}"#;
+    let labels = r#"{api="shop",stage="prod",deployment="latest",route="GET /items/{id}"}"#;
     assert!(
         metrics.contains(&format!("stratus_api_cache_hits_total{labels} 2")),
         "{metrics}"
@@ -420,6 +420,26 @@ fn stages_serve_deployments_move_under_load_and_split_with_a_canary() {
         "about 25% from the canary: {twos}"
     );
 
+    // The stage's figures, split by the deployment that served.
+    let metrics = rt.block_on(async {
+        reqwest::get(format!("http://{}/metrics", s.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    let served_by = |dep: &str| -> u64 {
+        let prefix = format!(
+            "stratus_api_requests_total{{api=\"shop\",stage=\"prod\",deployment=\"{dep}\",route=\"GET /items\",class=\"2xx\"}} "
+        );
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .map_or(0, |n| n.parse().unwrap())
+    };
+    assert!(served_by("2") >= twos as u64, "{metrics}");
+    assert!(served_by("1") >= (200 - twos) as u64, "{metrics}");
     let (ok, out, err) = run_cli(&["deployments", "--project", &project]);
     assert!(ok, "{err}");
     assert!(out.contains("first"), "{out}");

@@ -42,6 +42,10 @@ pub(crate) fn emit(
         authorizer: cx.authorizer.as_ref().map(ToString::to_string),
         cache: cx.cache,
         error: cx.error.as_deref(),
+        deployment: cx.stage.and_then(|s| match s.deployment {
+            stratus_config::DeploymentRef::Id(n) => Some(n),
+            stratus_config::DeploymentRef::Latest => None,
+        }),
     }
     .emit();
 }
