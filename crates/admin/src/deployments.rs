@@ -20,6 +20,7 @@ pub(crate) fn router() -> axum::Router<AdminState> {
     axum::Router::new()
         .route("/stratus/deployments", get(list).post(create))
         .route("/stratus/stages", post(move_stage))
+        .route("/stratus/canaries", post(canary))
 }
 
 fn bad(status: StatusCode, code: &str, message: &str) -> Response {
@@ -55,6 +56,19 @@ fn api_of(s: &AdminState, api: Option<&str>, stage: &str) -> Result<String, Box<
             ),
         ))),
     }
+}
+
+/// A signed request about one stage: its body, and the stage's API.
+fn staged<T: serde::de::DeserializeOwned>(
+    s: &AdminState,
+    request: (&Method, &Uri, &HeaderMap, &[u8]),
+    expected: &str,
+    stage_of: impl Fn(&T) -> (String, Option<String>),
+) -> Result<(T, String), Box<Response>> {
+    let req: T = crate::signed_json(s, "apigateway", request, "BadRequestException", expected)?;
+    let (stage, api) = stage_of(&req);
+    let api = api_of(s, api.as_deref(), &stage)?;
+    Ok((req, api))
 }
 
 /// Asks the server to reload, and waits for the new routes to serve.
@@ -190,18 +204,13 @@ async fn move_stage(
     h: HeaderMap,
     b: Bytes,
 ) -> Response {
-    let req: Move = match crate::signed_json(
+    let (req, api): (Move, String) = match staged(
         &s,
-        "apigateway",
         (&m, &u, &h, &b),
-        "BadRequestException",
         "expected {\"stage\", \"api\"?, \"deployment\": ID or \"latest\"}",
+        |r: &Move| (r.stage.clone(), r.api.clone()),
     ) {
-        Ok(r) => r,
-        Err(r) => return *r,
-    };
-    let api = match api_of(&s, req.api.as_deref(), &req.stage) {
-        Ok(a) => a,
+        Ok(x) => x,
         Err(r) => return *r,
     };
     let to = match &req.deployment {
@@ -231,4 +240,85 @@ async fn move_stage(
         "deployment": to.map_or_else(|| "latest".to_owned(), |n| n.to_string()),
     }))
     .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct CanaryChange {
+    stage: String,
+    api: Option<String>,
+    /// `set` (with `deployment` and `percent`), `promote` or `remove`.
+    action: String,
+    deployment: Option<u32>,
+    percent: Option<f64>,
+}
+
+/// `POST /stratus/canaries`: a stage's canary set, promoted (the stage
+/// moves to the canary's deployment, the canary goes) or removed.
+async fn canary(
+    State(s): State<AdminState>,
+    m: Method,
+    u: Uri,
+    h: HeaderMap,
+    b: Bytes,
+) -> Response {
+    let (req, api): (CanaryChange, String) = match staged(
+        &s,
+        (&m, &u, &h, &b),
+        "expected {\"stage\", \"api\"?, \"action\": \"set\"|\"promote\"|\"remove\", \"deployment\"?, \"percent\"?}",
+        |r: &CanaryChange| (r.stage.clone(), r.api.clone()),
+    ) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let store = s.functions.deployments();
+    let current = s
+        .app()
+        .apis
+        .iter()
+        .filter(|a| a.name == api)
+        .flat_map(|a| a.stages.iter())
+        .find(|st| st.name == req.stage)
+        .and_then(|st| st.canary.clone());
+    use stratus_runtime::deployments::CanarySetting;
+    let done = match (req.action.as_str(), req.deployment, req.percent) {
+        ("set", Some(deployment), Some(percent)) => store.set_canary(
+            &api,
+            &req.stage,
+            Some(CanarySetting {
+                deployment,
+                percent,
+            }),
+        ),
+        ("promote", ..) => match current {
+            Some(c) => store
+                .point(&api, &req.stage, Some(c.deployment))
+                .and_then(|()| store.set_canary(&api, &req.stage, None)),
+            None => {
+                return bad(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequestException",
+                    &format!("stage {api}/{} has no canary", req.stage),
+                )
+            }
+        },
+        ("remove", ..) => store.set_canary(&api, &req.stage, None),
+        _ => {
+            return bad(
+                StatusCode::BAD_REQUEST,
+                "BadRequestException",
+                "action: set (with deployment and percent), promote or remove",
+            )
+        }
+    };
+    if let Err(e) = done {
+        return bad(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            &e.to_string(),
+        );
+    }
+    if let Err(r) = reload(&s).await {
+        return *r;
+    }
+    axum::Json(json!({ "api": api, "stage": req.stage, "action": req.action })).into_response()
 }

@@ -210,6 +210,31 @@ enum Command {
         #[arg(long, default_value = ".")]
         project: PathBuf,
     },
+    /// A stage's canary on the running server: set it (`--deployment ID
+    /// --percent P`), promote it (the stage moves to its deployment) or
+    /// remove it.
+    Canary {
+        /// The stage.
+        stage: String,
+        /// The canary's deployment (with --percent).
+        #[arg(long, requires = "percent", conflicts_with_all = ["promote", "remove"])]
+        deployment: Option<u32>,
+        /// The share of the stage's requests it serves, 0 to 100.
+        #[arg(long, requires = "deployment")]
+        percent: Option<f64>,
+        /// Move the stage to the canary's deployment and remove the canary.
+        #[arg(long, conflicts_with = "remove")]
+        promote: bool,
+        /// Remove the canary.
+        #[arg(long)]
+        remove: bool,
+        /// The API of the stage, when several APIs have a stage of that name.
+        #[arg(long)]
+        api: Option<String>,
+        /// stratus.toml or the directory holding it.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+    },
     /// Publish a function's current code and settings as a new version
     /// (Lambda's PublishVersion) on the running server.
     Publish {
@@ -291,6 +316,7 @@ fn main() -> ExitCode {
             | Command::Publish { .. }
             | Command::Deploy { .. }
             | Command::Deployments { .. }
+            | Command::Canary { .. }
             | Command::Stage { .. }
             | Command::Alias { .. }
             | Command::Db { .. }
@@ -359,6 +385,32 @@ fn main() -> ExitCode {
             project,
         } => deploy(&project, stage, api, &description),
         Command::Deployments { project } => deployments(&project),
+        Command::Canary {
+            stage,
+            deployment,
+            percent,
+            promote,
+            remove,
+            api,
+            project,
+        } => {
+            let action = match (promote, remove, deployment) {
+                (true, _, _) => "promote",
+                (_, true, _) => "remove",
+                (_, _, Some(_)) => "set",
+                _ => {
+                    eprintln!("say --deployment ID --percent P, --promote or --remove");
+                    return ExitCode::from(2);
+                }
+            };
+            admin_post(
+                &project,
+                "apigateway",
+                "/stratus/canaries",
+                serde_json::json!({ "stage": stage, "api": api, "action": action, "deployment": deployment, "percent": percent }),
+                &format!("canary of {stage}: {action} done"),
+            )
+        }
         Command::Stage {
             name,
             deployment,

@@ -30,6 +30,13 @@ pub struct Deployment {
     pub functions: BTreeMap<String, u32>,
 }
 
+/// A canary set by command.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct CanarySetting {
+    pub deployment: u32,
+    pub percent: f64,
+}
+
 /// A stage's canary, ready to serve: the API variant for its requests.
 pub struct CanaryPlan {
     pub api: String,
@@ -144,6 +151,44 @@ impl Deployments {
         .map_err(io)
     }
 
+    /// Canaries set or removed by command: `API/STAGE` → the canary, or
+    /// `None` for one removed; these win over the file's `canary`.
+    pub fn canary_overrides(&self) -> BTreeMap<String, Option<CanarySetting>> {
+        std::fs::read(self.dir.join("canaries.json"))
+            .ok()
+            .and_then(|t| serde_json::from_slice(&t).ok())
+            .unwrap_or_default()
+    }
+
+    /// Sets (`Some`) or removes (`None`) a stage's canary.
+    pub fn set_canary(
+        &self,
+        api: &str,
+        stage: &str,
+        canary: Option<CanarySetting>,
+    ) -> Result<(), VersionError> {
+        let _one = self.lock.lock().expect("deployments lock");
+        if let Some(c) = &canary {
+            if self.get(c.deployment).is_none() {
+                return Err(VersionError::NotFound(format!(
+                    "no deployment {}",
+                    c.deployment
+                )));
+            }
+            if !(0.0..=100.0).contains(&c.percent) {
+                return Err(VersionError::Invalid("percent: 0 to 100".into()));
+            }
+        }
+        let mut all = self.canary_overrides();
+        all.insert(format!("{api}/{stage}"), canary);
+        std::fs::create_dir_all(&self.dir).map_err(io)?;
+        std::fs::write(
+            self.dir.join("canaries.json"),
+            serde_json::to_vec_pretty(&all).map_err(io)?,
+        )
+        .map_err(io)
+    }
+
     /// A deployment's project, its functions' calls qualified by the
     /// deployment's versions.
     fn app(&self, id: u32, current: &App) -> Result<(App, Deployment), String> {
@@ -159,6 +204,7 @@ impl Deployments {
     /// (a `stratus stage` move, else its `deployment`); and the canaries.
     pub fn compose(&self, app: &App) -> Result<(App, Vec<CanaryPlan>), String> {
         let pointers = self.pointers();
+        let overrides = self.canary_overrides();
         let mut apis = Vec::new();
         let mut canaries = Vec::new();
         for api in &app.apis {
@@ -170,6 +216,17 @@ impl Deployments {
                 };
                 let mut stage = stage.clone();
                 stage.deployment = target;
+                if let Some(set) = overrides.get(&format!("{}/{}", api.name, stage.name)) {
+                    stage.canary = set.map(|c| stratus_config::Canary {
+                        deployment: c.deployment,
+                        percent: c.percent,
+                        variables: stage
+                            .canary
+                            .as_ref()
+                            .map(|f| f.variables.clone())
+                            .unwrap_or_default(),
+                    });
+                }
                 if let Some(c) = stage.canary.clone() {
                     let mut variables = stage.variables.clone();
                     variables.extend(c.variables.clone());

@@ -444,8 +444,30 @@ fn stages_serve_deployments_move_under_load_and_split_with_a_canary() {
     assert!(ok, "{err}");
     assert!(out.contains("first"), "{out}");
     assert!(out.contains("shop  prod   1 (canary 2 at 25%)"), "{out}");
-    let (ok, out, _) = run_cli(&["routes", &project]);
+    let (ok, routes, _) = run_cli(&["routes", &project]);
     assert!(ok);
+
+    // Canaries by command: promoted (the stage moves to it), set, removed.
+    let canary = |args: &[&str]| {
+        let mut all = vec!["canary", "prod"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--project", &project]);
+        let (ok, _, err) = run_cli(&all);
+        assert!(ok, "{args:?}: {err}");
+    };
+    canary(&["--promote"]);
+    assert!(
+        (0..20).all(|_| get("/shop/prod/items") == "two"),
+        "promoted"
+    );
+    canary(&["--deployment", "1", "--percent", "100"]);
+    assert!(
+        (0..5).all(|_| get("/shop/prod/items") == "one"),
+        "a canary at 100%"
+    );
+    canary(&["--remove"]);
+    assert!((0..5).all(|_| get("/shop/prod/items") == "two"), "removed");
+    let out = routes;
     let prod = out
         .lines()
         .find(|l| l.contains("/shop/prod/items"))
