@@ -182,6 +182,9 @@ impl Gateway {
 
     /// The canary of the stage a lookup fell in, if it has one.
     fn canary_of(&self, lookup: &Lookup<'_>) -> Option<(f64, &RouteTable)> {
+        if self.inner.canaries.is_empty() {
+            return None;
+        }
         let (api, stage) = match lookup {
             Lookup::Found(m) => (m.api, m.stage),
             Lookup::NoRoute { api, stage } => (*api, *stage),

@@ -87,6 +87,9 @@ impl StageCaches {
 
     /// Whether and how this request uses its stage's cache.
     pub(crate) fn plan<B>(&self, m: &Matched<'_>, req: &Request<B>) -> Option<Plan<'_>> {
+        if self.stores.is_empty() {
+            return None; // no stage caches: nothing hashed per request
+        }
         let store = self.stores.get(&m.api.name)?.get(&m.stage.name)?;
         let route = &m.route.cache;
         let is_get = matches!(
