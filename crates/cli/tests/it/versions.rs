@@ -467,6 +467,38 @@ fn stages_serve_deployments_move_under_load_and_split_with_a_canary() {
     );
     canary(&["--remove"]);
     assert!((0..5).all(|_| get("/shop/prod/items") == "two"), "removed");
+
+    // Mistakes are named, and change nothing.
+    for (args, said) in [
+        (
+            vec!["stage", "nope", "--deployment", "1"],
+            "no stage \"nope\"",
+        ),
+        (
+            vec!["stage", "prod", "--deployment", "99"],
+            "no deployment 99",
+        ),
+        (
+            vec!["stage", "prod", "--deployment", "soon"],
+            "deployment: an id, or \"latest\"",
+        ),
+        (
+            vec!["canary", "prod", "--deployment", "99", "--percent", "5"],
+            "no deployment 99",
+        ),
+        (
+            vec!["canary", "prod", "--deployment", "1", "--percent", "150"],
+            "percent: 0 to 100",
+        ),
+        (vec!["canary", "prod", "--promote"], "has no canary"),
+    ] {
+        let mut all = args.clone();
+        all.extend_from_slice(&["--project", &project]);
+        let (ok, _, err) = run_cli(&all);
+        assert!(!ok, "{args:?}");
+        assert!(err.contains(said), "{args:?}: {err}");
+    }
+    assert_eq!(get("/shop/prod/items"), "two");
     let out = routes;
     let prod = out
         .lines()
