@@ -107,8 +107,12 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), VersionError> {
 pub struct Versions {
     root: PathBuf,
     code: PathBuf,
-    /// One publish or alias change at a time.
+    /// One publish at a time.
     lock: Mutex<()>,
+    /// Each function's aliases, read from its `aliases.json` once: an
+    /// aliased call resolves without reading a file. Held while an alias
+    /// changes, so changes come one at a time.
+    aliases: Mutex<std::collections::HashMap<String, BTreeMap<String, Alias>>>,
 }
 
 impl Versions {
@@ -117,6 +121,7 @@ impl Versions {
             root: data_dir.join("versions"),
             code: data_dir.join("code"),
             lock: Mutex::new(()),
+            aliases: Mutex::default(),
         }
     }
 
@@ -226,20 +231,53 @@ impl Versions {
         Ok(app)
     }
 
+    /// A function's aliases (from memory; from its file the first time).
+    fn cached<'a>(
+        &self,
+        all: &'a mut std::collections::HashMap<String, BTreeMap<String, Alias>>,
+        function: &str,
+    ) -> &'a mut BTreeMap<String, Alias> {
+        all.entry(function.to_owned()).or_insert_with(|| {
+            std::fs::read(self.dir(function).join("aliases.json"))
+                .ok()
+                .and_then(|t| serde_json::from_slice(&t).ok())
+                .unwrap_or_default()
+        })
+    }
+
     pub fn aliases(&self, function: &str) -> BTreeMap<String, Alias> {
-        std::fs::read(self.dir(function).join("aliases.json"))
-            .ok()
-            .and_then(|t| serde_json::from_slice(&t).ok())
-            .unwrap_or_default()
+        let mut all = self.aliases.lock().expect("aliases lock");
+        self.cached(&mut all, function).clone()
     }
 
     pub fn alias(&self, function: &str, name: &str) -> Option<Alias> {
-        self.aliases(function).remove(name)
+        let mut all = self.aliases.lock().expect("aliases lock");
+        self.cached(&mut all, function).get(name).cloned()
+    }
+
+    /// Applies `change` to a function's aliases and writes them; the
+    /// memory copy changes only once the file did.
+    fn change_aliases<T>(
+        &self,
+        function: &str,
+        change: impl FnOnce(&mut BTreeMap<String, Alias>) -> Result<T, VersionError>,
+    ) -> Result<T, VersionError> {
+        let mut all = self.aliases.lock().expect("aliases lock");
+        let mut next = self.cached(&mut all, function).clone();
+        let out = change(&mut next)?;
+        let dir = self.dir(function);
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        std::fs::write(
+            dir.join("aliases.json"),
+            serde_json::to_vec_pretty(&next).map_err(io)?,
+        )
+        .map_err(io)?;
+        all.insert(function.to_owned(), next);
+        Ok(out)
     }
 
     /// Creates or replaces an alias; the versions it names must exist.
     pub fn set_alias(&self, function: &str, alias: Alias) -> Result<Alias, VersionError> {
-        let _one = self.lock.lock().expect("versions lock");
         if !stratus_config::valid_qualifier(&alias.name)
             || alias.name.chars().all(|c| c.is_ascii_digit())
             || alias.name == "$LATEST"
@@ -261,31 +299,19 @@ impl Versions {
                 "AdditionalVersionWeights: one version, with a weight from 0.0 to 1.0".into(),
             ));
         }
-        let mut all = self.aliases(function);
-        all.insert(alias.name.clone(), alias.clone());
-        let dir = self.dir(function);
-        std::fs::create_dir_all(&dir).map_err(io)?;
-        std::fs::write(
-            dir.join("aliases.json"),
-            serde_json::to_vec_pretty(&all).map_err(io)?,
-        )
-        .map_err(io)?;
-        Ok(alias)
+        self.change_aliases(function, |all| {
+            all.insert(alias.name.clone(), alias.clone());
+            Ok(alias)
+        })
     }
 
     pub fn delete_alias(&self, function: &str, name: &str) -> Result<(), VersionError> {
-        let _one = self.lock.lock().expect("versions lock");
-        let mut all = self.aliases(function);
-        if all.remove(name).is_none() {
-            return Err(VersionError::NotFound(format!(
+        self.change_aliases(function, |all| match all.remove(name) {
+            Some(_) => Ok(()),
+            None => Err(VersionError::NotFound(format!(
                 "function {function} has no alias {name}"
-            )));
-        }
-        std::fs::write(
-            self.dir(function).join("aliases.json"),
-            serde_json::to_vec_pretty(&all).map_err(io)?,
-        )
-        .map_err(io)
+            ))),
+        })
     }
 
     /// The version a call through `alias` runs: its version, or the

@@ -7,6 +7,18 @@ use std::time::Duration;
 
 use crate::support::{free_port, run_cli, Serving};
 
+/// What `/metrics` says now.
+fn metrics_of(rt: &tokio::runtime::Runtime, s: &Serving) -> String {
+    rt.block_on(async {
+        reqwest::get(format!("http://{}/metrics", s.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    })
+}
+
 /// A project on a known admin port (for the CLI); `body` after `[server]`.
 fn project(dir: &std::path::Path, body: &str) {
     let admin = free_port();
@@ -66,14 +78,7 @@ stages = { prod = { cache = { ttl = 300, keys = ["path.id"] } } }
         seen.iter().any(|l| l.contains("cache=\"miss\"")),
         "the access lines say miss, then hit: {seen:?}"
     );
-    let metrics = rt.block_on(async {
-        reqwest::get(format!("http://{}/metrics", s.admin))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let metrics = metrics_of(&rt, &s);
     let labels = r#"{api="shop",stage="prod",deployment="latest",route="GET /items/{id}"}"#;
     assert!(
         metrics.contains(&format!("stratus_api_cache_hits_total{labels} 2")),
@@ -421,14 +426,7 @@ fn stages_serve_deployments_move_under_load_and_split_with_a_canary() {
     );
 
     // The stage's figures, split by the deployment that served.
-    let metrics = rt.block_on(async {
-        reqwest::get(format!("http://{}/metrics", s.admin))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let metrics = metrics_of(&rt, &s);
     let served_by = |dep: &str| -> u64 {
         let prefix = format!(
             "stratus_api_requests_total{{api=\"shop\",stage=\"prod\",deployment=\"{dep}\",route=\"GET /items\",class=\"2xx\"}} "
