@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine as _;
 use serde_json::{json, Value as Json};
-use stratus_state::databases::{Db, DbError, Hint, Outcome, Param, Value};
+use stratus_state::databases::{Budget, Db, DbError, Hint, Outcome, Param, Value};
 
 use crate::error::aws_error;
 use crate::AdminState;
@@ -46,14 +46,28 @@ fn db_error(e: DbError) -> Response {
     }
 }
 
+/// The body as read, or the Data API's JSON error for one past the admin
+/// listener's request limit (not axum's plain-text 413).
+type Body = Result<Bytes, axum::extract::rejection::BytesRejection>;
+
 /// Signature, JSON body, and the database its `resourceArn` names.
 fn open(
     s: &AdminState,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
-    body: &[u8],
+    body: &Body,
 ) -> Result<(Json, std::sync::Arc<Db>), Box<Response>> {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return Err(Box::new(fail(
+                e.status(),
+                "BadRequestException",
+                &format!("the request body could not be read: {}", e.body_text()),
+            )))
+        }
+    };
     if let Err((code, why)) = crate::sigv4::authorize(s, "rds-data", method, uri, headers, body) {
         return Err(Box::new(fail(StatusCode::FORBIDDEN, code, &why)));
     }
@@ -64,7 +78,14 @@ fn open(
             &format!("the body is not JSON: {e}"),
         ))
     })?;
-    let arn = req["resourceArn"].as_str().unwrap_or_default();
+    if !req.is_object() {
+        return Err(Box::new(fail(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            "the body is not a JSON object",
+        )));
+    }
+    let arn = required(&req, "resourceArn").map_err(|r| *r)?;
     let db = s.databases.find(arn).ok_or_else(|| {
         let known: Vec<String> = s.databases.all.iter().map(|d| d.arn.clone()).collect();
         Box::new(fail(
@@ -305,6 +326,25 @@ fn answer(out: &Outcome, req: &Json) -> Result<Json, Box<Response>> {
     Ok(resp)
 }
 
+/// How large the answer `req` asks for may grow (see `answer`): a
+/// `Field` is at least `{"isNull":true}`, a JSON record's value at least
+/// `"name":1,`.
+fn budget(req: &Json) -> Budget {
+    if req["formatRecordsAs"].as_str() == Some("JSON") {
+        Budget {
+            bytes: MAX_FORMATTED,
+            per_value: 4,
+            named: true,
+        }
+    } else {
+        Budget {
+            bytes: MAX_RECORDS,
+            per_value: 15,
+            named: false,
+        }
+    }
+}
+
 macro_rules! opened {
     ($s:expr, $m:expr, $u:expr, $h:expr, $b:expr) => {
         match open(&$s, &$m, &$u, &$h, &$b) {
@@ -319,7 +359,7 @@ async fn execute(
     m: Method,
     u: Uri,
     h: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let (req, db) = opened!(s, m, u, h, body);
     let sql = match required(&req, "sql") {
@@ -331,7 +371,7 @@ async fn execute(
         Err(e) => return fail(StatusCode::BAD_REQUEST, "BadRequestException", &e),
     };
     match db
-        .execute(sql, &params, req["transactionId"].as_str())
+        .execute(sql, &params, req["transactionId"].as_str(), budget(&req))
         .await
     {
         Ok(out) => match answer(&out, &req) {
@@ -347,7 +387,7 @@ async fn batch(
     m: Method,
     u: Uri,
     h: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let (req, db) = opened!(s, m, u, h, body);
     let sql = match required(&req, "sql") {
@@ -365,7 +405,7 @@ async fn batch(
     let mut results = Vec::new();
     for set in req["parameterSets"].as_array().into_iter().flatten() {
         let out = match params(set) {
-            Ok(p) => db.execute(sql, &p, Some(&tx)).await,
+            Ok(p) => db.execute(sql, &p, Some(&tx), budget(&req)).await,
             Err(e) => Err(DbError::Statement(e)),
         };
         match out {
@@ -393,7 +433,7 @@ async fn begin(
     m: Method,
     u: Uri,
     h: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let (_, db) = opened!(s, m, u, h, body);
     match db.begin().await {
@@ -402,14 +442,7 @@ async fn begin(
     }
 }
 
-async fn end(
-    s: AdminState,
-    m: Method,
-    u: Uri,
-    h: HeaderMap,
-    body: Bytes,
-    commit: bool,
-) -> Response {
+async fn end(s: AdminState, m: Method, u: Uri, h: HeaderMap, body: Body, commit: bool) -> Response {
     let (req, db) = opened!(s, m, u, h, body);
     let id = match required(&req, "transactionId") {
         Ok(v) => v,
@@ -429,7 +462,7 @@ async fn commit(
     m: Method,
     u: Uri,
     h: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     end(s, m, u, h, body, true).await
 }
@@ -439,7 +472,7 @@ async fn rollback(
     m: Method,
     u: Uri,
     h: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     end(s, m, u, h, body, false).await
 }

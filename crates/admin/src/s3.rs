@@ -13,7 +13,10 @@
 //! behaviour to the implementer anyway; what `aws s3` and boto3 rely on is
 //! the dozen operations below, and their exact answers are what the tests
 //! pin down. The two request bodies S3 sends as XML (DeleteObjects,
-//! CompleteMultipartUpload) are flat lists read by `tag_values`.
+//! CompleteMultipartUpload) are parsed whole by `roxmltree` (a truncated
+//! or malformed document is refused as S3 refuses it, never read as a
+//! shorter list); request bodies over [`MAX_BODY`] are refused on their
+//! `Content-Length`, before a byte of them is read.
 
 use std::collections::BTreeMap;
 
@@ -42,6 +45,41 @@ pub(crate) fn router() -> axum::Router<AdminState> {
         .route("/s3/{bucket}/", any(bucket))
         .route("/s3/{bucket}/{*key}", any(object))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(refuse_oversized))
+}
+
+/// The most keys one DeleteObjects names (S3's limit).
+const MAX_DELETE_KEYS: usize = 1000;
+
+/// A body declared larger than [`MAX_BODY`] (its `Content-Length`, or the
+/// decoded length of an aws-chunked one) is refused before it is read:
+/// buffering it first would hold up to the cap for nothing.
+async fn refuse_oversized(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let len = {
+        let declared = |name: &str| {
+            stratus_gateway::header_str(req.headers(), name).and_then(|v| v.parse::<u64>().ok())
+        };
+        declared("content-length")
+            .into_iter()
+            .chain(declared("x-amz-decoded-content-length"))
+            .max()
+    };
+    if len.is_some_and(|n| n > MAX_BODY as u64) {
+        let mut resp = error(
+            req.method(),
+            StatusCode::BAD_REQUEST,
+            "EntityTooLarge",
+            &format!(
+                "Your proposed upload exceeds the maximum allowed size ({MAX_BODY} bytes; larger uploads go multipart)"
+            ),
+            req.uri().path(),
+        );
+        // The unread body makes the connection unusable for another request.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
+    }
+    next.run(req).await
 }
 
 /// S3's bucket CORS: a request to `/s3/BUCKET/...` of a bucket with
@@ -145,14 +183,6 @@ fn esc(s: &str) -> String {
         .replace('\'', "&apos;")
 }
 
-fn unesc(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
-}
-
 fn xml(status: StatusCode, body: String) -> Response {
     (
         status,
@@ -192,6 +222,8 @@ fn store_error(method: &Method, e: ObjectError, resource: &str) -> Response {
         ObjectError::BucketExists(_) => (StatusCode::CONFLICT, "BucketAlreadyOwnedByYou"),
         ObjectError::BucketNotEmpty(_) => (StatusCode::CONFLICT, "BucketNotEmpty"),
         ObjectError::InvalidPart(_) => (StatusCode::BAD_REQUEST, "InvalidPart"),
+        ObjectError::InvalidPartOrder => (StatusCode::BAD_REQUEST, "InvalidPartOrder"),
+        ObjectError::EntityTooSmall(..) => (StatusCode::BAD_REQUEST, "EntityTooSmall"),
         ObjectError::Invalid(_) => (StatusCode::BAD_REQUEST, "InvalidArgument"),
         ObjectError::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
     };
@@ -284,6 +316,17 @@ fn payload(headers: &HeaderMap, body: Bytes) -> Result<Bytes, (&'static str, Str
         || stratus_gateway::header_str(headers, "content-encoding")
             .is_some_and(|e| e.contains("aws-chunked"));
     let body = if chunked { dechunk(&body)? } else { body };
+    if let Some(n) = stratus_gateway::header_str(headers, "x-amz-decoded-content-length") {
+        if n.parse::<usize>().ok() != Some(body.len()) {
+            return Err((
+                "IncompleteBody",
+                format!(
+                    "You did not provide the number of bytes specified by x-amz-decoded-content-length ({n}; the body has {})",
+                    body.len()
+                ),
+            ));
+        }
+    }
     if let Some(md5) = stratus_gateway::header_str(headers, "content-md5") {
         use md5::Digest as _;
         let got = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&body));
@@ -332,7 +375,8 @@ fn dechunk(body: &[u8]) -> Result<Bytes, (&'static str, String)> {
         if size == 0 {
             return Ok(Bytes::from(out));
         }
-        if rest.len() < size + 2 {
+        // A size near usize::MAX must not wrap around: checked, not `+`.
+        if size.checked_add(2).is_none_or(|end| rest.len() < end) {
             return Err(bad());
         }
         out.extend_from_slice(&rest[..size]);
@@ -367,18 +411,75 @@ fn put_options(headers: &HeaderMap, key: &str) -> PutOptions {
     }
 }
 
-/// The values of every `<tag>…</tag>` in `xml`, in order (flat lists only).
-fn tag_values<'a>(xml: &'a str, tag: &str) -> Vec<&'a str> {
-    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
-    let mut out = Vec::new();
-    let mut rest = xml;
-    while let Some(start) = rest.find(&open) {
-        let after = &rest[start + open.len()..];
-        let Some(end) = after.find(&close) else { break };
-        out.push(&after[..end]);
-        rest = &after[end + close.len()..];
+/// What S3 answers for a body that is not the XML it expects.
+const MALFORMED_XML: &str =
+    "The XML you provided was not well-formed or did not validate against our published schema";
+
+/// A request body parsed as XML whose root element is `root`.
+fn xml_body<'a>(body: &'a [u8], root: &str) -> Result<roxmltree::Document<'a>, String> {
+    let text = std::str::from_utf8(body).map_err(|_| MALFORMED_XML.to_owned())?;
+    let doc = roxmltree::Document::parse(text).map_err(|e| format!("{MALFORMED_XML} ({e})"))?;
+    if doc.root_element().tag_name().name() != root {
+        return Err(format!("{MALFORMED_XML} (the root element is not {root})"));
     }
-    out
+    Ok(doc)
+}
+
+/// The text of `node`'s child element `name`, if it has one.
+fn child_text<'a>(node: roxmltree::Node<'a, '_>, name: &str) -> Option<&'a str> {
+    node.children()
+        .find(|c| c.is_element() && c.tag_name().name() == name)
+        .map(|c| c.text().unwrap_or(""))
+}
+
+/// DeleteObjects' body: the keys (1 to 1,000) and `Quiet`.
+fn delete_request(body: &[u8]) -> Result<(Vec<String>, bool), String> {
+    let doc = xml_body(body, "Delete")?;
+    let root = doc.root_element();
+    let quiet = child_text(root, "Quiet").is_some_and(|q| q.trim() == "true");
+    let mut keys = Vec::new();
+    for object in root
+        .children()
+        .filter(|c| c.is_element() && c.tag_name().name() == "Object")
+    {
+        match child_text(object, "Key") {
+            Some(k) if !k.is_empty() => keys.push(k.to_owned()),
+            _ => return Err(format!("{MALFORMED_XML} (an Object without a Key)")),
+        }
+    }
+    if keys.is_empty() || keys.len() > MAX_DELETE_KEYS {
+        return Err(format!(
+            "{MALFORMED_XML} (a Delete names 1 to {MAX_DELETE_KEYS} objects, not {})",
+            keys.len()
+        ));
+    }
+    Ok((keys, quiet))
+}
+
+/// CompleteMultipartUpload's body: (part number, ETag) as listed, at
+/// least one.
+fn completed_parts(body: &[u8]) -> Result<Vec<(u32, String)>, String> {
+    let doc = xml_body(body, "CompleteMultipartUpload")?;
+    let mut parts = Vec::new();
+    for part in doc
+        .root_element()
+        .children()
+        .filter(|c| c.is_element() && c.tag_name().name() == "Part")
+    {
+        let n = child_text(part, "PartNumber").and_then(|n| n.trim().parse().ok());
+        match (n, child_text(part, "ETag")) {
+            (Some(n), Some(e)) => parts.push((n, e.trim().to_owned())),
+            _ => {
+                return Err(format!(
+                    "{MALFORMED_XML} (each Part needs PartNumber and ETag)"
+                ))
+            }
+        }
+    }
+    if parts.is_empty() {
+        return Err(format!("{MALFORMED_XML} (no Part)"));
+    }
+    Ok(parts)
 }
 
 async fn service(
@@ -451,13 +552,20 @@ async fn bucket(
             Err(e) => store_error(&method, e, &resource),
         },
         Method::POST if q.contains_key("delete") => {
-            let text = String::from_utf8_lossy(&body).into_owned();
-            let quiet = tag_values(&text, "Quiet")
-                .first()
-                .is_some_and(|v| *v == "true");
+            let (keys, quiet) = match delete_request(&body) {
+                Ok(x) => x,
+                Err(why) => {
+                    return error(
+                        &method,
+                        StatusCode::BAD_REQUEST,
+                        "MalformedXML",
+                        &why,
+                        &resource,
+                    )
+                }
+            };
             let mut out = String::new();
-            for key in tag_values(&text, "Key") {
-                let key = unesc(key);
+            for key in keys {
                 match store.delete(&bucket, &key).await {
                     Ok(()) => {
                         s.sites().object_changed(&bucket, &key);
@@ -732,7 +840,7 @@ async fn object(
                         &resource,
                     );
                 };
-                return match store.upload_part(upload, n, body).await {
+                return match store.upload_part(&bucket, &key, upload, n, body).await {
                     Ok(etag) => (StatusCode::OK, [(header::ETAG, etag)]).into_response(),
                     Err(e) => fail(e),
                 };
@@ -783,7 +891,7 @@ async fn object(
         }
         Method::DELETE => {
             if let Some(upload) = q.get("uploadId") {
-                return match store.abort_upload(upload).await {
+                return match store.abort_upload(&bucket, &key, upload).await {
                     Ok(()) => StatusCode::NO_CONTENT.into_response(),
                     Err(e) => fail(e),
                 };
@@ -810,26 +918,18 @@ async fn object(
             }
         }
         Method::POST if q.contains_key("uploadId") => {
-            let text = String::from_utf8_lossy(&body).into_owned();
-            let mut parts = Vec::new();
-            for part in tag_values(&text, "Part") {
-                let n = tag_values(part, "PartNumber")
-                    .first()
-                    .and_then(|n| n.parse().ok());
-                let etag = tag_values(part, "ETag").first().map(|e| unesc(e));
-                match (n, etag) {
-                    (Some(n), Some(e)) => parts.push((n, e)),
-                    _ => {
-                        return error(
-                            &method,
-                            StatusCode::BAD_REQUEST,
-                            "MalformedXML",
-                            "each Part needs PartNumber and ETag",
-                            &resource,
-                        )
-                    }
+            let parts = match completed_parts(&body) {
+                Ok(p) => p,
+                Err(why) => {
+                    return error(
+                        &method,
+                        StatusCode::BAD_REQUEST,
+                        "MalformedXML",
+                        &why,
+                        &resource,
+                    )
                 }
-            }
+            };
             match store
                 .complete_upload(&bucket, &key, &q["uploadId"], parts)
                 .await
@@ -885,9 +985,39 @@ mod tests {
     }
 
     #[test]
-    fn flat_xml_lists_are_read() {
-        let x = "<Delete><Object><Key>a&amp;b</Key></Object><Object><Key>c</Key></Object><Quiet>true</Quiet></Delete>";
-        assert_eq!(tag_values(x, "Key"), ["a&amp;b", "c"]);
-        assert_eq!(unesc("a&amp;b"), "a&b");
+    fn xml_bodies_are_read_whole_or_refused() {
+        let x = b"<Delete><Object><Key>a&amp;b</Key></Object><Object><Key>c</Key></Object><Quiet>true</Quiet></Delete>";
+        assert_eq!(
+            delete_request(x).unwrap(),
+            (vec!["a&b".to_owned(), "c".to_owned()], true)
+        );
+        for bad in [
+            &b"<Delete><Object><Key>d1</Key></Obj"[..],
+            b"",
+            b"garbage",
+            b"<Delete></Delete>",
+            b"<Other><Object><Key>k</Key></Object></Other>",
+        ] {
+            assert!(
+                delete_request(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let many = format!(
+            "<Delete>{}</Delete>",
+            "<Object><Key>k</Key></Object>".repeat(1001)
+        );
+        assert!(delete_request(many.as_bytes()).is_err());
+        let ok = b"<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Part><ETag>\"e1\"</ETag><PartNumber>1</PartNumber></Part></CompleteMultipartUpload>";
+        assert_eq!(completed_parts(ok).unwrap(), [(1, "\"e1\"".to_owned())]);
+        assert!(completed_parts(b"<CompleteMultipartUpload></CompleteMultipartUpload>").is_err());
+        assert!(completed_parts(b"<CompleteMultipartUpload><Part><PartNumber>1</Part>").is_err());
+    }
+
+    #[test]
+    fn a_huge_chunk_size_is_refused_not_overflowed() {
+        assert!(dechunk(b"ffffffffffffffff\r\nhello\r\n").is_err());
+        assert!(dechunk(b"fffffffffffffffe\r\nhello\r\n").is_err());
     }
 }

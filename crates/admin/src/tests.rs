@@ -292,6 +292,7 @@ async fn the_data_api_refuses_bad_parameters_big_answers_and_a_ninth_transaction
         "main",
         "arn:main".into(),
         &stratus_state::databases::Location::Sqlite(dir.path().join("main.sqlite")),
+        stratus_state::databases::STATEMENT_TIMEOUT,
     )
     .await
     .unwrap();

@@ -106,7 +106,9 @@ async fn prompt(db: &Db) -> anyhow::Result<()> {
 }
 
 async fn statement(db: &Db, sql: &str) -> Result<(), stratus_state::databases::DbError> {
-    let out = db.execute(sql, &[], None).await?;
+    let out = db
+        .execute(sql, &[], None, stratus_state::databases::Budget::UNBOUNDED)
+        .await?;
     if out.columns.is_empty() {
         println!("{} updated", rows(out.updated));
         return Ok(());

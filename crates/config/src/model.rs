@@ -47,7 +47,11 @@ pub struct Database {
     pub migrations: Option<PathBuf>,
     /// SQL run after the migrations at every start.
     pub seed: Option<PathBuf>,
+    /// How long one statement may run (the Data API's 45 s by default).
+    pub statement_timeout: Duration,
 }
+
+pub const DEFAULT_STATEMENT_TIMEOUT_SECS: i64 = 45;
 
 impl Database {
     /// Its Data API `resourceArn`, derived from its name.

@@ -38,6 +38,7 @@ pub(crate) struct RawDatabase {
     pub(crate) url: Option<Spanned<String>>,
     pub(crate) migrations: Option<Spanned<String>>,
     pub(crate) seed: Option<Spanned<String>>,
+    pub(crate) statement_timeout: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

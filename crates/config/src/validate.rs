@@ -1248,11 +1248,19 @@ fn databases(c: &mut Checker<'_>, raw: &RawConfig, project_dir: &Path) -> Vec<Da
         };
         let migrations = path_of(&r.migrations, "migrations", true);
         let seed = path_of(&r.seed, "seed", false);
+        let statement_timeout = c.ranged(
+            &r.statement_timeout,
+            &["databases", name, "statement_timeout"],
+            1..=3600,
+            "seconds",
+            DEFAULT_STATEMENT_TIMEOUT_SECS,
+        );
         out.push(Database {
             name: name.clone(),
             engine,
             migrations,
             seed,
+            statement_timeout: Duration::from_secs(statement_timeout as u64),
         });
     }
     out

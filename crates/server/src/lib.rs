@@ -398,7 +398,7 @@ pub async fn open_database(
         ),
     };
     let arn = d.arn(&app.server.region);
-    stratus_state::databases::Db::connect(&d.name, arn, &location)
+    stratus_state::databases::Db::connect(&d.name, arn, &location, d.statement_timeout)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))
 }

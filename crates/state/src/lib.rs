@@ -24,19 +24,23 @@ pub use connections::{ConnectionDirectory, ConnectionEntry, MemoryDirectory};
 pub use keys::{ApiKeys, DeclaredKey, KeyRecord, KeyStore, SqliteKeyStore, UsageRow};
 pub use ratelimit::{MemoryRateLimiter, Rate, RateLimiter};
 
-/// A pool on a SQLite file (created if missing), in WAL mode with a 5 s
-/// busy timeout: what every SQLite store here opens.
+/// How every SQLite store here opens its file: created if missing, in
+/// WAL mode with a 5 s busy timeout.
+pub(crate) fn sqlite_options(path: &std::path::Path) -> sqlx::sqlite::SqliteConnectOptions {
+    sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .busy_timeout(std::time::Duration::from_secs(5))
+}
+
+/// A pool on a SQLite file ([`sqlite_options`]).
 pub(crate) async fn sqlite_pool(
     path: &std::path::Path,
     connections: u32,
 ) -> Result<sqlx::SqlitePool, sqlx::Error> {
-    let options = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-        .busy_timeout(std::time::Duration::from_secs(5));
     sqlx::sqlite::SqlitePoolOptions::new()
         .max_connections(connections)
-        .connect_with(options)
+        .connect_with(sqlite_options(path))
         .await
 }

@@ -76,8 +76,12 @@ pub enum ObjectError {
     BucketExists(String),
     #[error("bucket {0:?} is not empty")]
     BucketNotEmpty(String),
-    #[error("part {0} is missing or its ETag does not match")]
+    #[error("One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag. (part {0})")]
     InvalidPart(u32),
+    #[error("The list of parts was not in ascending order. Parts must be ordered by part number.")]
+    InvalidPartOrder,
+    #[error("Your proposed upload is smaller than the minimum allowed size (part {0} is {1} bytes; every part but the last is at least 5 MiB)")]
+    EntityTooSmall(u32, u64),
     #[error("{0}")]
     Invalid(String),
     #[error("object store: {0}")]
@@ -140,13 +144,19 @@ pub trait ObjectStore: Send + Sync {
         key: &'a str,
         opts: PutOptions,
     ) -> BoxFuture<'a, Result<String, ObjectError>>;
-    /// A part's ETag.
+    /// A part's ETag. An upload belongs to the bucket and key it was
+    /// created for: naming another is `NoSuchUpload`, as on S3.
     fn upload_part<'a>(
         &'a self,
+        bucket: &'a str,
+        key: &'a str,
         upload: &'a str,
         part: u32,
         body: Bytes,
     ) -> BoxFuture<'a, Result<String, ObjectError>>;
+    /// Joins `parts` (part number, ETag), which S3 requires in strictly
+    /// ascending order, each uploaded with that ETag and all but the last
+    /// at least [`MIN_PART`]; on any mistake nothing changes.
     fn complete_upload<'a>(
         &'a self,
         bucket: &'a str,
@@ -154,8 +164,16 @@ pub trait ObjectStore: Send + Sync {
         upload: &'a str,
         parts: Vec<(u32, String)>,
     ) -> BoxFuture<'a, Result<ObjectMeta, ObjectError>>;
-    fn abort_upload<'a>(&'a self, upload: &'a str) -> BoxFuture<'a, Result<(), ObjectError>>;
+    fn abort_upload<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload: &'a str,
+    ) -> BoxFuture<'a, Result<(), ObjectError>>;
 }
+
+/// S3's smallest part, but for the last one (5 MiB).
+pub const MIN_PART: u64 = 5 * 1024 * 1024;
 
 /// A bucket's creation time (ms) and its objects by key.
 type BucketIndex = (i64, BTreeMap<String, ObjectMeta>);
@@ -205,6 +223,14 @@ pub fn content_type_of(key: &str) -> String {
 }
 
 impl FsObjectStore {
+    /// The options of `upload` when it was created for `bucket`/`key`.
+    fn upload_of(&self, bucket: &str, key: &str, upload: &str) -> Result<PutOptions, ObjectError> {
+        match self.uploads.read().expect("uploads lock").get(upload) {
+            Some((b, k, opts)) if b == bucket && k == key => Ok(opts.clone()),
+            _ => Err(ObjectError::NoSuchUpload(upload.to_owned())),
+        }
+    }
+
     /// Opens (creating) `root` and indexes what is there.
     pub fn open(root: &Path) -> Result<FsObjectStore, ObjectError> {
         std::fs::create_dir_all(root.join("buckets"))?;
@@ -520,19 +546,14 @@ impl ObjectStore for FsObjectStore {
 
     fn upload_part<'a>(
         &'a self,
+        bucket: &'a str,
+        key: &'a str,
         upload: &'a str,
         part: u32,
         body: Bytes,
     ) -> BoxFuture<'a, Result<String, ObjectError>> {
         Box::pin(async move {
-            if !self
-                .uploads
-                .read()
-                .expect("uploads lock")
-                .contains_key(upload)
-            {
-                return Err(ObjectError::NoSuchUpload(upload.to_owned()));
-            }
+            self.upload_of(bucket, key, upload)?;
             if !(1..=10_000).contains(&part) {
                 return Err(ObjectError::Invalid("a part number is 1 to 10000".into()));
             }
@@ -552,23 +573,30 @@ impl ObjectStore for FsObjectStore {
         parts: Vec<(u32, String)>,
     ) -> BoxFuture<'a, Result<ObjectMeta, ObjectError>> {
         Box::pin(async move {
-            let (_, _, opts) = self
-                .uploads
-                .read()
-                .expect("uploads lock")
-                .get(upload)
-                .cloned()
-                .ok_or_else(|| ObjectError::NoSuchUpload(upload.to_owned()))?;
+            let opts = self.upload_of(bucket, key, upload)?;
+            if parts.windows(2).any(|w| w[0].0 >= w[1].0) {
+                return Err(ObjectError::InvalidPartOrder);
+            }
             let dir = self.root.join("uploads").join(upload);
-            let mut body = Vec::new();
-            let mut md5s = Vec::new();
-            for (n, etag) in &parts {
+            // Every part checked before one byte is read or written.
+            for (i, (n, etag)) in parts.iter().enumerate() {
                 let stored = tokio::fs::read_to_string(dir.join(format!("{n:05}.etag")))
                     .await
                     .map_err(|_| ObjectError::InvalidPart(*n))?;
                 if stored.trim_matches('"') != etag.trim_matches('"') {
                     return Err(ObjectError::InvalidPart(*n));
                 }
+                let size = tokio::fs::metadata(dir.join(format!("{n:05}")))
+                    .await
+                    .map_err(|_| ObjectError::InvalidPart(*n))?
+                    .len();
+                if i + 1 < parts.len() && size < MIN_PART {
+                    return Err(ObjectError::EntityTooSmall(*n, size));
+                }
+            }
+            let mut body = Vec::new();
+            let mut md5s = Vec::new();
+            for (n, _) in &parts {
                 let bytes = tokio::fs::read(dir.join(format!("{n:05}"))).await?;
                 md5s.extend_from_slice(&Md5::digest(&bytes));
                 body.extend_from_slice(&bytes);
@@ -584,8 +612,14 @@ impl ObjectStore for FsObjectStore {
         })
     }
 
-    fn abort_upload<'a>(&'a self, upload: &'a str) -> BoxFuture<'a, Result<(), ObjectError>> {
+    fn abort_upload<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload: &'a str,
+    ) -> BoxFuture<'a, Result<(), ObjectError>> {
         Box::pin(async move {
+            self.upload_of(bucket, key, upload)?;
             if self
                 .uploads
                 .write()

@@ -2,6 +2,15 @@
 //! PostgreSQL servers, their migrations, and what the RDS Data API runs on
 //! them — statements with named parameters, results as typed values, and
 //! transactions held on one pooled connection each.
+//!
+//! What a Data API client may do is bounded here, since it is anyone who
+//! reaches the admin listener: rows are streamed and the statement
+//! stopped once its answer would pass the caller's [`Budget`] (never
+//! fetched whole first); a statement runs at most its statement timeout
+//! on either engine (SQLite's through a progress handler); and a SQLite
+//! connection can open no other file (`ATTACH`, and `VACUUM` whose `INTO`
+//! form writes anywhere, are refused), so Stratus's own stores in the
+//! data directory stay out of reach.
 
 mod rows;
 
@@ -99,18 +108,12 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The rows of a statement that returned some; a statement that is not
-    /// a query (`INSERT ... RETURNING`) updated as many.
-    fn set_rows(
-        &mut self,
-        sql: &str,
-        rows: impl Iterator<Item = Result<Vec<Value>, DbError>>,
-    ) -> Result<(), DbError> {
-        self.rows = rows.collect::<Result<_, _>>()?;
+    /// A statement that returned rows but is not a query (`INSERT ...
+    /// RETURNING`) updated as many.
+    fn count_rows(&mut self, sql: &str) {
         if !is_query(sql) {
             self.updated = self.rows.len() as u64;
         }
-        Ok(())
     }
 }
 
@@ -128,6 +131,52 @@ pub enum DbError {
     TooManyTransactions(String),
     #[error("{0}")]
     Setup(String),
+    /// The answer would pass the caller's budget; the statement was
+    /// stopped.
+    #[error("Database returned more than the allowed response size limit")]
+    TooLarge,
+}
+
+/// How large an answer may grow, in the bytes of its JSON: rows are read
+/// one at a time and the statement stopped once they pass it. Counted
+/// from below (a value's content, plus what the answer writes around
+/// every value at the least), so the caller's exact check, made on the
+/// answer it writes, is never stricter than what was fetched.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub bytes: usize,
+    /// Bytes the answer writes around each value, at the least.
+    pub per_value: usize,
+    /// Each value also carries its column's name (JSON records).
+    pub named: bool,
+}
+
+impl Budget {
+    /// No bound (statements Stratus runs itself).
+    pub const UNBOUNDED: Budget = Budget {
+        bytes: usize::MAX,
+        per_value: 0,
+        named: false,
+    };
+
+    fn cost(&self, columns: &[(String, String)], row: &[Value]) -> usize {
+        row.iter()
+            .zip(columns)
+            .map(|(v, (name, _))| {
+                self.per_value + value_len(v) + if self.named { name.len() } else { 0 }
+            })
+            .sum()
+    }
+}
+
+/// The fewest bytes a value takes in JSON.
+fn value_len(v: &Value) -> usize {
+    match v {
+        Value::String(s) | Value::Decimal(s) => s.len(),
+        Value::Blob(b) => b.len() / 3 * 4,
+        Value::Array(_, items) => items.iter().map(|x| value_len(x) + 1).sum::<usize>() + 1,
+        _ => 1,
+    }
 }
 
 /// Where a database lives.
@@ -159,6 +208,26 @@ macro_rules! on_conn {
             Conn::Postgres($c) => $body,
         }
     };
+}
+
+impl Conn {
+    fn close_on_drop(&mut self) {
+        on_conn!(self, c => c.close_on_drop())
+    }
+}
+
+/// No `ATTACH` on this connection (SQLite's `SQLITE_LIMIT_ATTACHED` set to
+/// 0): a statement can reach no file but the database's own. `VACUUM`
+/// attaches its copy the same way, so its `INTO 'any/path'` form (and the
+/// plain one) are refused too. sqlx offers no safe call for a limit.
+#[allow(unsafe_code)]
+fn forbid_other_files(handle: &mut sqlx::sqlite::LockedSqliteHandle<'_>) {
+    let db = handle.as_raw_handle().as_ptr();
+    // SAFETY: `db` is the open connection sqlx hands out locked (no other
+    // thread uses it meanwhile); `sqlite3_limit` only sets a number on it.
+    unsafe {
+        libsqlite3_sys::sqlite3_limit(db, libsqlite3_sys::SQLITE_LIMIT_ATTACHED, 0);
+    }
 }
 
 impl Pool {
@@ -200,6 +269,7 @@ pub struct Db {
     pub url: String,
     pub engine: &'static str,
     pool: Pool,
+    statement_timeout: std::time::Duration,
     /// Open transactions and when each was last used.
     transactions: Mutex<HashMap<String, (Tx, tokio::time::Instant)>>,
     /// The migrations applied (as of the last `migrate`).
@@ -218,9 +288,12 @@ pub const TRANSACTION_IDLE: std::time::Duration = std::time::Duration::from_secs
 pub const POOL_SIZE: u32 = 10;
 pub const MAX_TRANSACTIONS: usize = 8;
 
-/// The Data API's statement timeout (PostgreSQL cancels the statement;
-/// SQLite statements are not interrupted).
-pub const STATEMENT_TIMEOUT_MS: u64 = 45_000;
+/// The Data API's statement timeout (45 s): PostgreSQL cancels the
+/// statement, SQLite's progress handler interrupts it.
+pub const STATEMENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(45);
+
+/// Virtual-machine steps between two looks at the clock on SQLite.
+const PROGRESS_STEPS: i32 = 10_000;
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -379,7 +452,7 @@ impl Db {
         migrations: Option<&Path>,
         seed: Option<&Path>,
     ) -> Result<Db, DbError> {
-        let db = Db::connect(name, arn, location).await?;
+        let db = Db::connect(name, arn, location, STATEMENT_TIMEOUT).await?;
         db.migrate(migrations).await?;
         if let Some(seed) = seed {
             db.seed(seed).await?;
@@ -402,14 +475,28 @@ impl Db {
         })
     }
 
-    /// Opens the database (creating a SQLite file) and nothing more.
-    pub async fn connect(name: &str, arn: String, location: &Location) -> Result<Db, DbError> {
+    /// Opens the database (creating a SQLite file) and nothing more;
+    /// statements are stopped after `statement_timeout`.
+    pub async fn connect(
+        name: &str,
+        arn: String,
+        location: &Location,
+        statement_timeout: std::time::Duration,
+    ) -> Result<Db, DbError> {
         let (pool, url, engine) = match location {
             Location::Sqlite(path) => {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir).map_err(setup)?;
                 }
-                let pool = crate::sqlite_pool(path, POOL_SIZE)
+                let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(POOL_SIZE)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            forbid_other_files(&mut conn.lock_handle().await?);
+                            Ok(())
+                        })
+                    })
+                    .connect_with(crate::sqlite_options(path))
                     .await
                     .map_err(|e| DbError::Setup(format!("cannot open {}: {e}", path.display())))?;
                 (Pool::Sqlite(pool), path.display().to_string(), "sqlite")
@@ -418,8 +505,10 @@ impl Db {
                 let options: PgConnectOptions = url
                     .parse()
                     .map_err(|e| DbError::Setup(format!("database {name:?}: bad url: {e}")))?;
-                let options =
-                    options.options([("statement_timeout", STATEMENT_TIMEOUT_MS.to_string())]);
+                let options = options.options([(
+                    "statement_timeout",
+                    statement_timeout.as_millis().to_string(),
+                )]);
                 let pool = PgPoolOptions::new()
                     .max_connections(POOL_SIZE)
                     .acquire_timeout(std::time::Duration::from_secs(10))
@@ -439,6 +528,7 @@ impl Db {
             url,
             engine,
             pool,
+            statement_timeout,
             transactions: Mutex::default(),
             applied: Mutex::default(),
             statements: AtomicU64::new(0),
@@ -531,23 +621,32 @@ impl Db {
         )
     }
 
-    /// Runs one statement, with `params` by name, in a transaction or not.
+    /// Runs one statement, with `params` by name, in a transaction or not;
+    /// its rows within `budget`.
     pub async fn execute(
         &self,
         sql: &str,
         params: &[Param],
         transaction: Option<&str>,
+        budget: Budget,
     ) -> Result<Outcome, DbError> {
         self.statements.fetch_add(1, Ordering::Relaxed);
+        let limits = (budget, self.statement_timeout);
         let out = match transaction {
             Some(id) => {
                 let tx = self.transaction(id)?;
                 let mut conn = tx.lock().await;
-                run(&mut conn, sql, params).await
+                run(&mut conn, sql, params, limits).await
             }
             None => {
                 let mut conn = self.pool.acquire().await.map_err(|e| refused(&e))?;
-                run(&mut conn, sql, params).await
+                let out = run(&mut conn, sql, params, limits).await;
+                if matches!(out, Err(DbError::TooLarge)) {
+                    // PostgreSQL is still sending the rows: a connection
+                    // used again would first read them all to the end.
+                    conn.close_on_drop();
+                }
+                out
             }
         };
         if out.is_err() {
@@ -662,44 +761,57 @@ macro_rules! bind_all {
     }};
 }
 
-async fn run(conn: &mut Conn, sql: &str, params: &[Param]) -> Result<Outcome, DbError> {
+/// Reads the rows of a query one at a time into `out`, stopping (which
+/// drops the stream, and so ends the statement) once they pass `budget`.
+macro_rules! fetch_within {
+    ($q:expr, $conn:expr, $out:expr, $budget:expr, $decode:path) => {{
+        use futures_util::TryStreamExt as _;
+        let mut rows = $q.fetch($conn);
+        let mut spent = 0usize;
+        while let Some(row) = rows.try_next().await.map_err(|e| refused(&e))? {
+            let values = $decode(&row)?;
+            spent = spent.saturating_add($budget.cost(&$out.columns, &values));
+            if spent > $budget.bytes {
+                return Err(DbError::TooLarge);
+            }
+            $out.rows.push(values);
+        }
+    }};
+}
+
+type Limits = (Budget, std::time::Duration);
+
+async fn run(
+    conn: &mut Conn,
+    sql: &str,
+    params: &[Param],
+    (budget, timeout): Limits,
+) -> Result<Outcome, DbError> {
     match conn {
         Conn::Sqlite(c) => {
-            let (sql, values) = prepare(sql, params, false)?;
-            let q = bind_all!(
-                sqlx::query::<Sqlite>(&sql),
-                values,
-                |_, _| Err::<_, DbError>(DbError::Statement(
-                    "arrays are parameters on PostgreSQL only".into()
-                ))
-            );
-            let desc = sqlx::Executor::describe(&mut **c, &sql)
+            // SQLite has no statement timeout of its own: a progress handler
+            // interrupts the statement once the deadline passes. It runs on
+            // sqlx's worker thread, outside the runtime: std's clock.
+            #[allow(clippy::disallowed_types)]
+            let deadline = std::time::Instant::now() + timeout;
+            #[allow(clippy::disallowed_types)]
+            c.lock_handle()
                 .await
-                .map_err(|e| refused(&e))?;
-            let columns = desc
-                .columns()
-                .iter()
-                .map(|c| (c.name().to_owned(), c.type_info().name().to_owned()))
-                .collect();
-            let mut out = Outcome {
-                columns,
-                ..Outcome::default()
-            };
-            if out.columns.is_empty() {
-                let done = q.execute(c.as_mut()).await.map_err(|e| refused(&e))?;
-                out.updated = done.rows_affected();
-                let is_insert = sql
-                    .trim_start()
-                    .get(..6)
-                    .is_some_and(|w| w.eq_ignore_ascii_case("insert"));
-                if is_insert && done.rows_affected() > 0 {
-                    out.generated = Some(done.last_insert_rowid());
-                }
-            } else {
-                let found = q.fetch_all(c.as_mut()).await.map_err(|e| refused(&e))?;
-                out.set_rows(&sql, found.iter().map(rows::sqlite))?;
+                .map_err(|e| refused(&e))?
+                .set_progress_handler(PROGRESS_STEPS, move || std::time::Instant::now() < deadline);
+            let out = run_sqlite(c, sql, params, budget).await;
+            if let Ok(mut h) = c.lock_handle().await {
+                h.remove_progress_handler();
             }
-            Ok(out)
+            #[allow(clippy::disallowed_types)]
+            let late = std::time::Instant::now() >= deadline;
+            match out {
+                Err(DbError::Statement(_)) if late => Err(DbError::Timeout(format!(
+                    "the statement ran past the statement timeout ({} s) and was stopped",
+                    timeout.as_secs()
+                ))),
+                other => other,
+            }
         }
         Conn::Postgres(c) => {
             let (sql, values) = prepare(sql, params, true)?;
@@ -723,12 +835,55 @@ async fn run(conn: &mut Conn, sql: &str, params: &[Param]) -> Result<Outcome, Db
                     .map_err(|e| refused(&e))?
                     .rows_affected();
             } else {
-                let found = q.fetch_all(c.as_mut()).await.map_err(|e| refused(&e))?;
-                out.set_rows(&sql, found.iter().map(rows::postgres))?;
+                fetch_within!(q, c.as_mut(), out, budget, rows::postgres);
+                out.count_rows(&sql);
             }
             Ok(out)
         }
     }
+}
+
+async fn run_sqlite(
+    c: &mut PoolConnection<Sqlite>,
+    sql: &str,
+    params: &[Param],
+    budget: Budget,
+) -> Result<Outcome, DbError> {
+    let (sql, values) = prepare(sql, params, false)?;
+    let q = bind_all!(
+        sqlx::query::<Sqlite>(&sql),
+        values,
+        |_, _| Err::<_, DbError>(DbError::Statement(
+            "arrays are parameters on PostgreSQL only".into()
+        ))
+    );
+    let desc = sqlx::Executor::describe(&mut **c, &sql)
+        .await
+        .map_err(|e| refused(&e))?;
+    let columns = desc
+        .columns()
+        .iter()
+        .map(|c| (c.name().to_owned(), c.type_info().name().to_owned()))
+        .collect();
+    let mut out = Outcome {
+        columns,
+        ..Outcome::default()
+    };
+    if out.columns.is_empty() {
+        let done = q.execute(c.as_mut()).await.map_err(|e| refused(&e))?;
+        out.updated = done.rows_affected();
+        let is_insert = sql
+            .trim_start()
+            .get(..6)
+            .is_some_and(|w| w.eq_ignore_ascii_case("insert"));
+        if is_insert && done.rows_affected() > 0 {
+            out.generated = Some(done.last_insert_rowid());
+        }
+    } else {
+        fetch_within!(q, c.as_mut(), out, budget, rows::sqlite);
+        out.count_rows(&sql);
+    }
+    Ok(out)
 }
 
 /// PostgreSQL's own (JDBC's) spelling: `int4`, arrays as `_int4`.
@@ -820,25 +975,94 @@ mod tests {
         let db = Db::open("t", "arn".into(), &location, None, None)
             .await
             .unwrap();
-        db.execute("CREATE TABLE x (v INTEGER)", &[], None)
+        db.execute("CREATE TABLE x (v INTEGER)", &[], None, Budget::UNBOUNDED)
             .await
             .unwrap();
         let tx = db.begin().await.unwrap();
-        db.execute("INSERT INTO x VALUES (1)", &[], Some(&tx))
-            .await
-            .unwrap();
+        db.execute(
+            "INSERT INTO x VALUES (1)",
+            &[],
+            Some(&tx),
+            Budget::UNBOUNDED,
+        )
+        .await
+        .unwrap();
         // Used just now: kept.
         assert_eq!(db.expire_idle(std::time::Duration::from_secs(60)).await, 0);
         assert_eq!(db.expire_idle(std::time::Duration::ZERO).await, 1);
         assert!(matches!(
-            db.execute("SELECT 1", &[], Some(&tx)).await,
+            db.execute("SELECT 1", &[], Some(&tx), Budget::UNBOUNDED)
+                .await,
             Err(DbError::NoTransaction(_))
         ));
         let out = db
-            .execute("SELECT count(*) FROM x", &[], None)
+            .execute("SELECT count(*) FROM x", &[], None, Budget::UNBOUNDED)
             .await
             .unwrap();
         assert_eq!(out.rows[0][0], Value::Long(0), "rolled back");
+    }
+
+    async fn sqlite(dir: &Path, timeout: std::time::Duration) -> Db {
+        let location = Location::Sqlite(dir.join("t.sqlite"));
+        Db::connect("t", "arn".into(), &location, timeout)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_statement_can_open_no_other_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sqlite(dir.path(), STATEMENT_TIMEOUT).await;
+        let other = dir.path().join("other.db");
+        for sql in [
+            format!("ATTACH DATABASE '{}' AS x", other.display()),
+            format!("VACUUM INTO '{}'", other.display()),
+        ] {
+            let e = db.execute(&sql, &[], None, Budget::UNBOUNDED).await;
+            assert!(
+                matches!(&e, Err(DbError::Statement(m)) if m.contains("too many attached")),
+                "{sql}: {e:?}"
+            );
+        }
+        assert!(!other.exists(), "no file was written");
+    }
+
+    #[tokio::test]
+    async fn rows_past_the_budget_stop_the_statement() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sqlite(dir.path(), STATEMENT_TIMEOUT).await;
+        let budget = Budget {
+            bytes: 1000,
+            per_value: 15,
+            named: false,
+        };
+        let endless =
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT x FROM c";
+        assert!(matches!(
+            db.execute(endless, &[], None, budget).await,
+            Err(DbError::TooLarge)
+        ));
+        let small = db
+            .execute("SELECT 1, 'two'", &[], None, budget)
+            .await
+            .unwrap();
+        assert_eq!(small.rows.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_statement_past_its_timeout_is_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sqlite(dir.path(), std::time::Duration::from_secs(1)).await;
+        let endless =
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c";
+        let e = db.execute(endless, &[], None, Budget::UNBOUNDED).await;
+        assert!(matches!(&e, Err(DbError::Timeout(_))), "{e:?}");
+        // The next statement on the same pool runs normally.
+        let out = db
+            .execute("SELECT 1", &[], None, Budget::UNBOUNDED)
+            .await
+            .unwrap();
+        assert_eq!(out.rows[0][0], Value::Long(1));
     }
 
     #[test]
