@@ -67,13 +67,20 @@
     }
     document.title = `Stratus · ${fmt(t.requests)} requests`;
   }
-  function start() {
-    // The page arrives with its first snapshot: drawn before the page's
-    // load event, then kept live.
-    if (window.STRATUS_SNAPSHOT) render(window.STRATUS_SNAPSHOT);
+  function live() {
     const es = new EventSource("/stratus/dashboard/stream");
     es.onmessage = (m) => { render(JSON.parse(m.data)); $("status").textContent = "live"; };
-    es.onerror = () => { $("status").textContent = "reconnecting…"; };
+    es.onerror = () => {
+      if (es.readyState !== EventSource.CLOSED) { $("status").textContent = "reconnecting…"; return; }
+      // Refused (the server's cap on open streams): a snapshot now, the
+      // stream again in 5 s.
+      $("status").textContent = "too many live views open: refreshing every 5 s";
+      fetch("/stratus/dashboard.json").then((r) => r.json()).then(render).catch(() => {});
+      setTimeout(live, 5000);
+    };
   }
-  start();
+  // The page arrives with its first snapshot: drawn before the page's
+  // load event, then kept live.
+  if (window.STRATUS_SNAPSHOT) render(window.STRATUS_SNAPSHOT);
+  live();
 })();

@@ -16,10 +16,12 @@ mod keys;
 mod lambda;
 mod lambda_versions;
 mod monitor;
+mod origin;
 mod rds_data;
 mod s3;
 mod sigv4;
 
+pub use monitor::DashboardFeed;
 pub use sigv4::sign_headers;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,6 +55,8 @@ pub struct AdminState {
     /// Asks the server to reload (a stage moved); answered once the new
     /// configuration serves (`true`) or failed to load (`false`).
     pub reload: Option<tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<bool>>>,
+    /// What the dashboard streams send.
+    pub dashboard: Arc<DashboardFeed>,
 }
 
 /// The project and what the current gateway made of it; a reload
@@ -129,6 +133,11 @@ pub fn router(state: AdminState) -> axum::Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             s3::bucket_cors,
+        ))
+        // Outermost: a cross-site or rebound request reaches nothing.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            origin::guard,
         ))
         .with_state(state)
 }

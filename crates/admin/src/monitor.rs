@@ -1,7 +1,8 @@
 //! Monitoring on the admin listener: the dashboard (`/`, one page and its
 //! assets embedded in the binary, uPlot vendored: no CDN, no build step),
 //! its data (`/stratus/dashboard.json`, and `/stratus/dashboard/stream`,
-//! the same every second as server-sent events), Prometheus metrics
+//! the same every second as server-sent events: one snapshot a tick for
+//! all streams, see [`DashboardFeed`]), Prometheus metrics
 //! (`/metrics`) and the function log store (`/stratus/logs`, what
 //! `stratus logs` reads). All of it from `stratus_telemetry`'s registry
 //! and log store, which the typed events fill.
@@ -13,7 +14,9 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
@@ -26,6 +29,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use stratus_telemetry::logstore::{self, Query as LogQuery};
 use stratus_telemetry::metrics::{self, registry};
+use tokio::sync::{watch, Semaphore};
 
 use crate::AdminState;
 
@@ -156,16 +160,78 @@ async fn snapshot_json(State(s): State<AdminState>, m: Method, u: Uri, h: Header
     axum::Json(snapshot(&s)).into_response()
 }
 
+/// The dashboard streams' data: one task builds the snapshot once a
+/// second while any stream is open and publishes it, numbered, on a watch
+/// channel; every stream sends that same text. A stream whose reader is
+/// slow skips ticks (the channel holds only the latest: nothing queues
+/// per reader), and at most `server.dashboard_streams` are open at once
+/// (past it 503), so streams cost the server one snapshot a second
+/// however many are open.
+pub struct DashboardFeed {
+    latest: watch::Sender<(u64, Arc<str>)>,
+    streams: Arc<Semaphore>,
+    /// The task that builds snapshots is running.
+    running: AtomicBool,
+}
+
+impl DashboardFeed {
+    pub fn new(max_streams: usize) -> DashboardFeed {
+        DashboardFeed {
+            latest: watch::Sender::new((0, Arc::from(""))),
+            streams: Arc::new(Semaphore::new(max_streams)),
+            running: AtomicBool::new(false),
+        }
+    }
+
+    /// A receiver of the snapshots, the task started if it was not.
+    fn subscribe(s: &AdminState) -> watch::Receiver<(u64, Arc<str>)> {
+        let feed = s.dashboard.clone();
+        let mut rx = feed.latest.subscribe();
+        if rx.borrow().0 > 0 {
+            rx.mark_changed();
+        }
+        if !feed.running.swap(true, SeqCst) {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                let mut n = feed.latest.borrow().0;
+                loop {
+                    tick.tick().await;
+                    if feed.latest.receiver_count() == 0 {
+                        feed.running.store(false, SeqCst);
+                        // A stream that subscribed meanwhile either saw the
+                        // task running or starts one: only one goes on.
+                        if feed.latest.receiver_count() == 0 || feed.running.swap(true, SeqCst) {
+                            break;
+                        }
+                    }
+                    n += 1;
+                    let text: Arc<str> = Arc::from(snapshot(&s).to_string());
+                    feed.latest.send_replace((n, text));
+                }
+            });
+        }
+        rx
+    }
+}
+
 async fn stream(State(s): State<AdminState>, m: Method, u: Uri, h: HeaderMap) -> Response {
     guard!(s, m, u, h);
-    let ticks = futures_util::stream::unfold(
-        (s, tokio::time::interval(Duration::from_secs(1))),
-        |(s, mut tick)| async move {
-            tick.tick().await;
-            let ev = Event::default().data(snapshot(&s).to_string());
-            Some((Ok::<_, Infallible>(ev), (s, tick)))
-        },
-    );
+    let Ok(permit) = s.dashboard.streams.clone().try_acquire_owned() else {
+        let max = s.app().server.dashboard_streams;
+        return crate::error::apigw_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TooManyStreams",
+            &format!("{max} dashboard streams are open, the most (server.dashboard_streams): close one, or read /stratus/dashboard.json"),
+        );
+    };
+    let rx = DashboardFeed::subscribe(&s);
+    let ticks = futures_util::stream::unfold((rx, permit), |(mut rx, permit)| async move {
+        rx.changed().await.ok()?;
+        let (n, text) = rx.borrow_and_update().clone();
+        let ev = Event::default().id(n.to_string()).data(&*text);
+        Some((Ok::<_, Infallible>(ev), (rx, permit)))
+    });
     Sse::new(ticks)
         .keep_alive(KeepAlive::default())
         .into_response()

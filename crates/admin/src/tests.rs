@@ -37,6 +37,7 @@ async fn state() -> AdminState {
         verify_signatures: app.server.verify_signatures,
         keys: None,
         reload: None,
+        dashboard: Arc::new(crate::DashboardFeed::new(4)),
         objects: Arc::new(
             stratus_state::objects::FsObjectStore::open(
                 &std::env::temp_dir().join(format!("stratus-admin-{}", uuid::Uuid::new_v4())),

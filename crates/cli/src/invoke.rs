@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use base64::Engine as _;
 use stratus_config::App;
 use stratus_runtime::{InvokeRequest, Runtime};
@@ -24,7 +23,7 @@ pub(crate) fn run(path: &Path, function: &str, payload: &str) -> anyhow::Result<
             app.functions.keys().cloned().collect::<Vec<_>>().join(", ")
         );
     }
-    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let rt = crate::runtime()?;
     rt.block_on(async {
         match through_server(&app, function, &payload).await {
             Some(result) => result,

@@ -35,7 +35,7 @@ pub(crate) enum Action {
 
 pub(crate) fn run(project: &Path, action: Action) -> anyhow::Result<()> {
     let app = crate::load(project)?;
-    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let rt = crate::runtime()?;
     rt.block_on(async {
         match action {
             Action::Create { name, plans, value } => {
@@ -90,7 +90,7 @@ pub(crate) fn run(project: &Path, action: Action) -> anyhow::Result<()> {
 
 pub(crate) fn usage(project: &Path, days: u32) -> anyhow::Result<()> {
     let app = crate::load(project)?;
-    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let rt = crate::runtime()?;
     rt.block_on(async {
         let list = call(
             &app,

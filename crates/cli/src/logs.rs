@@ -45,7 +45,7 @@ pub(crate) fn run(project: &Path, o: Options) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let rt = crate::runtime()?;
     rt.block_on(async {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))

@@ -28,6 +28,22 @@ use stratus_config::App;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Threads for blocking work (file reads of objects and sites, process
+/// bookkeeping), at most: tokio's default of 512 let 1,000 concurrent S3
+/// reads start hundreds of threads that lingered afterwards. Idle ones end
+/// after a few seconds.
+const BLOCKING_THREADS: usize = 64;
+
+/// The async runtime every command runs on.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .thread_keep_alive(std::time::Duration::from_secs(2))
+        .build()
+        .context("starting the async runtime")
+}
+
 #[derive(Parser)]
 #[command(
     name = "stratus",
@@ -484,7 +500,7 @@ fn deploy(
     description: &str,
 ) -> anyhow::Result<()> {
     let app = load(project)?;
-    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let rt = crate::runtime()?;
     rt.block_on(async {
         let body = serde_json::json!({ "description": description, "stage": stage, "api": api });
         let d = keys::call(
@@ -512,7 +528,7 @@ fn deploy(
 /// `stratus deployments`: the list, and where each stage points.
 fn deployments(project: &std::path::Path) -> anyhow::Result<()> {
     let app = load(project)?;
-    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let rt = crate::runtime()?;
     rt.block_on(async {
         let v = keys::call(&app, "apigateway", "GET", "/stratus/deployments", None).await?;
         let mut rows =
@@ -558,7 +574,7 @@ fn deployments(project: &std::path::Path) -> anyhow::Result<()> {
 /// `stratus publish`: PublishVersion on the running server.
 fn publish(project: &std::path::Path, function: &str, description: &str) -> anyhow::Result<()> {
     let app = load(project)?;
-    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let rt = crate::runtime()?;
     rt.block_on(async {
         let path = format!("/2015-03-31/functions/{function}/versions");
         let body = serde_json::json!({ "Description": description });
@@ -596,7 +612,7 @@ fn alias(
     } else {
         body["RoutingConfig"] = serde_json::json!({ "AdditionalVersionWeights": {} });
     }
-    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let rt = crate::runtime()?;
     rt.block_on(async {
         let one = format!("/2015-03-31/functions/{function}/aliases/{name}");
         let updated = keys::call(&app, "lambda", "PUT", &one, Some(body.clone())).await;
@@ -621,7 +637,7 @@ fn admin_post(
     done: &str,
 ) -> anyhow::Result<()> {
     let app = load(project)?;
-    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let rt = crate::runtime()?;
     rt.block_on(async {
         keys::call(&app, service, "POST", path, Some(body)).await?;
         eprintln!("{done}");
@@ -746,7 +762,7 @@ fn serve(args: ServeArgs, watch: bool) -> anyhow::Result<()> {
         );
         app.server.admin_listen = admin;
     }
-    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let rt = crate::runtime()?;
     // Absolute, as the watcher reports paths.
     let absolute = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
     let project_dir = absolute(&app.project_dir);

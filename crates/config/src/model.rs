@@ -470,7 +470,15 @@ pub struct Server {
     pub throttle: Option<Throttle>,
     /// Bytes of function log lines kept in memory per function.
     pub function_log_bytes: usize,
+    /// Web origins (`scheme://host[:port]`) whose pages may call the admin
+    /// APIs; any other cross-site request is refused (the dashboard's own
+    /// origin and a bucket's CORS origins are always allowed).
+    pub admin_allow_origins: Vec<String>,
+    /// Dashboard streams (`/stratus/dashboard/stream`) open at once, at most.
+    pub dashboard_streams: usize,
 }
+
+pub const DEFAULT_DASHBOARD_STREAMS: usize = 16;
 
 pub const DEFAULT_FUNCTION_LOG_KB: usize = 4096;
 

@@ -154,6 +154,9 @@ pub(crate) struct RawServer {
     pub(crate) max_header_bytes: Option<Spanned<i64>>,
     pub(crate) throttle: Option<Spanned<RawThrottle>>,
     pub(crate) function_log_kb: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub(crate) admin_allow_origins: Vec<Spanned<String>>,
+    pub(crate) dashboard_streams: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

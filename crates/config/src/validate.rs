@@ -246,7 +246,38 @@ fn server(c: &mut Checker<'_>, raw: &RawServer, project_dir: &Path) -> Server {
             DEFAULT_FUNCTION_LOG_KB as i64,
         ) as usize
             * 1024,
+        admin_allow_origins: raw
+            .admin_allow_origins
+            .iter()
+            .map(|o| {
+                if !is_origin(o.get_ref()) {
+                    c.err(
+                        o,
+                        &["server", "admin_allow_origins"],
+                        format!(
+                            "{:?} is not an origin: scheme://host[:port], without a path (\"*\" is not allowed: any page could then drive the admin APIs)",
+                            o.get_ref()
+                        ),
+                    );
+                }
+                o.get_ref().trim_end_matches('/').to_owned()
+            })
+            .collect(),
+        dashboard_streams: c.ranged(
+            &raw.dashboard_streams,
+            &["server", "dashboard_streams"],
+            1..=10_000,
+            "streams",
+            DEFAULT_DASHBOARD_STREAMS as i64,
+        ) as usize,
     }
+}
+
+/// `scheme://host[:port]`, as a browser sends it in `Origin`.
+fn is_origin(v: &str) -> bool {
+    v.strip_prefix("http://")
+        .or_else(|| v.strip_prefix("https://"))
+        .is_some_and(|h| !h.is_empty() && !h.contains('/'))
 }
 
 fn is_name(s: &str) -> bool {
@@ -1488,11 +1519,7 @@ fn cors_rules(c: &mut Checker<'_>, at: &[&str], raw: &Spanned<RawCors>) -> Cors 
     let r = raw.get_ref();
     for o in &r.allow_origins {
         let v = o.get_ref();
-        let host = v
-            .strip_prefix("http://")
-            .or_else(|| v.strip_prefix("https://"));
-        let ok = v == "*" || host.is_some_and(|h| !h.is_empty() && !h.contains('/'));
-        if !ok {
+        if v != "*" && !is_origin(v) {
             c.err(
                 o,
                 &key("allow_origins"),

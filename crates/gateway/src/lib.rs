@@ -36,7 +36,9 @@ pub use sample::{event_for, SampleRequest};
 pub use sites::Sites;
 /// CORS answers, for the admin listener's S3 API (bucket CORS).
 pub mod cors {
-    pub use crate::phases::cors::{answer_headers, preflight_headers, preflight_origin};
+    pub use crate::phases::cors::{
+        allows_origin, answer_headers, preflight_headers, preflight_origin,
+    };
 }
 pub use websocket::{
     ConnectionInfo, Connections, LocalConnection, Outbound, SendError, WebSockets, MAX_FRAME,

@@ -134,6 +134,7 @@ impl Server {
             header_timeout: s.header_timeout,
             max_connections,
             max_header_bytes: s.max_header_bytes,
+            health_at_cap: false,
         }
     }
 
@@ -232,8 +233,22 @@ impl Server {
             databases: self.databases.clone(),
             live: live.clone(),
             reload: Some(admin_reload),
+            dashboard: Arc::new(stratus_admin::DashboardFeed::new(
+                self.app.server.dashboard_streams,
+            )),
         };
-        let admin_task = tokio::spawn(serve_admin(self.admin, admin_state, limits, stop_rx, grace));
+        // The admin listener answers /healthz even at its connection cap.
+        let admin_limits = listener::Limits {
+            health_at_cap: true,
+            ..limits
+        };
+        let admin_task = tokio::spawn(serve_admin(
+            self.admin,
+            admin_state,
+            admin_limits,
+            stop_rx,
+            grace,
+        ));
 
         tokio::pin!(shutdown);
         loop {

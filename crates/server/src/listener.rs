@@ -6,7 +6,10 @@
 //! - `header_timeout` to send a request's headers: a client that trickles
 //!   them gets 408 and is closed; an idle keep-alive connection is closed
 //!   after the same time;
-//! - `max_header_bytes` for the request line and headers: past it 431.
+//! - `max_header_bytes` for the request line and headers: past it 431;
+//! - on the admin listener, a `GET /healthz` over the cap is still
+//!   answered 200 (liveness must not read as death when the server is
+//!   merely full).
 //!
 //! HTTP/1.1 only (API Gateway speaks HTTP/2 only over TLS, which Stratus
 //! does not terminate); hyper's own HTTP/1 builder is used because it is
@@ -36,12 +39,15 @@ pub(crate) struct Limits {
     pub(crate) header_timeout: Duration,
     pub(crate) max_connections: usize,
     pub(crate) max_header_bytes: usize,
+    /// Answer `GET /healthz` on connections refused at the cap.
+    pub(crate) health_at_cap: bool,
 }
 
 /// Connections being answered 503 at once, at most.
 const REFUSING: usize = 256;
 
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 33\r\nconnection: close\r\n\r\n{\"message\":\"Service Unavailable\"}";
+const HEALTHY: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n";
 const TIMED_OUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: 29\r\nconnection: close\r\n\r\n{\"message\":\"Request Timeout\"}";
 
 /// Serves `listener` until `stop`, then lets open connections finish for
@@ -96,8 +102,9 @@ pub(crate) async fn serve<S, B>(
             // must not become the exhaustion the cap prevents: past
             // `REFUSING` at once, excess connections are just closed.
             if let Ok(refusing) = refusals.clone().try_acquire_owned() {
+                let health = limits.health_at_cap;
                 tokio::spawn(async move {
-                    refuse(stream).await;
+                    refuse(stream, health).await;
                     drop(refusing);
                 });
             }
@@ -160,12 +167,46 @@ where
 /// Answers a connection over the limit: 503, then close once the client's
 /// request is read (closing with unread bytes would reset the connection
 /// and lose the answer), bounded to one second.
-async fn refuse(stream: TcpStream) {
+async fn refuse(stream: TcpStream, health: bool) {
+    let answer = if health && asks_for_health(&stream).await {
+        HEALTHY
+    } else {
+        REFUSED
+    };
     let probe = Probe {
         stream: Arc::new(Mutex::new(stream)),
         read_since_write: Arc::new(AtomicBool::new(true)),
     };
-    probe.send_and_close(REFUSED).await;
+    probe.send_and_close(answer).await;
+}
+
+/// Whether the request waiting on `stream` is `GET /healthz` (peeked, not
+/// read: the answer's drain reads it), within half a second.
+async fn asks_for_health(stream: &TcpStream) -> bool {
+    const LINE: &[&[u8]] = &[b"GET /healthz ", b"GET /healthz?", b"HEAD /healthz "];
+    let look = async {
+        let mut buf = [0u8; 16];
+        loop {
+            stream.readable().await.ok()?;
+            let n = stream.peek(&mut buf).await.ok()?;
+            if n == 0 {
+                return Some(false);
+            }
+            let seen = &buf[..n];
+            if LINE.iter().any(|l| seen.starts_with(l)) {
+                return Some(true);
+            }
+            if !LINE.iter().any(|l| l.starts_with(seen)) {
+                return Some(false);
+            }
+            // A request line still arriving: look again shortly.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_millis(500), look).await,
+        Ok(Some(true))
+    )
 }
 
 /// The client socket as hyper sees it. The socket is shared with a

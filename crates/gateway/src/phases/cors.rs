@@ -108,3 +108,8 @@ fn set_list(h: &mut HeaderMap, name: http::HeaderName, values: &[String]) {
         h.insert(name, v);
     }
 }
+
+/// Whether `cors` lets `origin`'s pages make requests (`*`, or listed).
+pub fn allows_origin(cors: &Cors, origin: &HeaderValue) -> bool {
+    allowed_origin(cors, origin).is_some()
+}

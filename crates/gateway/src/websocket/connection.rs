@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::registry::{ConnectionInfo, LocalConnection, Outbound};
-use super::routing::find_route;
+use super::routing::{find_route, Admitted};
 use super::{WebSockets, CLOSE_TIMEOUT, SEND_QUEUE, WRITE_TIMEOUT};
 use crate::events::epoch_ms;
 use crate::events::websocket::{EventKind, Meta};
@@ -45,6 +45,7 @@ impl WebSockets {
             kill: Notify::new(),
             closing: Notify::new(),
             close_sent: Mutex::new(None),
+            close_wanted: Mutex::new(None),
         });
         self.registry.register(conn.clone()).await;
         let meta = Arc::new(meta);
@@ -72,6 +73,13 @@ impl WebSockets {
                         }
                     }
                 };
+                // Drained: a close frame that found the queue full goes last.
+                let out = out.or_else(|| {
+                    let wanted = finishing
+                        .then(|| writer_conn.close_wanted.lock().expect("lock").take())
+                        .flatten();
+                    wanted.map(|(code, reason)| Outbound::Close { code, reason })
+                });
                 let Some(out) = out else { break };
                 if let Outbound::Close { code, reason } = &out {
                     *writer_conn.close_sent.lock().expect("lock") = Some((*code, reason.clone()));
@@ -109,13 +117,17 @@ impl WebSockets {
 
         // Messages are handled in order, one at a time, off the read loop,
         // so that a slow function never stops pings, limits or closes.
-        let (in_tx, mut in_rx) = mpsc::channel::<Message>(SEND_QUEUE);
+        // Routing and throttles are applied on the read loop (`admit`):
+        // only messages with work to do are queued.
+        let (in_tx, mut in_rx) = mpsc::channel::<Admitted>(SEND_QUEUE);
         let worker_hub = self.clone();
         let worker_conn = conn.clone();
         let worker_meta = meta.clone();
         let worker = tokio::spawn(async move {
             while let Some(msg) = in_rx.recv().await {
-                worker_hub.on_message(&worker_conn, &worker_meta, msg).await;
+                worker_hub
+                    .on_admitted(&worker_conn, &worker_meta, msg)
+                    .await;
             }
         });
 
@@ -132,9 +144,12 @@ impl WebSockets {
                 frame = stream.next() => match frame {
                     Some(Ok(msg @ (Message::Text(_) | Message::Binary(_)))) => {
                         conn.touch();
-                        if in_tx.try_send(msg).is_err() {
+                        let Some(admitted) = self.admit(&conn, &meta, msg).await else {
+                            continue;
+                        };
+                        if in_tx.try_send(admitted).is_err() {
                             (code, reason) = (1008, "Too many messages in flight".into());
-                            let _ = conn.send(Outbound::Close { code, reason: reason.clone() });
+                            conn.close(code, &reason);
                             break;
                         }
                     }
@@ -172,7 +187,9 @@ impl WebSockets {
                     let _ = conn.send(Outbound::Close { code, reason: reason.clone() });
                     break;
                 }
-                _ = stop.wait_for(|s| *s) => {
+                // The guard `wait_for` returns is not Send: dropped in here,
+                // since an arm above awaits while the select's output lives.
+                () = async { let _ = stop.wait_for(|s| *s).await; } => {
                     (code, reason) = (1001, "Going away".into());
                     let _ = conn.send(Outbound::Close { code, reason: reason.clone() });
                     break;
@@ -198,12 +215,24 @@ impl WebSockets {
         drop(in_tx);
         worker.abort();
         // Let the closing handshake reach the client, briefly; then both
-        // halves are dropped, which closes the socket.
+        // halves are dropped, which closes the socket. Meanwhile what the
+        // client still sends is read and dropped, up to its close frame: a
+        // socket closed with unread bytes is reset, and the client would
+        // lose the close frame (and see 1006).
         finish.notify_one();
         let writer_abort = writer.abort_handle();
-        if tokio::time::timeout(CLOSE_TIMEOUT, writer).await.is_err() {
-            writer_abort.abort();
-        }
+        let drain = async {
+            while let Some(Ok(m)) = stream.next().await {
+                if m.is_close() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            let _ = tokio::join!(writer, drain);
+        })
+        .await;
+        writer_abort.abort();
         drop(stream);
         if let Some(route) = find_route(&meta.api, "$disconnect") {
             let request_id = uuid::Uuid::new_v4().to_string();

@@ -51,6 +51,8 @@ pub struct LocalConnection {
     /// connection ends without waiting on the client's reply.
     pub(super) closing: Notify,
     pub(super) close_sent: Mutex<Option<(u16, String)>>,
+    /// A close frame that found the send queue full (see `close`).
+    pub(super) close_wanted: Mutex<Option<(u16, String)>>,
 }
 
 impl LocalConnection {
@@ -74,6 +76,7 @@ impl LocalConnection {
             kill: Notify::new(),
             closing: Notify::new(),
             close_sent: Mutex::new(None),
+            close_wanted: Mutex::new(None),
         };
         (Arc::new(conn), rx)
     }
@@ -87,6 +90,24 @@ impl LocalConnection {
     pub(super) fn touch(&self) {
         self.last_active
             .store(crate::events::epoch_ms(), Ordering::Relaxed);
+    }
+
+    /// Queues `msg` if there is room, else drops it: for answers a client
+    /// may miss (a throttled message's), never a reason to cut it.
+    pub(super) fn offer(&self, msg: Outbound) {
+        let _ = self.tx.try_send(msg);
+    }
+
+    /// Closes the connection with `code`: the close frame queued, or, when
+    /// the queue is full, kept for the writer to send once it has drained.
+    pub(super) fn close(&self, code: u16, reason: &str) {
+        let close = Outbound::Close {
+            code,
+            reason: reason.to_owned(),
+        };
+        if self.tx.try_send(close).is_err() {
+            *self.close_wanted.lock().expect("lock") = Some((code, reason.to_owned()));
+        }
     }
 
     /// Never waits: a full queue means the client is too slow, and it goes.

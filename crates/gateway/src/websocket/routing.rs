@@ -11,32 +11,173 @@ use super::registry::{LocalConnection, Outbound};
 use super::WebSockets;
 use crate::events::websocket::{EventKind, Meta};
 
+/// A message that passed routing and its throttle, for the worker.
+pub(super) struct Admitted {
+    started: tokio::time::Instant,
+    request_id: String,
+    /// Index of its route in the API's routes.
+    route: usize,
+    body: String,
+    binary: bool,
+}
+
 impl WebSockets {
-    /// One message: a context (request id, start) made here and read once
-    /// by the `WebSocketMessage` event, as for HTTP requests.
+    /// One message, admitted and handled at once (in-memory tests).
+    #[cfg(test)]
     pub(crate) async fn on_message(&self, conn: &LocalConnection, meta: &Meta, msg: Message) {
+        if let Some(a) = self.admit(conn, meta, msg).await {
+            self.on_admitted(conn, meta, a).await;
+        }
+    }
+
+    /// Routes a message and applies its throttle, on the read loop: a
+    /// message with no route, or over its throttle, is answered here and
+    /// never queued (a fast sender on a throttled route costs no work per
+    /// message, and is never cut for it); the rest go to the worker.
+    pub(super) async fn admit(
+        &self,
+        conn: &LocalConnection,
+        meta: &Meta,
+        msg: Message,
+    ) -> Option<Admitted> {
         let started = tokio::time::Instant::now();
         let request_id = uuid::Uuid::new_v4().to_string();
-        let (route_key, error) = self.route_message(conn, meta, msg, &request_id).await;
+        let (body, binary, json) = match &msg {
+            Message::Text(t) => (
+                t.to_string(),
+                false,
+                serde_json::from_str::<Value>(t.as_str()).ok(),
+            ),
+            Message::Binary(b) => (
+                base64::engine::general_purpose::STANDARD.encode(b),
+                true,
+                None,
+            ),
+            _ => return None,
+        };
+        let refusal = |message: &str| {
+            serde_json::json!({
+                "message": message,
+                "connectionId": meta.conn_id,
+                "requestId": request_id,
+            })
+            .to_string()
+        };
+        let Some(route) = route_of_message(&meta.api, json.as_ref()) else {
+            let _ = conn.send(Outbound::Text(refusal("Forbidden")));
+            self.record(
+                meta,
+                started,
+                &request_id,
+                None,
+                Some("Forbidden: no route"),
+                "403",
+            );
+            return None;
+        };
+        // The route's throttle (or its stage's), then the server's, as for
+        // HTTP requests; a throttled message is answered on the socket.
+        let throttled = crate::phases::throttle::apply(
+            &*self.access.limiter,
+            self.access.server_throttle,
+            &meta.api,
+            &meta.stage,
+            route,
+        )
+        .await
+        .is_err();
+        let route_key = route.key.to_string();
+        if throttled {
+            // Offered, not sent: a sender that reads none of its answers
+            // loses them, and stays connected.
+            conn.offer(Outbound::Text(refusal("Too Many Requests")));
+            self.record(
+                meta,
+                started,
+                &request_id,
+                Some(&route_key),
+                Some("Too Many Requests"),
+                "429",
+            );
+            return None;
+        }
+        let route = meta
+            .api
+            .routes
+            .iter()
+            .position(|r| std::ptr::eq(r, route))?;
+        Some(Admitted {
+            started,
+            request_id,
+            route,
+            body,
+            binary,
+        })
+    }
+
+    /// Runs an admitted message's integration and answers it.
+    pub(super) async fn on_admitted(&self, conn: &LocalConnection, meta: &Meta, a: Admitted) {
+        let route = &meta.api.routes[a.route];
+        let route_key = route.key.to_string();
+        let event = meta.event(
+            EventKind::<()>::Message,
+            &route_key,
+            &a.request_id,
+            Some((a.body, a.binary)),
+        );
+        let error = match self.invoke(route, event).await {
+            Ok(payload) => {
+                if route.respond {
+                    if let Some(out) = route_response(&payload) {
+                        let _ = conn.send(out);
+                    }
+                }
+                None
+            }
+            Err(e) => {
+                let err = serde_json::json!({
+                    "message": "Internal server error",
+                    "connectionId": meta.conn_id,
+                    "requestId": a.request_id,
+                });
+                let _ = conn.send(Outbound::Text(err.to_string()));
+                Some(format!("{e:?}"))
+            }
+        };
+        let status = if error.is_some() { "500" } else { "200" };
+        self.record(
+            meta,
+            a.started,
+            &a.request_id,
+            Some(&route_key),
+            error.as_deref(),
+            status,
+        );
+    }
+
+    /// A message's access line and `WebSocketMessage` event.
+    fn record(
+        &self,
+        meta: &Meta,
+        started: tokio::time::Instant,
+        request_id: &str,
+        route_key: Option<&str>,
+        error: Option<&str>,
+        status: &'static str,
+    ) {
         if let Some(log) = meta.stage.access_log.as_deref() {
             use std::borrow::Cow;
             let latency = started.elapsed();
             let at = chrono::Utc::now() - chrono::Duration::from_std(latency).unwrap_or_default();
             let line = log.render(|var| match var {
-                "requestId" | "extendedRequestId" => Some(Cow::Borrowed(request_id.as_str())),
+                "requestId" | "extendedRequestId" => Some(Cow::Borrowed(request_id)),
                 "apiId" => Some(Cow::Borrowed(meta.api.name.as_str())),
                 "stage" => Some(Cow::Borrowed(meta.stage.name.as_str())),
                 "connectionId" => Some(Cow::Borrowed(meta.conn_id.as_str())),
                 "eventType" => Some(Cow::Borrowed("MESSAGE")),
-                "routeKey" => route_key.as_deref().map(Cow::Borrowed),
-                "status" => Some(Cow::Borrowed(if route_key.is_none() {
-                    "403"
-                } else if error.is_some() {
-                    "500"
-                } else {
-                    "200"
-                })),
-                "error.message" => error.as_deref().map(Cow::Borrowed),
+                "routeKey" => route_key.map(Cow::Borrowed),
+                "status" => Some(Cow::Borrowed(status)),
+                "error.message" => error.map(Cow::Borrowed),
                 "identity.sourceIp" => Some(Cow::Borrowed(meta.source_ip.as_str())),
                 "identity.userAgent" => meta.user_agent.as_deref().map(Cow::Borrowed),
                 "identity.apiKey" => meta.api_key.as_deref().map(Cow::Borrowed),
@@ -50,93 +191,14 @@ impl WebSockets {
         }
         stratus_telemetry::WebSocketMessage {
             connection_id: &meta.conn_id,
-            request_id: &request_id,
+            request_id,
             api: &meta.api.name,
             stage: &meta.stage.name,
-            route: route_key.as_deref().unwrap_or(""),
+            route: route_key.unwrap_or(""),
             latency: started.elapsed(),
-            error: error.as_deref(),
+            error,
         }
         .emit();
-    }
-
-    /// Routes a message and answers it; the route key it went to (none:
-    /// Forbidden) and why it failed, if it did.
-    async fn route_message(
-        &self,
-        conn: &LocalConnection,
-        meta: &Meta,
-        msg: Message,
-        request_id: &str,
-    ) -> (Option<String>, Option<String>) {
-        let (body, binary, json) = match &msg {
-            Message::Text(t) => (
-                t.to_string(),
-                false,
-                serde_json::from_str::<Value>(t.as_str()).ok(),
-            ),
-            Message::Binary(b) => (
-                base64::engine::general_purpose::STANDARD.encode(b),
-                true,
-                None,
-            ),
-            _ => return (None, None),
-        };
-        let Some(route) = route_of_message(&meta.api, json.as_ref()) else {
-            let forbidden = serde_json::json!({
-                "message": "Forbidden",
-                "connectionId": meta.conn_id,
-                "requestId": request_id,
-            });
-            let _ = conn.send(Outbound::Text(forbidden.to_string()));
-            return (None, Some("Forbidden: no route".into()));
-        };
-        let route_key = route.key.to_string();
-        // The route's throttle (or its stage's), then the server's, as for
-        // HTTP requests; a throttled message is answered on the socket.
-        let throttled = crate::phases::throttle::apply(
-            &*self.access.limiter,
-            self.access.server_throttle,
-            &meta.api,
-            &meta.stage,
-            route,
-        )
-        .await
-        .is_err();
-        if throttled {
-            let err = serde_json::json!({
-                "message": "Too Many Requests",
-                "connectionId": meta.conn_id,
-                "requestId": request_id,
-            });
-            let _ = conn.send(Outbound::Text(err.to_string()));
-            return (Some(route_key), Some("Too Many Requests".into()));
-        }
-        let event = meta.event(
-            EventKind::<()>::Message,
-            &route_key,
-            request_id,
-            Some((body, binary)),
-        );
-        match self.invoke(route, event).await {
-            Ok(payload) => {
-                if route.respond {
-                    if let Some(out) = route_response(&payload) {
-                        let _ = conn.send(out);
-                    }
-                }
-                (Some(route_key), None)
-            }
-            Err(e) => {
-                let err = serde_json::json!({
-                    "message": "Internal server error",
-                    "connectionId": meta.conn_id,
-                    "requestId": request_id,
-                });
-                let _ = conn.send(Outbound::Text(err.to_string()));
-                (Some(route_key), Some(format!("{e:?}")))
-            }
-        }
     }
 }
 

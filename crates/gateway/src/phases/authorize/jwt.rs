@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
@@ -18,26 +19,40 @@ use crate::error::GatewayError;
 
 /// Clock skew allowed on `exp` and `nbf`.
 const LEEWAY_SECS: u64 = 5;
-/// A `kid` the issuer did not have is not fetched again for this long.
-const MISS_INTERVAL: Duration = Duration::from_secs(10);
+/// The key set is loaded again (a token named a `kid` not in it) at most
+/// this often per authorizer, whatever the `kid`s: a client sending tokens
+/// with made-up `kid`s costs at most one fetch per interval.
+const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One authorizer's keys, from a file or a URL: loaded at first use, kept,
 /// and loaded again when a token names a `kid` not among them (the issuer
-/// rotated its keys; at most once per `MISS_INTERVAL` for the same `kid`).
+/// rotated its keys), at most once per [`REFETCH_INTERVAL`]. A load runs
+/// under its own lock, never the keys' (`arc-swap`): tokens signed by a
+/// known key are checked while a slow issuer is fetched from, and a
+/// token with an unknown `kid` arriving meanwhile is refused at once, not
+/// queued behind the fetch.
 pub(crate) struct KeySet {
     source: Jwks,
     client: reqwest::Client,
-    state: Mutex<KeyState>,
+    keys: ArcSwap<Keys>,
+    /// Held by the one load under way.
+    loading: Mutex<()>,
+    /// When the last load began (or failed), for the refetch rate.
+    last_load: std::sync::Mutex<Option<Instant>>,
 }
 
 #[derive(Default)]
-struct KeyState {
+struct Keys {
     /// `kid` → key; keys without a `kid` under "".
-    keys: HashMap<String, Arc<DecodingKey>>,
+    by_kid: HashMap<String, Key>,
     loaded: bool,
-    /// `kid`s looked for and not found, and when.
-    misses: HashMap<String, Instant>,
+}
+
+struct Key {
+    key: Arc<DecodingKey>,
+    /// The JWK's `alg`: when given, the only algorithm it verifies.
+    alg: Option<String>,
 }
 
 impl KeySet {
@@ -48,11 +63,13 @@ impl KeySet {
                 .timeout(FETCH_TIMEOUT)
                 .build()
                 .unwrap_or_default(),
-            state: Mutex::new(KeyState::default()),
+            keys: ArcSwap::from_pointee(Keys::default()),
+            loading: Mutex::new(()),
+            last_load: std::sync::Mutex::new(None),
         }
     }
 
-    async fn load(&self) -> Result<HashMap<String, Arc<DecodingKey>>, String> {
+    async fn load(&self) -> Result<HashMap<String, Key>, String> {
         let text = match &self.source {
             Jwks::File(path) => tokio::fs::read_to_string(path)
                 .await
@@ -79,7 +96,14 @@ impl KeySet {
             match DecodingKey::from_jwk(jwk) {
                 Ok(k) => {
                     let kid = jwk.common.key_id.clone().unwrap_or_default();
-                    keys.insert(kid, Arc::new(k));
+                    let alg = jwk.common.key_algorithm.map(|a| a.to_string());
+                    keys.insert(
+                        kid,
+                        Key {
+                            key: Arc::new(k),
+                            alg,
+                        },
+                    );
                 }
                 Err(e) => tracing::warn!("JWKS key {:?} skipped: {e}", jwk.common.key_id),
             }
@@ -87,28 +111,63 @@ impl KeySet {
         Ok(keys)
     }
 
-    /// The key for `kid`, fetching the set (again) when it is unknown.
-    async fn key(&self, kid: &str) -> Result<Option<Arc<DecodingKey>>, String> {
-        let mut st = self.state.lock().await;
-        if let Some(k) = st.keys.get(kid) {
-            return Ok(Some(k.clone()));
+    fn find(&self, kid: &str) -> Option<(Arc<DecodingKey>, Option<String>)> {
+        let keys = self.keys.load();
+        let k = keys.by_kid.get(kid)?;
+        Some((k.key.clone(), k.alg.clone()))
+    }
+
+    /// Whether a load is due: never loaded, or the last one older than
+    /// the refetch interval.
+    fn due(&self) -> bool {
+        let last = *self.last_load.lock().expect("last_load lock");
+        last.is_none_or(|at| at.elapsed() >= REFETCH_INTERVAL)
+    }
+
+    /// The key for `kid` (and the algorithm it is for, if its JWK says),
+    /// loading the set (again) when it is unknown and a load is due.
+    async fn key(&self, kid: &str) -> Result<Option<(Arc<DecodingKey>, Option<String>)>, String> {
+        if let Some(k) = self.find(kid) {
+            return Ok(Some(k));
         }
-        let recently_missed = st
-            .misses
-            .get(kid)
-            .is_some_and(|at| at.elapsed() < MISS_INTERVAL);
-        if st.loaded && recently_missed {
-            return Ok(None);
+        let loaded = self.keys.load().loaded;
+        let _guard = if loaded {
+            // Keys are known: a token with another kid does not wait for
+            // a load under way, nor start one before it is due.
+            if !self.due() {
+                return Ok(None);
+            }
+            match self.loading.try_lock() {
+                Ok(g) => g,
+                Err(_) => return Ok(None),
+            }
+        } else {
+            // Nothing loaded yet: nothing could be checked without it.
+            self.loading.lock().await
+        };
+        if let Some(k) = self.find(kid) {
+            return Ok(Some(k));
         }
-        st.keys = self.load().await?;
-        st.loaded = true;
-        match st.keys.get(kid).cloned() {
-            Some(k) => Ok(Some(k)),
-            None => {
-                st.misses.retain(|_, at| at.elapsed() < MISS_INTERVAL);
-                st.misses.insert(kid.to_owned(), Instant::now());
+        if !self.due() {
+            return match self.keys.load().loaded {
+                true => Ok(None),
+                false => Err("the JWKS could not be loaded (tried less than 10 s ago)".into()),
+            };
+        }
+        *self.last_load.lock().expect("last_load lock") = Some(Instant::now());
+        match self.load().await {
+            Ok(by_kid) => {
+                self.keys.store(Arc::new(Keys {
+                    by_kid,
+                    loaded: true,
+                }));
+                Ok(self.find(kid))
+            }
+            Err(e) if loaded => {
+                tracing::warn!("jwt authorizer: {e} (the keys loaded before are kept)");
                 Ok(None)
             }
+            Err(e) => Err(e),
         }
     }
 }
@@ -157,7 +216,11 @@ pub(crate) async fn check(
     }
     let kid = header.kid.clone().unwrap_or_default();
     let key = match keys.key(&kid).await {
-        Ok(Some(k)) => k,
+        // A JWK that names its algorithm verifies only that one.
+        Ok(Some((_, Some(alg)))) if alg != format!("{:?}", header.alg) => {
+            return Err(invalid("the token's algorithm is not its key's"))
+        }
+        Ok(Some((k, _))) => k,
         Ok(None) => return Err(invalid("no key of the issuer signed the token")),
         Err(e) => {
             tracing::warn!("jwt authorizer: {e}");
