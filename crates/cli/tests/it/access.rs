@@ -311,14 +311,14 @@ async fn a_websocket_connect_is_refused_or_let_in_by_its_authorizer() {
 // ---- JWT ----
 
 /// An RSA key pair: signs tokens, and its public half as a JWK.
-struct Signer {
+pub(crate) struct Signer {
     kid: String,
     key: jsonwebtoken::EncodingKey,
-    jwk: Value,
+    pub(crate) jwk: Value,
 }
 
 impl Signer {
-    fn new(kid: &str) -> Signer {
+    pub(crate) fn new(kid: &str) -> Signer {
         use base64::Engine as _;
         use rsa::pkcs1::EncodeRsaPrivateKey;
         use rsa::traits::PublicKeyParts;
@@ -336,8 +336,13 @@ impl Signer {
         }
     }
 
-    fn token(&self, claims: Value) -> String {
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    pub(crate) fn token(&self, claims: Value) -> String {
+        self.token_with(jsonwebtoken::Algorithm::RS256, claims)
+    }
+
+    /// A token signed with `alg` (an RSA one) by this key.
+    pub(crate) fn token_with(&self, alg: jsonwebtoken::Algorithm, claims: Value) -> String {
+        let mut header = jsonwebtoken::Header::new(alg);
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
     }
@@ -368,7 +373,7 @@ async fn jwks_server(jwks: std::sync::Arc<std::sync::Mutex<String>>) -> std::net
     addr
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 

@@ -8,6 +8,7 @@ mod dev;
 mod fidelity;
 mod functions;
 mod hardening;
+mod hostile;
 mod invoke_api;
 mod monitor;
 mod portal;
