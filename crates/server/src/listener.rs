@@ -7,6 +7,10 @@
 //!   them gets 408 and is closed; an idle keep-alive connection is closed
 //!   after the same time;
 //! - `max_header_bytes` for the request line and headers: past it 431;
+//! - the same `header_timeout` for a write the client does not take: a
+//!   client that stops reading (a dashboard stream, a large download, a
+//!   WebSocket) is closed once a write has waited that long, so it holds
+//!   no connection slot, buffer or stream for ever;
 //! - on the admin listener, a `GET /healthz` over the cap is still
 //!   answered 200 (liveness must not read as death when the server is
 //!   merely full).
@@ -112,7 +116,7 @@ pub(crate) async fn serve<S, B>(
         };
         let _ = stream.set_nodelay(true);
         let head = HeadCapture::new(capture_heads, limits.max_header_bytes);
-        let io = ClientIo::new(stream, permit, head.clone());
+        let io = ClientIo::new(stream, permit, head.clone(), limits.header_timeout);
         let probe = io.probe();
         let service = make_service(remote, head);
         let conn = builder.serve_connection(TokioIo::new(io), service);
@@ -220,6 +224,10 @@ struct ClientIo {
     read_since_write: Arc<AtomicBool>,
     head: HeadCapture,
     _slot: OwnedSemaphorePermit,
+    /// How long a write may wait for the client to read.
+    stall_limit: Duration,
+    /// Armed while a write waits.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// The request line and headers of the request under way, as the client
@@ -277,12 +285,19 @@ impl HeadCapture {
 }
 
 impl ClientIo {
-    fn new(stream: TcpStream, slot: OwnedSemaphorePermit, head: HeadCapture) -> ClientIo {
+    fn new(
+        stream: TcpStream,
+        slot: OwnedSemaphorePermit,
+        head: HeadCapture,
+        stall_limit: Duration,
+    ) -> ClientIo {
         ClientIo {
             stream: Arc::new(Mutex::new(stream)),
             read_since_write: Arc::new(AtomicBool::new(false)),
             head,
             _slot: slot,
+            stall_limit,
+            stalled: None,
         }
     }
 
@@ -364,9 +379,28 @@ impl AsyncRead for ClientIo {
 
 impl ClientIo {
     /// Notes that an answer is being written: the request under way ended.
-    fn wrote<T>(&self, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
-        if matches!(r, Poll::Ready(Ok(_))) {
-            self.read_since_write.store(false, Ordering::Relaxed);
+    /// A write still waiting after `stall_limit` fails: the client stopped
+    /// reading.
+    fn wrote<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match &r {
+            Poll::Ready(Ok(_)) => {
+                self.read_since_write.store(false, Ordering::Relaxed);
+                self.stalled = None;
+            }
+            Poll::Ready(Err(_)) => self.stalled = None,
+            Poll::Pending => {
+                let limit = self.stall_limit;
+                let timer = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                if std::future::Future::poll(timer.as_mut(), cx).is_ready() {
+                    self.stalled = None;
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client read nothing for the header timeout",
+                    )));
+                }
+            }
         }
         r
     }
@@ -374,22 +408,22 @@ impl ClientIo {
 
 impl AsyncWrite for ClientIo {
     fn poll_write(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut *self.stream.lock().expect("socket lock")).poll_write(cx, data);
-        self.wrote(r)
+        self.wrote(cx, r)
     }
 
     fn poll_write_vectored(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let r =
             Pin::new(&mut *self.stream.lock().expect("socket lock")).poll_write_vectored(cx, bufs);
-        self.wrote(r)
+        self.wrote(cx, r)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -601,14 +601,14 @@ async fn broken_and_oversized_s3_uploads_are_refused_without_buffering() {
     assert!(s.peak_rss_kb() - before < 20 * 1024, "nothing was buffered");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_thousand_concurrent_s3_reads_leave_few_threads_behind() {
     let (_dir, s) = serve("[buckets.bkt]\n", &[]);
     let c = reqwest::Client::new();
     let url = format!("http://{}/s3/bkt/obj", s.admin);
     assert_eq!(
         c.put(&url)
-            .body(vec![7u8; 64 * 1024])
+            .body(vec![7u8; 1 << 20])
             .send()
             .await
             .unwrap()
@@ -618,16 +618,29 @@ async fn a_thousand_concurrent_s3_reads_leave_few_threads_behind() {
     let gets = (0..1000).map(|_| {
         let (c, url) = (c.clone(), url.clone());
         tokio::spawn(async move {
-            let r = c.get(url).send().await.unwrap();
+            let mut r = c.get(url).send().await.unwrap();
             assert_eq!(r.status(), 200);
-            r.bytes().await.unwrap().len()
+            // Read slowly: every stream stays open, reading, at once.
+            let mut len = 0;
+            while let Some(chunk) = r.chunk().await.unwrap() {
+                len += chunk.len();
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            len
         })
     });
+    let pid = s.child.id();
+    let before = threads_of(pid);
     for g in futures_util::future::join_all(gets).await {
-        assert_eq!(g.unwrap(), 64 * 1024);
+        assert_eq!(g.unwrap(), 1 << 20);
     }
-    let threads = threads_of(s.child.id());
-    assert!(threads <= 100, "{threads} threads alive after the reads");
+    // Threads for blocking work are bounded, and idle ones end soon.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = threads_of(pid);
+    assert!(
+        after <= before + 8,
+        "{after} threads alive 4 s after the reads ({before} before)"
+    );
 }
 
 // ---- JWT authorizers ----
@@ -927,4 +940,45 @@ async fn a_client_cut_for_too_many_messages_in_flight_gets_the_close_frame() {
         close,
         Some((1008, "Too many messages in flight".to_owned()))
     );
+}
+
+// ---- clients that stop reading ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_stops_reading_is_closed_after_the_header_timeout() {
+    let (_dir, s) = serve("header_timeout = 2\n\n[buckets.bkt]\n", &[]);
+    let size = 48 << 20;
+    let url = format!("http://{}/s3/bkt/big", s.admin);
+    let r = reqwest::Client::new()
+        .put(&url)
+        .body(vec![1u8; size])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Asks for 48 MB, reads nothing for 6 s (past loopback's buffers,
+    // the server's writes wait), then reads what there is.
+    let mut sock = tokio::net::TcpStream::connect(s.admin).await.unwrap();
+    sock.write_all(b"GET /s3/bkt/big HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), sock.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => got += n,
+            Err(_) => panic!("the connection was left open"),
+        }
+    }
+    assert!(
+        got < size,
+        "the whole answer ({got} bytes) waited for a client that read nothing"
+    );
+    // The server goes on answering.
+    let health = reqwest::get(format!("http://{}/healthz", s.admin))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
 }
