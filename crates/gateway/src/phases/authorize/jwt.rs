@@ -20,8 +20,10 @@ use crate::error::GatewayError;
 /// Clock skew allowed on `exp` and `nbf`.
 const LEEWAY_SECS: u64 = 5;
 /// The key set is loaded again (a token named a `kid` not in it) at most
-/// this often per authorizer, whatever the `kid`s: a client sending tokens
-/// with made-up `kid`s costs at most one fetch per interval.
+/// once per this interval per authorizer, whatever the `kid`s: a client
+/// sending tokens with made-up `kid`s costs at most one fetch per
+/// interval. The first load does not count, so a rotation right after it
+/// is still seen at once; a failed load does.
 const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -38,7 +40,7 @@ pub(crate) struct KeySet {
     keys: ArcSwap<Keys>,
     /// Held by the one load under way.
     loading: Mutex<()>,
-    /// When the last load began (or failed), for the refetch rate.
+    /// When the last refetch began, or a load failed: the refetch rate.
     last_load: std::sync::Mutex<Option<Instant>>,
 }
 
@@ -117,8 +119,8 @@ impl KeySet {
         Some((k.key.clone(), k.alg.clone()))
     }
 
-    /// Whether a load is due: never loaded, or the last one older than
-    /// the refetch interval.
+    /// Whether a load may start: no refetch or failure within the
+    /// interval.
     fn due(&self) -> bool {
         let last = *self.last_load.lock().expect("last_load lock");
         last.is_none_or(|at| at.elapsed() >= REFETCH_INTERVAL)
@@ -148,13 +150,19 @@ impl KeySet {
         if let Some(k) = self.find(kid) {
             return Ok(Some(k));
         }
+        // Another task may have loaded the set while this one waited.
+        let loaded = self.keys.load().loaded;
         if !self.due() {
-            return match self.keys.load().loaded {
-                true => Ok(None),
-                false => Err("the JWKS could not be loaded (tried less than 10 s ago)".into()),
+            return if loaded {
+                Ok(None)
+            } else {
+                Err("the JWKS could not be loaded (tried less than 10 s ago)".into())
             };
         }
-        *self.last_load.lock().expect("last_load lock") = Some(Instant::now());
+        let now = Some(Instant::now());
+        if loaded {
+            *self.last_load.lock().expect("last_load lock") = now;
+        }
         match self.load().await {
             Ok(by_kid) => {
                 self.keys.store(Arc::new(Keys {
@@ -167,7 +175,10 @@ impl KeySet {
                 tracing::warn!("jwt authorizer: {e} (the keys loaded before are kept)");
                 Ok(None)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                *self.last_load.lock().expect("last_load lock") = now;
+                Err(e)
+            }
         }
     }
 }
