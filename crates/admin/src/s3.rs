@@ -415,6 +415,17 @@ fn put_options(headers: &HeaderMap, key: &str) -> PutOptions {
 const MALFORMED_XML: &str =
     "The XML you provided was not well-formed or did not validate against our published schema";
 
+/// 400 MalformedXML, saying `why`.
+fn malformed(method: &Method, why: &str, resource: &str) -> Response {
+    error(
+        method,
+        StatusCode::BAD_REQUEST,
+        "MalformedXML",
+        why,
+        resource,
+    )
+}
+
 /// A request body parsed as XML whose root element is `root`.
 fn xml_body<'a>(body: &'a [u8], root: &str) -> Result<roxmltree::Document<'a>, String> {
     let text = std::str::from_utf8(body).map_err(|_| MALFORMED_XML.to_owned())?;
@@ -554,15 +565,7 @@ async fn bucket(
         Method::POST if q.contains_key("delete") => {
             let (keys, quiet) = match delete_request(&body) {
                 Ok(x) => x,
-                Err(why) => {
-                    return error(
-                        &method,
-                        StatusCode::BAD_REQUEST,
-                        "MalformedXML",
-                        &why,
-                        &resource,
-                    )
-                }
+                Err(why) => return malformed(&method, &why, &resource),
             };
             let mut out = String::new();
             for key in keys {
@@ -919,16 +922,8 @@ async fn object(
         }
         Method::POST if q.contains_key("uploadId") => {
             let parts = match completed_parts(&body) {
-                Ok(p) => p,
-                Err(why) => {
-                    return error(
-                        &method,
-                        StatusCode::BAD_REQUEST,
-                        "MalformedXML",
-                        &why,
-                        &resource,
-                    )
-                }
+                Ok(x) => x,
+                Err(why) => return malformed(&method, &why, &resource),
             };
             match store
                 .complete_upload(&bucket, &key, &q["uploadId"], parts)

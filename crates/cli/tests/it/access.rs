@@ -348,20 +348,32 @@ impl Signer {
     }
 }
 
-/// Serves whatever `jwks` holds at any path, over plain HTTP.
-async fn jwks_server(jwks: std::sync::Arc<std::sync::Mutex<String>>) -> std::net::SocketAddr {
+/// Serves whatever `jwks` holds at any path, over plain HTTP, after
+/// `delay`; counts the fetches.
+pub(crate) async fn jwks_server_with(
+    jwks: std::sync::Arc<std::sync::Mutex<String>>,
+    delay: Duration,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = fetches.clone();
     tokio::spawn(async move {
         loop {
             let Ok((mut sock, _)) = listener.accept().await else {
                 continue;
             };
-            let body = jwks.lock().unwrap().clone();
+            let (jwks, counted) = (jwks.clone(), counted.clone());
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 let _ = sock.read(&mut buf).await;
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                let body = jwks.lock().unwrap().clone();
                 let resp = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
@@ -370,7 +382,11 @@ async fn jwks_server(jwks: std::sync::Arc<std::sync::Mutex<String>>) -> std::net
             });
         }
     });
-    addr
+    (addr, fetches)
+}
+
+async fn jwks_server(jwks: std::sync::Arc<std::sync::Mutex<String>>) -> std::net::SocketAddr {
+    jwks_server_with(jwks, Duration::ZERO).await.0
 }
 
 pub(crate) fn now() -> i64 {

@@ -4,7 +4,7 @@
 //! found when they were probed, each through the real server with real
 //! clients, asserting on what a client sees.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use stratus_testkit::{write_file, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::access::{now, Signer};
+use crate::access::{jwks_server_with, now, Signer};
 use crate::support::Serving;
 
 const ARN: &str = "arn:aws:rds:us-east-1:000000000000:cluster:main";
@@ -66,17 +66,10 @@ fn threads_of(pid: u32) -> usize {
 
 // ---- the RDS Data API ----
 
-#[tokio::test]
-async fn a_data_api_query_of_millions_of_rows_is_stopped_at_the_answer_limit() {
-    let (_dir, s) = serve(
-        "[databases.main]\n\n[databases.slow]\nstatement_timeout = 1\n",
-        &[],
-    );
+/// `many` (millions of rows) answered 400 "more than the allowed response
+/// size limit" in either format, the server's peak memory barely moved.
+async fn stopped_at_the_limit(s: &Serving, many: &str) {
     let before = s.peak_rss_kb();
-    // Two million rows of 100 bytes: fetched whole, this took 3.8 GB and
-    // 15 s before the size check; twenty million killed the server.
-    let many = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 2000000) \
-                SELECT x, printf('%.100c', 'p') AS pad FROM c";
     for format in [json!(null), json!("JSON")] {
         let mut req = sql(many);
         req["formatRecordsAs"] = format.clone();
@@ -92,6 +85,22 @@ async fn a_data_api_query_of_millions_of_rows_is_stopped_at_the_answer_limit() {
         grown_mb < 200,
         "the server's peak memory grew by {grown_mb} MB"
     );
+}
+
+#[tokio::test]
+async fn a_data_api_query_of_millions_of_rows_is_stopped_at_the_answer_limit() {
+    let (_dir, s) = serve(
+        "[databases.main]\n\n[databases.slow]\nstatement_timeout = 1\n",
+        &[],
+    );
+    // Two million rows of 100 bytes: fetched whole, this took 3.8 GB and
+    // 15 s before the size check; twenty million killed the server.
+    stopped_at_the_limit(
+        &s,
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 2000000) \
+         SELECT x, printf('%.100c', 'p') AS pad FROM c",
+    )
+    .await;
     // A statement that returns nothing for ever is stopped at its timeout.
     let endless =
         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c";
@@ -111,6 +120,40 @@ async fn a_data_api_query_of_millions_of_rows_is_stopped_at_the_answer_limit() {
         (status, &body["records"]),
         (200, &json!([[{ "longValue": 1 }]]))
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_postgresql_a_query_of_millions_of_rows_is_stopped_at_the_answer_limit() {
+    let schema = crate::databases::PgSchema::new().await;
+    let (_dir, s) = serve(
+        &format!(
+            "[databases.main]\nengine = \"postgres\"\nurl = {:?}\nstatement_timeout = 1\n",
+            schema.url
+        ),
+        &[],
+    );
+    stopped_at_the_limit(
+        &s,
+        "SELECT g, repeat('p', 100) AS pad FROM generate_series(1, 3000000) g",
+    )
+    .await;
+    // The database's own timeout, set per database.
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/Execute", s.admin))
+        .body(sql("SELECT pg_sleep(3)").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["x-amzn-errortype"], "StatementTimeoutException");
+    // The pool serves on: the stopped statements' connections were closed.
+    for _ in 0..12 {
+        let (status, body) = execute(s.admin, sql("SELECT 1 AS one")).await;
+        assert_eq!(
+            (status, &body["records"]),
+            (200, &json!([[{ "longValue": 1 }]]))
+        );
+    }
 }
 
 #[tokio::test]
@@ -242,25 +285,10 @@ type = "http"
 
     // A real browser opens the page; its requests reach nothing.
     if let Some(browser) = crate::support::chromium("a cross-site page") {
-        let url = s.url("/evil");
-        let out = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(browser)
-                .args([
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--no-first-run",
-                    // Virtual time runs once the network is idle: the DOM
-                    // is dumped after the page's requests are answered.
-                    "--virtual-time-budget=5000",
-                    "--dump-dom",
-                ])
-                .arg(url)
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
+        // Virtual time runs once the network is idle: the DOM is dumped
+        // after the page's requests are answered.
+        let flags = ["--virtual-time-budget=5000", "--dump-dom"].map(str::to_owned);
+        let out = crate::support::headless(browser, flags.to_vec(), s.url("/evil")).await;
         let dom = String::from_utf8_lossy(&out.stdout);
         assert!(
             dom.contains(">sent<"),
@@ -645,41 +673,14 @@ async fn a_thousand_concurrent_s3_reads_leave_few_threads_behind() {
 
 // ---- JWT authorizers ----
 
-/// A JWKS endpoint that answers after `delay` and counts its fetches.
-async fn slow_jwks(jwks: String, delay: Duration) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let fetches = Arc::new(AtomicUsize::new(0));
-    let counted = fetches.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                continue;
-            };
-            let (body, counted) = (jwks.clone(), counted.clone());
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = sock.read(&mut buf).await;
-                counted.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(delay).await;
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-            });
-        }
-    });
-    (addr, fetches)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_jwt_kids_cost_one_fetch_and_never_stall_valid_tokens() {
     let signer = tokio::task::spawn_blocking(|| Signer::new("real"))
         .await
         .unwrap();
     let set = json!({ "keys": [signer.jwk] }).to_string();
-    let (idp, fetches) = slow_jwks(set, Duration::from_secs(2)).await;
+    let (idp, fetches) =
+        jwks_server_with(Arc::new(std::sync::Mutex::new(set)), Duration::from_secs(2)).await;
     let s = TestServer::start(&format!(
         r#"
 [apis.web]

@@ -241,3 +241,28 @@ pub(crate) fn aws(endpoint: &str, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Headless Chromium (`browser`, from [`chromium`]) on `url` with the
+/// flags every browser test uses and `extra` ones, off the runtime.
+pub(crate) async fn headless(
+    browser: &str,
+    extra: Vec<String>,
+    url: String,
+) -> std::process::Output {
+    let browser = browser.to_owned();
+    tokio::task::spawn_blocking(move || {
+        Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+            ])
+            .args(extra)
+            .arg(url)
+            .output()
+            .expect("run chromium")
+    })
+    .await
+    .unwrap()
+}

@@ -274,25 +274,15 @@ async fn a_browser_calls_across_origins_as_cors_allows() {
     let page = s.url("/site/index").replace("127.0.0.1", "localhost");
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
-    let run = |extra: Vec<String>| {
-        let (browser, page) = (browser.to_owned(), page.clone());
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new(browser)
-                .args([
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--no-first-run",
-                    "--virtual-time-budget=10000",
-                    "--window-size=900,200",
-                ])
-                .args(extra)
-                .arg(page)
-                .output()
-                .unwrap()
-        })
+    let run = |extra: &str| {
+        let flags = [
+            "--virtual-time-budget=10000",
+            "--window-size=900,200",
+            extra,
+        ];
+        crate::support::headless(browser, flags.map(str::to_owned).to_vec(), page.clone())
     };
-    let dom = run(vec!["--dump-dom".into()]).await.unwrap();
+    let dom = run("--dump-dom").await;
     let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
     // The page's own report, as the browser saw each call.
     assert!(dom.contains("<title>done</title>"), "{dom}");
@@ -306,8 +296,6 @@ async fn a_browser_calls_across_origins_as_cors_allows() {
     // An API without CORS: the browser blocks the answer.
     assert!(dom.contains(r#""nocors":"blocked""#), "{dom}");
     let shot = shots.join("cors.png");
-    let _ = run(vec![format!("--screenshot={}", shot.display())])
-        .await
-        .unwrap();
+    let _ = run(&format!("--screenshot={}", shot.display())).await;
     assert!(shot.is_file(), "a screenshot in {}", shot.display());
 }
