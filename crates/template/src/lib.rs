@@ -1,0 +1,61 @@
+//! SAM and CloudFormation templates, a second front-end to the config
+//! pipeline (beside `stratus.toml`): what a `template.yaml` says, resolved
+//! as CloudFormation resolves it, so that its resources can become the
+//! same immutable `App` a `stratus.toml` becomes.
+//!
+//! This is the template language, on its own:
+//! - [`node`]: the document as a tree of values that keep their line and
+//!   column (YAML with CloudFormation's short tags, or JSON);
+//! - [`stack`]: `Parameters` (defaults, `AllowedValues`, overrides as
+//!   `--parameter-overrides Key=Value`), pseudo parameters, `Mappings`,
+//!   `Conditions`, and the intrinsic functions (`Ref`, `Fn::GetAtt`,
+//!   `Fn::Sub`, `Fn::Join`, `Fn::Select`, `Fn::Split`, `Fn::If`, the
+//!   condition functions, `Fn::FindInMap`, `Fn::Base64`, `Fn::GetAZs`),
+//!   with what a resource's `Ref` and `GetAtt` give asked of the caller
+//!   ([`stack::Resources`]), since that depends on the resource types.
+//!
+//! It never reads files or the environment (the caller hands it the text
+//! and the overrides), and it knows no resource type.
+
+pub mod node;
+pub mod stack;
+
+pub use node::{parse, Node, Value};
+pub use stack::{Inputs, Resources, Stack};
+
+/// A template mistake: where it is and what is wrong. `path` names the
+/// place the way CloudFormation's console does (`Resources.Fn.Properties`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    /// 1-based.
+    pub line: usize,
+    /// 1-based.
+    pub column: usize,
+    pub path: String,
+    pub message: String,
+}
+
+impl Error {
+    /// As `stratus.toml` mistakes are shown: `file:line:col: error: path: message`.
+    pub fn diagnostic(&self, file: &std::path::Path) -> stratus_config::Diagnostic {
+        stratus_config::Diagnostic {
+            file: file.to_path_buf(),
+            line: self.line,
+            column: self.column,
+            key: self.path.clone(),
+            message: self.message.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: ", self.line, self.column)?;
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for Error {}
