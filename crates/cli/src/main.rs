@@ -67,9 +67,13 @@ enum LogFormat {
 /// What `serve` and `dev` take.
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// stratus.toml or the directory holding it.
+    /// stratus.toml, a SAM/CloudFormation template (template.yaml), or the
+    /// directory holding one (stratus.toml first).
     #[arg(default_value = ".")]
     path: PathBuf,
+    /// A template's parameter values, as SAM CLI takes them: Key=Value ...
+    #[arg(long, value_name = "KEY=VALUE", num_args = 1..)]
+    parameter_overrides: Vec<String>,
     /// The gateway's address, in place of server.listen (IP:PORT).
     #[arg(long, value_name = "IP:PORT", conflicts_with = "port")]
     listen: Option<SocketAddr>,
@@ -732,7 +736,88 @@ fn init_tracing(format: LogFormat, default_level: &str) -> logwriter::FlushGuard
 
 /// Loads a project, printing every mistake to stderr.
 pub(crate) fn load(path: &std::path::Path) -> anyhow::Result<App> {
-    stratus_config::load(path).map_err(|errors| {
+    load_with(path, &[])
+}
+
+/// The template a path names: a `.yaml`/`.yml`/`.json` file, or in a
+/// directory without `stratus.toml`, its `template.yaml` (`.yml`, `.json`).
+fn template_of(path: &Path) -> Option<PathBuf> {
+    let is_template = |p: &Path| {
+        p.extension()
+            .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+    };
+    if path.is_file() {
+        return is_template(path).then(|| path.to_path_buf());
+    }
+    if path.join(stratus_config::FILE_NAME).is_file() {
+        return None;
+    }
+    ["template.yaml", "template.yml", "template.json"]
+        .iter()
+        .map(|name| path.join(name))
+        .find(|p| p.is_file())
+}
+
+/// A template resolved into a project (docs/templates.md): its parameters
+/// from `overrides`, the stack named after its folder; what it holds that
+/// Stratus does not run is said once, on stderr.
+fn load_template(file: &Path, overrides: &[String]) -> Result<App, stratus_config::Diagnostics> {
+    let fail = |message: String| {
+        stratus_config::Diagnostics(vec![stratus_config::Diagnostic {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message,
+        }])
+    };
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| fail(format!("cannot read the template: {e}")))?;
+    let dir = std::path::absolute(
+        file.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    let mut pairs = Vec::new();
+    for o in overrides {
+        let (k, v) = o
+            .split_once('=')
+            .ok_or_else(|| fail(format!("--parameter-overrides takes Key=Value, not {o:?}")))?;
+        pairs.push((k.to_owned(), v.to_owned()));
+    }
+    let inputs = stratus_template::Inputs {
+        region: stratus_config::DEFAULT_REGION.to_owned(),
+        stack_name: dir
+            .file_name()
+            .map_or_else(|| "stack".to_owned(), |n| n.to_string_lossy().into_owned()),
+        overrides: pairs,
+    };
+    let project = stratus_template::project(&text, &inputs).map_err(|errors| {
+        stratus_config::Diagnostics(errors.iter().map(|e| e.diagnostic(file)).collect())
+    })?;
+    if !project.not_run.is_empty() {
+        let list: Vec<String> = project
+            .not_run
+            .iter()
+            .map(|(id, ty)| format!("{id} ({ty})"))
+            .collect();
+        eprintln!(
+            "{}: not run by Stratus (the rest is served): {}",
+            file.display(),
+            list.join(", ")
+        );
+    }
+    stratus_config::load_str(&project.toml, file, &dir)
+}
+
+/// `load`, with a template's `--parameter-overrides`.
+fn load_with(path: &std::path::Path, overrides: &[String]) -> anyhow::Result<App> {
+    let loaded = match template_of(path) {
+        Some(file) => load_template(&file, overrides),
+        None => stratus_config::load(path),
+    };
+    loaded.map_err(|errors| {
         eprintln!("{errors}");
         let n = errors.0.len();
         eprintln!("{n} error{}", if n == 1 { "" } else { "s" });
@@ -743,11 +828,12 @@ pub(crate) fn load(path: &std::path::Path) -> anyhow::Result<App> {
 fn serve(args: ServeArgs, watch: bool) -> anyhow::Result<()> {
     let ServeArgs {
         path,
+        parameter_overrides,
         listen,
         port,
         admin_listen,
     } = args;
-    let mut app = load(&path)?;
+    let mut app = load_with(&path, &parameter_overrides)?;
     if let Some(listen) = listen {
         app.server.listen = listen;
     }

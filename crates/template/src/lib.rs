@@ -14,14 +14,54 @@
 //!   with what a resource's `Ref` and `GetAtt` give asked of the caller
 //!   ([`stack::Resources`]), since that depends on the resource types.
 //!
+//! - [`sam`]: the resources Stratus serves so far (SAM functions with
+//!   `Api`/`HttpApi` events and SAM APIs), written as the `stratus.toml`
+//!   they amount to, so the config crate's checks and model serve both
+//!   front-ends; every other resource is listed as not run.
+//!
 //! It never reads files or the environment (the caller hands it the text
-//! and the overrides), and it knows no resource type.
+//! and the overrides).
 
 pub mod node;
+pub mod sam;
 pub mod stack;
 
 pub use node::{parse, Node, Value};
+pub use sam::Project;
 pub use stack::{Inputs, Resources, Stack};
+
+/// A template's text as a project: parsed, its transform checked, its
+/// parameters and conditions resolved for `inputs`, its resources turned
+/// into the project file they amount to.
+pub fn project(text: &str, inputs: &Inputs) -> Result<Project, Vec<Error>> {
+    let template = parse(text).map_err(|e| vec![e])?;
+    if let Some(t) = template.get("Transform") {
+        let names: Vec<&Node> = match &t.value {
+            Value::List(l) => l.iter().collect(),
+            _ => vec![t],
+        };
+        for n in names {
+            match n.as_str() {
+                Some(sam::SAM_TRANSFORM) => {}
+                Some(other) => {
+                    return Err(vec![n.error(
+                        "Transform",
+                        format!("the transform {other:?} is a macro, which cannot run locally (only {} is applied)", sam::SAM_TRANSFORM),
+                    )])
+                }
+                None => return Err(vec![n.error("Transform", "Transform names a transform")]),
+            }
+        }
+    }
+    if template.get("Resources").and_then(Node::as_map).is_none() {
+        return Err(vec![template.error(
+            "Resources",
+            "a template needs Resources (a mapping of logical ids to resources)",
+        )]);
+    }
+    let stack = Stack::new(&template, inputs)?;
+    sam::project(&template, &stack)
+}
 
 /// A template mistake: where it is and what is wrong. `path` names the
 /// place the way CloudFormation's console does (`Resources.Fn.Properties`).

@@ -16,6 +16,7 @@ mod proxy;
 mod shutdown;
 mod sites;
 mod support;
+mod templates;
 mod traffic;
 mod versions;
 mod websocket;

@@ -1,0 +1,217 @@
+//! SAM templates served as they are (issue 24, first part): a `sam
+//! init`-style project with a Python function behind the implicit REST API
+//! (`/Prod/hello/`) and a Node function behind the implicit HTTP API,
+//! Globals, parameters and their overrides, conditions, and a resource
+//! Stratus does not run; template mistakes named by file, line and place.
+
+use std::path::Path;
+
+use serde_json::Value;
+use stratus_testkit::write_file;
+
+use crate::support::{run_cli, Serving};
+
+const TEMPLATE: &str = r#"AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Description: a sam init-style hello world
+Parameters:
+  Greeting:
+    Type: String
+    Default: hello
+    AllowedValues: [hello, hi]
+Conditions:
+  WithNode: !Equals [!Ref Greeting, hello]
+Globals:
+  Function:
+    Timeout: 3
+    MemorySize: 128
+    Environment:
+      Variables:
+        GREETING: !Ref Greeting
+Resources:
+  HelloWorldFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: hello_world/
+      Handler: app.lambda_handler
+      Runtime: python3.12
+      Environment:
+        Variables:
+          SELF: !Sub "${AWS::StackName}:${AWS::Region}"
+          NODE: !If [WithNode, !GetAtt NodeFunction.Arn, !Ref AWS::NoValue]
+      Events:
+        HelloWorld:
+          Type: Api
+          Properties:
+            Path: /hello
+            Method: get
+  NodeFunction:
+    Type: AWS::Serverless::Function
+    Condition: WithNode
+    Properties:
+      CodeUri: hello_node/
+      Handler: app.handler
+      Runtime: nodejs20.x
+      Events:
+        Hi:
+          Type: HttpApi
+          Properties:
+            Path: /hi/{name}
+            Method: GET
+  Items:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      TableName: items
+"#;
+
+const HELLO_PY: &str = r#"
+import json, os
+def lambda_handler(event, context):
+    return {"statusCode": 200, "body": json.dumps({
+        "message": os.environ["GREETING"] + " world",
+        "self": os.environ.get("SELF", ""), "node": os.environ.get("NODE"),
+        "path": event["path"], "stage": event["requestContext"]["stage"],
+    })}
+"#;
+
+const HI_JS: &str = r#"
+exports.handler = async (event) => ({
+  statusCode: 200,
+  body: JSON.stringify({ hi: event.pathParameters.name, greeting: process.env.GREETING, version: event.version }),
+});
+"#;
+
+fn sam_project(dir: &Path, template: &str) {
+    write_file(dir, "template.yaml", template);
+    write_file(dir, "hello_world/app.py", HELLO_PY);
+    write_file(dir, "hello_node/app.js", HI_JS);
+}
+
+const PORTS: [&str; 4] = ["--port", "0", "--admin-listen", "127.0.0.1:0"];
+
+#[tokio::test]
+async fn a_sam_hello_world_template_is_served_as_it_is() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("hello-app");
+    sam_project(&dir, TEMPLATE);
+    let s = Serving::start_with(&dir, &PORTS, &[]);
+    let get = |path: &str| {
+        let url = s.url(path);
+        async move {
+            let r = reqwest::get(url).await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    // The implicit REST API's Prod stage, with or without the slash.
+    for path in ["/Prod/hello", "/Prod/hello/"] {
+        let (status, body) = get(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v["message"], "hello world",
+            "Globals' environment, Ref of a parameter"
+        );
+        assert_eq!(v["stage"], "Prod");
+        assert_eq!(v["self"], "hello-app:us-east-1", "Sub of pseudo parameters");
+        assert_eq!(
+            v["node"], "arn:aws:lambda:us-east-1:000000000000:function:NodeFunction",
+            "Fn::If of a condition, GetAtt of a function"
+        );
+    }
+    // The implicit HTTP API, at the root: payload 2.0.
+    let (status, body) = get("/hi/bob").await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["hi"].as_str(), v["version"].as_str()),
+        (Some("bob"), Some("2.0"))
+    );
+}
+
+#[test]
+fn what_a_template_holds_that_stratus_does_not_run_is_named() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("app");
+    sam_project(&dir, TEMPLATE);
+    let (ok, out, err) = run_cli(&["routes", dir.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("ServerlessRestApi") && out.contains("/Prod/hello"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ServerlessHttpApi") && out.contains("/hi/{name}"),
+        "{out}"
+    );
+    assert!(
+        err.contains("not run by Stratus (the rest is served): Items (AWS::DynamoDB::Table)"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn parameter_overrides_and_conditions_change_what_is_served() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("app");
+    sam_project(&dir, TEMPLATE);
+    let mut args = PORTS.to_vec();
+    args.extend(["--parameter-overrides", "Greeting=hi"]);
+    let s = Serving::start_with(&dir, &args, &[]);
+    let r = reqwest::get(s.url("/Prod/hello")).await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["message"], "hi world");
+    assert_eq!(
+        v["node"],
+        Value::Null,
+        "AWS::NoValue: the variable is not set"
+    );
+    // WithNode is false: the Node function and its HTTP API are gone.
+    let r = reqwest::get(s.url("/hi/bob")).await.unwrap();
+    assert_eq!(r.status(), 404);
+    // A value outside AllowedValues stops the start, naming the place.
+    let (ok, _, err) = run_cli(&[
+        "serve",
+        dir.to_str().unwrap(),
+        "--port",
+        "0",
+        "--parameter-overrides",
+        "Greeting=hey",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("template.yaml:6:5: error: Parameters.Greeting: \"hey\" is not one of the AllowedValues (hello, hi)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn template_mistakes_name_the_file_line_and_place() {
+    let root = tempfile::tempdir().unwrap();
+    for (template, expected) in [
+        (
+            TEMPLATE.replace("!Ref Greeting\nResources", "!Ref Ghost\nResources"),
+            "template.yaml:17:19: error: Globals.Function.Environment.Variables.GREETING.Ref: Ref \"Ghost\": no parameter, pseudo parameter or resource has that logical id",
+        ),
+        (
+            TEMPLATE.replace("${AWS::StackName}:", "${AWS::StackName:"),
+            "error: Resources.HelloWorldFunction.Properties.Environment.Variables.SELF.Fn::Sub",
+        ),
+        (
+            TEMPLATE.replace(
+                "Conditions:\n  WithNode: !Equals [!Ref Greeting, hello]",
+                "Conditions:\n  WithNode: !And [!Condition Other, !Equals [!Ref Greeting, hello]]\n  Other: !Not [!Condition WithNode]",
+            ),
+            "a circular reference between conditions: WithNode → Other → WithNode",
+        ),
+        (
+            TEMPLATE.replace("Transform: AWS::Serverless-2016-10-31", "Transform: [AWS::Serverless-2016-10-31, MyMacro]"),
+            "the transform \"MyMacro\" is a macro",
+        ),
+    ] {
+        let dir = root.path().join(format!("t{}", template.len()));
+        sam_project(&dir, &template);
+        let (ok, _, err) = run_cli(&["validate", dir.join("template.yaml").to_str().unwrap()]);
+        assert!(!ok, "{template}");
+        assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+    }
+}

@@ -1,0 +1,503 @@
+//! The SAM transform's first part: a template's `AWS::Serverless::Function`
+//! resources, their `Api` and `HttpApi` events, the implicit APIs SAM
+//! makes for them (`ServerlessRestApi` with its `Prod` stage,
+//! `ServerlessHttpApi` with `$default`) and explicit
+//! `AWS::Serverless::Api`/`HttpApi` resources, written as the project
+//! file they amount to (a `toml` table), which the config crate then
+//! checks and resolves like any `stratus.toml`. `Globals.Function` and
+//! resource `Condition`s apply as in SAM.
+//!
+//! Every other resource type is listed in [`Project::not_run`], never an
+//! error: what Stratus does not run must not stop what it does.
+
+use std::collections::BTreeMap;
+
+use crate::node::{Node, Value};
+use crate::stack::{Resources, Stack, ACCOUNT_ID};
+use crate::Error;
+
+/// The transform this module applies.
+pub const SAM_TRANSFORM: &str = "AWS::Serverless-2016-10-31";
+
+/// What a template amounts to.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The project file, as `stratus.toml` text.
+    pub toml: String,
+    /// Resources that are not run, as (logical id, type).
+    pub not_run: Vec<(String, String)>,
+}
+
+/// The template's resources, as `Ref` and `Fn::GetAtt` see them.
+struct Declared<'a> {
+    stack: &'a Stack,
+    /// Logical id → (type, function name for functions).
+    types: BTreeMap<String, String>,
+    names: BTreeMap<String, String>,
+}
+
+impl Declared<'_> {
+    fn arn(&self, id: &str) -> String {
+        let name = self.names.get(id).map_or(id, String::as_str);
+        format!(
+            "arn:aws:lambda:{}:{ACCOUNT_ID}:function:{name}",
+            self.stack.region()
+        )
+    }
+}
+
+/// A stable ten-character id for an API, as API Gateway's look.
+pub fn api_id(logical_id: &str) -> String {
+    // FNV-1a: stable across runs and builds (std's hasher is not).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in logical_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    const DIGITS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..10)
+        .map(|i| DIGITS[((h >> (i * 6)) % 36) as usize] as char)
+        .collect()
+}
+
+impl Resources for Declared<'_> {
+    fn exists(&self, id: &str) -> bool {
+        self.types.contains_key(id)
+    }
+
+    fn reference(&self, id: &str) -> Result<Value, String> {
+        let ty = self.types.get(id).map_or("", String::as_str);
+        Ok(Value::String(match ty {
+            "AWS::Serverless::Function" | "AWS::Lambda::Function" => {
+                self.names.get(id).cloned().unwrap_or_else(|| id.to_owned())
+            }
+            "AWS::Serverless::Api" | "AWS::Serverless::HttpApi" => api_id(id),
+            _ => id.to_owned(),
+        }))
+    }
+
+    fn attribute(&self, id: &str, attribute: &str) -> Result<Value, String> {
+        let ty = self.types.get(id).map_or("", String::as_str);
+        match (ty, attribute) {
+            ("AWS::Serverless::Function" | "AWS::Lambda::Function", "Arn") => {
+                Ok(Value::String(self.arn(id)))
+            }
+            ("AWS::Serverless::Api", "RootResourceId") => {
+                Ok(Value::String(format!("{}root", &api_id(id)[..6])))
+            }
+            ("AWS::Serverless::HttpApi" | "AWS::Serverless::Api", "ApiEndpoint") => {
+                Ok(Value::String(format!(
+                    "https://{}.execute-api.{}.amazonaws.com",
+                    api_id(id),
+                    self.stack.region()
+                )))
+            }
+            // What Stratus does not model still gives an AWS-shaped value, so
+            // code reading it from its environment starts.
+            (_, attr) if !ty.starts_with("AWS::Serverless::") => Ok(Value::String(format!(
+                "arn:aws:{}:{}:{ACCOUNT_ID}:{id}/{attr}",
+                service_of(ty),
+                self.stack.region()
+            ))),
+            _ => Err(format!("{ty} has no attribute {attribute} here")),
+        }
+    }
+}
+
+fn service_of(ty: &str) -> String {
+    ty.split("::")
+        .nth(1)
+        .unwrap_or("unknown")
+        .to_ascii_lowercase()
+}
+
+/// Applies `Globals.Function` under a function's own properties (its own
+/// win; `Environment.Variables` are merged key by key).
+fn with_globals(own: Option<&Node>, globals: Option<&Node>) -> Vec<(String, Node)> {
+    let own: Vec<(String, Node)> = own
+        .and_then(Node::as_map)
+        .map(<[_]>::to_vec)
+        .unwrap_or_default();
+    let Some(globals) = globals.and_then(Node::as_map) else {
+        return own;
+    };
+    let mut out: Vec<(String, Node)> = globals.to_vec();
+    for (k, v) in own {
+        match out.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, g)) if k == "Environment" => {
+                let vars = |n: &Node| {
+                    n.get("Variables")
+                        .and_then(Node::as_map)
+                        .map(<[_]>::to_vec)
+                        .unwrap_or_default()
+                };
+                let mut merged = vars(g);
+                for (name, value) in vars(&v) {
+                    merged.retain(|(n, _)| *n != name);
+                    merged.push((name, value));
+                }
+                *g = Node::new(
+                    &v,
+                    Value::Map(vec![(
+                        "Variables".into(),
+                        Node::new(&v, Value::Map(merged)),
+                    )]),
+                );
+            }
+            Some((_, g)) => *g = v,
+            None => out.push((k, v)),
+        }
+    }
+    out
+}
+
+fn text_of(props: &[(String, Node)], key: &str) -> Option<String> {
+    props
+        .iter()
+        .find(|(k, _)| k == key)
+        .and_then(|(_, v)| v.scalar_text())
+}
+
+fn node_of<'a>(props: &'a [(String, Node)], key: &str) -> Option<&'a Node> {
+    props.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// The template (already checked to carry the SAM transform, or none) as
+/// a project.
+pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
+    let mut errors = Vec::new();
+    let resources = template
+        .get("Resources")
+        .and_then(Node::as_map)
+        .unwrap_or(&[]);
+    let mut declared = Declared {
+        stack,
+        types: BTreeMap::new(),
+        names: BTreeMap::new(),
+    };
+    let mut live: Vec<(&str, &Node, String)> = Vec::new();
+    for (id, r) in resources {
+        let path = format!("Resources.{id}");
+        let Some(ty) = r.get("Type").and_then(Node::as_str) else {
+            errors.push(r.error(&path, "a resource needs a Type"));
+            continue;
+        };
+        if let Some(c) = r.get("Condition") {
+            match c.as_str().map(|c| (c, stack.condition(c))) {
+                Some((_, Some(false))) => continue,
+                Some((_, Some(true))) => {}
+                Some((name, None)) => {
+                    errors.push(c.error(
+                        &format!("{path}.Condition"),
+                        format!("no condition {name:?} in Conditions"),
+                    ));
+                    continue;
+                }
+                None => {
+                    errors
+                        .push(c.error(&format!("{path}.Condition"), "Condition names a condition"));
+                    continue;
+                }
+            }
+        }
+        declared.types.insert(id.clone(), ty.to_owned());
+        live.push((id, r, ty.to_owned()));
+    }
+    // Function names first: other resources' Refs and Subs read them.
+    for (id, r, ty) in &live {
+        if ty == "AWS::Serverless::Function" {
+            let name = r
+                .get("Properties")
+                .and_then(|p| p.get("FunctionName"))
+                .map(|n| {
+                    stack.eval(
+                        n,
+                        &format!("Resources.{id}.Properties.FunctionName"),
+                        &NoNames,
+                    )
+                })
+                .transpose()
+                .map_err(|e| errors.push(e))
+                .ok()
+                .flatten()
+                .flatten()
+                .and_then(|n| n.scalar_text());
+            declared
+                .names
+                .insert((*id).to_owned(), name.unwrap_or_else(|| (*id).to_owned()));
+        }
+    }
+    // Globals.Function, evaluated once for every function.
+    let globals = match template
+        .get("Globals")
+        .and_then(|g| g.get("Function"))
+        .map(|g| stack.eval(g, "Globals.Function", &declared))
+        .transpose()
+    {
+        Ok(g) => g.flatten(),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    let mut functions = toml::Table::new();
+    let mut apis: BTreeMap<String, toml::Table> = BTreeMap::new();
+    let mut not_run = Vec::new();
+    for (id, r, ty) in &live {
+        let path = format!("Resources.{id}");
+        let props = match r.get("Properties") {
+            Some(p) => match stack.eval(p, &format!("{path}.Properties"), &declared) {
+                Ok(p) => p,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            },
+            None => None,
+        };
+        match ty.as_str() {
+            "AWS::Serverless::Function" => {
+                let props = with_globals(props.as_ref(), globals.as_ref());
+                let name = declared.names[*id].clone();
+                match function(id, &name, r, &props, &mut apis) {
+                    Ok(f) => {
+                        functions.insert(declared.names[*id].clone(), toml::Value::Table(f));
+                    }
+                    Err(e) => errors.push(e),
+                }
+            }
+            "AWS::Serverless::Api" | "AWS::Serverless::HttpApi" => {
+                let api = apis.entry((*id).to_owned()).or_default();
+                let rest = ty == "AWS::Serverless::Api";
+                api.insert("type".into(), (if rest { "rest" } else { "http" }).into());
+                let stage = props
+                    .as_ref()
+                    .and_then(|p| p.get("StageName"))
+                    .and_then(Node::scalar_text);
+                match (rest, stage) {
+                    (true, None) => errors.push(r.error(&path, "AWS::Serverless::Api needs a StageName")),
+                    (_, Some(stage)) if stage != "$default" => {
+                        let mut stages = toml::Table::new();
+                        stages.insert(stage, toml::Value::Table(toml::Table::new()));
+                        api.insert("stages".into(), toml::Value::Table(stages));
+                    }
+                    _ => {}
+                }
+            }
+            "AWS::CloudFormation::Stack" | "AWS::Serverless::Application" => errors.push(r.error(
+                &path,
+                format!("{ty} is a nested stack, which Stratus does not run: serve that template on its own"),
+            )),
+            "AWS::Lambda::Permission" | "AWS::IAM::Role" | "AWS::IAM::Policy" | "AWS::Logs::LogGroup" => {}
+            _ => not_run.push(((*id).to_owned(), ty.clone())),
+        }
+    }
+    // The implicit APIs, when an event needed them, are what SAM makes.
+    for (id, api) in apis.iter_mut() {
+        if !api.contains_key("type") {
+            let rest = id == "ServerlessRestApi";
+            api.insert("type".into(), (if rest { "rest" } else { "http" }).into());
+            if rest {
+                let mut stages = toml::Table::new();
+                stages.insert("Prod".into(), toml::Value::Table(toml::Table::new()));
+                api.insert("stages".into(), toml::Value::Table(stages));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut doc = toml::Table::new();
+    if !functions.is_empty() {
+        doc.insert("functions".into(), toml::Value::Table(functions));
+    }
+    if !apis.is_empty() {
+        doc.insert(
+            "apis".into(),
+            toml::Value::Table(
+                apis.into_iter()
+                    .map(|(k, v)| (k, toml::Value::Table(v)))
+                    .collect(),
+            ),
+        );
+    }
+    Ok(Project {
+        toml: toml::to_string(&doc).unwrap_or_default(),
+        not_run,
+    })
+}
+
+/// Function names are being decided: a name may not read another's.
+struct NoNames;
+
+impl Resources for NoNames {
+    fn exists(&self, _: &str) -> bool {
+        false
+    }
+    fn reference(&self, id: &str) -> Result<Value, String> {
+        Err(format!("no resource {id:?}"))
+    }
+    fn attribute(&self, id: &str, _: &str) -> Result<Value, String> {
+        Err(format!("no resource {id:?}"))
+    }
+}
+
+/// One `AWS::Serverless::Function`, its events added to `apis`.
+fn function(
+    id: &str,
+    name: &str,
+    r: &Node,
+    props: &[(String, Node)],
+    apis: &mut BTreeMap<String, toml::Table>,
+) -> Result<toml::Table, Error> {
+    let path = format!("Resources.{id}.Properties");
+    let mut f = toml::Table::new();
+    let runtime = text_of(props, "Runtime").ok_or_else(|| {
+        r.error(
+            &path,
+            "a function needs a Runtime (in its Properties or Globals.Function)",
+        )
+    })?;
+    f.insert("runtime".into(), runtime.into());
+    if let Some(h) = text_of(props, "Handler") {
+        f.insert("handler".into(), h.into());
+    }
+    let code = text_of(props, "CodeUri").unwrap_or_else(|| ".".to_owned());
+    f.insert("code".into(), code.into());
+    for (key, to) in [
+        ("Timeout", "timeout"),
+        ("MemorySize", "memory"),
+        ("ReservedConcurrentExecutions", "concurrency"),
+    ] {
+        if let Some(n) = node_of(props, key) {
+            let v = n
+                .scalar_text()
+                .and_then(|t| t.parse::<i64>().ok())
+                .ok_or_else(|| {
+                    n.error(&format!("{path}.{key}"), format!("{key} is a whole number"))
+                })?;
+            f.insert(to.into(), v.into());
+        }
+    }
+    if let Some(vars) = node_of(props, "Environment")
+        .and_then(|e| e.get("Variables"))
+        .and_then(Node::as_map)
+    {
+        let mut env = toml::Table::new();
+        for (k, v) in vars {
+            let t = v.scalar_text().ok_or_else(|| {
+                v.error(
+                    &format!("{path}.Environment.Variables.{k}"),
+                    "an environment variable is a string",
+                )
+            })?;
+            env.insert(k.clone(), t.into());
+        }
+        f.insert("environment".into(), toml::Value::Table(env));
+    }
+    let events = node_of(props, "Events")
+        .and_then(Node::as_map)
+        .unwrap_or(&[]);
+    for (event, e) in events {
+        let epath = format!("{path}.Events.{event}");
+        let ty = e.get("Type").and_then(Node::as_str).unwrap_or("");
+        let p = e.get("Properties");
+        let get = |k: &str| p.and_then(|p| p.get(k)).and_then(Node::scalar_text);
+        // The API's logical id, from the template as written (evaluated,
+        // its Ref is the API's id).
+        let raw = r
+            .get("Properties")
+            .and_then(|p| p.get("Events"))
+            .and_then(|e| e.get(event))
+            .and_then(|e| e.get("Properties"));
+        let (api, key) = match ty {
+            "Api" => {
+                let api = api_of(raw, "RestApiId").unwrap_or_else(|| "ServerlessRestApi".into());
+                let (Some(method), Some(route)) = (get("Method"), get("Path")) else {
+                    return Err(e.error(&epath, "an Api event needs Path and Method"));
+                };
+                (api, format!("{} {route}", method_of(&method)))
+            }
+            "HttpApi" => {
+                let api = api_of(raw, "ApiId").unwrap_or_else(|| "ServerlessHttpApi".into());
+                let key = match (get("Method"), get("Path")) {
+                    (Some(m), Some(route)) => format!("{} {route}", method_of(&m)),
+                    _ => "$default".to_owned(),
+                };
+                (api, key)
+            }
+            // Other event sources come with the functions issue.
+            _ => continue,
+        };
+        let routes = apis
+            .entry(api)
+            .or_default()
+            .entry("routes")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(routes) = routes {
+            let mut target = toml::Table::new();
+            target.insert("function".into(), name.into());
+            routes.insert(key, toml::Value::Table(target));
+        }
+    }
+    Ok(f)
+}
+
+/// `ANY` for SAM's `any`, upper case otherwise.
+fn method_of(m: &str) -> String {
+    m.to_ascii_uppercase()
+}
+
+/// The API an event names (`RestApiId: !Ref MyApi`), as its logical id.
+fn api_of(props: Option<&Node>, key: &str) -> Option<String> {
+    let v = props?.get(key)?;
+    v.get("Ref")
+        .and_then(Node::as_str)
+        .or_else(|| v.as_str())
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse;
+
+    #[test]
+    fn api_ids_are_stable_and_api_gateway_shaped() {
+        let id = api_id("ServerlessRestApi");
+        assert_eq!(id, api_id("ServerlessRestApi"));
+        assert_ne!(id, api_id("ServerlessHttpApi"));
+        assert_eq!(id.len(), 10);
+        assert!(id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+    }
+
+    #[test]
+    fn globals_sit_under_a_functions_own_properties() {
+        let g = parse("Timeout: 3\nRuntime: python3.12\nEnvironment:\n  Variables: {A: g, B: g}\n")
+            .unwrap();
+        let own = parse("Timeout: 10\nEnvironment:\n  Variables: {B: own, C: own}\n").unwrap();
+        let merged = with_globals(Some(&own), Some(&g));
+        assert_eq!(text_of(&merged, "Timeout").as_deref(), Some("10"));
+        assert_eq!(text_of(&merged, "Runtime").as_deref(), Some("python3.12"));
+        let vars = node_of(&merged, "Environment")
+            .unwrap()
+            .get("Variables")
+            .unwrap();
+        let pairs: Vec<(String, String)> = vars
+            .as_map()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.scalar_text().unwrap()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("A".into(), "g".into()),
+                ("B".into(), "own".into()),
+                ("C".into(), "own".into())
+            ]
+        );
+    }
+}
