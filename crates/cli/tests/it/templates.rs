@@ -67,7 +67,7 @@ Resources:
 const HELLO_PY: &str = r#"
 import json, os
 def lambda_handler(event, context):
-    return {"statusCode": 200, "body": json.dumps({
+    return {"statusCode": 200, "headers": {"x-count": 3, "x-ok": True, "x-none": None}, "body": json.dumps({
         "message": os.environ["GREETING"] + " world",
         "self": os.environ.get("SELF", ""), "node": os.environ.get("NODE"),
         "path": event["path"], "stage": event["requestContext"]["stage"],
@@ -77,6 +77,7 @@ def lambda_handler(event, context):
 const HI_JS: &str = r#"
 exports.handler = async (event) => ({
   statusCode: 200,
+  headers: { "x-timestamp": +new Date(0), "x-fast": false },
   body: JSON.stringify({ hi: event.pathParameters.name, greeting: process.env.GREETING, version: event.version }),
 });
 "#;
@@ -99,13 +100,26 @@ async fn a_sam_hello_world_template_is_served_as_it_is() {
         let url = s.url(path);
         async move {
             let r = reqwest::get(url).await.unwrap();
-            (r.status().as_u16(), r.text().await.unwrap())
+            let h = |n: &str| r.headers().get(n).map(|v| v.to_str().unwrap().to_owned());
+            let headers = [
+                h("x-count"),
+                h("x-ok"),
+                h("x-none"),
+                h("x-timestamp"),
+                h("x-fast"),
+            ];
+            (r.status().as_u16(), r.text().await.unwrap(), headers)
         }
     };
     // The implicit REST API's Prod stage, with or without the slash.
     for path in ["/Prod/hello", "/Prod/hello/"] {
-        let (status, body) = get(path).await;
+        let (status, body, headers) = get(path).await;
         assert_eq!(status, 200, "{path}: {body}");
+        // Header values given as a number and a boolean, as text.
+        assert_eq!(
+            headers[..3],
+            [Some("3".to_owned()), Some("true".to_owned()), None]
+        );
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(
             v["message"], "hello world",
@@ -119,8 +133,12 @@ async fn a_sam_hello_world_template_is_served_as_it_is() {
         );
     }
     // The implicit HTTP API, at the root: payload 2.0.
-    let (status, body) = get("/hi/bob").await;
+    let (status, body, headers) = get("/hi/bob").await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        headers[3..],
+        [Some("0".to_owned()), Some("false".to_owned())]
+    );
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         (v["hi"].as_str(), v["version"].as_str()),

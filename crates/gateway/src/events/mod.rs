@@ -218,6 +218,30 @@ pub(crate) fn restore_case(
     }
 }
 
+/// Header values a function gave as numbers or booleans (`"timestamp":
+/// +new Date`) made text, and null ones dropped, as API Gateway takes
+/// them: the response types want strings.
+pub(crate) fn header_values_as_text(response: &mut Value) {
+    let text = |v: &Value| match v {
+        Value::Number(n) => Some(Value::String(n.to_string())),
+        Value::Bool(b) => Some(Value::String(b.to_string())),
+        other => Some(other.clone()).filter(|v| !v.is_null()),
+    };
+    if let Some(Value::Object(h)) = response.get_mut("headers") {
+        *h = std::mem::take(h)
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, text(&v)?)))
+            .collect();
+    }
+    if let Some(Value::Object(h)) = response.get_mut("multiValueHeaders") {
+        for v in h.values_mut() {
+            if let Value::Array(items) = v {
+                *items = items.iter().filter_map(text).collect();
+            }
+        }
+    }
+}
+
 pub(crate) fn bad(why: impl Into<String>) -> GatewayError {
     GatewayError::BadGateway(format!("malformed Lambda proxy response: {}", why.into()))
 }

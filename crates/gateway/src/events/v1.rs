@@ -147,8 +147,17 @@ pub(crate) fn v1_response(
     accept: Option<&str>,
     binary_types: &[String],
 ) -> Result<Response<Body>, GatewayError> {
-    let r: ApiGatewayProxyResponse =
-        serde_json::from_slice(payload).map_err(|e| bad(e.to_string()))?;
+    // The usual answer parses directly; one with numeric or boolean
+    // header values is mended first.
+    let r: ApiGatewayProxyResponse = match serde_json::from_slice(payload) {
+        Ok(r) => r,
+        Err(e) => {
+            let mut v: serde_json::Value =
+                serde_json::from_slice(payload).map_err(|_| bad(e.to_string()))?;
+            super::header_values_as_text(&mut v);
+            serde_json::from_value(v).map_err(|e| bad(e.to_string()))?
+        }
+    };
     let binary = r.is_base64_encoded && {
         let content_type = r
             .multi_value_headers

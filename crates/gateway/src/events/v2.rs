@@ -222,6 +222,7 @@ pub(crate) fn v2_response(payload: &[u8]) -> Result<Response<Body>, GatewayError
         return Ok(resp);
     }
     let mut value = value;
+    super::header_values_as_text(&mut value);
     // The crate's type requires `cookies`; a function may leave it out.
     if value.get("cookies").is_none_or(Value::is_null) {
         value["cookies"] = Value::Array(Vec::new());
