@@ -111,8 +111,15 @@ enum Command {
     /// Write a starter project into DIR.
     Init {
         /// Where to write it (created if missing; an existing stratus.toml is never overwritten).
-        #[arg(required_unless_present = "list")]
+        #[arg(required_unless_present_any = ["list", "from"])]
         dir: Option<PathBuf>,
+        /// Write the stratus.toml a SAM/CloudFormation template amounts
+        /// to, beside it (the template's values resolved).
+        #[arg(long, value_name = "TEMPLATE", conflicts_with_all = ["template", "list"])]
+        from: Option<PathBuf>,
+        /// With --from: the template's parameter values, Key=Value ...
+        #[arg(long, value_name = "KEY=VALUE", num_args = 1.., requires = "from")]
+        parameter_overrides: Vec<String>,
         /// What the project starts with (`--list` shows them all).
         #[arg(long, value_enum, default_value_t = init::Template::Python)]
         template: init::Template,
@@ -370,9 +377,16 @@ fn main() -> ExitCode {
             project,
         } => event(&project, method, path, &headers, body.as_deref()),
         Command::Init {
+            from: Some(from),
+            dir,
+            parameter_overrides,
+            ..
+        } => init_from(&from, dir.as_deref(), &parameter_overrides),
+        Command::Init {
             dir,
             template,
             list,
+            ..
         } => match dir {
             Some(dir) if !list => init::write(&dir, template),
             _ => {
@@ -762,6 +776,49 @@ fn template_of(path: &Path) -> Option<PathBuf> {
 /// from `overrides`, the stack named after its folder; what it holds that
 /// Stratus does not run is said once, on stderr.
 fn load_template(file: &Path, overrides: &[String]) -> Result<App, stratus_config::Diagnostics> {
+    let (project, dir) = template_project(file, overrides)?;
+    stratus_config::load_str(&project.toml, file, &dir)
+}
+
+/// `stratus init --from TEMPLATE [DIR]`: the project file the template
+/// amounts to, written beside it (its code paths are relative to it).
+fn init_from(template: &Path, dir: Option<&Path>, overrides: &[String]) -> anyhow::Result<()> {
+    let report = |errors: stratus_config::Diagnostics| {
+        eprintln!("{errors}");
+        anyhow::Error::new(Reported)
+    };
+    let (project, here) = template_project(template, overrides).map_err(report)?;
+    if let Some(dir) = dir {
+        let same = std::path::absolute(dir).ok() == Some(here.clone());
+        anyhow::ensure!(
+            same,
+            "stratus.toml goes beside the template, in {} (its code paths are relative to it)",
+            here.display()
+        );
+    }
+    let file = here.join(stratus_config::FILE_NAME);
+    anyhow::ensure!(
+        !file.exists(),
+        "{} exists: it is never overwritten",
+        file.display()
+    );
+    // Checked as any project is before it is written.
+    stratus_config::load_str(&project.toml, &file, &here).map_err(report)?;
+    let text = format!(
+        "# Written by `stratus init --from {}`: the template's values resolved.\n\n{}",
+        template.display(),
+        project.toml
+    );
+    std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+    println!("wrote {}", file.display());
+    Ok(())
+}
+
+/// A template's project and the folder its paths are relative to.
+fn template_project(
+    file: &Path,
+    overrides: &[String],
+) -> Result<(stratus_template::Project, PathBuf), stratus_config::Diagnostics> {
     let fail = |message: String| {
         stratus_config::Diagnostics(vec![stratus_config::Diagnostic {
             file: file.to_path_buf(),
@@ -808,7 +865,7 @@ fn load_template(file: &Path, overrides: &[String]) -> Result<App, stratus_confi
             list.join(", ")
         );
     }
-    stratus_config::load_str(&project.toml, file, &dir)
+    Ok((project, dir))
 }
 
 /// `load`, with a template's `--parameter-overrides`.

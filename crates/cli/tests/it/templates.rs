@@ -233,3 +233,36 @@ fn template_mistakes_name_the_file_line_and_place() {
         assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
     }
 }
+
+#[test]
+fn init_from_a_template_writes_the_project_file_it_amounts_to() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("app");
+    sam_project(&dir, TEMPLATE);
+    let template = dir.join("template.yaml");
+    let (ok, out, err) = run_cli(&[
+        "init",
+        "--from",
+        template.to_str().unwrap(),
+        "--parameter-overrides",
+        "Greeting=hi",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("wrote"), "{out}");
+    let text = std::fs::read_to_string(dir.join("stratus.toml")).unwrap();
+    assert!(text.contains("GREETING = \"hi\""), "{text}");
+    assert!(
+        !text.contains("NodeFunction"),
+        "its condition is false: {text}"
+    );
+    // The folder now serves from its stratus.toml, the same routes.
+    let (ok, routes, err) = run_cli(&["routes", dir.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(
+        routes.contains("/Prod/hello") && !routes.contains("/hi/"),
+        "{routes}"
+    );
+    let (ok, _, err) = run_cli(&["init", "--from", template.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("never overwritten"), "{err}");
+}
