@@ -775,9 +775,13 @@ fn template_of(path: &Path) -> Option<PathBuf> {
 /// A template resolved into a project (docs/templates.md): its parameters
 /// from `overrides`, the stack named after its folder; what it holds that
 /// Stratus does not run is said once, on stderr.
-fn load_template(file: &Path, overrides: &[String]) -> Result<App, stratus_config::Diagnostics> {
+fn load_template(
+    file: &Path,
+    overrides: &[String],
+) -> Result<(App, Option<stratus_template::Project>), stratus_config::Diagnostics> {
     let (project, dir) = template_project(file, overrides)?;
-    stratus_config::load_str(&project.toml, file, &dir)
+    let app = stratus_config::load_str(&project.toml, file, &dir)?;
+    Ok((app, Some(project)))
 }
 
 /// `stratus init --from TEMPLATE [DIR]`: the project file the template
@@ -870,9 +874,17 @@ fn template_project(
 
 /// `load`, with a template's `--parameter-overrides`.
 fn load_with(path: &std::path::Path, overrides: &[String]) -> anyhow::Result<App> {
+    load_full(path, overrides).map(|(app, _)| app)
+}
+
+/// `load_with`, and the template the project came from, if it did.
+fn load_full(
+    path: &std::path::Path,
+    overrides: &[String],
+) -> anyhow::Result<(App, Option<stratus_template::Project>)> {
     let loaded = match template_of(path) {
         Some(file) => load_template(&file, overrides),
-        None => stratus_config::load(path),
+        None => stratus_config::load(path).map(|app| (app, None)),
     };
     loaded.map_err(|errors| {
         eprintln!("{errors}");
@@ -890,7 +902,7 @@ fn serve(args: ServeArgs, watch: bool) -> anyhow::Result<()> {
         port,
         admin_listen,
     } = args;
-    let mut app = load_with(&path, &parameter_overrides)?;
+    let (mut app, template) = load_full(&path, &parameter_overrides)?;
     if let Some(listen) = listen {
         app.server.listen = listen;
     }
@@ -940,6 +952,14 @@ fn serve(args: ServeArgs, watch: bool) -> anyhow::Result<()> {
             "dashboard on http://{}/ (metrics: /metrics; logs: stratus logs -f)",
             server.admin_addr()
         );
+        // A template's Outputs, its APIs' AWS URLs shown as the local ones.
+        if let Some(t) = template.filter(|t| !t.outputs.is_empty()) {
+            let base = format!("http://{}", server.gateway_addr());
+            for (name, value) in &t.outputs {
+                let value = stratus_template::sam::localize(value, &t.api_ids, &base);
+                tracing::info!(target: READY, "output {name} = {value}");
+            }
+        }
         server.run_reloading(shutdown_signal(), reloads).await
     })
 }

@@ -26,6 +26,29 @@ pub struct Project {
     pub toml: String,
     /// Resources that are not run, as (logical id, type).
     pub not_run: Vec<(String, String)>,
+    /// The template's `Outputs`, evaluated: (name, value).
+    pub outputs: Vec<(String, String)>,
+    /// The API ids the template's APIs have (what their AWS URLs carry).
+    pub api_ids: Vec<String>,
+}
+
+/// `value` with each AWS URL of one of `api_ids`
+/// (`https://ID.execute-api.REGION.amazonaws.com`) made the local
+/// `base` (`http://127.0.0.1:8080`) that serves the same paths.
+pub fn localize(value: &str, api_ids: &[String], base: &str) -> String {
+    let mut out = value.to_owned();
+    for id in api_ids {
+        let prefix = format!("https://{id}.execute-api.");
+        while let Some(start) = out.find(&prefix) {
+            let rest = &out[start + prefix.len()..];
+            let Some(end) = rest.find(".amazonaws.com") else {
+                break;
+            };
+            let end = start + prefix.len() + end + ".amazonaws.com".len();
+            out.replace_range(start..end, base);
+        }
+    }
+    out
 }
 
 /// The template's resources, as `Ref` and `Fn::GetAtt` see them.
@@ -85,6 +108,9 @@ impl Resources for Declared<'_> {
             ("AWS::Serverless::Api", "RootResourceId") => {
                 Ok(Value::String(format!("{}root", &api_id(id)[..6])))
             }
+            ("AWS::IAM::Role", "Arn") => Ok(Value::String(format!(
+                "arn:aws:iam::{ACCOUNT_ID}:role/{id}"
+            ))),
             ("AWS::Serverless::HttpApi" | "AWS::Serverless::Api", "ApiEndpoint") => {
                 Ok(Value::String(format!(
                     "https://{}.execute-api.{}.amazonaws.com",
@@ -203,6 +229,37 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
         declared.types.insert(id.clone(), ty.to_owned());
         live.push((id, r, ty.to_owned()));
     }
+    // What SAM generates, so that `Ref`/`GetAtt` of it resolve: the
+    // implicit APIs (when an event needs them) and each function's role.
+    for (id, r, ty) in &live {
+        if ty != "AWS::Serverless::Function" {
+            continue;
+        }
+        declared
+            .types
+            .insert(format!("{id}Role"), "AWS::IAM::Role".into());
+        let events = r
+            .get("Properties")
+            .and_then(|p| p.get("Events"))
+            .and_then(Node::as_map)
+            .unwrap_or(&[]);
+        for (_, e) in events {
+            let p = e.get("Properties");
+            let implicit = match e.get("Type").and_then(Node::as_str) {
+                Some("Api") if p.and_then(|p| p.get("RestApiId")).is_none() => {
+                    ("ServerlessRestApi", "AWS::Serverless::Api")
+                }
+                Some("HttpApi") if p.and_then(|p| p.get("ApiId")).is_none() => {
+                    ("ServerlessHttpApi", "AWS::Serverless::HttpApi")
+                }
+                _ => continue,
+            };
+            declared
+                .types
+                .entry(implicit.0.into())
+                .or_insert_with(|| implicit.1.into());
+        }
+    }
     // Function names first: other resources' Refs and Subs read them.
     for (id, r, ty) in &live {
         if ty == "AWS::Serverless::Function" {
@@ -304,9 +361,42 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             }
         }
     }
+    let mut outputs = Vec::new();
+    for (name, out) in template
+        .get("Outputs")
+        .and_then(Node::as_map)
+        .unwrap_or(&[])
+    {
+        let path = format!("Outputs.{name}");
+        if let Some(c) = out.get("Condition").and_then(Node::as_str) {
+            if stack.condition(c) == Some(false) {
+                continue;
+            }
+        }
+        let Some(value) = out.get("Value") else {
+            errors.push(out.error(&path, "an output needs a Value"));
+            continue;
+        };
+        match stack.eval(value, &format!("{path}.Value"), &declared) {
+            Ok(Some(v)) => {
+                let text = match &v.value {
+                    Value::List(items) => items
+                        .iter()
+                        .filter_map(Node::scalar_text)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    _ => v.scalar_text().unwrap_or_default(),
+                };
+                outputs.push((name.clone(), text));
+            }
+            Ok(None) => {}
+            Err(e) => errors.push(e),
+        }
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
+    let api_ids = apis.keys().map(|id| api_id(id)).collect();
     let mut doc = toml::Table::new();
     if !functions.is_empty() {
         doc.insert("functions".into(), toml::Value::Table(functions));
@@ -324,6 +414,8 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
     Ok(Project {
         toml: toml::to_string(&doc).unwrap_or_default(),
         not_run,
+        outputs,
+        api_ids,
     })
 }
 
@@ -461,6 +553,25 @@ fn api_of(props: Option<&Node>, key: &str) -> Option<String> {
 mod tests {
     use super::*;
     use crate::parse;
+
+    #[test]
+    fn aws_urls_of_the_templates_apis_become_local_ones() {
+        let ids = vec![api_id("ServerlessRestApi")];
+        let aws = format!(
+            "https://{}.execute-api.us-east-1.amazonaws.com/Prod/hello/",
+            ids[0]
+        );
+        assert_eq!(
+            localize(&aws, &ids, "http://127.0.0.1:8080"),
+            "http://127.0.0.1:8080/Prod/hello/"
+        );
+        let other = "https://abcdefghij.execute-api.us-east-1.amazonaws.com/x";
+        assert_eq!(
+            localize(other, &ids, "http://127.0.0.1:8080"),
+            other,
+            "not one of the template's"
+        );
+    }
 
     #[test]
     fn api_ids_are_stable_and_api_gateway_shaped() {

@@ -5,6 +5,7 @@
 //! Stratus does not run; template mistakes named by file, line and place.
 
 use std::path::Path;
+use std::time::Duration;
 
 use serde_json::Value;
 use stratus_testkit::write_file;
@@ -62,6 +63,17 @@ Resources:
     Type: AWS::DynamoDB::Table
     Properties:
       TableName: items
+Outputs:
+  HelloWorldApi:
+    Description: the Prod stage's hello URL
+    Value: !Sub "https://${ServerlessRestApi}.execute-api.${AWS::Region}.amazonaws.com/Prod/hello/"
+  HiApi:
+    Condition: WithNode
+    Value: !Sub "https://${ServerlessHttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/hi/you"
+  HelloWorldFunction:
+    Value: !GetAtt HelloWorldFunction.Arn
+  HelloWorldFunctionIamRole:
+    Value: !GetAtt HelloWorldFunctionRole.Arn
 "#;
 
 const HELLO_PY: &str = r#"
@@ -139,6 +151,36 @@ async fn a_sam_hello_world_template_is_served_as_it_is() {
         headers[3..],
         [Some("0".to_owned()), Some("false".to_owned())]
     );
+    // The Outputs, printed with the local URLs that serve them: followed
+    // as a user would.
+    let s = tokio::task::spawn_blocking(move || {
+        let lines = s.wait_line("output HelloWorldFunctionIamRole", Duration::from_secs(10));
+        (s, lines)
+    });
+    let (s, lines) = s.await.unwrap();
+    let output = |name: &str| {
+        let prefix = format!("output {name} = ");
+        lines
+            .iter()
+            .find_map(|l| l.split(&prefix).nth(1))
+            .unwrap_or_else(|| panic!("no output {name} in {lines:#?}"))
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(output("HelloWorldApi"), s.url("/Prod/hello/"));
+    assert_eq!(output("HiApi"), s.url("/hi/you"));
+    assert_eq!(
+        output("HelloWorldFunction"),
+        "arn:aws:lambda:us-east-1:000000000000:function:HelloWorldFunction"
+    );
+    assert_eq!(
+        output("HelloWorldFunctionIamRole"),
+        "arn:aws:iam::000000000000:role/HelloWorldFunctionRole"
+    );
+    for name in ["HelloWorldApi", "HiApi"] {
+        let r = reqwest::get(output(name)).await.unwrap();
+        assert_eq!(r.status(), 200, "{name}");
+    }
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         (v["hi"].as_str(), v["version"].as_str()),
