@@ -297,6 +297,29 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             None
         }
     };
+    let global_of = |name: &str, errors: &mut Vec<Error>| match template
+        .get("Globals")
+        .and_then(|g| g.get(name))
+        .map(|g| stack.eval(g, &format!("Globals.{name}"), &declared))
+        .transpose()
+    {
+        Ok(g) => g.flatten(),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    let globals_api = global_of("Api", &mut errors);
+    let globals_http = global_of("HttpApi", &mut errors);
+    // Explicit APIs: (REST or not, their evaluated properties).
+    let mut api_props: BTreeMap<String, (bool, Option<Node>)> = BTreeMap::new();
+    // APIs that HttpApi events name: HTTP APIs.
+    let http_ids: Vec<String> = declared
+        .types
+        .iter()
+        .filter(|(_, t)| *t == "AWS::Serverless::HttpApi")
+        .map(|(id, _)| id.clone())
+        .collect();
     let mut functions = toml::Table::new();
     let mut apis: BTreeMap<String, toml::Table> = BTreeMap::new();
     let mut not_run = Vec::new();
@@ -324,22 +347,12 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
                 }
             }
             "AWS::Serverless::Api" | "AWS::Serverless::HttpApi" => {
-                let api = apis.entry((*id).to_owned()).or_default();
                 let rest = ty == "AWS::Serverless::Api";
-                api.insert("type".into(), (if rest { "rest" } else { "http" }).into());
-                let stage = props
-                    .as_ref()
-                    .and_then(|p| p.get("StageName"))
-                    .and_then(Node::scalar_text);
-                match (rest, stage) {
-                    (true, None) => errors.push(r.error(&path, "AWS::Serverless::Api needs a StageName")),
-                    (_, Some(stage)) if stage != "$default" => {
-                        let mut stages = toml::Table::new();
-                        stages.insert(stage, toml::Value::Table(toml::Table::new()));
-                        api.insert("stages".into(), toml::Value::Table(stages));
-                    }
-                    _ => {}
+                if rest && props.as_ref().and_then(|p| p.get("StageName")).is_none() {
+                    errors.push(r.error(&path, "AWS::Serverless::Api needs a StageName"));
                 }
+                apis.entry((*id).to_owned()).or_default();
+                api_props.insert((*id).to_owned(), (rest, props));
             }
             "AWS::CloudFormation::Stack" | "AWS::Serverless::Application" => errors.push(r.error(
                 &path,
@@ -349,15 +362,32 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             _ => not_run.push(((*id).to_owned(), ty.clone())),
         }
     }
-    // The implicit APIs, when an event needed them, are what SAM makes.
+    // Every API, explicit or implicit (what SAM makes when an event needs
+    // it: `ServerlessRestApi` with its `Prod` stage, `ServerlessHttpApi`),
+    // with `Globals.Api`/`Globals.HttpApi` under its own properties.
     for (id, api) in apis.iter_mut() {
-        if !api.contains_key("type") {
-            let rest = id == "ServerlessRestApi";
-            api.insert("type".into(), (if rest { "rest" } else { "http" }).into());
-            if rest {
-                let mut stages = toml::Table::new();
-                stages.insert("Prod".into(), toml::Value::Table(toml::Table::new()));
-                api.insert("stages".into(), toml::Value::Table(stages));
+        let (rest, own) = match api_props.get(id) {
+            Some((rest, props)) => (*rest, props.clone()),
+            None => (id != "ServerlessHttpApi" && !http_ids.contains(id), None),
+        };
+        let global = if rest { &globals_api } else { &globals_http };
+        let props = with_globals(own.as_ref(), global.as_ref());
+        let path = format!("Resources.{id}.Properties");
+        api.insert("type".into(), (if rest { "rest" } else { "http" }).into());
+        let stage = text_of(&props, "StageName").or_else(|| rest.then(|| "Prod".to_owned()));
+        if let Some(stage) = stage.filter(|s| s != "$default") {
+            let mut stages = toml::Table::new();
+            stages.insert(stage, toml::Value::Table(toml::Table::new()));
+            api.insert("stages".into(), toml::Value::Table(stages));
+        }
+        let key = if rest { "Cors" } else { "CorsConfiguration" };
+        if let Some(c) = node_of(&props, key) {
+            match cors(rest, c, &format!("{path}.{key}")) {
+                Ok(Some(t)) => {
+                    api.insert("cors".into(), toml::Value::Table(t));
+                }
+                Ok(None) => {}
+                Err(e) => errors.push(e),
             }
         }
     }
@@ -547,6 +577,108 @@ fn api_of(props: Option<&Node>, key: &str) -> Option<String> {
         .and_then(Node::as_str)
         .or_else(|| v.as_str())
         .map(str::to_owned)
+}
+
+/// A SAM API's CORS as the project's `cors` table: a REST API's `Cors`
+/// (a quoted origin, or `AllowOrigin`, `AllowMethods`, `AllowHeaders`,
+/// `MaxAge` as quoted header values, `AllowCredentials`), an HTTP API's
+/// `CorsConfiguration` (`true`, or lists and numbers).
+fn cors(rest: bool, node: &Node, path: &str) -> Result<Option<toml::Table>, Error> {
+    let mut t = toml::Table::new();
+    let list = |items: Vec<String>| {
+        toml::Value::Array(items.into_iter().map(toml::Value::String).collect())
+    };
+    // A REST API's values are header values in single quotes.
+    let unquote = |s: String| s.trim().trim_matches('\'').to_owned();
+    let split = |s: String| -> Vec<String> {
+        unquote(s)
+            .split(',')
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect()
+    };
+    let methods = |m: Vec<String>| -> Vec<String> {
+        m.into_iter()
+            .map(|m| {
+                if m.eq_ignore_ascii_case("ANY") {
+                    "*".to_owned()
+                } else {
+                    m.to_ascii_uppercase()
+                }
+            })
+            .collect()
+    };
+    match (&node.value, rest) {
+        (Value::Bool(false), _) => return Ok(None),
+        (Value::Bool(true), false) => {
+            for k in ["allow_origins", "allow_methods", "allow_headers"] {
+                t.insert(k.into(), list(vec!["*".into()]));
+            }
+        }
+        (Value::String(origin), true) => {
+            t.insert("allow_origins".into(), list(split(origin.clone())));
+            t.insert("allow_methods".into(), list(vec!["*".into()]));
+        }
+        (Value::Map(_), true) => {
+            let get = |k: &str| node.get(k).and_then(Node::scalar_text);
+            let origin = get("AllowOrigin")
+                .ok_or_else(|| node.error(path, "Cors needs AllowOrigin (e.g. \"'*'\")"))?;
+            t.insert("allow_origins".into(), list(split(origin)));
+            let m = get("AllowMethods").map_or_else(|| vec!["*".to_owned()], split);
+            t.insert("allow_methods".into(), list(methods(m)));
+            if let Some(h) = get("AllowHeaders") {
+                t.insert("allow_headers".into(), list(split(h)));
+            }
+            if let Some(age) = get("MaxAge").and_then(|a| unquote(a).parse::<i64>().ok()) {
+                t.insert("max_age".into(), age.into());
+            }
+            if let Some(Value::Bool(b)) = node.get("AllowCredentials").map(|n| &n.value) {
+                t.insert("allow_credentials".into(), (*b).into());
+            }
+        }
+        (Value::Map(_), false) => {
+            let strings = |k: &str| -> Option<Vec<String>> {
+                Some(
+                    node.get(k)?
+                        .as_list()?
+                        .iter()
+                        .filter_map(Node::scalar_text)
+                        .collect(),
+                )
+            };
+            for (k, to) in [
+                ("AllowOrigins", "allow_origins"),
+                ("AllowHeaders", "allow_headers"),
+                ("ExposeHeaders", "expose_headers"),
+            ] {
+                if let Some(v) = strings(k) {
+                    t.insert(to.into(), list(v));
+                }
+            }
+            if let Some(m) = strings("AllowMethods") {
+                t.insert("allow_methods".into(), list(methods(m)));
+            }
+            if let Some(age) = node
+                .get("MaxAge")
+                .and_then(Node::scalar_text)
+                .and_then(|a| a.parse::<i64>().ok())
+            {
+                t.insert("max_age".into(), age.into());
+            }
+            if let Some(Value::Bool(b)) = node.get("AllowCredentials").map(|n| &n.value) {
+                t.insert("allow_credentials".into(), (*b).into());
+            }
+        }
+        _ => {
+            let what = if rest {
+                "Cors is a quoted origin (\"'*'\") or a mapping with AllowOrigin"
+            } else {
+                "CorsConfiguration is true or a mapping (AllowOrigins, AllowMethods, ...)"
+            };
+            return Err(node.error(path, what));
+        }
+    }
+    Ok(Some(t))
 }
 
 #[cfg(test)]

@@ -308,3 +308,94 @@ fn init_from_a_template_writes_the_project_file_it_amounts_to() {
     assert!(!ok);
     assert!(err.contains("never overwritten"), "{err}");
 }
+
+const CORS_TEMPLATE: &str = r#"Transform: AWS::Serverless-2016-10-31
+Globals:
+  Api:
+    Cors:
+      AllowOrigin: "'*'"
+      AllowMethods: "'GET,POST'"
+      AllowHeaders: "'Content-Type,X-Amz-Date'"
+      MaxAge: "'600'"
+Resources:
+  ItemsApi:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      CorsConfiguration:
+        AllowOrigins: ["http://localhost:3000"]
+        AllowMethods: [GET, POST]
+        AllowHeaders: [content-type]
+        MaxAge: 300
+  Items:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: hello_node/
+      Handler: app.handler
+      Runtime: nodejs20.x
+      Events:
+        List:
+          Type: HttpApi
+          Properties: { ApiId: !Ref ItemsApi, Path: "/items/{name}", Method: get }
+  Hello:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: hello_world/
+      Handler: app.lambda_handler
+      Runtime: python3.12
+      Environment: { Variables: { GREETING: hey } }
+      Events:
+        Hello:
+          Type: Api
+          Properties: { Path: /hello, Method: get }
+"#;
+
+#[tokio::test]
+async fn sam_apis_answer_cors_as_configured() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("cors");
+    sam_project(&dir, CORS_TEMPLATE);
+    let s = Serving::start_with(&dir, &PORTS, &[]);
+    let client = reqwest::Client::new();
+    let preflight = |path: &str, origin: &str| {
+        client
+            .request(reqwest::Method::OPTIONS, s.url(path))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .send()
+    };
+    let header =
+        |r: &reqwest::Response, n: &str| r.headers().get(n).map(|v| v.to_str().unwrap().to_owned());
+    // The HTTP API's CorsConfiguration.
+    let r = preflight("/items/a", "http://localhost:3000")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        header(&r, "access-control-allow-origin").as_deref(),
+        Some("http://localhost:3000")
+    );
+    assert_eq!(header(&r, "access-control-max-age").as_deref(), Some("300"));
+    let r = preflight("/items/a", "http://evil.example").await.unwrap();
+    assert_eq!(header(&r, "access-control-allow-origin"), None);
+    // The implicit REST API, with Globals.Api's Cors (quoted header values).
+    let r = preflight("/Prod/hello", "http://anywhere.example")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        header(&r, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    assert_eq!(header(&r, "access-control-max-age").as_deref(), Some("600"));
+    let r = client
+        .get(s.url("/Prod/hello"))
+        .header("origin", "http://anywhere.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        header(&r, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+}
