@@ -311,6 +311,8 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
     };
     let globals_api = global_of("Api", &mut errors);
     let globals_http = global_of("HttpApi", &mut errors);
+    // Usage plans the APIs' Auth asks for: (plan name, plan table, key).
+    let mut plans: Vec<(String, toml::Table, String)> = Vec::new();
     // Explicit APIs: (REST or not, their evaluated properties).
     let mut api_props: BTreeMap<String, (bool, Option<Node>)> = BTreeMap::new();
     // APIs that HttpApi events name: HTTP APIs.
@@ -380,6 +382,15 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             stages.insert(stage, toml::Value::Table(toml::Table::new()));
             api.insert("stages".into(), toml::Value::Table(stages));
         }
+        if let Some(auth) = node_of(&props, "Auth") {
+            let stage = stage_name(api, rest);
+            match apply_auth(id, api, rest, auth, &stage, &format!("{path}.Auth")) {
+                Ok(plan) => plans.extend(plan),
+                Err(e) => errors.push(e),
+            }
+        } else {
+            apply_route_defaults(api, None, None);
+        }
         let key = if rest { "Cors" } else { "CorsConfiguration" };
         if let Some(c) = node_of(&props, key) {
             match cors(rest, c, &format!("{path}.{key}")) {
@@ -430,6 +441,28 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
     let mut doc = toml::Table::new();
     if !functions.is_empty() {
         doc.insert("functions".into(), toml::Value::Table(functions));
+    }
+    if !plans.is_empty() {
+        let mut usage = toml::Table::new();
+        let mut keys = toml::Table::new();
+        for (name, plan, key) in plans {
+            match usage.get_mut(&name) {
+                // A SHARED plan: one plan and key, every API listed.
+                Some(toml::Value::Table(existing)) => {
+                    if let (Some(toml::Value::Array(all)), Some(toml::Value::Array(more))) =
+                        (existing.get_mut("apis"), plan.get("apis"))
+                    {
+                        all.extend(more.iter().cloned());
+                    }
+                }
+                _ => {
+                    usage.insert(name, toml::Value::Table(plan));
+                }
+            }
+            keys.insert(key, toml::Value::Table(toml::Table::new()));
+        }
+        doc.insert("usage_plans".into(), toml::Value::Table(usage));
+        doc.insert("api_keys".into(), toml::Value::Table(keys));
     }
     if !apis.is_empty() {
         doc.insert(
@@ -559,6 +592,16 @@ fn function(
         if let toml::Value::Table(routes) = routes {
             let mut target = toml::Table::new();
             target.insert("function".into(), name.into());
+            // The event's own Auth; the API's defaults are applied with
+            // the API (`apply_auth`).
+            if let Some(auth) = p.and_then(|p| p.get("Auth")) {
+                if let Some(a) = auth.get("Authorizer").and_then(Node::scalar_text) {
+                    target.insert("authorizer".into(), a.into());
+                }
+                if let Some(Value::Bool(b)) = auth.get("ApiKeyRequired").map(|n| &n.value) {
+                    target.insert("api_key_required".into(), (*b).into());
+                }
+            }
             routes.insert(key, toml::Value::Table(target));
         }
     }
@@ -679,6 +722,231 @@ fn cors(rest: bool, node: &Node, path: &str) -> Result<Option<toml::Table>, Erro
         }
     }
     Ok(Some(t))
+}
+
+/// The stage an API table serves (its only one), for usage plans.
+fn stage_name(api: &toml::Table, rest: bool) -> String {
+    api.get("stages")
+        .and_then(toml::Value::as_table)
+        .and_then(|t| t.keys().next().cloned())
+        .unwrap_or_else(|| {
+            if rest {
+                "Prod".into()
+            } else {
+                "$default".into()
+            }
+        })
+}
+
+/// The routes' authorizer and key requirement: the event's own, else the
+/// API's default; `NONE` for none.
+fn apply_route_defaults(
+    api: &mut toml::Table,
+    authorizer: Option<&str>,
+    key_required: Option<bool>,
+) {
+    let Some(toml::Value::Table(routes)) = api.get_mut("routes") else {
+        return;
+    };
+    for (_, target) in routes.iter_mut() {
+        let Some(t) = target.as_table_mut() else {
+            continue;
+        };
+        if !t.contains_key("authorizer") {
+            if let Some(a) = authorizer {
+                t.insert("authorizer".into(), a.into());
+            }
+        }
+        if t.get("authorizer").and_then(toml::Value::as_str) == Some("NONE") {
+            t.remove("authorizer");
+        }
+        if !t.contains_key("api_key_required") {
+            if let Some(k) = key_required.filter(|k| *k) {
+                t.insert("api_key_required".into(), k.into());
+            }
+        }
+    }
+}
+
+/// A function an authorizer names (`FunctionArn: !GetAtt Fn.Arn`, evaluated).
+fn function_of_arn(arn: &str) -> String {
+    arn.rsplit_once(":function:")
+        .map_or(arn, |(_, name)| name)
+        .split(':')
+        .next()
+        .unwrap_or(arn)
+        .to_owned()
+}
+
+/// A SAM API's `Auth`: its authorizers as the API's, its defaults on its
+/// routes, and the usage plan it asks for (`CreateUsagePlan`).
+fn apply_auth(
+    id: &str,
+    api: &mut toml::Table,
+    rest: bool,
+    auth: &Node,
+    stage: &str,
+    path: &str,
+) -> Result<Option<(String, toml::Table, String)>, Error> {
+    let list = |items: Vec<String>| {
+        toml::Value::Array(items.into_iter().map(toml::Value::String).collect())
+    };
+    let mut authorizers = toml::Table::new();
+    for (name, a) in auth
+        .get("Authorizers")
+        .and_then(Node::as_map)
+        .unwrap_or(&[])
+    {
+        let apath = format!("{path}.Authorizers.{name}");
+        let mut t = toml::Table::new();
+        let identity = a.get("Identity");
+        let strings = |n: Option<&Node>, k: &str| -> Vec<String> {
+            n.and_then(|n| n.get(k))
+                .and_then(Node::as_list)
+                .map(|l| l.iter().filter_map(Node::scalar_text).collect())
+                .unwrap_or_default()
+        };
+        let ttl = identity
+            .and_then(|i| i.get("ReauthorizeEvery"))
+            .and_then(Node::scalar_text);
+        if let Some(jwt) = a.get("JwtConfiguration").filter(|_| !rest) {
+            let issuer = jwt
+                .get("issuer")
+                .and_then(Node::scalar_text)
+                .ok_or_else(|| jwt.error(&apath, "JwtConfiguration needs an issuer"))?;
+            t.insert("type".into(), "jwt".into());
+            t.insert("audience".into(), list(strings(Some(jwt), "audience")));
+            // API Gateway reads the keys from the issuer's discovery
+            // document; Stratus takes them at the usual place beside it.
+            t.insert(
+                "jwks".into(),
+                format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')).into(),
+            );
+            t.insert("issuer".into(), issuer.into());
+            if let Some(src) = a.get("IdentitySource").and_then(Node::scalar_text) {
+                t.insert("identity_source".into(), src.into());
+            }
+        } else if let Some(arn) = a.get("FunctionArn").and_then(Node::scalar_text) {
+            t.insert("function".into(), function_of_arn(&arn).into());
+            let request =
+                !rest || a.get("FunctionPayloadType").and_then(Node::as_str) == Some("REQUEST");
+            if request {
+                t.insert("type".into(), "request".into());
+                let mut sources = Vec::new();
+                for (k, prefix) in [
+                    ("Headers", "$request.header."),
+                    ("QueryStrings", "$request.querystring."),
+                    ("StageVariables", "$stageVariables."),
+                    ("Context", "$context."),
+                ] {
+                    sources.extend(
+                        strings(identity, k)
+                            .into_iter()
+                            .map(|v| format!("{prefix}{v}")),
+                    );
+                }
+                if !sources.is_empty() {
+                    t.insert("identity_source".into(), list(sources));
+                }
+                if !rest {
+                    let payload = a
+                        .get("AuthorizerPayloadFormatVersion")
+                        .and_then(Node::scalar_text)
+                        .unwrap_or_else(|| "2.0".into());
+                    let payload = if payload == "1" || payload == "1.0" {
+                        "1.0"
+                    } else {
+                        "2.0"
+                    };
+                    t.insert("payload".into(), payload.into());
+                    if let Some(Value::Bool(b)) = a.get("EnableSimpleResponses").map(|n| &n.value) {
+                        t.insert("simple_responses".into(), (*b).into());
+                    }
+                }
+            } else {
+                t.insert("type".into(), "token".into());
+                let header = identity
+                    .and_then(|i| i.get("Header"))
+                    .and_then(Node::scalar_text)
+                    .unwrap_or_else(|| "Authorization".into());
+                t.insert(
+                    "identity_source".into(),
+                    format!("$request.header.{header}").into(),
+                );
+                if let Some(v) = identity
+                    .and_then(|i| i.get("ValidationExpression"))
+                    .and_then(Node::scalar_text)
+                {
+                    t.insert("identity_validation".into(), v.into());
+                }
+            }
+            if let Some(ttl) = ttl.and_then(|t| t.parse::<i64>().ok()) {
+                t.insert("ttl".into(), ttl.into());
+            }
+        } else {
+            return Err(a.error(
+                &apath,
+                if rest {
+                    "an authorizer needs a FunctionArn (Lambda authorizers; Cognito ones are not run yet)"
+                } else {
+                    "an authorizer needs a JwtConfiguration or a FunctionArn"
+                },
+            ));
+        }
+        authorizers.insert(name.clone(), toml::Value::Table(t));
+    }
+    if !authorizers.is_empty() {
+        api.insert("authorizers".into(), toml::Value::Table(authorizers));
+    }
+    let default = auth.get("DefaultAuthorizer").and_then(Node::scalar_text);
+    let key_required = match auth.get("ApiKeyRequired").map(|n| &n.value) {
+        Some(Value::Bool(b)) => Some(*b),
+        _ => None,
+    };
+    apply_route_defaults(api, default.as_deref(), key_required.filter(|_| rest));
+    let Some(plan) = auth.get("UsagePlan").filter(|_| rest) else {
+        return Ok(None);
+    };
+    let ppath = format!("{path}.UsagePlan");
+    let (name, key) = match plan.get("CreateUsagePlan").and_then(Node::as_str) {
+        Some("PER_API") => (format!("{id}UsagePlan"), format!("{id}ApiKey")),
+        Some("SHARED") => (
+            "ServerlessUsagePlan".to_owned(),
+            "ServerlessApiKey".to_owned(),
+        ),
+        Some("NONE") | None => return Ok(None),
+        Some(other) => {
+            return Err(plan.error(
+                &ppath,
+                format!("CreateUsagePlan is PER_API, SHARED or NONE, not {other:?}"),
+            ))
+        }
+    };
+    let mut t = toml::Table::new();
+    t.insert("apis".into(), list(vec![format!("{id}/{stage}")]));
+    t.insert("keys".into(), list(vec![key.clone()]));
+    let number = |n: Option<&Node>, k: &str| n.and_then(|n| n.get(k)).and_then(Node::scalar_text);
+    if let Some(q) = plan.get("Quota") {
+        let mut quota = toml::Table::new();
+        if let Some(l) = number(Some(q), "Limit").and_then(|l| l.parse::<i64>().ok()) {
+            quota.insert("limit".into(), l.into());
+        }
+        if let Some(p) = number(Some(q), "Period") {
+            quota.insert("period".into(), p.into());
+        }
+        t.insert("quota".into(), toml::Value::Table(quota));
+    }
+    if let Some(th) = plan.get("Throttle") {
+        let mut throttle = toml::Table::new();
+        if let Some(r) = number(Some(th), "RateLimit").and_then(|r| r.parse::<f64>().ok()) {
+            throttle.insert("rate".into(), r.into());
+        }
+        if let Some(b) = number(Some(th), "BurstLimit").and_then(|b| b.parse::<i64>().ok()) {
+            throttle.insert("burst".into(), b.into());
+        }
+        t.insert("throttle".into(), toml::Value::Table(throttle));
+    }
+    Ok(Some((name, t, key)))
 }
 
 #[cfg(test)]

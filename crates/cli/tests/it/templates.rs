@@ -399,3 +399,184 @@ async fn sam_apis_answer_cors_as_configured() {
         Some("*")
     );
 }
+
+const AUTH_TEMPLATE: &str = r#"Transform: AWS::Serverless-2016-10-31
+Parameters:
+  Issuer:
+    Type: String
+Resources:
+  ShopApi:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: prod
+      Auth:
+        DefaultAuthorizer: TokenAuth
+        ApiKeyRequired: true
+        Authorizers:
+          TokenAuth:
+            FunctionArn: !GetAtt AuthFunction.Arn
+            Identity: { Header: Authorization, ReauthorizeEvery: 0 }
+        UsagePlan:
+          CreateUsagePlan: PER_API
+          Quota: { Limit: 2, Period: DAY }
+          Throttle: { RateLimit: 100, BurstLimit: 100 }
+  AuthFunction:
+    Type: AWS::Serverless::Function
+    Properties: { CodeUri: auth/, Handler: app.handler, Runtime: python3.12 }
+  Orders:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: hello_world/
+      Handler: app.lambda_handler
+      Runtime: python3.12
+      Environment: { Variables: { GREETING: orders } }
+      Events:
+        List:
+          Type: Api
+          Properties: { RestApiId: !Ref ShopApi, Path: /orders, Method: get }
+        Open:
+          Type: Api
+          Properties:
+            RestApiId: !Ref ShopApi
+            Path: /open
+            Method: get
+            Auth: { Authorizer: NONE, ApiKeyRequired: false }
+        Secret:
+          Type: Api
+          Properties:
+            RestApiId: !Ref ShopApi
+            Path: /secret
+            Method: get
+            Auth: { ApiKeyRequired: false }
+  MeApi:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      Auth:
+        DefaultAuthorizer: Login
+        Authorizers:
+          Login:
+            IdentitySource: $request.header.Authorization
+            JwtConfiguration: { issuer: !Ref Issuer, audience: [my-app] }
+  Me:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: me/
+      Handler: app.handler
+      Runtime: nodejs20.x
+      Events:
+        Me:
+          Type: HttpApi
+          Properties: { ApiId: !Ref MeApi, Path: /me, Method: get }
+"#;
+
+const AUTH_PY: &str = r#"
+def handler(event, context):
+    if event["authorizationToken"] != "allow":
+        raise Exception("Unauthorized")
+    return {"principalId": "u1", "policyDocument": {"Version": "2012-10-17",
+        "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "*"}]}}
+"#;
+
+const ME_JS: &str = r#"
+exports.handler = async (event) => ({
+  statusCode: 200,
+  body: JSON.stringify({ sub: event.requestContext.authorizer.jwt.claims.sub }),
+});
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sam_auth_authorizers_api_keys_and_usage_plans_are_enforced() {
+    let signer = tokio::task::spawn_blocking(|| crate::access::Signer::new("k1"))
+        .await
+        .unwrap();
+    let jwks = serde_json::json!({ "keys": [signer.jwk] }).to_string();
+    let (idp, _) = crate::access::jwks_server_with(
+        std::sync::Arc::new(std::sync::Mutex::new(jwks)),
+        Duration::ZERO,
+    )
+    .await;
+    let issuer = format!("http://{idp}");
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("shop");
+    sam_project(&dir, AUTH_TEMPLATE);
+    write_file(&dir, "auth/app.py", AUTH_PY);
+    write_file(&dir, "me/app.js", ME_JS);
+    let mut args = PORTS.to_vec();
+    let overrides = format!("Issuer={issuer}");
+    args.extend(["--parameter-overrides", overrides.as_str()]);
+    let s = Serving::start_with(&dir, &args, &[]);
+    let client = reqwest::Client::new();
+    let call = |path: &str, headers: Vec<(&'static str, String)>| {
+        let mut req = client.get(s.url(path));
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    // The usage plan's generated key, as the admin API lists it.
+    let keys: Value = reqwest::get(format!("http://{}/stratus/api-keys", s.admin))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "ShopApiApiKey")
+        .unwrap_or_else(|| panic!("no ShopApiApiKey in {keys}"))["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // An event with Auth NONE and no key.
+    assert_eq!(call("/prod/open", vec![]).await.0, 200);
+    // The default authorizer, on a route that needs no key.
+    assert_eq!(call("/prod/secret", vec![]).await.0, 401);
+    let (status, body) = call("/prod/secret", vec![("authorization", "deny".into())]).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (401, r#"{"message":"Unauthorized"}"#)
+    );
+    assert_eq!(
+        call("/prod/secret", vec![("authorization", "allow".into())])
+            .await
+            .0,
+        200
+    );
+    // The API key and its plan's quota.
+    let (status, body) = call("/prod/orders", vec![("authorization", "allow".into())]).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (403, r#"{"message":"Forbidden"}"#),
+        "no key"
+    );
+    let both = || {
+        vec![
+            ("x-api-key", key.clone()),
+            ("authorization", "allow".to_owned()),
+        ]
+    };
+    assert_eq!(call("/prod/orders", both()).await.0, 200);
+    assert_eq!(call("/prod/orders", both()).await.0, 200);
+    let (status, body) = call("/prod/orders", both()).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (429, r#"{"message":"Limit Exceeded"}"#),
+        "the quota of 2"
+    );
+    // The HTTP API's JWT authorizer, with the issuer's keys.
+    assert_eq!(call("/me", vec![]).await.0, 401);
+    let token = signer.token(serde_json::json!({
+        "iss": issuer, "aud": "my-app", "sub": "user-7", "exp": crate::access::now() + 600,
+    }));
+    let (status, body) = call("/me", vec![("authorization", format!("Bearer {token}"))]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["sub"],
+        "user-7"
+    );
+}
