@@ -22,6 +22,7 @@
 //! It never reads files or the environment (the caller hands it the text
 //! and the overrides).
 
+mod cfn;
 pub mod node;
 pub mod sam;
 pub mod stack;

@@ -94,7 +94,9 @@ impl Resources for Declared<'_> {
             "AWS::Serverless::Function" | "AWS::Lambda::Function" => {
                 self.names.get(id).cloned().unwrap_or_else(|| id.to_owned())
             }
-            "AWS::Serverless::Api" | "AWS::Serverless::HttpApi" => api_id(id),
+            "AWS::Serverless::Api" | "AWS::Serverless::HttpApi" | "AWS::ApiGateway::RestApi" => {
+                api_id(id)
+            }
             _ => id.to_owned(),
         }))
     }
@@ -105,7 +107,7 @@ impl Resources for Declared<'_> {
             ("AWS::Serverless::Function" | "AWS::Lambda::Function", "Arn") => {
                 Ok(Value::String(self.arn(id)))
             }
-            ("AWS::Serverless::Api", "RootResourceId") => {
+            ("AWS::Serverless::Api" | "AWS::ApiGateway::RestApi", "RootResourceId") => {
                 Ok(Value::String(format!("{}root", &api_id(id)[..6])))
             }
             ("AWS::IAM::Role", "Arn") => Ok(Value::String(format!(
@@ -262,7 +264,7 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
     }
     // Function names first: other resources' Refs and Subs read them.
     for (id, r, ty) in &live {
-        if ty == "AWS::Serverless::Function" {
+        if ty == "AWS::Serverless::Function" || ty == "AWS::Lambda::Function" {
             let name = r
                 .get("Properties")
                 .and_then(|p| p.get("FunctionName"))
@@ -323,6 +325,7 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
         .map(|(id, _)| id.clone())
         .collect();
     let mut functions = toml::Table::new();
+    let mut rest_parts: Vec<crate::cfn::Part<'_>> = Vec::new();
     let mut apis: BTreeMap<String, toml::Table> = BTreeMap::new();
     let mut not_run = Vec::new();
     for (id, r, ty) in &live {
@@ -348,6 +351,42 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
                     Err(e) => errors.push(e),
                 }
             }
+            "AWS::Lambda::Function" => {
+                let mut props: Vec<(String, Node)> = props.as_ref().and_then(Node::as_map).map(<[_]>::to_vec).unwrap_or_default();
+                // A local folder, as `sam build` and `aws cloudformation
+                // package` take it; inline or S3 code is not local.
+                let code = props.iter().find(|(k, _)| k == "Code").map(|(_, v)| v.clone());
+                match code.as_ref().map(|c| (c.scalar_text(), c)) {
+                    Some((Some(dir), c)) => props.push(("CodeUri".into(), Node::new(c, Value::String(dir)))),
+                    Some((None, c)) => {
+                        errors.push(c.error(&format!("{path}.Properties.Code"), "Code is served from a local folder (Code: ./src) so far; ZipFile and S3 code are not"));
+                        continue;
+                    }
+                    None => {
+                        errors.push(r.error(&path, "a function needs Code (a local folder)"));
+                        continue;
+                    }
+                }
+                props.retain(|(k, _)| k != "Events");
+                let name = declared.names[*id].clone();
+                match function(id, &name, r, &props, &mut apis) {
+                    Ok(f) => {
+                        functions.insert(name, toml::Value::Table(f));
+                    }
+                    Err(e) => errors.push(e),
+                }
+            }
+            "AWS::ApiGateway::RestApi"
+            | "AWS::ApiGateway::Resource"
+            | "AWS::ApiGateway::Method"
+            | "AWS::ApiGateway::Authorizer"
+            | "AWS::ApiGateway::Stage"
+            | "AWS::ApiGateway::Deployment" => rest_parts.push(crate::cfn::Part {
+                id,
+                raw: r,
+                ty: ty.as_str(),
+                props,
+            }),
             "AWS::Serverless::Api" | "AWS::Serverless::HttpApi" => {
                 let rest = ty == "AWS::Serverless::Api";
                 if rest && props.as_ref().and_then(|p| p.get("StageName")).is_none() {
@@ -364,10 +403,16 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             _ => not_run.push(((*id).to_owned(), ty.clone())),
         }
     }
-    // Every API, explicit or implicit (what SAM makes when an event needs
-    // it: `ServerlessRestApi` with its `Prod` stage, `ServerlessHttpApi`),
-    // with `Globals.Api`/`Globals.HttpApi` under its own properties.
+    let mut cfn_apis = Vec::new();
+    crate::cfn::rest_apis(&rest_parts, &mut apis, &mut cfn_apis, &mut errors);
+    // Every SAM API, explicit or implicit (what SAM makes when an event
+    // needs it: `ServerlessRestApi` with its `Prod` stage,
+    // `ServerlessHttpApi`), with `Globals.Api`/`Globals.HttpApi` under
+    // its own properties.
     for (id, api) in apis.iter_mut() {
+        if cfn_apis.contains(id) {
+            continue;
+        }
         let (rest, own) = match api_props.get(id) {
             Some((rest, props)) => (*rest, props.clone()),
             None => (id != "ServerlessHttpApi" && !http_ids.contains(id), None),
@@ -769,7 +814,7 @@ fn apply_route_defaults(
 }
 
 /// A function an authorizer names (`FunctionArn: !GetAtt Fn.Arn`, evaluated).
-fn function_of_arn(arn: &str) -> String {
+pub(crate) fn function_of_arn(arn: &str) -> String {
     arn.rsplit_once(":function:")
         .map_or(arn, |(_, name)| name)
         .split(':')

@@ -580,3 +580,160 @@ async fn sam_auth_authorizers_api_keys_and_usage_plans_are_enforced() {
         "user-7"
     );
 }
+
+const RAW_REST: &str = r#"AWSTemplateFormatVersion: '2010-09-09'
+Resources:
+  ShopApi:
+    Type: AWS::ApiGateway::RestApi
+    Properties: { Name: shop }
+  Orders:
+    Type: AWS::ApiGateway::Resource
+    Properties:
+      RestApiId: !Ref ShopApi
+      ParentId: !GetAtt ShopApi.RootResourceId
+      PathPart: orders
+  Order:
+    Type: AWS::ApiGateway::Resource
+    Properties:
+      RestApiId: !Ref ShopApi
+      ParentId: !Ref Orders
+      PathPart: "{id}"
+  GetOrder:
+    Type: AWS::ApiGateway::Method
+    Properties:
+      RestApiId: !Ref ShopApi
+      ResourceId: !Ref Order
+      HttpMethod: GET
+      AuthorizationType: CUSTOM
+      AuthorizerId: !Ref TokenAuth
+      Integration:
+        Type: AWS_PROXY
+        IntegrationHttpMethod: POST
+        Uri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${OrderFunction.Arn}/invocations"
+  Ping:
+    Type: AWS::ApiGateway::Method
+    Properties:
+      RestApiId: !Ref ShopApi
+      ResourceId: !GetAtt ShopApi.RootResourceId
+      HttpMethod: GET
+      AuthorizationType: NONE
+      Integration:
+        Type: MOCK
+        IntegrationResponses:
+          - StatusCode: 200
+            ResponseTemplates: { application/json: '{"pong": true}' }
+  TokenAuth:
+    Type: AWS::ApiGateway::Authorizer
+    Properties:
+      RestApiId: !Ref ShopApi
+      Name: token
+      Type: TOKEN
+      IdentitySource: method.request.header.Authorization
+      AuthorizerResultTtlInSeconds: 0
+      AuthorizerUri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${AuthFunction.Arn}/invocations"
+  Deployment:
+    Type: AWS::ApiGateway::Deployment
+    DependsOn: [GetOrder, Ping]
+    Properties: { RestApiId: !Ref ShopApi }
+  Live:
+    Type: AWS::ApiGateway::Stage
+    Properties:
+      RestApiId: !Ref ShopApi
+      DeploymentId: !Ref Deployment
+      StageName: live
+      Variables: { color: blue }
+  OrderFunction:
+    Type: AWS::Lambda::Function
+    Properties:
+      FunctionName: order-fn
+      Handler: app.handler
+      Runtime: python3.12
+      Code: order/
+  AuthFunction:
+    Type: AWS::Lambda::Function
+    Properties: { Handler: app.handler, Runtime: python3.12, Code: auth/ }
+  Permission:
+    Type: AWS::Lambda::Permission
+    Properties:
+      Action: lambda:InvokeFunction
+      FunctionName: !Ref OrderFunction
+      Principal: apigateway.amazonaws.com
+Outputs:
+  Url:
+    Value: !Sub "https://${ShopApi}.execute-api.${AWS::Region}.amazonaws.com/live/orders/7"
+"#;
+
+const ORDER_PY: &str = r#"
+import json
+def handler(event, context):
+    return {"statusCode": 200, "body": json.dumps({
+        "id": event["pathParameters"]["id"], "resource": event["resource"],
+        "color": event["stageVariables"]["color"], "fn": context.function_name,
+        "principal": event["requestContext"]["authorizer"]["principalId"],
+    })}
+"#;
+
+#[tokio::test]
+async fn plain_cloudformation_rest_resources_are_served() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("raw");
+    write_file(&dir, "template.yaml", RAW_REST);
+    write_file(&dir, "order/app.py", ORDER_PY);
+    write_file(&dir, "auth/app.py", AUTH_PY);
+    let s = Serving::start_with(&dir, &PORTS, &[]);
+    let client = reqwest::Client::new();
+    let get = |path: &str, token: Option<&str>| {
+        let mut req = client.get(s.url(path));
+        if let Some(t) = token {
+            req = req.header("authorization", t);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    // The MOCK method on the root resource.
+    assert_eq!(
+        get("/live", None).await,
+        (200, r#"{"pong": true}"#.to_owned())
+    );
+    // The Resource tree, its TOKEN authorizer, the stage's variables.
+    assert_eq!(get("/live/orders/7", None).await.0, 401);
+    assert_eq!(get("/live/orders/7", Some("deny")).await.0, 401);
+    let (status, body) = get("/live/orders/7", Some("allow")).await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["id"], "7");
+    assert_eq!(v["resource"], "/orders/{id}");
+    assert_eq!(v["color"], "blue");
+    assert_eq!(v["fn"], "order-fn", "FunctionName");
+    assert_eq!(v["principal"], "u1");
+}
+
+#[test]
+fn plain_cloudformation_mistakes_are_named() {
+    let root = tempfile::tempdir().unwrap();
+    for (template, expected) in [
+        (
+            RAW_REST.replace("ParentId: !Ref Orders", "ParentId: !Ref Nowhere"),
+            "Ref \"Nowhere\": no parameter, pseudo parameter or resource has that logical id",
+        ),
+        (
+            RAW_REST.replace("      StageName: live\n", ""),
+            "template.yaml:4:5: error: Resources.ShopApi.Properties: the RestApi has no Stage",
+        ),
+        (
+            RAW_REST.replace(
+                "Code: order/",
+                "Code: { ZipFile: 'def handler(e, c): pass' }",
+            ),
+            "Code is served from a local folder",
+        ),
+    ] {
+        let dir = root.path().join(format!("t{}", template.len()));
+        write_file(&dir, "template.yaml", &template);
+        let (ok, _, err) = run_cli(&["validate", dir.to_str().unwrap()]);
+        assert!(!ok);
+        assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+    }
+}

@@ -1,0 +1,338 @@
+//! Plain CloudFormation REST APIs, as hand-written templates and the CDK
+//! declare them: an `AWS::ApiGateway::RestApi`, its `Resource` tree,
+//! `Method`s (`AWS_PROXY` to a function, `HTTP_PROXY`, `MOCK`),
+//! `Authorizer`s (Lambda `TOKEN`/`REQUEST`), and the `Stage`s or
+//! `Deployment`s that name its stages, written into the project's `apis`
+//! table as the SAM resources are.
+//!
+//! How parts point at each other (`ParentId: !Ref Parent`, `ResourceId:
+//! !GetAtt Api.RootResourceId`, `AuthorizerId: !Ref Auth`) is read from
+//! the template as written, not from evaluated values.
+
+use std::collections::BTreeMap;
+
+use crate::node::{Node, Value};
+use crate::sam::function_of_arn;
+use crate::Error;
+
+/// One `AWS::ApiGateway::*` resource: its logical id, the resource as
+/// written, its type, and its properties evaluated.
+pub(crate) struct Part<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) raw: &'a Node,
+    pub(crate) ty: &'a str,
+    pub(crate) props: Option<Node>,
+}
+
+impl Part<'_> {
+    fn path(&self) -> String {
+        format!("Resources.{}.Properties", self.id)
+    }
+
+    fn text(&self, key: &str) -> Option<String> {
+        self.props.as_ref()?.get(key)?.scalar_text()
+    }
+
+    /// A property as written (before evaluation).
+    fn raw_prop(&self, key: &str) -> Option<&Node> {
+        self.raw.get("Properties")?.get(key)
+    }
+
+    /// The logical id a property names with `Ref` (or `Fn::GetAtt`'s
+    /// first item), as written.
+    fn names(&self, key: &str) -> Option<String> {
+        let n = self.raw_prop(key)?;
+        n.get("Ref")
+            .and_then(Node::as_str)
+            .or_else(|| n.get("Fn::GetAtt")?.as_list()?.first()?.as_str())
+            .map(str::to_owned)
+    }
+
+    /// Whether a property is `!GetAtt X.RootResourceId`.
+    fn is_root(&self, key: &str) -> bool {
+        self.raw_prop(key)
+            .and_then(|n| n.get("Fn::GetAtt"))
+            .and_then(Node::as_list)
+            .is_some_and(|l| l.get(1).and_then(Node::as_str) == Some("RootResourceId"))
+    }
+
+    fn error(&self, message: impl Into<String>) -> Error {
+        self.raw.error(&self.path(), message)
+    }
+}
+
+/// The function a Lambda integration or authorizer URI calls
+/// (`arn:aws:apigateway:REGION:lambda:path/2015-03-31/functions/ARN/invocations`).
+fn uri_function(uri: &str) -> Option<String> {
+    let arn = uri.split("/functions/").nth(1)?;
+    let arn = arn.strip_suffix("/invocations").unwrap_or(arn);
+    Some(function_of_arn(arn))
+}
+
+/// Adds the template's plain REST APIs to `apis`; the ids of the APIs
+/// added to `cfn_apis`.
+pub(crate) fn rest_apis(
+    parts: &[Part<'_>],
+    apis: &mut BTreeMap<String, toml::Table>,
+    cfn_apis: &mut Vec<String>,
+    errors: &mut Vec<Error>,
+) {
+    let of = |ty: &'static str| parts.iter().filter(move |p| p.ty == ty);
+    for api in of("AWS::ApiGateway::RestApi") {
+        if api.raw_prop("Body").is_some() || api.raw_prop("BodyS3Location").is_some() {
+            errors.push(api.error("a RestApi defined by an OpenAPI Body is not served yet: declare its Resources and Methods"));
+            continue;
+        }
+        let t = apis.entry(api.id.to_owned()).or_default();
+        t.insert("type".into(), "rest".into());
+        cfn_apis.push(api.id.to_owned());
+    }
+    let api_of = |p: &Part<'_>, errors: &mut Vec<Error>| -> Option<String> {
+        match p.names("RestApiId") {
+            Some(id) if cfn_apis.contains(&id) => Some(id),
+            other => {
+                errors.push(p.error(format!(
+                    "RestApiId names {}, not an AWS::ApiGateway::RestApi of the template",
+                    other.map_or_else(|| "nothing".to_owned(), |o| format!("{o:?}"))
+                )));
+                None
+            }
+        }
+    };
+    // Each Resource's path, from its parents.
+    let resources: BTreeMap<&str, &Part<'_>> =
+        of("AWS::ApiGateway::Resource").map(|p| (p.id, p)).collect();
+    let path_of = |id: &str| -> Result<String, String> {
+        let mut segments = Vec::new();
+        let mut at = id.to_owned();
+        for _ in 0..64 {
+            let Some(p) = resources.get(at.as_str()) else {
+                return Err(format!(
+                    "{at:?} is not an AWS::ApiGateway::Resource of the template"
+                ));
+            };
+            segments.push(p.text("PathPart").ok_or("a Resource needs a PathPart")?);
+            if p.is_root("ParentId") {
+                segments.reverse();
+                return Ok(format!("/{}", segments.join("/")));
+            }
+            at = p
+                .names("ParentId")
+                .ok_or("ParentId is !Ref a Resource or !GetAtt Api.RootResourceId")?;
+        }
+        Err("the Resource tree has a cycle".into())
+    };
+    // Authorizers, by logical id.
+    for a in of("AWS::ApiGateway::Authorizer") {
+        let Some(api) = api_of(a, errors) else {
+            continue;
+        };
+        let kind = a.text("Type").unwrap_or_default();
+        let mut t = toml::Table::new();
+        match kind.as_str() {
+            "TOKEN" | "REQUEST" => {}
+            other => {
+                errors.push(a.error(format!(
+                    "an authorizer of Type {other:?} is not served yet (TOKEN and REQUEST are)"
+                )));
+                continue;
+            }
+        }
+        t.insert("type".into(), kind.to_ascii_lowercase().into());
+        let Some(f) = a.text("AuthorizerUri").as_deref().and_then(uri_function) else {
+            errors.push(a.error("AuthorizerUri names no function (arn:aws:apigateway:REGION:lambda:path/2015-03-31/functions/ARN/invocations)"));
+            continue;
+        };
+        t.insert("function".into(), f.into());
+        if let Some(src) = a.text("IdentitySource") {
+            let sources: Vec<toml::Value> =
+                src.split(',').map(|s| s.trim().to_owned().into()).collect();
+            if kind == "TOKEN" {
+                if let Some(first) = sources.into_iter().next() {
+                    t.insert("identity_source".into(), first);
+                }
+            } else {
+                t.insert("identity_source".into(), toml::Value::Array(sources));
+            }
+        }
+        if let Some(v) = a.text("IdentityValidationExpression") {
+            t.insert("identity_validation".into(), v.into());
+        }
+        if let Some(ttl) = a
+            .text("AuthorizerResultTtlInSeconds")
+            .and_then(|t| t.parse::<i64>().ok())
+        {
+            t.insert("ttl".into(), ttl.into());
+        }
+        if let Some(toml::Value::Table(all)) = apis.get_mut(&api).map(|x| {
+            x.entry("authorizers")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        }) {
+            all.insert(a.id.to_owned(), toml::Value::Table(t));
+        }
+    }
+    // Methods: the routes.
+    for m in of("AWS::ApiGateway::Method") {
+        let Some(api) = api_of(m, errors) else {
+            continue;
+        };
+        let path = if m.is_root("ResourceId") {
+            Ok("/".to_owned())
+        } else {
+            m.names("ResourceId")
+                .ok_or_else(|| {
+                    "ResourceId is !Ref a Resource or !GetAtt Api.RootResourceId".to_owned()
+                })
+                .and_then(|r| path_of(&r))
+        };
+        let path = match path {
+            Ok(p) => p,
+            Err(why) => {
+                errors.push(m.error(why));
+                continue;
+            }
+        };
+        let method = m
+            .text("HttpMethod")
+            .unwrap_or_else(|| "ANY".into())
+            .to_ascii_uppercase();
+        let mut target = match integration(m) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        match m.text("AuthorizationType").as_deref() {
+            None | Some("NONE") => {}
+            Some("CUSTOM") => match m.names("AuthorizerId") {
+                Some(a) => {
+                    target.insert("authorizer".into(), a.into());
+                }
+                None => {
+                    errors.push(
+                        m.error("AuthorizationType CUSTOM needs AuthorizerId: !Ref an Authorizer"),
+                    );
+                    continue;
+                }
+            },
+            Some(other) => {
+                errors.push(m.error(format!(
+                    "AuthorizationType {other} is not served yet (NONE and CUSTOM are)"
+                )));
+                continue;
+            }
+        }
+        if m.props
+            .as_ref()
+            .and_then(|p| p.get("ApiKeyRequired"))
+            .map(|n| &n.value)
+            == Some(&Value::Bool(true))
+        {
+            target.insert("api_key_required".into(), true.into());
+        }
+        if let Some(toml::Value::Table(routes)) = apis.get_mut(&api).map(|x| {
+            x.entry("routes")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        }) {
+            routes.insert(format!("{method} {path}"), toml::Value::Table(target));
+        }
+    }
+    // Stages: a Stage's, or a Deployment's StageName.
+    for p in parts
+        .iter()
+        .filter(|p| p.ty == "AWS::ApiGateway::Stage" || p.ty == "AWS::ApiGateway::Deployment")
+    {
+        let Some(name) = p.text("StageName") else {
+            continue;
+        };
+        let Some(api) = api_of(p, errors) else {
+            continue;
+        };
+        let mut stage = toml::Table::new();
+        if let Some(vars) = p
+            .props
+            .as_ref()
+            .and_then(|x| x.get("Variables"))
+            .and_then(Node::as_map)
+        {
+            let vars: toml::Table = vars
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), toml::Value::String(v.scalar_text()?))))
+                .collect();
+            stage.insert("variables".into(), toml::Value::Table(vars));
+        }
+        if let Some(toml::Value::Table(stages)) = apis.get_mut(&api).map(|x| {
+            x.entry("stages")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        }) {
+            let entry = stages
+                .entry(name)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let (toml::Value::Table(e), false) = (entry, stage.is_empty()) {
+                e.extend(stage);
+            }
+        }
+    }
+    for id in cfn_apis.iter() {
+        if apis.get(id).is_some_and(|a| !a.contains_key("stages")) {
+            if let Some(api) = parts.iter().find(|p| p.id == id) {
+                errors.push(api.error("the RestApi has no Stage (nor a Deployment with a StageName): nothing would serve it"));
+            }
+        }
+    }
+}
+
+/// A Method's `Integration` as a route's target.
+fn integration(m: &Part<'_>) -> Result<toml::Table, Error> {
+    let i = m
+        .props
+        .as_ref()
+        .and_then(|p| p.get("Integration"))
+        .ok_or_else(|| m.error("a Method needs an Integration"))?;
+    let text = |k: &str| i.get(k).and_then(Node::scalar_text);
+    let mut t = toml::Table::new();
+    match text("Type").as_deref() {
+        Some("AWS_PROXY") => {
+            let f = text("Uri")
+                .as_deref()
+                .and_then(uri_function)
+                .ok_or_else(|| m.error("an AWS_PROXY integration's Uri names a function (…/functions/ARN/invocations)"))?;
+            t.insert("function".into(), f.into());
+        }
+        Some("HTTP_PROXY") => {
+            let uri =
+                text("Uri").ok_or_else(|| m.error("an HTTP_PROXY integration needs a Uri"))?;
+            t.insert("http".into(), uri.into());
+        }
+        Some("MOCK") => {
+            // The first integration response, its JSON template taken as
+            // written (mapping templates come with VTL).
+            let first = i
+                .get("IntegrationResponses")
+                .and_then(Node::as_list)
+                .and_then(<[Node]>::first);
+            let status = first
+                .and_then(|r| r.get("StatusCode"))
+                .and_then(Node::scalar_text)
+                .and_then(|s| s.parse::<i64>().ok())
+                .unwrap_or(200);
+            let body = first
+                .and_then(|r| r.get("ResponseTemplates"))
+                .and_then(|t| t.get("application/json"))
+                .and_then(Node::scalar_text)
+                .unwrap_or_default();
+            let mut mock = toml::Table::new();
+            mock.insert("status".into(), status.into());
+            mock.insert("body".into(), body.into());
+            t.insert("mock".into(), toml::Value::Table(mock));
+        }
+        other => {
+            return Err(m.error(format!(
+                "an integration of Type {} is not served yet (AWS_PROXY, HTTP_PROXY and MOCK are)",
+                other.unwrap_or("(none)")
+            )))
+        }
+    }
+    Ok(t)
+}
