@@ -25,22 +25,22 @@ pub(crate) struct Part<'a> {
 }
 
 impl Part<'_> {
-    fn path(&self) -> String {
+    pub(crate) fn path(&self) -> String {
         format!("Resources.{}.Properties", self.id)
     }
 
-    fn text(&self, key: &str) -> Option<String> {
+    pub(crate) fn text(&self, key: &str) -> Option<String> {
         self.props.as_ref()?.get(key)?.scalar_text()
     }
 
     /// A property as written (before evaluation).
-    fn raw_prop(&self, key: &str) -> Option<&Node> {
+    pub(crate) fn raw_prop(&self, key: &str) -> Option<&Node> {
         self.raw.get("Properties")?.get(key)
     }
 
     /// The logical id a property names with `Ref` (or `Fn::GetAtt`'s
     /// first item), as written.
-    fn names(&self, key: &str) -> Option<String> {
+    pub(crate) fn names(&self, key: &str) -> Option<String> {
         let n = self.raw_prop(key)?;
         n.get("Ref")
             .and_then(Node::as_str)
@@ -56,14 +56,14 @@ impl Part<'_> {
             .is_some_and(|l| l.get(1).and_then(Node::as_str) == Some("RootResourceId"))
     }
 
-    fn error(&self, message: impl Into<String>) -> Error {
+    pub(crate) fn error(&self, message: impl Into<String>) -> Error {
         self.raw.error(&self.path(), message)
     }
 }
 
 /// The function a Lambda integration or authorizer URI calls
 /// (`arn:aws:apigateway:REGION:lambda:path/2015-03-31/functions/ARN/invocations`).
-fn uri_function(uri: &str) -> Option<String> {
+pub(crate) fn uri_function(uri: &str) -> Option<String> {
     let arn = uri.split("/functions/").nth(1)?;
     let arn = arn.strip_suffix("/invocations").unwrap_or(arn);
     Some(function_of_arn(arn))

@@ -26,6 +26,7 @@ mod cfn;
 pub mod node;
 pub mod sam;
 pub mod stack;
+mod v2;
 
 pub use node::{parse, Node, Value};
 pub use sam::Project;

@@ -37,15 +37,18 @@ pub struct Project {
 /// `base` (`http://127.0.0.1:8080`) that serves the same paths.
 pub fn localize(value: &str, api_ids: &[String], base: &str) -> String {
     let mut out = value.to_owned();
+    let ws = base.replacen("http://", "ws://", 1);
     for id in api_ids {
-        let prefix = format!("https://{id}.execute-api.");
-        while let Some(start) = out.find(&prefix) {
-            let rest = &out[start + prefix.len()..];
-            let Some(end) = rest.find(".amazonaws.com") else {
-                break;
-            };
-            let end = start + prefix.len() + end + ".amazonaws.com".len();
-            out.replace_range(start..end, base);
+        for (scheme, local) in [("https", base), ("wss", ws.as_str())] {
+            let prefix = format!("{scheme}://{id}.execute-api.");
+            while let Some(start) = out.find(&prefix) {
+                let rest = &out[start + prefix.len()..];
+                let Some(end) = rest.find(".amazonaws.com") else {
+                    break;
+                };
+                let end = start + prefix.len() + end + ".amazonaws.com".len();
+                out.replace_range(start..end, local);
+            }
         }
     }
     out
@@ -94,9 +97,10 @@ impl Resources for Declared<'_> {
             "AWS::Serverless::Function" | "AWS::Lambda::Function" => {
                 self.names.get(id).cloned().unwrap_or_else(|| id.to_owned())
             }
-            "AWS::Serverless::Api" | "AWS::Serverless::HttpApi" | "AWS::ApiGateway::RestApi" => {
-                api_id(id)
-            }
+            "AWS::Serverless::Api"
+            | "AWS::Serverless::HttpApi"
+            | "AWS::ApiGateway::RestApi"
+            | "AWS::ApiGatewayV2::Api" => api_id(id),
             _ => id.to_owned(),
         }))
     }
@@ -113,13 +117,14 @@ impl Resources for Declared<'_> {
             ("AWS::IAM::Role", "Arn") => Ok(Value::String(format!(
                 "arn:aws:iam::{ACCOUNT_ID}:role/{id}"
             ))),
-            ("AWS::Serverless::HttpApi" | "AWS::Serverless::Api", "ApiEndpoint") => {
-                Ok(Value::String(format!(
-                    "https://{}.execute-api.{}.amazonaws.com",
-                    api_id(id),
-                    self.stack.region()
-                )))
-            }
+            (
+                "AWS::Serverless::HttpApi" | "AWS::Serverless::Api" | "AWS::ApiGatewayV2::Api",
+                "ApiEndpoint",
+            ) => Ok(Value::String(format!(
+                "https://{}.execute-api.{}.amazonaws.com",
+                api_id(id),
+                self.stack.region()
+            ))),
             // What Stratus does not model still gives an AWS-shaped value, so
             // code reading it from its environment starts.
             (_, attr) if !ty.starts_with("AWS::Serverless::") => Ok(Value::String(format!(
@@ -381,7 +386,12 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             | "AWS::ApiGateway::Method"
             | "AWS::ApiGateway::Authorizer"
             | "AWS::ApiGateway::Stage"
-            | "AWS::ApiGateway::Deployment" => rest_parts.push(crate::cfn::Part {
+            | "AWS::ApiGateway::Deployment"
+            | "AWS::ApiGatewayV2::Api"
+            | "AWS::ApiGatewayV2::Route"
+            | "AWS::ApiGatewayV2::RouteResponse"
+            | "AWS::ApiGatewayV2::Integration"
+            | "AWS::ApiGatewayV2::Stage" => rest_parts.push(crate::cfn::Part {
                 id,
                 raw: r,
                 ty: ty.as_str(),
@@ -405,6 +415,7 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
     }
     let mut cfn_apis = Vec::new();
     crate::cfn::rest_apis(&rest_parts, &mut apis, &mut cfn_apis, &mut errors);
+    crate::v2::apis_v2(&rest_parts, &mut apis, &mut cfn_apis, &mut errors);
     // Every SAM API, explicit or implicit (what SAM makes when an event
     // needs it: `ServerlessRestApi` with its `Prod` stage,
     // `ServerlessHttpApi`), with `Globals.Api`/`Globals.HttpApi` under
@@ -1009,6 +1020,11 @@ mod tests {
         assert_eq!(
             localize(&aws, &ids, "http://127.0.0.1:8080"),
             "http://127.0.0.1:8080/Prod/hello/"
+        );
+        let wss = format!("wss://{}.execute-api.us-east-1.amazonaws.com/prod", ids[0]);
+        assert_eq!(
+            localize(&wss, &ids, "http://127.0.0.1:8080"),
+            "ws://127.0.0.1:8080/prod"
         );
         let other = "https://abcdefghij.execute-api.us-east-1.amazonaws.com/x";
         assert_eq!(

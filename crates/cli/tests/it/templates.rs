@@ -737,3 +737,108 @@ fn plain_cloudformation_mistakes_are_named() {
         assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
     }
 }
+
+const V2_TEMPLATE: &str = r#"AWSTemplateFormatVersion: '2010-09-09'
+Resources:
+  ChatApi:
+    Type: AWS::ApiGatewayV2::Api
+    Properties:
+      Name: chat
+      ProtocolType: WEBSOCKET
+      RouteSelectionExpression: "$request.body.action"
+  ConnectRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties:
+      ApiId: !Ref ChatApi
+      RouteKey: $connect
+      Target: !Join ["/", [integrations, !Ref ChatInteg]]
+  EchoRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties:
+      ApiId: !Ref ChatApi
+      RouteKey: echo
+      Target: !Join ["/", [integrations, !Ref ChatInteg]]
+  EchoResponse:
+    Type: AWS::ApiGatewayV2::RouteResponse
+    Properties:
+      ApiId: !Ref ChatApi
+      RouteId: !Ref EchoRoute
+      RouteResponseKey: $default
+  ChatInteg:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref ChatApi
+      IntegrationType: AWS_PROXY
+      IntegrationUri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${ChatFunction.Arn}/invocations"
+  Production:
+    Type: AWS::ApiGatewayV2::Stage
+    Properties: { ApiId: !Ref ChatApi, StageName: production, AutoDeploy: true }
+  QuickApi:
+    Type: AWS::ApiGatewayV2::Api
+    Properties:
+      Name: quick
+      ProtocolType: HTTP
+      Target: !GetAtt ChatFunction.Arn
+  ChatFunction:
+    Type: AWS::Lambda::Function
+    Properties: { Handler: app.handler, Runtime: python3.12, Code: chat/ }
+Outputs:
+  WebSocketURI:
+    Value: !Sub "wss://${ChatApi}.execute-api.${AWS::Region}.amazonaws.com/production"
+"#;
+
+const CHAT_PY: &str = r#"
+import json
+def handler(event, context):
+    rc = event["requestContext"]
+    return {"statusCode": 200, "body": json.dumps({
+        "route": rc.get("routeKey"), "body": event.get("body"), "path": event.get("rawPath"),
+    })}
+"#;
+
+#[tokio::test]
+async fn plain_cloudformation_websocket_and_quick_create_http_apis_are_served() {
+    use futures_util::{SinkExt, StreamExt};
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("v2");
+    write_file(&dir, "template.yaml", V2_TEMPLATE);
+    write_file(&dir, "chat/app.py", CHAT_PY);
+    let s = Serving::start_with(&dir, &PORTS, &[]);
+    let s = tokio::task::spawn_blocking(move || {
+        let lines = s.wait_line("output WebSocketURI", Duration::from_secs(10));
+        (s, lines)
+    });
+    let (s, lines) = s.await.unwrap();
+    let uri = lines
+        .iter()
+        .find_map(|l| l.split("output WebSocketURI = ").nth(1))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(uri, format!("ws://{}/production", s.gateway));
+    // The WebSocket API at its printed URL: $connect, then a two-way route.
+    let (mut ws, _) = tokio_tungstenite::connect_async(&uri)
+        .await
+        .expect("connected");
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        r#"{"action":"echo","n":1}"#,
+    ))
+    .await
+    .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let v: Value = serde_json::from_str(answer.to_text().unwrap()).unwrap();
+    assert_eq!(v["route"], "echo");
+    assert_eq!(v["body"], r#"{"action":"echo","n":1}"#);
+    // The quick-create HTTP API: every request to its target.
+    let r = reqwest::get(s.url("/any/path")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["route"].as_str(), v["path"].as_str()),
+        (Some("$default"), Some("/any/path"))
+    );
+}
