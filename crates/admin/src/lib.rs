@@ -9,6 +9,7 @@
 //! listener.
 
 mod cache;
+mod cloudformation;
 mod connections;
 mod deployments;
 mod error;
@@ -21,6 +22,7 @@ mod rds_data;
 mod s3;
 mod sigv4;
 
+pub use cloudformation::StackInfo;
 pub use monitor::DashboardFeed;
 pub use sigv4::sign_headers;
 
@@ -57,6 +59,8 @@ pub struct AdminState {
     pub reload: Option<tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<bool>>>,
     /// What the dashboard streams send.
     pub dashboard: Arc<DashboardFeed>,
+    /// The running template as a stack (None: a `stratus.toml` project).
+    pub stack: Option<Arc<StackInfo>>,
 }
 
 /// The project and what the current gateway made of it; a reload

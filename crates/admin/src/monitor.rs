@@ -41,7 +41,8 @@ const UPLOT_CSS: &str = include_str!("../assets/vendor/uplot/uPlot.min.css");
 
 pub(crate) fn router() -> axum::Router<AdminState> {
     axum::Router::new()
-        .route("/", get(index))
+        // `POST /` is CloudFormation's query protocol.
+        .route("/", get(index).post(crate::cloudformation::dispatch))
         .route("/assets/{file}", get(asset))
         .route("/metrics", get(prometheus))
         .route("/stratus/dashboard.json", get(snapshot_json))

@@ -38,6 +38,7 @@ async fn state() -> AdminState {
         keys: None,
         reload: None,
         dashboard: Arc::new(crate::DashboardFeed::new(4)),
+        stack: None,
         objects: Arc::new(
             stratus_state::objects::FsObjectStore::open(
                 &std::env::temp_dir().join(format!("stratus-admin-{}", uuid::Uuid::new_v4())),

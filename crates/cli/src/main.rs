@@ -74,6 +74,10 @@ struct ServeArgs {
     /// A template's parameter values, as SAM CLI takes them: Key=Value ...
     #[arg(long, value_name = "KEY=VALUE", num_args = 1..)]
     parameter_overrides: Vec<String>,
+    /// A template's stack name (AWS::StackName, DescribeStacks); by
+    /// default the project folder's name.
+    #[arg(long)]
+    stack_name: Option<String>,
     /// The gateway's address, in place of server.listen (IP:PORT).
     #[arg(long, value_name = "IP:PORT", conflicts_with = "port")]
     listen: Option<SocketAddr>,
@@ -778,8 +782,9 @@ fn template_of(path: &Path) -> Option<PathBuf> {
 fn load_template(
     file: &Path,
     overrides: &[String],
+    stack_name: Option<&str>,
 ) -> Result<(App, Option<stratus_template::Project>), stratus_config::Diagnostics> {
-    let (project, dir) = template_project(file, overrides)?;
+    let (project, dir) = template_project(file, overrides, stack_name)?;
     let app = stratus_config::load_str(&project.toml, file, &dir)?;
     Ok((app, Some(project)))
 }
@@ -791,7 +796,7 @@ fn init_from(template: &Path, dir: Option<&Path>, overrides: &[String]) -> anyho
         eprintln!("{errors}");
         anyhow::Error::new(Reported)
     };
-    let (project, here) = template_project(template, overrides).map_err(report)?;
+    let (project, here) = template_project(template, overrides, None).map_err(report)?;
     if let Some(dir) = dir {
         let same = std::path::absolute(dir).ok() == Some(here.clone());
         anyhow::ensure!(
@@ -822,6 +827,7 @@ fn init_from(template: &Path, dir: Option<&Path>, overrides: &[String]) -> anyho
 fn template_project(
     file: &Path,
     overrides: &[String],
+    stack_name: Option<&str>,
 ) -> Result<(stratus_template::Project, PathBuf), stratus_config::Diagnostics> {
     let fail = |message: String| {
         stratus_config::Diagnostics(vec![stratus_config::Diagnostic {
@@ -849,9 +855,10 @@ fn template_project(
     }
     let inputs = stratus_template::Inputs {
         region: stratus_config::DEFAULT_REGION.to_owned(),
-        stack_name: dir
-            .file_name()
-            .map_or_else(|| "stack".to_owned(), |n| n.to_string_lossy().into_owned()),
+        stack_name: stack_name.map(str::to_owned).unwrap_or_else(|| {
+            dir.file_name()
+                .map_or_else(|| "stack".to_owned(), |n| n.to_string_lossy().into_owned())
+        }),
         overrides: pairs,
     };
     let project = stratus_template::project(&text, &inputs).map_err(|errors| {
@@ -874,16 +881,17 @@ fn template_project(
 
 /// `load`, with a template's `--parameter-overrides`.
 fn load_with(path: &std::path::Path, overrides: &[String]) -> anyhow::Result<App> {
-    load_full(path, overrides).map(|(app, _)| app)
+    load_full(path, overrides, None).map(|(app, _)| app)
 }
 
 /// `load_with`, and the template the project came from, if it did.
 fn load_full(
     path: &std::path::Path,
     overrides: &[String],
+    stack_name: Option<&str>,
 ) -> anyhow::Result<(App, Option<stratus_template::Project>)> {
     let loaded = match template_of(path) {
-        Some(file) => load_template(&file, overrides),
+        Some(file) => load_template(&file, overrides, stack_name),
         None => stratus_config::load(path).map(|app| (app, None)),
     };
     loaded.map_err(|errors| {
@@ -898,11 +906,12 @@ fn serve(args: ServeArgs, watch: bool) -> anyhow::Result<()> {
     let ServeArgs {
         path,
         parameter_overrides,
+        stack_name,
         listen,
         port,
         admin_listen,
     } = args;
-    let (mut app, template) = load_full(&path, &parameter_overrides)?;
+    let (mut app, template) = load_full(&path, &parameter_overrides, stack_name.as_deref())?;
     if let Some(listen) = listen {
         app.server.listen = listen;
     }
@@ -923,7 +932,30 @@ fn serve(args: ServeArgs, watch: bool) -> anyhow::Result<()> {
     let project_dir = absolute(&app.project_dir);
     let data_dir = absolute(&app.server.data_dir);
     rt.block_on(async move {
-        let server = stratus_server::Server::bind(app).await?;
+        let region = app.server.region.clone();
+        let mut server = stratus_server::Server::bind(app).await?;
+        // A template runs as a stack: its outputs with the local URLs.
+        let base = format!("http://{}", server.gateway_addr());
+        let localized = |t: &stratus_template::Project, v: &str| {
+            stratus_template::sam::localize(v, &t.api_ids, &base)
+        };
+        if let Some(t) = &template {
+            let stack_name = &t.stack_name;
+            server.set_stack(stratus_admin::StackInfo {
+                id: format!(
+                    "arn:aws:cloudformation:{region}:000000000000:stack/{stack_name}/00000000-0000-0000-0000-000000000000"
+                ),
+                name: stack_name.clone(),
+                description: t.description.clone(),
+                created_ms: chrono::Utc::now().timestamp_millis(),
+                outputs: t
+                    .outputs
+                    .iter()
+                    .map(|o| (o.name.clone(), localized(t, &o.value), o.description.clone()))
+                    .collect(),
+                resources: t.resources.clone(),
+            });
+        }
         // SIGHUP reloads (`serve` and `dev`); `dev` also watches the files.
         let (reload_tx, reloads) = tokio::sync::mpsc::channel(4);
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -953,12 +985,16 @@ fn serve(args: ServeArgs, watch: bool) -> anyhow::Result<()> {
             server.admin_addr()
         );
         // A template's Outputs, its APIs' AWS URLs shown as the local ones.
-        if let Some(t) = template.filter(|t| !t.outputs.is_empty()) {
-            let base = format!("http://{}", server.gateway_addr());
-            for (name, value) in &t.outputs {
-                let value = stratus_template::sam::localize(value, &t.api_ids, &base);
-                tracing::info!(target: READY, "output {name} = {value}");
+        if let Some(t) = &template {
+            let stack_name = &t.stack_name;
+            for o in &t.outputs {
+                tracing::info!(target: READY, "output {} = {}", o.name, localized(t, &o.value));
             }
+            tracing::info!(
+                target: READY,
+                "stack {stack_name}: DescribeStacks and ListStackResources on http://{}",
+                server.admin_addr()
+            );
         }
         server.run_reloading(shutdown_signal(), reloads).await
     })

@@ -40,6 +40,8 @@ pub struct Server {
     /// Buckets and objects (the data directory's `objects/`).
     objects: Arc<dyn stratus_state::objects::ObjectStore>,
     databases: Arc<stratus_state::databases::Databases>,
+    /// The running template as a stack, for the admin listener.
+    stack: Option<Arc<stratus_admin::StackInfo>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -100,7 +102,13 @@ impl Server {
             keys,
             objects,
             databases,
+            stack: None,
         })
+    }
+
+    /// Answers CloudFormation's read calls for `stack` (a template's).
+    pub fn set_stack(&mut self, stack: stratus_admin::StackInfo) {
+        self.stack = Some(Arc::new(stack));
     }
 
     pub fn gateway_addr(&self) -> SocketAddr {
@@ -236,6 +244,7 @@ impl Server {
             dashboard: Arc::new(stratus_admin::DashboardFeed::new(
                 self.app.server.dashboard_streams,
             )),
+            stack: self.stack.clone(),
         };
         // The admin listener answers /healthz even at its connection cap.
         let admin_limits = listener::Limits {

@@ -26,10 +26,25 @@ pub struct Project {
     pub toml: String,
     /// Resources that are not run, as (logical id, type).
     pub not_run: Vec<(String, String)>,
-    /// The template's `Outputs`, evaluated: (name, value).
-    pub outputs: Vec<(String, String)>,
+    /// The template's `Outputs`, evaluated.
+    pub outputs: Vec<Output>,
+    /// Every resource of the stack: (logical id, type, physical id), what
+    /// CloudFormation's ListStackResources gives.
+    pub resources: Vec<(String, String, String)>,
+    /// The template's `Description`.
+    pub description: Option<String>,
+    /// The stack's name (`AWS::StackName`).
+    pub stack_name: String,
     /// The API ids the template's APIs have (what their AWS URLs carry).
     pub api_ids: Vec<String>,
+}
+
+/// One of the template's `Outputs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub name: String,
+    pub value: String,
+    pub description: Option<String>,
 }
 
 /// `value` with each AWS URL of one of `api_ids`
@@ -484,7 +499,11 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
                         .join(","),
                     _ => v.scalar_text().unwrap_or_default(),
                 };
-                outputs.push((name.clone(), text));
+                outputs.push(Output {
+                    name: name.clone(),
+                    value: text,
+                    description: out.get("Description").and_then(Node::scalar_text),
+                });
             }
             Ok(None) => {}
             Err(e) => errors.push(e),
@@ -494,6 +513,17 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
         return Err(errors);
     }
     let api_ids = apis.keys().map(|id| api_id(id)).collect();
+    let resources = declared
+        .types
+        .iter()
+        .map(|(id, ty)| {
+            let physical = match declared.reference(id) {
+                Ok(Value::String(s)) => s,
+                _ => id.clone(),
+            };
+            (id.clone(), ty.clone(), physical)
+        })
+        .collect();
     let mut doc = toml::Table::new();
     if !functions.is_empty() {
         doc.insert("functions".into(), toml::Value::Table(functions));
@@ -535,6 +565,9 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
         not_run,
         outputs,
         api_ids,
+        resources,
+        description: template.get("Description").and_then(Node::scalar_text),
+        stack_name: stack.stack_name().to_owned(),
     })
 }
 

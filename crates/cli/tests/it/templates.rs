@@ -842,3 +842,100 @@ async fn plain_cloudformation_websocket_and_quick_create_http_apis_are_served() 
         (Some("$default"), Some("/any/path"))
     );
 }
+
+/// A sam init-style integration test, of our own: the API's URL from the
+/// stack's outputs, as `sam init` projects read it.
+const SAM_INIT_TEST: &str = r#"
+import json, os, urllib.request
+import boto3, pytest
+
+class TestApiGateway:
+    @pytest.fixture()
+    def api_gateway_url(self):
+        stack_name = os.environ["AWS_SAM_STACK_NAME"]
+        client = boto3.client("cloudformation")
+        response = client.describe_stacks(StackName=stack_name)
+        outputs = response["Stacks"][0]["Outputs"]
+        api = [o for o in outputs if o["OutputKey"] == "HelloWorldApi"]
+        assert api, f"no HelloWorldApi output in {outputs}"
+        return api[0]["OutputValue"]
+
+    def test_api_gateway(self, api_gateway_url):
+        with urllib.request.urlopen(api_gateway_url) as r:
+            assert r.status == 200
+            assert json.loads(r.read())["message"] == "hello world"
+"#;
+
+const STACK_PY: &str = r#"
+import json, sys, boto3, botocore
+cf = boto3.client("cloudformation")
+out = {}
+stack = cf.describe_stacks(StackName=sys.argv[1])["Stacks"][0]
+out["status"] = stack["StackStatus"]
+out["outputs"] = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+out["described"] = {o["OutputKey"]: o.get("Description") for o in stack["Outputs"]}
+res = cf.list_stack_resources(StackName=sys.argv[1])["StackResourceSummaries"]
+out["resources"] = {r["LogicalResourceId"]: [r["ResourceType"], r["PhysicalResourceId"]] for r in res}
+one = cf.describe_stack_resource(StackName=sys.argv[1], LogicalResourceId="HelloWorldFunction")
+out["one"] = one["StackResourceDetail"]["PhysicalResourceId"]
+try:
+    cf.describe_stacks(StackName="nope")
+except botocore.exceptions.ClientError as e:
+    out["missing"] = [e.response["Error"]["Code"], e.response["Error"]["Message"]]
+print(json.dumps(out))
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stack_answers_cloudformation_and_a_sam_init_test_passes() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("hello-app");
+    sam_project(&dir, TEMPLATE);
+    write_file(&dir, "tests/integration/test_api_gateway.py", SAM_INIT_TEST);
+    write_file(&dir, "stack.py", STACK_PY);
+    let mut args = PORTS.to_vec();
+    args.extend(["--stack-name", "sam-app"]);
+    let s = Serving::start_with(&dir, &args, &[]);
+    let endpoint = format!("http://{}", s.admin);
+    let python = |script_args: &[&str]| {
+        let mut cmd = std::process::Command::new("python3");
+        cmd.args(script_args)
+            .current_dir(&dir)
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_SAM_STACK_NAME", "sam-app");
+        cmd
+    };
+    let out = python(&["stack.py", "sam-app"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "CREATE_COMPLETE");
+    assert_eq!(v["outputs"]["HelloWorldApi"], s.url("/Prod/hello/"));
+    assert_eq!(
+        v["described"]["HelloWorldApi"],
+        "the Prod stage's hello URL"
+    );
+    assert_eq!(
+        v["resources"]["HelloWorldFunction"],
+        serde_json::json!(["AWS::Serverless::Function", "HelloWorldFunction"])
+    );
+    assert_eq!(v["resources"]["Items"][0], "AWS::DynamoDB::Table");
+    assert_eq!(v["one"], "HelloWorldFunction");
+    assert_eq!(v["missing"][0], "ValidationError");
+    // The project's own pytest suite, unchanged.
+    let out = python(&["-m", "pytest", "-q", "tests/integration"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("1 passed"), "{said}");
+}
