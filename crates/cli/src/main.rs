@@ -9,6 +9,7 @@ mod keys;
 mod logformat;
 mod logs;
 mod logwriter;
+mod templates;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -78,6 +79,14 @@ struct ServeArgs {
     /// default the project folder's name.
     #[arg(long)]
     stack_name: Option<String>,
+    /// A template's region (AWS::Region, and what functions are told), in
+    /// place of us-east-1.
+    #[arg(long)]
+    region: Option<String>,
+    /// Refuse a template that holds resources Stratus does not run,
+    /// instead of serving the rest.
+    #[arg(long)]
+    strict: bool,
     /// The gateway's address, in place of server.listen (IP:PORT).
     #[arg(long, value_name = "IP:PORT", conflicts_with = "port")]
     listen: Option<SocketAddr>,
@@ -385,7 +394,7 @@ fn main() -> ExitCode {
             dir,
             parameter_overrides,
             ..
-        } => init_from(&from, dir.as_deref(), &parameter_overrides),
+        } => templates::init_from(&from, dir.as_deref(), parameter_overrides),
         Command::Init {
             dir,
             template,
@@ -754,144 +763,17 @@ fn init_tracing(format: LogFormat, default_level: &str) -> logwriter::FlushGuard
 
 /// Loads a project, printing every mistake to stderr.
 pub(crate) fn load(path: &std::path::Path) -> anyhow::Result<App> {
-    load_with(path, &[])
+    load_full(path, &templates::Options::default()).map(|(app, _)| app)
 }
 
-/// The template a path names: a `.yaml`/`.yml`/`.json` file, or in a
-/// directory without `stratus.toml`, its `template.yaml` (`.yml`, `.json`).
-fn template_of(path: &Path) -> Option<PathBuf> {
-    let is_template = |p: &Path| {
-        p.extension()
-            .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
-    };
-    if path.is_file() {
-        return is_template(path).then(|| path.to_path_buf());
-    }
-    if path.join(stratus_config::FILE_NAME).is_file() {
-        return None;
-    }
-    ["template.yaml", "template.yml", "template.json"]
-        .iter()
-        .map(|name| path.join(name))
-        .find(|p| p.is_file())
-}
-
-/// A template resolved into a project (docs/templates.md): its parameters
-/// from `overrides`, the stack named after its folder; what it holds that
-/// Stratus does not run is said once, on stderr.
-fn load_template(
-    file: &Path,
-    overrides: &[String],
-    stack_name: Option<&str>,
-) -> Result<(App, Option<stratus_template::Project>), stratus_config::Diagnostics> {
-    let (project, dir) = template_project(file, overrides, stack_name)?;
-    let app = stratus_config::load_str(&project.toml, file, &dir)?;
-    Ok((app, Some(project)))
-}
-
-/// `stratus init --from TEMPLATE [DIR]`: the project file the template
-/// amounts to, written beside it (its code paths are relative to it).
-fn init_from(template: &Path, dir: Option<&Path>, overrides: &[String]) -> anyhow::Result<()> {
-    let report = |errors: stratus_config::Diagnostics| {
-        eprintln!("{errors}");
-        anyhow::Error::new(Reported)
-    };
-    let (project, here) = template_project(template, overrides, None).map_err(report)?;
-    if let Some(dir) = dir {
-        let same = std::path::absolute(dir).ok() == Some(here.clone());
-        anyhow::ensure!(
-            same,
-            "stratus.toml goes beside the template, in {} (its code paths are relative to it)",
-            here.display()
-        );
-    }
-    let file = here.join(stratus_config::FILE_NAME);
-    anyhow::ensure!(
-        !file.exists(),
-        "{} exists: it is never overwritten",
-        file.display()
-    );
-    // Checked as any project is before it is written.
-    stratus_config::load_str(&project.toml, &file, &here).map_err(report)?;
-    let text = format!(
-        "# Written by `stratus init --from {}`: the template's values resolved.\n\n{}",
-        template.display(),
-        project.toml
-    );
-    std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
-    println!("wrote {}", file.display());
-    Ok(())
-}
-
-/// A template's project and the folder its paths are relative to.
-fn template_project(
-    file: &Path,
-    overrides: &[String],
-    stack_name: Option<&str>,
-) -> Result<(stratus_template::Project, PathBuf), stratus_config::Diagnostics> {
-    let fail = |message: String| {
-        stratus_config::Diagnostics(vec![stratus_config::Diagnostic {
-            file: file.to_path_buf(),
-            line: 0,
-            column: 0,
-            key: String::new(),
-            message,
-        }])
-    };
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| fail(format!("cannot read the template: {e}")))?;
-    let dir = std::path::absolute(
-        file.parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new(".")),
-    )
-    .map_err(|e| fail(e.to_string()))?;
-    let mut pairs = Vec::new();
-    for o in overrides {
-        let (k, v) = o
-            .split_once('=')
-            .ok_or_else(|| fail(format!("--parameter-overrides takes Key=Value, not {o:?}")))?;
-        pairs.push((k.to_owned(), v.to_owned()));
-    }
-    let inputs = stratus_template::Inputs {
-        region: stratus_config::DEFAULT_REGION.to_owned(),
-        stack_name: stack_name.map(str::to_owned).unwrap_or_else(|| {
-            dir.file_name()
-                .map_or_else(|| "stack".to_owned(), |n| n.to_string_lossy().into_owned())
-        }),
-        overrides: pairs,
-    };
-    let project = stratus_template::project(&text, &inputs).map_err(|errors| {
-        stratus_config::Diagnostics(errors.iter().map(|e| e.diagnostic(file)).collect())
-    })?;
-    if !project.not_run.is_empty() {
-        let list: Vec<String> = project
-            .not_run
-            .iter()
-            .map(|(id, ty)| format!("{id} ({ty})"))
-            .collect();
-        eprintln!(
-            "{}: not run by Stratus (the rest is served): {}",
-            file.display(),
-            list.join(", ")
-        );
-    }
-    Ok((project, dir))
-}
-
-/// `load`, with a template's `--parameter-overrides`.
-fn load_with(path: &std::path::Path, overrides: &[String]) -> anyhow::Result<App> {
-    load_full(path, overrides, None).map(|(app, _)| app)
-}
-
-/// `load_with`, and the template the project came from, if it did.
+/// `load`, and the template the project came from, if it did
+/// (`templates.rs`).
 fn load_full(
     path: &std::path::Path,
-    overrides: &[String],
-    stack_name: Option<&str>,
+    options: &templates::Options,
 ) -> anyhow::Result<(App, Option<stratus_template::Project>)> {
-    let loaded = match template_of(path) {
-        Some(file) => load_template(&file, overrides, stack_name),
+    let loaded = match templates::template_of(path) {
+        Some(file) => templates::load(&file, options),
         None => stratus_config::load(path).map(|app| (app, None)),
     };
     loaded.map_err(|errors| {
@@ -907,11 +789,19 @@ fn serve(args: ServeArgs, watch: bool) -> anyhow::Result<()> {
         path,
         parameter_overrides,
         stack_name,
+        region,
+        strict,
         listen,
         port,
         admin_listen,
     } = args;
-    let (mut app, template) = load_full(&path, &parameter_overrides, stack_name.as_deref())?;
+    let options = templates::Options {
+        overrides: parameter_overrides,
+        stack_name,
+        region,
+        strict,
+    };
+    let (mut app, template) = load_full(&path, &options)?;
     if let Some(listen) = listen {
         app.server.listen = listen;
     }

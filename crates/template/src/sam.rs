@@ -16,6 +16,10 @@ use crate::node::{Node, Value};
 use crate::stack::{Resources, Stack, ACCOUNT_ID};
 use crate::Error;
 
+/// Where inline code is written, from the template's folder (in the
+/// default data directory).
+pub const INLINE_DIR: &str = ".stratus/inline";
+
 /// The transform this module applies.
 pub const SAM_TRANSFORM: &str = "AWS::Serverless-2016-10-31";
 
@@ -35,6 +39,9 @@ pub struct Project {
     pub description: Option<String>,
     /// The stack's name (`AWS::StackName`).
     pub stack_name: String,
+    /// Inline code (`InlineCode`, `Code.ZipFile`) to write before the
+    /// project is loaded: (path from the template's folder, text).
+    pub inline: Vec<(String, String)>,
     /// The API ids the template's APIs have (what their AWS URLs carry).
     pub api_ids: Vec<String>,
 }
@@ -346,6 +353,7 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
         .collect();
     let mut functions = toml::Table::new();
     let mut rest_parts: Vec<crate::cfn::Part<'_>> = Vec::new();
+    let mut inline: Vec<(String, String)> = Vec::new();
     let mut apis: BTreeMap<String, toml::Table> = BTreeMap::new();
     let mut not_run = Vec::new();
     for (id, r, ty) in &live {
@@ -364,7 +372,7 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             "AWS::Serverless::Function" => {
                 let props = with_globals(props.as_ref(), globals.as_ref());
                 let name = declared.names[*id].clone();
-                match function(id, &name, r, &props, &mut apis) {
+                match function(id, &name, r, &props, &mut apis, &mut inline) {
                     Ok(f) => {
                         functions.insert(declared.names[*id].clone(), toml::Value::Table(f));
                     }
@@ -378,8 +386,11 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
                 let code = props.iter().find(|(k, _)| k == "Code").map(|(_, v)| v.clone());
                 match code.as_ref().map(|c| (c.scalar_text(), c)) {
                     Some((Some(dir), c)) => props.push(("CodeUri".into(), Node::new(c, Value::String(dir)))),
+                    Some((None, c)) if c.get("ZipFile").is_some() => {
+                        props.push(("InlineCode".into(), c.get("ZipFile").cloned().unwrap_or_else(|| c.clone())));
+                    }
                     Some((None, c)) => {
-                        errors.push(c.error(&format!("{path}.Properties.Code"), "Code is served from a local folder (Code: ./src) so far; ZipFile and S3 code are not"));
+                        errors.push(c.error(&format!("{path}.Properties.Code"), "Code is a local folder (Code: ./src) or ZipFile; code in S3 is not local"));
                         continue;
                     }
                     None => {
@@ -389,7 +400,7 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
                 }
                 props.retain(|(k, _)| k != "Events");
                 let name = declared.names[*id].clone();
-                match function(id, &name, r, &props, &mut apis) {
+                match function(id, &name, r, &props, &mut apis, &mut inline) {
                     Ok(f) => {
                         functions.insert(name, toml::Value::Table(f));
                     }
@@ -568,6 +579,7 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
         resources,
         description: template.get("Description").and_then(Node::scalar_text),
         stack_name: stack.stack_name().to_owned(),
+        inline,
     })
 }
 
@@ -593,6 +605,7 @@ fn function(
     r: &Node,
     props: &[(String, Node)],
     apis: &mut BTreeMap<String, toml::Table>,
+    inline_files: &mut Vec<(String, String)>,
 ) -> Result<toml::Table, Error> {
     let path = format!("Resources.{id}.Properties");
     let mut f = toml::Table::new();
@@ -602,11 +615,35 @@ fn function(
             "a function needs a Runtime (in its Properties or Globals.Function)",
         )
     })?;
-    f.insert("runtime".into(), runtime.into());
+    f.insert("runtime".into(), runtime.clone().into());
     if let Some(h) = text_of(props, "Handler") {
         f.insert("handler".into(), h.into());
     }
-    let code = text_of(props, "CodeUri").unwrap_or_else(|| ".".to_owned());
+    let code = match node_of(props, "InlineCode") {
+        // Inline code is written where Lambda puts it (index.py, index.js).
+        Some(inline) => {
+            let text = inline.scalar_text().ok_or_else(|| {
+                inline.error(
+                    &format!("{path}.InlineCode"),
+                    "InlineCode is the code's text",
+                )
+            })?;
+            let file = if runtime.starts_with("python") {
+                "index.py"
+            } else if runtime.starts_with("nodejs") {
+                "index.js"
+            } else {
+                return Err(inline.error(
+                    &format!("{path}.InlineCode"),
+                    "inline code runs on a Python or Node.js runtime",
+                ));
+            };
+            let dir = format!("{INLINE_DIR}/{name}");
+            inline_files.push((format!("{dir}/{file}"), text));
+            dir
+        }
+        None => text_of(props, "CodeUri").unwrap_or_else(|| ".".to_owned()),
+    };
     f.insert("code".into(), code.into());
     for (key, to) in [
         ("Timeout", "timeout"),

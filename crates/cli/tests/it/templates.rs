@@ -725,9 +725,9 @@ fn plain_cloudformation_mistakes_are_named() {
         (
             RAW_REST.replace(
                 "Code: order/",
-                "Code: { ZipFile: 'def handler(e, c): pass' }",
+                "Code: { S3Bucket: assets, S3Key: order.zip }",
             ),
-            "Code is served from a local folder",
+            "Code is a local folder (Code: ./src) or ZipFile; code in S3 is not local",
         ),
     ] {
         let dir = root.path().join(format!("t{}", template.len()));
@@ -938,4 +938,59 @@ async fn the_stack_answers_cloudformation_and_a_sam_init_test_passes() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(said.contains("1 passed"), "{said}");
+}
+
+const INLINE_TEMPLATE: &str = r#"Transform: AWS::Serverless-2016-10-31
+Resources:
+  Inline:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      Handler: index.handler
+      InlineCode: |
+        import os
+        def handler(event, context):
+            return {"statusCode": 200, "body": "inline in " + os.environ["AWS_REGION"]}
+      Events:
+        Get:
+          Type: Api
+          Properties: { Path: /inline, Method: get }
+  Zipped:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: nodejs20.x
+      Handler: index.handler
+      Code:
+        ZipFile: |
+          exports.handler = async () => ({ statusCode: 200, body: "zipped" });
+  ZippedApi:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: { Name: z, ProtocolType: HTTP, Target: !GetAtt Zipped.Arn, RouteKey: "GET /zipped" }
+  Queue:
+    Type: AWS::SQS::Queue
+"#;
+
+#[tokio::test]
+async fn inline_code_a_region_and_strict_mode() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("inline");
+    write_file(&dir, "template.yaml", INLINE_TEMPLATE);
+    let mut args = PORTS.to_vec();
+    args.extend(["--region", "eu-west-1"]);
+    let s = Serving::start_with(&dir, &args, &[]);
+    let r = reqwest::get(s.url("/Prod/inline")).await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "inline in eu-west-1");
+    let r = reqwest::get(s.url("/zipped")).await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "zipped");
+    assert!(dir.join(".stratus/inline/Inline/index.py").is_file());
+    assert!(dir.join(".stratus/inline/Zipped/index.js").is_file());
+    // --strict refuses what is not run.
+    let (ok, _, err) = run_cli(&["serve", dir.to_str().unwrap(), "--port", "0", "--strict"]);
+    assert!(!ok);
+    assert!(
+        err.contains(
+            "--strict: the template holds resources Stratus does not run: Queue (AWS::SQS::Queue)"
+        ),
+        "{err}"
+    );
 }
