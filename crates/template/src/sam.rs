@@ -85,6 +85,10 @@ struct Declared<'a> {
 }
 
 impl Declared<'_> {
+    fn name(&self, id: &str) -> String {
+        self.names.get(id).cloned().unwrap_or_else(|| id.to_owned())
+    }
+
     fn arn(&self, id: &str) -> String {
         let name = self.names.get(id).map_or(id, String::as_str);
         format!(
@@ -116,7 +120,11 @@ impl Resources for Declared<'_> {
     fn reference(&self, id: &str) -> Result<Value, String> {
         let ty = self.types.get(id).map_or("", String::as_str);
         Ok(Value::String(match ty {
-            "AWS::Serverless::Function" | "AWS::Lambda::Function" => {
+            "AWS::Serverless::Function"
+            | "AWS::Lambda::Function"
+            | "AWS::S3::Bucket"
+            | "AWS::RDS::DBCluster"
+            | "AWS::RDS::DBInstance" => {
                 self.names.get(id).cloned().unwrap_or_else(|| id.to_owned())
             }
             "AWS::Serverless::Api"
@@ -135,6 +143,26 @@ impl Resources for Declared<'_> {
             }
             ("AWS::Serverless::Api" | "AWS::ApiGateway::RestApi", "RootResourceId") => {
                 Ok(Value::String(format!("{}root", &api_id(id)[..6])))
+            }
+            ("AWS::S3::Bucket", "Arn") => {
+                Ok(Value::String(format!("arn:aws:s3:::{}", self.name(id))))
+            }
+            ("AWS::S3::Bucket", "DomainName" | "RegionalDomainName") => {
+                Ok(Value::String(format!("{}.s3.amazonaws.com", self.name(id))))
+            }
+            ("AWS::RDS::DBCluster", "DBClusterArn") | ("AWS::RDS::DBInstance", "DBInstanceArn") => {
+                Ok(Value::String(format!(
+                    "arn:aws:rds:{}:{ACCOUNT_ID}:cluster:{}",
+                    self.stack.region(),
+                    self.name(id)
+                )))
+            }
+            (
+                "AWS::RDS::DBCluster" | "AWS::RDS::DBInstance",
+                "Endpoint.Address" | "ReadEndpoint.Address",
+            ) => Ok(Value::String("127.0.0.1".into())),
+            ("AWS::RDS::DBCluster" | "AWS::RDS::DBInstance", "Endpoint.Port") => {
+                Ok(Value::String("5432".into()))
             }
             ("AWS::IAM::Role", "Arn") => Ok(Value::String(format!(
                 "arn:aws:iam::{ACCOUNT_ID}:role/{id}"
@@ -291,10 +319,21 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
     }
     // Function names first: other resources' Refs and Subs read them.
     for (id, r, ty) in &live {
-        if ty == "AWS::Serverless::Function" || ty == "AWS::Lambda::Function" {
+        // The property that names each kind of resource, and the name it
+        // has without one.
+        let (key, default) = match ty.as_str() {
+            "AWS::Serverless::Function" | "AWS::Lambda::Function" => {
+                ("FunctionName", (*id).to_owned())
+            }
+            "AWS::S3::Bucket" => ("BucketName", id.to_ascii_lowercase()),
+            "AWS::RDS::DBCluster" => ("DBClusterIdentifier", id.to_ascii_lowercase()),
+            "AWS::RDS::DBInstance" => ("DBInstanceIdentifier", id.to_ascii_lowercase()),
+            _ => ("", String::new()),
+        };
+        if !key.is_empty() {
             let name = r
                 .get("Properties")
-                .and_then(|p| p.get("FunctionName"))
+                .and_then(|p| p.get(key))
                 .map(|n| {
                     stack.eval(
                         n,
@@ -310,7 +349,7 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
                 .and_then(|n| n.scalar_text());
             declared
                 .names
-                .insert((*id).to_owned(), name.unwrap_or_else(|| (*id).to_owned()));
+                .insert((*id).to_owned(), name.unwrap_or(default));
         }
     }
     // Globals.Function, evaluated once for every function.
@@ -354,6 +393,8 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
     let mut functions = toml::Table::new();
     let mut rest_parts: Vec<crate::cfn::Part<'_>> = Vec::new();
     let mut inline: Vec<(String, String)> = Vec::new();
+    let (mut buckets, mut sites, mut databases) =
+        (toml::Table::new(), toml::Table::new(), toml::Table::new());
     let mut apis: BTreeMap<String, toml::Table> = BTreeMap::new();
     let mut not_run = Vec::new();
     for (id, r, ty) in &live {
@@ -430,6 +471,35 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
                 }
                 apis.entry((*id).to_owned()).or_default();
                 api_props.insert((*id).to_owned(), (rest, props));
+            }
+            "AWS::S3::Bucket" => {
+                let name = declared.name(id);
+                let mut bucket = toml::Table::new();
+                let rules = props.as_ref().and_then(|p| p.get("CorsConfiguration")).and_then(|c| c.get("CorsRules")).and_then(Node::as_list);
+                if let Some(rule) = rules.and_then(<[Node]>::first) {
+                    bucket.insert("cors".into(), toml::Value::Table(bucket_cors(rule)));
+                }
+                buckets.insert(name.clone(), toml::Value::Table(bucket));
+                if let Some(site) = props.as_ref().and_then(|p| p.get("WebsiteConfiguration")) {
+                    let mut t = toml::Table::new();
+                    t.insert("bucket".into(), name.into());
+                    if let Some(i) = site.get("IndexDocument").and_then(Node::scalar_text) {
+                        t.insert("index".into(), i.into());
+                    }
+                    if let Some(e) = site.get("ErrorDocument").and_then(Node::scalar_text) {
+                        t.insert("not_found".into(), e.into());
+                    }
+                    sites.insert((*id).to_owned(), toml::Value::Table(t));
+                }
+            }
+            "AWS::RDS::DBCluster" => {
+                databases.insert(declared.name(id), toml::Value::Table(toml::Table::new()));
+            }
+            // An instance of a cluster is the cluster's; one on its own is a database.
+            "AWS::RDS::DBInstance" => {
+                if props.as_ref().and_then(|p| p.get("DBClusterIdentifier")).is_none() {
+                    databases.insert(declared.name(id), toml::Value::Table(toml::Table::new()));
+                }
             }
             "AWS::CloudFormation::Stack" | "AWS::Serverless::Application" => errors.push(r.error(
                 &path,
@@ -538,6 +608,15 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
     let mut doc = toml::Table::new();
     if !functions.is_empty() {
         doc.insert("functions".into(), toml::Value::Table(functions));
+    }
+    for (key, table) in [
+        ("buckets", buckets),
+        ("sites", sites),
+        ("databases", databases),
+    ] {
+        if !table.is_empty() {
+            doc.insert(key.into(), toml::Value::Table(table));
+        }
     }
     if !plans.is_empty() {
         let mut usage = toml::Table::new();
@@ -848,6 +927,39 @@ fn cors(rest: bool, node: &Node, path: &str) -> Result<Option<toml::Table>, Erro
         }
     }
     Ok(Some(t))
+}
+
+/// An S3 CORS rule (`AllowedOrigins`, `AllowedMethods`, `AllowedHeaders`,
+/// `ExposedHeaders`, `MaxAge`) as a bucket's `cors`.
+fn bucket_cors(rule: &Node) -> toml::Table {
+    let mut t = toml::Table::new();
+    let strings = |k: &str| -> Option<toml::Value> {
+        let l = rule.get(k)?.as_list()?;
+        Some(toml::Value::Array(
+            l.iter()
+                .filter_map(Node::scalar_text)
+                .map(toml::Value::String)
+                .collect(),
+        ))
+    };
+    for (k, to) in [
+        ("AllowedOrigins", "allow_origins"),
+        ("AllowedMethods", "allow_methods"),
+        ("AllowedHeaders", "allow_headers"),
+        ("ExposedHeaders", "expose_headers"),
+    ] {
+        if let Some(v) = strings(k) {
+            t.insert(to.into(), v);
+        }
+    }
+    if let Some(age) = rule
+        .get("MaxAge")
+        .and_then(Node::scalar_text)
+        .and_then(|a| a.parse::<i64>().ok())
+    {
+        t.insert("max_age".into(), age.into());
+    }
+    t
 }
 
 /// The stage an API table serves (its only one), for usage plans.

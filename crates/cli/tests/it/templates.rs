@@ -994,3 +994,95 @@ async fn inline_code_a_region_and_strict_mode() {
         "{err}"
     );
 }
+
+const DATA_TEMPLATE: &str = r#"Transform: AWS::Serverless-2016-10-31
+Resources:
+  WebBucket:
+    Type: AWS::S3::Bucket
+    Properties:
+      BucketName: web-assets
+      WebsiteConfiguration: { IndexDocument: index.html, ErrorDocument: 404.html }
+      CorsConfiguration:
+        CorsRules:
+          - { AllowedOrigins: ["http://localhost:3000"], AllowedMethods: [GET, PUT], MaxAge: 600 }
+  Cluster:
+    Type: AWS::RDS::DBCluster
+    Properties: { Engine: aurora-postgresql, EnableHttpEndpoint: true }
+  Info:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: info/
+      Handler: app.handler
+      Runtime: python3.12
+      Environment:
+        Variables:
+          DB_ARN: !GetAtt Cluster.DBClusterArn
+          BUCKET: !Ref WebBucket
+          BUCKET_ARN: !GetAtt WebBucket.Arn
+      Events:
+        Get: { Type: Api, Properties: { Path: /info, Method: get } }
+"#;
+
+const INFO_PY: &str = r#"
+import json, os
+def handler(event, context):
+    return {"statusCode": 200, "body": json.dumps({k: os.environ[k] for k in ["DB_ARN", "BUCKET", "BUCKET_ARN"]})}
+"#;
+
+#[tokio::test]
+async fn buckets_websites_and_database_clusters_of_a_template_are_served() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+    write_file(&dir, "template.yaml", DATA_TEMPLATE);
+    write_file(&dir, "info/app.py", INFO_PY);
+    let s = Serving::start_with(&dir, &PORTS, &[]);
+    let client = reqwest::Client::new();
+    let v: Value = client
+        .get(s.url("/Prod/info"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let arn = "arn:aws:rds:us-east-1:000000000000:cluster:cluster";
+    assert_eq!(v["DB_ARN"], arn);
+    assert_eq!(v["BUCKET"], "web-assets");
+    assert_eq!(v["BUCKET_ARN"], "arn:aws:s3:::web-assets");
+    // The cluster is a database behind the Data API, by that ARN.
+    let r = client
+        .post(format!("http://{}/Execute", s.admin))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "resourceArn": arn, "sql": "SELECT 1 AS one" }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The bucket, through the S3 API, served by its website.
+    let put = client
+        .put(format!("http://{}/s3/web-assets/index.html", s.admin))
+        .body("<h1>home</h1>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let r = client.get(s.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "<h1>home</h1>");
+    // Its CORS rule answers a page's preflight.
+    let r = client
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("http://{}/s3/web-assets/x", s.admin),
+        )
+        .header("origin", "http://localhost:3000")
+        .header("access-control-request-method", "PUT")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+}
