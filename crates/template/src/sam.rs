@@ -89,6 +89,22 @@ impl Declared<'_> {
         self.names.get(id).cloned().unwrap_or_else(|| id.to_owned())
     }
 
+    /// `arn:aws:SERVICE:REGION:000000000000:RESOURCE`.
+    fn service_arn(&self, service: &str, resource: &str) -> String {
+        format!(
+            "arn:aws:{service}:{}:{ACCOUNT_ID}:{resource}",
+            self.stack.region()
+        )
+    }
+
+    fn queue_url(&self, id: &str) -> String {
+        format!(
+            "https://sqs.{}.amazonaws.com/{ACCOUNT_ID}/{}",
+            self.stack.region(),
+            self.name(id)
+        )
+    }
+
     fn arn(&self, id: &str) -> String {
         let name = self.names.get(id).map_or(id, String::as_str);
         format!(
@@ -124,9 +140,12 @@ impl Resources for Declared<'_> {
             | "AWS::Lambda::Function"
             | "AWS::S3::Bucket"
             | "AWS::RDS::DBCluster"
-            | "AWS::RDS::DBInstance" => {
-                self.names.get(id).cloned().unwrap_or_else(|| id.to_owned())
-            }
+            | "AWS::RDS::DBInstance"
+            | "AWS::DynamoDB::Table"
+            | "AWS::Serverless::SimpleTable" => self.name(id),
+            // What AWS gives, so code reading it from its environment starts.
+            "AWS::SQS::Queue" => self.queue_url(id),
+            "AWS::SNS::Topic" => self.service_arn("sns", &self.name(id)),
             "AWS::Serverless::Api"
             | "AWS::Serverless::HttpApi"
             | "AWS::ApiGateway::RestApi"
@@ -143,6 +162,23 @@ impl Resources for Declared<'_> {
             }
             ("AWS::Serverless::Api" | "AWS::ApiGateway::RestApi", "RootResourceId") => {
                 Ok(Value::String(format!("{}root", &api_id(id)[..6])))
+            }
+            ("AWS::DynamoDB::Table" | "AWS::Serverless::SimpleTable", "Arn") => Ok(Value::String(
+                self.service_arn("dynamodb", &format!("table/{}", self.name(id))),
+            )),
+            ("AWS::DynamoDB::Table", "StreamArn") => Ok(Value::String(self.service_arn(
+                "dynamodb",
+                &format!("table/{}/stream/1970-01-01T00:00:00.000", self.name(id)),
+            ))),
+            ("AWS::SQS::Queue", "Arn") => {
+                Ok(Value::String(self.service_arn("sqs", &self.name(id))))
+            }
+            ("AWS::SQS::Queue", "QueueName") | ("AWS::SNS::Topic", "TopicName") => {
+                Ok(Value::String(self.name(id)))
+            }
+            ("AWS::SQS::Queue", "QueueUrl") => Ok(Value::String(self.queue_url(id))),
+            ("AWS::SNS::Topic", "TopicArn") => {
+                Ok(Value::String(self.service_arn("sns", &self.name(id))))
             }
             ("AWS::S3::Bucket", "Arn") => {
                 Ok(Value::String(format!("arn:aws:s3:::{}", self.name(id))))
@@ -328,6 +364,11 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             "AWS::S3::Bucket" => ("BucketName", id.to_ascii_lowercase()),
             "AWS::RDS::DBCluster" => ("DBClusterIdentifier", id.to_ascii_lowercase()),
             "AWS::RDS::DBInstance" => ("DBInstanceIdentifier", id.to_ascii_lowercase()),
+            "AWS::DynamoDB::Table" | "AWS::Serverless::SimpleTable" => {
+                ("TableName", (*id).to_owned())
+            }
+            "AWS::SQS::Queue" => ("QueueName", (*id).to_owned()),
+            "AWS::SNS::Topic" => ("TopicName", (*id).to_owned()),
             _ => ("", String::new()),
         };
         if !key.is_empty() {

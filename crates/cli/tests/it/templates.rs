@@ -1086,3 +1086,70 @@ async fn buckets_websites_and_database_clusters_of_a_template_are_served() {
         "http://localhost:3000"
     );
 }
+
+const NOT_RUN_TEMPLATE: &str = r#"Transform: AWS::Serverless-2016-10-31
+Resources:
+  Items:
+    Type: AWS::DynamoDB::Table
+    Properties: { TableName: items }
+  Jobs:
+    Type: AWS::SQS::Queue
+  Alerts:
+    Type: AWS::SNS::Topic
+    Properties: { TopicName: alerts }
+  Env:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: env/
+      Handler: app.handler
+      Runtime: python3.12
+      Environment:
+        Variables:
+          TABLE: !Ref Items
+          TABLE_ARN: !GetAtt Items.Arn
+          QUEUE_URL: !Ref Jobs
+          QUEUE_ARN: !GetAtt Jobs.Arn
+          TOPIC: !Ref Alerts
+      Events:
+        Get: { Type: Api, Properties: { Path: /env, Method: get } }
+"#;
+
+const ENV_PY: &str = r#"
+import json, os
+def handler(event, context):
+    keys = ["TABLE", "TABLE_ARN", "QUEUE_URL", "QUEUE_ARN", "TOPIC"]
+    return {"statusCode": 200, "body": json.dumps({k: os.environ[k] for k in keys})}
+"#;
+
+#[tokio::test]
+async fn resources_that_are_not_run_give_aws_shaped_values_and_stop_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("env");
+    write_file(&dir, "template.yaml", NOT_RUN_TEMPLATE);
+    write_file(&dir, "env/app.py", ENV_PY);
+    let (ok, _, err) = run_cli(&["validate", dir.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("Items (AWS::DynamoDB::Table)")
+            && err.contains("Jobs (AWS::SQS::Queue)")
+            && err.contains("Alerts (AWS::SNS::Topic)"),
+        "{err}"
+    );
+    let s = Serving::start_with(&dir, &PORTS, &[]);
+    let v: Value = reqwest::get(s.url("/Prod/env"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "TABLE": "items",
+            "TABLE_ARN": "arn:aws:dynamodb:us-east-1:000000000000:table/items",
+            "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/000000000000/Jobs",
+            "QUEUE_ARN": "arn:aws:sqs:us-east-1:000000000000:Jobs",
+            "TOPIC": "arn:aws:sns:us-east-1:000000000000:alerts",
+        })
+    );
+}
