@@ -1153,3 +1153,29 @@ async fn resources_that_are_not_run_give_aws_shaped_values_and_stop_nothing() {
         })
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sam_app_example_serves_and_its_own_tests_pass() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/sam-app");
+    let s = Serving::start_with(&dir, &PORTS, &[]);
+    let r = reqwest::get(s.url("/hi/you")).await.unwrap();
+    assert_eq!(r.text().await.unwrap(), r#"{"message":"hello you"}"#);
+    let out = std::process::Command::new("python3")
+        .args(["-m", "pytest", "-q", "tests/integration"])
+        .current_dir(&dir)
+        .env("AWS_ENDPOINT_URL", format!("http://{}", s.admin))
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTEST_ADDOPTS", "-p no:cacheprovider")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("1 passed"), "{said}");
+}
