@@ -249,30 +249,7 @@ pub(crate) fn rest_apis(
         let Some(api) = api_of(p, errors) else {
             continue;
         };
-        let mut stage = toml::Table::new();
-        if let Some(vars) = p
-            .props
-            .as_ref()
-            .and_then(|x| x.get("Variables"))
-            .and_then(Node::as_map)
-        {
-            let vars: toml::Table = vars
-                .iter()
-                .filter_map(|(k, v)| Some((k.clone(), toml::Value::String(v.scalar_text()?))))
-                .collect();
-            stage.insert("variables".into(), toml::Value::Table(vars));
-        }
-        if let Some(toml::Value::Table(stages)) = apis.get_mut(&api).map(|x| {
-            x.entry("stages")
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-        }) {
-            let entry = stages
-                .entry(name)
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if let (toml::Value::Table(e), false) = (entry, stage.is_empty()) {
-                e.extend(stage);
-            }
-        }
+        add_stage(apis, &api, name, p, "Variables");
     }
     for id in cfn_apis.iter() {
         if apis.get(id).is_some_and(|a| !a.contains_key("stages")) {
@@ -280,6 +257,39 @@ pub(crate) fn rest_apis(
                 errors.push(api.error("the RestApi has no Stage (nor a Deployment with a StageName): nothing would serve it"));
             }
         }
+    }
+}
+
+/// Stage `name` of API `api` (merged with what is there), with the
+/// variables `part`'s `key` property holds.
+pub(crate) fn add_stage(
+    apis: &mut BTreeMap<String, toml::Table>,
+    api: &str,
+    name: String,
+    part: &Part<'_>,
+    key: &str,
+) {
+    let vars: Option<toml::Table> = part
+        .props
+        .as_ref()
+        .and_then(|x| x.get(key))
+        .and_then(Node::as_map)
+        .map(|vars| {
+            vars.iter()
+                .filter_map(|(k, v)| Some((k.clone(), toml::Value::String(v.scalar_text()?))))
+                .collect()
+        });
+    let Some(toml::Value::Table(stages)) = apis.get_mut(api).map(|x| {
+        x.entry("stages")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+    }) else {
+        return;
+    };
+    let entry = stages
+        .entry(name)
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let (toml::Value::Table(e), Some(vars)) = (entry, vars) {
+        e.insert("variables".into(), toml::Value::Table(vars));
     }
 }
 

@@ -379,7 +379,7 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
                     stack.eval(
                         n,
                         &format!("Resources.{id}.Properties.FunctionName"),
-                        &NoNames,
+                        &crate::stack::NoResources,
                     )
                 })
                 .transpose()
@@ -701,21 +701,6 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
         stack_name: stack.stack_name().to_owned(),
         inline,
     })
-}
-
-/// Function names are being decided: a name may not read another's.
-struct NoNames;
-
-impl Resources for NoNames {
-    fn exists(&self, _: &str) -> bool {
-        false
-    }
-    fn reference(&self, id: &str) -> Result<Value, String> {
-        Err(format!("no resource {id:?}"))
-    }
-    fn attribute(&self, id: &str, _: &str) -> Result<Value, String> {
-        Err(format!("no resource {id:?}"))
-    }
 }
 
 /// One `AWS::Serverless::Function`, its events added to `apis`.

@@ -39,8 +39,9 @@ pub trait Resources {
     fn attribute(&self, id: &str, attribute: &str) -> Result<Value, String>;
 }
 
-/// No resources (conditions may not name any).
-struct NoResources;
+/// No resources (conditions may not name any; names being decided may
+/// not read another resource's).
+pub(crate) struct NoResources;
 
 impl Resources for NoResources {
     fn exists(&self, _: &str) -> bool {

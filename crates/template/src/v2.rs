@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 
 use crate::cfn::{uri_function, Part};
-use crate::node::Node;
 use crate::sam::function_of_arn;
 use crate::Error;
 
@@ -136,24 +135,6 @@ pub(crate) fn apis_v2(
         if name == "$default" {
             continue;
         }
-        let mut stage = toml::Table::new();
-        if let Some(vars) = p
-            .props
-            .as_ref()
-            .and_then(|x| x.get("StageVariables"))
-            .and_then(Node::as_map)
-        {
-            let vars: toml::Table = vars
-                .iter()
-                .filter_map(|(k, v)| Some((k.clone(), toml::Value::String(v.scalar_text()?))))
-                .collect();
-            stage.insert("variables".into(), toml::Value::Table(vars));
-        }
-        if let Some(toml::Value::Table(stages)) = apis.get_mut(&api).map(|x| {
-            x.entry("stages")
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-        }) {
-            stages.insert(name, toml::Value::Table(stage));
-        }
+        crate::cfn::add_stage(apis, &api, name, p, "StageVariables");
     }
 }
