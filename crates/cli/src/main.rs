@@ -763,7 +763,34 @@ fn init_tracing(format: LogFormat, default_level: &str) -> logwriter::FlushGuard
 
 /// Loads a project, printing every mistake to stderr.
 pub(crate) fn load(path: &std::path::Path) -> anyhow::Result<App> {
-    load_full(path, &templates::Options::default()).map(|(app, _)| app)
+    let mut app = load_full(path, &templates::Options::default())?.0;
+    // A server of this project started with other addresses (`--port`,
+    // `--admin-listen`) is the one the client commands talk to.
+    if let Some((gateway, admin)) = running_server(&app.server.data_dir) {
+        app.server.listen = gateway;
+        app.server.admin_listen = admin;
+    }
+    Ok(app)
+}
+
+/// Where a running `stratus serve` of a project records its addresses.
+fn server_record(data_dir: &Path) -> PathBuf {
+    data_dir.join("server.json")
+}
+
+/// The gateway and admin addresses the project's running server
+/// recorded, if that server is still alive.
+fn running_server(data_dir: &Path) -> Option<(SocketAddr, SocketAddr)> {
+    let text = std::fs::read_to_string(server_record(data_dir)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let pid = v["pid"].as_u64()?;
+    if !Path::new(&format!("/proc/{pid}")).exists() {
+        return None;
+    }
+    Some((
+        v["gateway"].as_str()?.parse().ok()?,
+        v["admin"].as_str()?.parse().ok()?,
+    ))
 }
 
 /// `load`, and the template the project came from, if it did
@@ -860,7 +887,7 @@ fn serve(args: ServeArgs, watch: bool) -> anyhow::Result<()> {
             }
         });
         let _watcher = if watch {
-            let w = dev::watch(&project_dir, data_dir, reload_tx)?;
+            let w = dev::watch(&project_dir, data_dir.clone(), reload_tx)?;
             tracing::info!(target: READY, "watching {} for changes", project_dir.display());
             Some(w)
         } else {
@@ -886,7 +913,22 @@ fn serve(args: ServeArgs, watch: bool) -> anyhow::Result<()> {
                 server.admin_addr()
             );
         }
-        server.run_reloading(shutdown_signal(), reloads).await
+        // Recorded for the client commands (`keys`, `logs`, `invoke`, ...),
+        // removed when the server stops.
+        let record = server_record(&data_dir);
+        let addresses = serde_json::json!({
+            "pid": std::process::id(),
+            "gateway": server.gateway_addr().to_string(),
+            "admin": server.admin_addr().to_string(),
+        });
+        if let Err(e) = std::fs::create_dir_all(&data_dir)
+            .and_then(|()| std::fs::write(&record, addresses.to_string()))
+        {
+            tracing::warn!("cannot record the server's addresses in {}: {e}", record.display());
+        }
+        let ran = server.run_reloading(shutdown_signal(), reloads).await;
+        let _ = std::fs::remove_file(&record);
+        ran
     })
 }
 

@@ -1179,3 +1179,44 @@ async fn the_sam_app_example_serves_and_its_own_tests_pass() {
     );
     assert!(said.contains("1 passed"), "{said}");
 }
+
+const PLAN_TEMPLATE: &str = r#"Transform: AWS::Serverless-2016-10-31
+Resources:
+  ShopApi:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: prod
+      Auth:
+        ApiKeyRequired: true
+        UsagePlan: { CreateUsagePlan: PER_API, Quota: { Limit: 100, Period: DAY } }
+  Orders:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: hello_world/
+      Handler: app.lambda_handler
+      Runtime: python3.12
+      Environment: { Variables: { GREETING: orders } }
+      Events:
+        List: { Type: Api, Properties: { RestApiId: !Ref ShopApi, Path: /orders, Method: get } }
+"#;
+
+#[test]
+fn client_commands_find_a_server_started_on_other_ports() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("shop");
+    sam_project(&dir, PLAN_TEMPLATE);
+    let s = Serving::start_with(&dir, &PORTS, &[]);
+    // The template's own addresses are 8080/8081; the server chose others
+    // and recorded them: `stratus keys` talks to it.
+    let (ok, out, err) = run_cli(&["keys", "list", "--project", dir.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("ShopApiApiKey") && out.contains("ShopApiUsagePlan"),
+        "{out}"
+    );
+    drop(s);
+    // Once it is gone, the record is not followed (the file's own
+    // address answers nothing, or is another server).
+    let (_, out, _) = run_cli(&["keys", "list", "--project", dir.to_str().unwrap()]);
+    assert!(!out.contains("ShopApiApiKey"), "{out}");
+}
