@@ -13,6 +13,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use crate::connections::iso;
+use crate::s3::esc;
 use crate::AdminState;
 
 const NS: &str = "http://cloudformation.amazonaws.com/doc/2010-05-15/";
@@ -30,13 +31,6 @@ pub struct StackInfo {
     pub outputs: Vec<(String, String, Option<String>)>,
     /// (logical id, type, physical id).
     pub resources: Vec<(String, String, String)>,
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 fn xml(status: StatusCode, body: String) -> Response {

@@ -175,7 +175,8 @@ async fn invalidate(
         .into_response()
 }
 
-fn esc(s: &str) -> String {
+/// Text as XML content or an attribute value.
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

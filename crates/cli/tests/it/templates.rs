@@ -102,6 +102,32 @@ fn sam_project(dir: &Path, template: &str) {
 
 const PORTS: [&str; 4] = ["--port", "0", "--admin-listen", "127.0.0.1:0"];
 
+/// `python3 ARGS` in `dir` with an AWS SDK's environment pointed at the
+/// admin listener (as `AWS_ENDPOINT_URL` points one at Stratus).
+fn aws_python(dir: &Path, admin: std::net::SocketAddr, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args(args)
+        .current_dir(dir)
+        .env("AWS_ENDPOINT_URL", format!("http://{admin}"))
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTEST_ADDOPTS", "-p no:cacheprovider");
+    cmd
+}
+
+/// A pytest run passed one test.
+fn passed_one(out: &std::process::Output) {
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("1 passed"), "{said}");
+}
+
 #[tokio::test]
 async fn a_sam_hello_world_template_is_served_as_it_is() {
     let root = tempfile::tempdir().unwrap();
@@ -895,16 +921,9 @@ async fn the_stack_answers_cloudformation_and_a_sam_init_test_passes() {
     let mut args = PORTS.to_vec();
     args.extend(["--stack-name", "sam-app"]);
     let s = Serving::start_with(&dir, &args, &[]);
-    let endpoint = format!("http://{}", s.admin);
-    let python = |script_args: &[&str]| {
-        let mut cmd = std::process::Command::new("python3");
-        cmd.args(script_args)
-            .current_dir(&dir)
-            .env("AWS_ENDPOINT_URL", &endpoint)
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_SAM_STACK_NAME", "sam-app");
+    let python = |args: &[&str]| {
+        let mut cmd = aws_python(&dir, s.admin, args);
+        cmd.env("AWS_SAM_STACK_NAME", "sam-app");
         cmd
     };
     let out = python(&["stack.py", "sam-app"]).output().unwrap();
@@ -928,16 +947,11 @@ async fn the_stack_answers_cloudformation_and_a_sam_init_test_passes() {
     assert_eq!(v["one"], "HelloWorldFunction");
     assert_eq!(v["missing"][0], "ValidationError");
     // The project's own pytest suite, unchanged.
-    let out = python(&["-m", "pytest", "-q", "tests/integration"])
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
+    passed_one(
+        &python(&["-m", "pytest", "-q", "tests/integration"])
+            .output()
+            .unwrap(),
     );
-    assert!(said.contains("1 passed"), "{said}");
 }
 
 const INLINE_TEMPLATE: &str = r#"Transform: AWS::Serverless-2016-10-31
@@ -1160,24 +1174,10 @@ async fn the_sam_app_example_serves_and_its_own_tests_pass() {
     let s = Serving::start_with(&dir, &PORTS, &[]);
     let r = reqwest::get(s.url("/hi/you")).await.unwrap();
     assert_eq!(r.text().await.unwrap(), r#"{"message":"hello you"}"#);
-    let out = std::process::Command::new("python3")
-        .args(["-m", "pytest", "-q", "tests/integration"])
-        .current_dir(&dir)
-        .env("AWS_ENDPOINT_URL", format!("http://{}", s.admin))
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTEST_ADDOPTS", "-p no:cacheprovider")
+    let out = aws_python(&dir, s.admin, &["-m", "pytest", "-q", "tests/integration"])
         .output()
         .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(said.contains("1 passed"), "{said}");
+    passed_one(&out);
 }
 
 const PLAN_TEMPLATE: &str = r#"Transform: AWS::Serverless-2016-10-31
