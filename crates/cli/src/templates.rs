@@ -46,7 +46,8 @@ pub(crate) fn load(
     options: &Options,
 ) -> Result<(App, Option<stratus_template::Project>), Diagnostics> {
     let (project, dir) = project(file, options)?;
-    let mut app = stratus_config::load_str(&project.toml, file, &dir)?;
+    let mut app = stratus_config::load_str(&project.toml, file, &dir)
+        .map_err(|errors| in_template(errors, &project, file))?;
     if let Some(region) = &options.region {
         app.server.region = region.clone();
     }
@@ -84,7 +85,8 @@ pub(crate) fn init_from(
         file.display()
     );
     // Checked as any project is before it is written.
-    stratus_config::load_str(&project.toml, &file, &here).map_err(report)?;
+    stratus_config::load_str(&project.toml, &file, &here)
+        .map_err(|errors| report(in_template(errors, &project, template)))?;
     let text = format!(
         "# Written by `stratus init --from {}`: the template's values resolved.\n\n{}",
         template.display(),
@@ -174,4 +176,45 @@ fn project(
         }
     }
     Ok((project, dir))
+}
+
+/// Mistakes the project's checks found in the project file a template
+/// amounts to, placed in the template: at the resource the key came from
+/// (`functions.NAME.code` → `Resources.Fn`), else with no line (the
+/// generated file's lines mean nothing to the reader).
+fn in_template(
+    errors: Diagnostics,
+    project: &stratus_template::Project,
+    file: &Path,
+) -> Diagnostics {
+    let place = |key: &str| {
+        project
+            .places
+            .iter()
+            .filter(|(k, ..)| key == k || key.starts_with(&format!("{k}.")))
+            .max_by_key(|(k, ..)| k.len())
+    };
+    Diagnostics(
+        errors
+            .0
+            .into_iter()
+            .map(|d| {
+                let (path, line, column) = match place(&d.key) {
+                    Some((_, path, line, column)) => (path.clone(), *line, *column),
+                    None => (String::new(), 0, 0),
+                };
+                Diagnostic {
+                    file: file.to_path_buf(),
+                    line,
+                    column,
+                    message: if path.is_empty() {
+                        d.message
+                    } else {
+                        format!("{}: {}", d.key, d.message)
+                    },
+                    key: if path.is_empty() { d.key } else { path },
+                }
+            })
+            .collect(),
+    )
 }

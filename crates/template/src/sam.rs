@@ -42,6 +42,10 @@ pub struct Project {
     /// Inline code (`InlineCode`, `Code.ZipFile`) to write before the
     /// project is loaded: (path from the template's folder, text).
     pub inline: Vec<(String, String)>,
+    /// Where each part of the project file comes from in the template:
+    /// (key prefix such as `functions.NAME`, the resource's path, line,
+    /// column), so a mistake the project's checks find names the template.
+    pub places: Vec<(String, String, usize, usize)>,
     /// The API ids the template's APIs have (what their AWS URLs carry).
     pub api_ids: Vec<String>,
 }
@@ -635,6 +639,25 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
         return Err(errors);
     }
     let api_ids = apis.keys().map(|id| api_id(id)).collect();
+    let mut places = Vec::new();
+    for (id, r, ty) in &live {
+        let name = declared.name(id);
+        let keys = match ty.as_str() {
+            "AWS::Serverless::Function" | "AWS::Lambda::Function" => {
+                vec![format!("functions.{name}")]
+            }
+            "AWS::Serverless::Api"
+            | "AWS::Serverless::HttpApi"
+            | "AWS::ApiGateway::RestApi"
+            | "AWS::ApiGatewayV2::Api" => vec![format!("apis.{id}")],
+            "AWS::S3::Bucket" => vec![format!("buckets.{name}"), format!("sites.{id}")],
+            "AWS::RDS::DBCluster" | "AWS::RDS::DBInstance" => vec![format!("databases.{name}")],
+            _ => Vec::new(),
+        };
+        for key in keys {
+            places.push((key, format!("Resources.{id}"), r.line, r.column));
+        }
+    }
     let resources = declared
         .types
         .iter()
@@ -700,6 +723,7 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
         description: template.get("Description").and_then(Node::scalar_text),
         stack_name: stack.stack_name().to_owned(),
         inline,
+        places,
     })
 }
 

@@ -273,6 +273,23 @@ async fn parameter_overrides_and_conditions_change_what_is_served() {
 #[test]
 fn template_mistakes_name_the_file_line_and_place() {
     let root = tempfile::tempdir().unwrap();
+    // A mistake the project's own checks find is placed at its resource.
+    let dir = root.path().join("code");
+    sam_project(
+        &dir,
+        &TEMPLATE.replace("CodeUri: hello_node/", "CodeUri: missing/"),
+    );
+    let (ok, _, err) = run_cli(&["validate", dir.to_str().unwrap()]);
+    assert!(!ok);
+    let line = TEMPLATE
+        .lines()
+        .position(|l| l == "  NodeFunction:")
+        .unwrap()
+        + 2;
+    let expected = format!(
+        "template.yaml:{line}:5: error: Resources.NodeFunction: functions.NodeFunction.code: code directory \"missing/\" does not exist"
+    );
+    assert!(err.contains(&expected), "expected {expected:?} in:\n{err}");
     for (template, expected) in [
         (
             TEMPLATE.replace("!Ref Greeting\nResources", "!Ref Ghost\nResources"),
