@@ -110,11 +110,7 @@ impl Declared<'_> {
     }
 
     fn arn(&self, id: &str) -> String {
-        let name = self.names.get(id).map_or(id, String::as_str);
-        format!(
-            "arn:aws:lambda:{}:{ACCOUNT_ID}:function:{name}",
-            self.stack.region()
-        )
+        self.service_arn("lambda", &format!("function:{}", self.name(id)))
     }
 }
 
@@ -428,13 +424,6 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
     let mut plans: Vec<(String, toml::Table, String)> = Vec::new();
     // Explicit APIs: (REST or not, their evaluated properties).
     let mut api_props: BTreeMap<String, (bool, Option<Node>)> = BTreeMap::new();
-    // APIs that HttpApi events name: HTTP APIs.
-    let http_ids: Vec<String> = declared
-        .types
-        .iter()
-        .filter(|(_, t)| *t == "AWS::Serverless::HttpApi")
-        .map(|(id, _)| id.clone())
-        .collect();
     let mut functions = toml::Table::new();
     let mut rest_parts: Vec<crate::cfn::Part<'_>> = Vec::new();
     let mut inline: Vec<(String, String)> = Vec::new();
@@ -567,7 +556,8 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
         }
         let (rest, own) = match api_props.get(id) {
             Some((rest, props)) => (*rest, props.clone()),
-            None => (id != "ServerlessHttpApi" && !http_ids.contains(id), None),
+            // An implicit API (every explicit one is in `api_props`).
+            None => (id != "ServerlessHttpApi", None),
         };
         let global = if rest { &globals_api } else { &globals_http };
         let props = with_globals(own.as_ref(), global.as_ref());

@@ -736,6 +736,15 @@ mod tests {
     use super::*;
     use crate::parse;
 
+    /// us-east-1, stack `s`, no overrides.
+    fn plain_inputs() -> Inputs {
+        Inputs {
+            region: "us-east-1".into(),
+            stack_name: "s".into(),
+            overrides: vec![],
+        }
+    }
+
     /// Two resources: `Fn` (a function) and `Api` (an API).
     struct Fake;
 
@@ -902,11 +911,7 @@ Resources:
             "{text:#?}"
         );
         let t = parse("Parameters:\n  Name:\n    Type: String\n").unwrap();
-        let inputs = Inputs {
-            region: "us-east-1".into(),
-            stack_name: "s".into(),
-            overrides: vec![],
-        };
+        let inputs = plain_inputs();
         let e = Stack::new(&t, &inputs).unwrap_err();
         assert_eq!(e[0].line, 3);
         assert!(
@@ -919,11 +924,7 @@ Resources:
     #[test]
     fn a_circular_condition_is_named_with_its_chain() {
         let t = parse("Conditions:\n  A: !Condition B\n  B: !Not [!Condition A]\n").unwrap();
-        let inputs = Inputs {
-            region: "us-east-1".into(),
-            stack_name: "s".into(),
-            overrides: vec![],
-        };
+        let inputs = plain_inputs();
         let e = Stack::new(&t, &inputs).unwrap_err();
         assert!(e[0].message.contains("A → B → A"), "{}", e[0]);
     }
@@ -931,11 +932,7 @@ Resources:
     #[test]
     fn bad_references_name_their_place() {
         let t = parse("Resources:\n  Fn:\n    Type: X\n    Properties:\n      A: !Ref Ghost\n      B: !GetAtt Fn.Color\n      C: !Sub \"${Missing\"\n      D: !ImportValue shared\n").unwrap();
-        let inputs = Inputs {
-            region: "us-east-1".into(),
-            stack_name: "s".into(),
-            overrides: vec![],
-        };
+        let inputs = plain_inputs();
         let s = Stack::new(&t, &inputs).unwrap();
         let p = t
             .get("Resources")

@@ -102,6 +102,13 @@ fn sam_project(dir: &Path, template: &str) {
 
 const PORTS: [&str; 4] = ["--port", "0", "--admin-listen", "127.0.0.1:0"];
 
+/// `stratus validate PATH` fails, saying `expected`.
+fn validate_refuses(path: &Path, expected: &str) {
+    let (ok, _, err) = run_cli(&["validate", path.to_str().unwrap()]);
+    assert!(!ok, "{} was accepted", path.display());
+    assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+}
+
 /// `python3 ARGS` in `dir` with an AWS SDK's environment pointed at the
 /// admin listener (as `AWS_ENDPOINT_URL` points one at Stratus).
 fn aws_python(dir: &Path, admin: std::net::SocketAddr, args: &[&str]) -> std::process::Command {
@@ -279,17 +286,14 @@ fn template_mistakes_name_the_file_line_and_place() {
         &dir,
         &TEMPLATE.replace("CodeUri: hello_node/", "CodeUri: missing/"),
     );
-    let (ok, _, err) = run_cli(&["validate", dir.to_str().unwrap()]);
-    assert!(!ok);
     let line = TEMPLATE
         .lines()
         .position(|l| l == "  NodeFunction:")
         .unwrap()
         + 2;
-    let expected = format!(
+    validate_refuses(&dir, &format!(
         "template.yaml:{line}:5: error: Resources.NodeFunction: functions.NodeFunction.code: code directory \"missing/\" does not exist"
-    );
-    assert!(err.contains(&expected), "expected {expected:?} in:\n{err}");
+    ));
     for (template, expected) in [
         (
             TEMPLATE.replace("!Ref Greeting\nResources", "!Ref Ghost\nResources"),
@@ -313,9 +317,7 @@ fn template_mistakes_name_the_file_line_and_place() {
     ] {
         let dir = root.path().join(format!("t{}", template.len()));
         sam_project(&dir, &template);
-        let (ok, _, err) = run_cli(&["validate", dir.join("template.yaml").to_str().unwrap()]);
-        assert!(!ok, "{template}");
-        assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+        validate_refuses(&dir.join("template.yaml"), expected);
     }
 }
 
@@ -775,9 +777,7 @@ fn plain_cloudformation_mistakes_are_named() {
     ] {
         let dir = root.path().join(format!("t{}", template.len()));
         write_file(&dir, "template.yaml", &template);
-        let (ok, _, err) = run_cli(&["validate", dir.to_str().unwrap()]);
-        assert!(!ok);
-        assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+        validate_refuses(&dir, expected);
     }
 }
 
