@@ -852,9 +852,9 @@ fn serve(args: ServeArgs, watch: bool) -> anyhow::Result<()> {
         let region = app.server.region.clone();
         let mut server = stratus_server::Server::bind(app).await?;
         // A template runs as a stack: its outputs with the local URLs.
-        let base = format!("http://{}", server.gateway_addr());
+        let gateway = server.gateway_addr();
         let localized = |t: &stratus_template::Project, v: &str| {
-            stratus_template::sam::localize(v, &t.api_ids, &base)
+            stratus_template::sam::localize(v, &t.api_ids, gateway)
         };
         if let Some(t) = &template {
             let stack_name = &t.stack_name;
@@ -954,6 +954,20 @@ fn routes_table(app: &App) -> String {
         });
     rows.extend(served.route_rows().into_iter().map(|r| r.cells()));
     let mut out = keys::table(&rows);
+    if !app.apis.is_empty() {
+        // Every API at its own host, as on AWS (docs/config.md).
+        let port = app.server.listen.port();
+        let mut hosts = vec![["API", "HOST", "AT THE LISTENER'S PATHS"].map(str::to_owned)];
+        hosts.extend(app.apis.iter().map(|a| {
+            [
+                a.name.clone(),
+                format!("{}.execute-api.localhost:{port}", a.id),
+                if a.host_only { "no" } else { "yes" }.to_owned(),
+            ]
+        }));
+        out.push('\n');
+        out.push_str(&keys::table(&hosts));
+    }
     if !app.databases.is_empty() {
         let mut dbs = vec![["DATABASE", "ENGINE", "DATA API ARN"].map(str::to_owned)];
         dbs.extend(app.databases.iter().map(|d| {

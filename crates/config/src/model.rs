@@ -617,6 +617,14 @@ impl fmt::Display for ApiKind {
 #[derive(Debug, Clone)]
 pub struct Api {
     pub name: String,
+    /// The API's id (`[apis.NAME] id`, else `api_id(name)`): its own host
+    /// `{id}.execute-api.localhost` serves its stages at `/{stage}` (and
+    /// `$default` at `/`), whatever other API shares the listener's paths.
+    pub id: String,
+    /// Served only at its own host, not at the listener's paths
+    /// (`[apis.NAME] host_only`): two APIs may then share a path, as two
+    /// APIs of one AWS account do.
+    pub host_only: bool,
     pub kind: ApiKind,
     /// Normalized: starts with `/`, no trailing `/` unless it is exactly `/`.
     pub base_path: String,
@@ -638,6 +646,31 @@ pub struct Api {
     pub api_key_source: ApiKeySource,
     /// The API's authorizers, by name (routes hold theirs too).
     pub authorizers: BTreeMap<String, Arc<Authorizer>>,
+}
+
+/// A stable ten-character id for an API named `name`, shaped as API
+/// Gateway's are (lower-case letters and digits); a template's API gets the
+/// id of its logical id, so `Ref` and the served host agree.
+pub fn api_id(name: &str) -> String {
+    // FNV-1a: stable across runs and builds (std's hasher is not).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    const DIGITS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..10)
+        .map(|i| DIGITS[((h >> (i * 6)) % 36) as usize] as char)
+        .collect()
+}
+
+/// The API id a request's `Host` names: `ID` of
+/// `ID.execute-api.localhost[:port]` (or of any `ID.execute-api.…` host, as
+/// AWS's own are), lower-cased.
+pub fn execute_api_id(host: &str) -> Option<String> {
+    let (id, rest) = host.split_once('.')?;
+    let rest = rest.to_ascii_lowercase();
+    (rest.starts_with("execute-api.") && !id.is_empty()).then(|| id.to_ascii_lowercase())
 }
 
 /// `[apis.NAME.cors]`: preflights answered by the gateway, and CORS headers

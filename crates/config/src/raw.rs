@@ -207,6 +207,8 @@ pub(crate) struct RawApi {
     #[serde(rename = "type")]
     pub(crate) kind: Spanned<RawApiType>,
     pub(crate) base_path: Option<Spanned<String>>,
+    pub(crate) id: Option<Spanned<String>>,
+    pub(crate) host_only: Option<Spanned<bool>>,
     pub(crate) stages: Option<BTreeMap<String, Spanned<RawStage>>>,
     pub(crate) route_selection: Option<Spanned<String>>,
     pub(crate) binary_media_types: Option<Spanned<Vec<String>>>,

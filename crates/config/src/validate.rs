@@ -782,8 +782,29 @@ fn api(
         }
     };
     let cors = a.cors.as_ref().and_then(|raw| cors(c, name, kind, raw));
+    let id = match &a.id {
+        None => api_id(name),
+        Some(s) => {
+            let v = s.get_ref();
+            if v.is_empty()
+                || v.len() > 63
+                || !v
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+            {
+                c.err(
+                    s,
+                    &["apis", name, "id"],
+                    "an API id is 1 to 63 lower-case letters and digits (it is a host name's first label)",
+                );
+            }
+            v.clone()
+        }
+    };
     Api {
         name: name.to_owned(),
+        id,
+        host_only: a.host_only.as_ref().is_some_and(|b| *b.get_ref()),
         kind,
         base_path,
         stages,
@@ -2040,18 +2061,35 @@ fn url_template(
     Some(template)
 }
 
-/// Two stages (of one API or of two) may not be served at the same path.
+/// Two stages (of one API or of two) may not be served at the same path of
+/// the listener (an API served only at its own host is not at its paths),
+/// and two APIs may not have one id (one host).
 fn check_mounts(c: &mut Checker<'_>, raw: &RawConfig, apis: &[Arc<Api>]) {
     let mut seen: HashMap<&str, (&str, &str)> = HashMap::new();
+    let mut ids: HashMap<&str, &str> = HashMap::new();
     for api in apis {
+        if let Some(other) = ids.insert(api.id.as_str(), api.name.as_str()) {
+            let at = &raw.apis[&api.name];
+            c.err(
+                at,
+                &["apis", &api.name],
+                format!(
+                    "API {other:?} has the id {:?} too; give one of them another id",
+                    api.id
+                ),
+            );
+        }
+        if api.host_only {
+            continue;
+        }
         for stage in &api.stages {
             if let Some((other_api, other_stage)) = seen.insert(
                 stage.mount.as_str(),
                 (api.name.as_str(), stage.name.as_str()),
             ) {
                 let msg = format!(
-                    "stage {:?} is served at {:?}, where API {other_api:?} (stage {other_stage:?}) is already served; give one of them another base_path",
-                    stage.name, stage.mount
+                    "stage {:?} is served at {:?}, where API {other_api:?} (stage {other_stage:?}) is already served; give one of them another base_path, or `host_only = true` to serve it only at its own host ({}.execute-api.localhost)",
+                    stage.name, stage.mount, api.id
                 );
                 let at = &raw.apis[&api.name];
                 c.err(at, &["apis", &api.name], msg);

@@ -52,6 +52,11 @@ pub(crate) struct RequestContext<'g> {
 }
 
 impl<'g> RequestContext<'g> {
+    /// The request's `Host`, as text.
+    pub(crate) fn host_str(&self) -> Option<&str> {
+        self.host.as_ref().and_then(|h| h.to_str().ok())
+    }
+
     pub(crate) fn new<B>(req: &http::Request<B>, remote: SocketAddr) -> RequestContext<'g> {
         RequestContext {
             request_id: uuid::Uuid::new_v4().to_string(),
@@ -62,7 +67,12 @@ impl<'g> RequestContext<'g> {
             origin: req.headers().get(http::header::ORIGIN).cloned(),
             failure: None,
             integration_status: None,
-            host: req.headers().get(http::header::HOST).cloned(),
+            // HTTP/2 names the host in the URI's authority.
+            host: req.headers().get(http::header::HOST).cloned().or_else(|| {
+                req.uri()
+                    .authority()
+                    .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+            }),
             user_agent: req.headers().get(http::header::USER_AGENT).cloned(),
             version: req.version(),
             api: None,

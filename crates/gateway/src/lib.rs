@@ -239,9 +239,16 @@ impl Gateway {
             cx.path = req.uri().path().to_owned();
         }
 
+        // A request to an API's own host (`{id}.execute-api.localhost`)
+        // is matched against that API's stages alone (router.rs).
+        let host_api = router::host_api_id(cx.host_str());
+        let host_api = host_api.as_deref().filter(|id| {
+            self.inner.table.serves_host(Some(id)) || self.inner.websockets.serves_host(Some(id))
+        });
+
         // A WebSocket API stage is served at exactly its mount path: the
         // upgrade and `$connect` (websocket/upgrade.rs).
-        if let Some((api, stage)) = self.inner.websockets.mount(&cx.path) {
+        if let Some((api, stage)) = self.inner.websockets.mount(host_api, &cx.path) {
             cx.matched(api, stage, None);
             cx.websocket = true;
             let (api, stage) = (api.clone(), stage.clone());
@@ -254,7 +261,12 @@ impl Gateway {
 
         // A site mounted deeper than any API stage serves the path
         // (sites.rs): the longest mount wins, as between APIs.
-        if let Some((len, site)) = self.inner.sites.mount(&cx.path) {
+        if let Some((len, site)) = self
+            .inner
+            .sites
+            .mount(&cx.path)
+            .filter(|_| host_api.is_none())
+        {
             if self.inner.table.mount_len(&cx.path).is_none_or(|l| len > l) {
                 return Ok(self
                     .inner
@@ -266,10 +278,10 @@ impl Gateway {
 
         // Match: API by base path and stage, then the route (router.rs);
         // a stage's canary takes its share of the requests.
-        let mut lookup = self.inner.table.lookup(&cx.method, &cx.path);
+        let mut lookup = self.inner.table.lookup(&cx.method, host_api, &cx.path);
         if let Some((percent, table)) = self.canary_of(&lookup) {
             if rand::random::<f64>() * 100.0 < percent {
-                lookup = table.lookup(&cx.method, &cx.path);
+                lookup = table.lookup(&cx.method, host_api, &cx.path);
             }
         }
         // CORS: a preflight to an API with CORS is answered here, whether

@@ -26,8 +26,28 @@ struct Mount {
 #[derive(Debug)]
 pub(crate) struct RouteTable {
     apis: Vec<ApiTable>,
-    /// Longest prefix first, so the most specific mount wins.
+    /// The listener's paths. Longest prefix first, so the most specific
+    /// mount wins.
     mounts: Vec<Mount>,
+    /// By API id: the stages at the API's own host
+    /// (`{id}.execute-api.localhost`), at `/{stage}` (`$default` at `/`).
+    hosts: HashMap<String, Vec<Mount>>,
+}
+
+/// Where a stage is served at its API's own host.
+pub(crate) fn host_mount(stage: &Stage) -> String {
+    if stage.name == stratus_config::DEFAULT_STAGE {
+        "/".to_owned()
+    } else {
+        format!("/{}", stage.name)
+    }
+}
+
+/// The API id of an `{id}.execute-api.…` host, when it is one.
+pub(crate) fn host_api_id(host: Option<&str>) -> Option<String> {
+    // The cheap test first: most requests name no execute-api host.
+    host.filter(|h| h.contains(".execute-api."))
+        .and_then(stratus_config::execute_api_id)
 }
 
 #[derive(Debug)]
@@ -124,6 +144,7 @@ impl RouteTable {
     pub(crate) fn new(app: &App) -> RouteTable {
         let mut apis = Vec::new();
         let mut mounts = Vec::new();
+        let mut hosts: HashMap<String, Vec<Mount>> = HashMap::new();
         // WebSocket APIs are served by the WebSocket upgrade path, not here.
         for api in app.apis.iter().filter(|a| a.kind != ApiKind::WebSocket) {
             let mut root = Node::default();
@@ -136,8 +157,15 @@ impl RouteTable {
                 }
             }
             for (s, stage) in api.stages.iter().enumerate() {
-                mounts.push(Mount {
-                    prefix: stage.mount.clone(),
+                if !api.host_only {
+                    mounts.push(Mount {
+                        prefix: stage.mount.clone(),
+                        api: apis.len(),
+                        stage: s,
+                    });
+                }
+                hosts.entry(api.id.clone()).or_default().push(Mount {
+                    prefix: host_mount(stage),
                     api: apis.len(),
                     stage: s,
                 });
@@ -149,7 +177,27 @@ impl RouteTable {
             });
         }
         mounts.sort_by_key(|m| std::cmp::Reverse(m.prefix.len()));
-        RouteTable { apis, mounts }
+        for m in hosts.values_mut() {
+            m.sort_by_key(|m| std::cmp::Reverse(m.prefix.len()));
+        }
+        RouteTable {
+            apis,
+            mounts,
+            hosts,
+        }
+    }
+
+    /// The mounts a request to `host` is matched against: its API's, when
+    /// the host is an API's own (`host_api_id`), else the listener's paths.
+    fn mounts(&self, host_api: Option<&str>) -> &[Mount] {
+        host_api
+            .and_then(|id| self.hosts.get(id))
+            .unwrap_or(&self.mounts)
+    }
+
+    /// Whether the host is one of this table's APIs' own.
+    pub(crate) fn serves_host(&self, host_api: Option<&str>) -> bool {
+        host_api.is_some_and(|id| self.hosts.contains_key(id))
     }
 
     /// The length of the longest API stage mount `path` is under.
@@ -160,13 +208,31 @@ impl RouteTable {
             .map(|m| m.prefix.len())
     }
 
-    pub(crate) fn lookup(&self, method: &http::Method, path: &str) -> Lookup<'_> {
-        let Some((mount, rest)) = self
-            .mounts
+    /// The API, stage and route of `method path`, at the API's own host
+    /// when `host_api` names one (`host_api_id`).
+    pub(crate) fn lookup(
+        &self,
+        method: &http::Method,
+        host_api: Option<&str>,
+        path: &str,
+    ) -> Lookup<'_> {
+        let mounts = self.mounts(host_api);
+        let Some((mount, rest)) = mounts
             .iter()
             .find_map(|m| strip_mount(path, &m.prefix).map(|rest| (m, rest)))
         else {
-            return Lookup::NoApi;
+            // At an API's own host, a path under none of its stages is
+            // that API's answer to a path with no route.
+            return match (host_api, mounts.first()) {
+                (Some(_), Some(m)) => {
+                    let api = &self.apis[m.api].api;
+                    Lookup::NoRoute {
+                        api,
+                        stage: &api.stages[m.stage],
+                    }
+                }
+                _ => Lookup::NoApi,
+            };
         };
         let table = &self.apis[mount.api];
         let api = &table.api;

@@ -52,7 +52,13 @@ pub fn event_for(app: &App, req: &SampleRequest) -> Result<(String, Vec<u8>), St
         .into_parts();
     let table = RouteTable::new(app);
     let path = parts.uri.path().to_owned();
-    let m = match table.lookup(&method, &path) {
+    let host = crate::router::host_api_id(
+        parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok()),
+    );
+    let m = match table.lookup(&method, host.as_deref(), &path) {
         Lookup::Found(m) => m,
         Lookup::NoRoute { api, .. } => {
             return Err(format!(

@@ -10,7 +10,7 @@
 //! Every other resource type is listed in [`Project::not_run`], never an
 //! error: what Stratus does not run must not stop what it does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::node::{Node, Value};
 use crate::stack::{Resources, Stack, ACCOUNT_ID};
@@ -47,7 +47,7 @@ pub struct Project {
     /// column), so a mistake the project's checks find names the template.
     pub places: Vec<(String, String, usize, usize)>,
     /// The API ids the template's APIs have (what their AWS URLs carry).
-    pub api_ids: Vec<String>,
+    pub api_ids: Vec<LocalApi>,
 }
 
 /// One of the template's `Outputs`.
@@ -58,15 +58,34 @@ pub struct Output {
     pub description: Option<String>,
 }
 
-/// `value` with each AWS URL of one of `api_ids`
-/// (`https://ID.execute-api.REGION.amazonaws.com`) made the local
-/// `base` (`http://127.0.0.1:8080`) that serves the same paths.
-pub fn localize(value: &str, api_ids: &[String], base: &str) -> String {
+/// One of the template's APIs, as its URLs are made local.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalApi {
+    pub id: String,
+    /// Served only at its own host (another API has its path).
+    pub host_only: bool,
+}
+
+/// `value` with each AWS URL of one of `apis`
+/// (`https://ID.execute-api.REGION.amazonaws.com`) made the local URL that
+/// serves the same paths: the listener's (`http://127.0.0.1:8080`), or the
+/// API's own host on it (`http://ID.execute-api.localhost:8080`) for an API
+/// served only there.
+pub fn localize(value: &str, apis: &[LocalApi], listener: std::net::SocketAddr) -> String {
     let mut out = value.to_owned();
-    let ws = base.replacen("http://", "ws://", 1);
-    for id in api_ids {
-        for (scheme, local) in [("https", base), ("wss", ws.as_str())] {
-            let prefix = format!("{scheme}://{id}.execute-api.");
+    for api in apis {
+        let base = if api.host_only {
+            format!(
+                "http://{}.execute-api.localhost:{}",
+                api.id,
+                listener.port()
+            )
+        } else {
+            format!("http://{listener}")
+        };
+        let ws = base.replacen("http://", "ws://", 1);
+        for (scheme, local) in [("https", base.as_str()), ("wss", ws.as_str())] {
+            let prefix = format!("{scheme}://{}.execute-api.", api.id);
             while let Some(start) = out.find(&prefix) {
                 let rest = &out[start + prefix.len()..];
                 let Some(end) = rest.find(".amazonaws.com") else {
@@ -114,19 +133,7 @@ impl Declared<'_> {
     }
 }
 
-/// A stable ten-character id for an API, as API Gateway's look.
-pub fn api_id(logical_id: &str) -> String {
-    // FNV-1a: stable across runs and builds (std's hasher is not).
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in logical_id.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    const DIGITS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    (0..10)
-        .map(|i| DIGITS[((h >> (i * 6)) % 36) as usize] as char)
-        .collect()
-}
+pub use stratus_config::api_id;
 
 impl Resources for Declared<'_> {
     fn exists(&self, id: &str) -> bool {
@@ -628,7 +635,6 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    let api_ids = apis.keys().map(|id| api_id(id)).collect();
     let mut places = Vec::new();
     for (id, r, ty) in &live {
         let name = declared.name(id);
@@ -694,6 +700,47 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
         doc.insert("usage_plans".into(), toml::Value::Table(usage));
         doc.insert("api_keys".into(), toml::Value::Table(keys));
     }
+    // Two APIs of one template at one path (two HTTP APIs' `$default`
+    // stages, both at `/`) are apart on AWS by their hosts: the later one
+    // is served only at its own host, `{id}.execute-api.localhost`.
+    // The implicit APIs first, then the template's in the order it
+    // declares them.
+    let line_of = |api: &str| {
+        live.iter()
+            .find(|(id, _, _)| *id == api)
+            .map_or(0, |(_, r, _)| r.line)
+    };
+    let mut order: Vec<String> = apis.keys().cloned().collect();
+    order.sort_by_key(|api| line_of(api));
+    let mut taken = BTreeSet::new();
+    for api in &order {
+        let table = apis.get_mut(api).expect("listed");
+        let mounts: Vec<String> = match table.get("stages") {
+            Some(toml::Value::Table(stages)) => stages
+                .keys()
+                .map(|s| {
+                    if s == "$default" {
+                        "/".to_owned()
+                    } else {
+                        format!("/{s}")
+                    }
+                })
+                .collect(),
+            _ => vec!["/".to_owned()],
+        };
+        if mounts.iter().any(|m| taken.contains(m)) {
+            table.insert("host_only".into(), toml::Value::Boolean(true));
+        } else {
+            taken.extend(mounts);
+        }
+    }
+    let api_ids = apis
+        .iter()
+        .map(|(id, table)| LocalApi {
+            id: api_id(id),
+            host_only: table.contains_key("host_only"),
+        })
+        .collect();
     if !apis.is_empty() {
         doc.insert(
             "apis".into(),
@@ -1234,23 +1281,35 @@ mod tests {
 
     #[test]
     fn aws_urls_of_the_templates_apis_become_local_ones() {
-        let ids = vec![api_id("ServerlessRestApi")];
-        let aws = format!(
-            "https://{}.execute-api.us-east-1.amazonaws.com/Prod/hello/",
-            ids[0]
-        );
+        let rest = api_id("ServerlessRestApi");
+        let second = api_id("Second");
+        let ids = vec![
+            LocalApi {
+                id: rest.clone(),
+                host_only: false,
+            },
+            LocalApi {
+                id: second.clone(),
+                host_only: true,
+            },
+        ];
+        let at: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let aws = format!("https://{rest}.execute-api.us-east-1.amazonaws.com/Prod/hello/");
         assert_eq!(
-            localize(&aws, &ids, "http://127.0.0.1:8080"),
+            localize(&aws, &ids, at),
             "http://127.0.0.1:8080/Prod/hello/"
         );
-        let wss = format!("wss://{}.execute-api.us-east-1.amazonaws.com/prod", ids[0]);
+        let wss = format!("wss://{rest}.execute-api.us-east-1.amazonaws.com/prod");
+        assert_eq!(localize(&wss, &ids, at), "ws://127.0.0.1:8080/prod");
+        let hosted = format!("https://{second}.execute-api.us-east-1.amazonaws.com/items");
         assert_eq!(
-            localize(&wss, &ids, "http://127.0.0.1:8080"),
-            "ws://127.0.0.1:8080/prod"
+            localize(&hosted, &ids, at),
+            format!("http://{second}.execute-api.localhost:8080/items"),
+            "an API served only at its own host"
         );
         let other = "https://abcdefghij.execute-api.us-east-1.amazonaws.com/x";
         assert_eq!(
-            localize(other, &ids, "http://127.0.0.1:8080"),
+            localize(other, &ids, at),
             other,
             "not one of the template's"
         );

@@ -1237,3 +1237,150 @@ fn client_commands_find_a_server_started_on_other_ports() {
     let (_, out, _) = run_cli(&["keys", "list", "--project", dir.to_str().unwrap()]);
     assert!(!out.contains("ShopApiApiKey"), "{out}");
 }
+
+const TWO_APIS: &str = r#"Transform: AWS::Serverless-2016-10-31
+Resources:
+  PublicFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: who/
+      Handler: app.handler
+      Runtime: python3.12
+      Environment: { Variables: { WHO: public } }
+      Events:
+        Who: { Type: HttpApi, Properties: { Path: /who, Method: GET } }
+        Rest: { Type: Api, Properties: { Path: /who, Method: GET } }
+  AdminApi:
+    Type: AWS::Serverless::HttpApi
+  AdminFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: who/
+      Handler: app.handler
+      Runtime: python3.12
+      Environment: { Variables: { WHO: admin } }
+      Events:
+        Who: { Type: HttpApi, Properties: { ApiId: !Ref AdminApi, Path: /who, Method: GET } }
+Outputs:
+  PublicUrl:
+    Value: !Sub "https://${ServerlessHttpApi}.execute-api.${AWS::Region}.amazonaws.com/who"
+  AdminUrl:
+    Value: !Sub "https://${AdminApi}.execute-api.${AWS::Region}.amazonaws.com/who"
+"#;
+
+const WHO_PY: &str = r#"
+import json, os
+def handler(event, context):
+    rc = event["requestContext"]
+    return {"statusCode": 200, "body": json.dumps({
+        "who": os.environ["WHO"], "domain": rc.get("domainName"), "prefix": rc.get("domainPrefix"),
+    })}
+"#;
+
+/// Two APIs of one template at one path (two HTTP APIs' `$default` stages,
+/// both at `/`) are apart by their hosts, as on AWS: the implicit API keeps
+/// the listener's paths, the other is served at `{id}.execute-api.localhost`,
+/// and its printed output says so; every API is reachable at its own host.
+#[tokio::test]
+async fn two_apis_at_one_path_are_apart_by_their_hosts() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("two");
+    write_file(&dir, "template.yaml", TWO_APIS);
+    write_file(&dir, "who/app.py", WHO_PY);
+    let s = Serving::start_with(&dir, &PORTS, &[]);
+    let s = tokio::task::spawn_blocking(move || {
+        let mut lines = s.wait_line("output AdminUrl", Duration::from_secs(10));
+        if !lines.iter().any(|l| l.contains("output PublicUrl")) {
+            lines.extend(s.wait_line("output PublicUrl", Duration::from_secs(10)));
+        }
+        (s, lines)
+    });
+    let (s, lines) = s.await.unwrap();
+    let output = |name: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.split(&format!("output {name} = ")).nth(1))
+            .unwrap_or_else(|| panic!("no {name} in {lines:?}"))
+            .trim()
+            .to_owned()
+    };
+    let port = s.gateway.port();
+    let admin_id = stratus_config::api_id("AdminApi");
+    let public_id = stratus_config::api_id("ServerlessHttpApi");
+    let rest_id = stratus_config::api_id("ServerlessRestApi");
+    assert_eq!(output("PublicUrl"), format!("http://{}/who", s.gateway));
+    let admin_url = format!("http://{admin_id}.execute-api.localhost:{port}/who");
+    assert_eq!(output("AdminUrl"), admin_url);
+
+    // *.localhost is the loopback (RFC 6761), as browsers and curl resolve
+    // it; this client is told so.
+    let client = reqwest::Client::builder()
+        .resolve(&format!("{admin_id}.execute-api.localhost"), s.gateway)
+        .resolve(&format!("{public_id}.execute-api.localhost"), s.gateway)
+        .resolve(&format!("{rest_id}.execute-api.localhost"), s.gateway)
+        .build()
+        .unwrap();
+    let who = |url: String| {
+        let client = client.clone();
+        async move {
+            let r = client.get(&url).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, v) = who(admin_url).await;
+    assert_eq!(status, 200);
+    assert_eq!(v["who"], "admin");
+    assert_eq!(
+        v["domain"],
+        format!("{admin_id}.execute-api.localhost:{port}")
+    );
+    assert_eq!(v["prefix"], admin_id.as_str());
+    // The listener's paths: the implicit API's.
+    let (status, v) = who(s.url("/who")).await;
+    assert_eq!((status, v["who"].as_str()), (200, Some("public")));
+    // The implicit APIs at their own hosts too: the HTTP API's `$default`
+    // at `/`, the REST API's stage at `/Prod`.
+    let (status, v) = who(format!(
+        "http://{public_id}.execute-api.localhost:{port}/who"
+    ))
+    .await;
+    assert_eq!((status, v["who"].as_str()), (200, Some("public")));
+    let (status, v) = who(format!(
+        "http://{rest_id}.execute-api.localhost:{port}/Prod/who"
+    ))
+    .await;
+    assert_eq!((status, v["who"].as_str()), (200, Some("public")));
+    // At an API's host only its own routes: the REST API has no `/who`
+    // outside its stage, and the admin API no `/Prod/who`.
+    let (status, _) = who(format!("http://{rest_id}.execute-api.localhost:{port}/who")).await;
+    assert_eq!(status, 403, "REST's answer to a path no route has");
+    let (status, v) = who(format!(
+        "http://{admin_id}.execute-api.localhost:{port}/Prod/who"
+    ))
+    .await;
+    assert_eq!(
+        (status, &v),
+        (404, &serde_json::json!({"message": "Not Found"}))
+    );
+    // `stratus routes` names each API's host, and which is there alone.
+    let (ok, routes, err) = run_cli(&["routes", dir.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let row = |api: &str| {
+        routes
+            .lines()
+            .find(|l| l.starts_with(api) && l.contains(".execute-api.localhost"))
+            .unwrap_or_else(|| panic!("no host of {api} in:\n{routes}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        row("AdminApi")[1..],
+        [
+            format!("{admin_id}.execute-api.localhost:{port}"),
+            "no".into()
+        ]
+    );
+    assert_eq!(row("ServerlessHttpApi")[2], "yes");
+}

@@ -445,7 +445,7 @@ variables = { color = "blue", size = "L" }
             }
             let (parts, ()) = req.body(()).unwrap().into_parts();
             let path = parts.uri.path().to_owned();
-            let Lookup::Found(m) = table.lookup(&parts.method, &path) else {
+            let Lookup::Found(m) = table.lookup(&parts.method, None, &path) else {
                 panic!("no route for {method} {uri}");
             };
             let body = Bytes::from_static(body);

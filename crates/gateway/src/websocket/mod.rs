@@ -40,6 +40,9 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct WebSockets {
     /// Mount path → (API, stage index).
     mounts: HashMap<String, (Arc<Api>, usize)>,
+    /// `{api id}{host mount}` → (API, stage index): the stages at each
+    /// API's own host (router::host_mount).
+    hosts: HashMap<String, (Arc<Api>, usize)>,
     registry: Arc<Connections>,
     functions: Arc<dyn Invoke>,
     stop: watch::Sender<bool>,
@@ -57,13 +60,19 @@ impl WebSockets {
         access: Arc<crate::Access>,
     ) -> WebSockets {
         let mut mounts = HashMap::new();
+        let mut hosts = HashMap::new();
         for api in app.apis.iter().filter(|a| a.kind == ApiKind::WebSocket) {
             for (i, stage) in api.stages.iter().enumerate() {
-                mounts.insert(stage.mount.clone(), (api.clone(), i));
+                if !api.host_only {
+                    mounts.insert(stage.mount.clone(), (api.clone(), i));
+                }
+                let at = format!("{}{}", api.id, crate::router::host_mount(stage));
+                hosts.insert(at, (api.clone(), i));
             }
         }
         WebSockets {
             mounts,
+            hosts,
             registry,
             functions,
             stop: watch::channel(false).0,
@@ -76,14 +85,24 @@ impl WebSockets {
         self.registry.clone()
     }
 
-    /// The WebSocket API stage served at exactly this path.
-    pub(crate) fn mount(&self, path: &str) -> Option<(&Arc<Api>, &Stage)> {
+    /// The WebSocket API stage served at exactly this path (of the API's
+    /// own host, when `host_api` is an id of one of them).
+    pub(crate) fn mount(&self, host_api: Option<&str>, path: &str) -> Option<(&Arc<Api>, &Stage)> {
         let path = if path.len() > 1 {
             path.trim_end_matches('/')
         } else {
             path
         };
-        self.mounts.get(path).map(|(api, i)| (api, &api.stages[*i]))
+        let found = match host_api {
+            Some(id) if self.serves_host(Some(id)) => self.hosts.get(&format!("{id}{path}")),
+            _ => self.mounts.get(path),
+        };
+        found.map(|(api, i)| (api, &api.stages[*i]))
+    }
+
+    /// Whether `host_api` is the id of one of these APIs.
+    pub(crate) fn serves_host(&self, host_api: Option<&str>) -> bool {
+        host_api.is_some_and(|id| self.hosts.values().any(|(a, _)| a.id == id))
     }
 
     /// The API and stage of a management endpoint `/ws/{api}/{stage}`.
