@@ -103,8 +103,22 @@ fn routes_prints_a_table() {
         cells[..5],
         ["shop", "prod", "latest", "GET", "/shop/prod/items/{id}"]
     );
+    // Each API's own host follows.
+    let hosts = out.split("\n\n").nth(1).expect(&out);
+    let shop = hosts.lines().find(|l| l.starts_with("shop")).expect(hosts);
+    assert_eq!(
+        shop.split_whitespace().collect::<Vec<_>>(),
+        [
+            "shop",
+            &format!(
+                "{}.execute-api.localhost:8080",
+                stratus_config::api_id("shop")
+            ),
+            "yes"
+        ]
+    );
     // The databases follow, with the ARN the Data API answers to.
-    let dbs: Vec<&str> = out.split("\n\n").nth(1).expect(&out).lines().collect();
+    let dbs: Vec<&str> = out.split("\n\n").nth(2).expect(&out).lines().collect();
     assert_eq!(
         dbs,
         [
