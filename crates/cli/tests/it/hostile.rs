@@ -127,7 +127,7 @@ async fn on_postgresql_a_query_of_millions_of_rows_is_stopped_at_the_answer_limi
     let schema = crate::databases::PgSchema::new().await;
     let (_dir, s) = serve(
         &format!(
-            "[databases.main]\nengine = \"postgres\"\nurl = {:?}\nstatement_timeout = 1\n",
+            "[databases.main]\nengine = \"postgres\"\nurl = {:?}\nstatement_timeout = 3\n",
             schema.url
         ),
         &[],
@@ -140,7 +140,7 @@ async fn on_postgresql_a_query_of_millions_of_rows_is_stopped_at_the_answer_limi
     // The database's own timeout, set per database.
     let r = reqwest::Client::new()
         .post(format!("http://{}/Execute", s.admin))
-        .body(sql("SELECT pg_sleep(3)").to_string())
+        .body(sql("SELECT pg_sleep(6)").to_string())
         .send()
         .await
         .unwrap();
