@@ -664,13 +664,14 @@ pub fn api_id(name: &str) -> String {
         .collect()
 }
 
-/// The API id a request's `Host` names: `ID` of
-/// `ID.execute-api.localhost[:port]` (or of any `ID.execute-api.…` host, as
-/// AWS's own are), lower-cased.
-pub fn execute_api_id(host: &str) -> Option<String> {
-    let (id, rest) = host.split_once('.')?;
-    let rest = rest.to_ascii_lowercase();
-    (rest.starts_with("execute-api.") && !id.is_empty()).then(|| id.to_ascii_lowercase())
+/// Where a stage is served under `base_path`: `base_path/{stage}`, or the
+/// base path itself for `$default` (an API's own host has the base path `/`).
+pub fn stage_mount(base_path: &str, stage: &str) -> String {
+    if stage == DEFAULT_STAGE {
+        base_path.to_owned()
+    } else {
+        join_paths(base_path, &format!("/{stage}"))
+    }
 }
 
 /// `[apis.NAME.cors]`: preflights answered by the gateway, and CORS headers

@@ -612,11 +612,7 @@ fn api(
                         );
                     }
                 }
-                let mount = if stage == DEFAULT_STAGE {
-                    base_path.clone()
-                } else {
-                    join_paths(&base_path, &format!("/{stage}"))
-                };
+                let mount = stage_mount(&base_path, stage);
                 stages.push(Stage {
                     name: stage.clone(),
                     variables: s.get_ref().variables.clone(),

@@ -242,9 +242,9 @@ impl Gateway {
         // A request to an API's own host (`{id}.execute-api.localhost`)
         // is matched against that API's stages alone (router.rs).
         let host_api = router::host_api_id(cx.host_str());
-        let host_api = host_api.as_deref().filter(|id| {
-            self.inner.table.serves_host(Some(id)) || self.inner.websockets.serves_host(Some(id))
-        });
+        let host_api = host_api
+            .as_deref()
+            .filter(|id| self.inner.table.serves_host(id) || self.inner.websockets.serves_host(id));
 
         // A WebSocket API stage is served at exactly its mount path: the
         // upgrade and `$connect` (websocket/upgrade.rs).

@@ -36,18 +36,18 @@ pub(crate) struct RouteTable {
 
 /// Where a stage is served at its API's own host.
 pub(crate) fn host_mount(stage: &Stage) -> String {
-    if stage.name == stratus_config::DEFAULT_STAGE {
-        "/".to_owned()
-    } else {
-        format!("/{}", stage.name)
-    }
+    stratus_config::stage_mount("/", &stage.name)
 }
 
-/// The API id of an `{id}.execute-api.…` host, when it is one.
+/// The API id a request's `Host` names: `ID` of
+/// `ID.execute-api.localhost[:port]` (or of any `ID.execute-api.…` host, as
+/// AWS's own are), lower-cased. Allocates only for such a host.
 pub(crate) fn host_api_id(host: Option<&str>) -> Option<String> {
-    // The cheap test first: most requests name no execute-api host.
-    host.filter(|h| h.contains(".execute-api."))
-        .and_then(stratus_config::execute_api_id)
+    let (id, rest) = host?.split_once('.')?;
+    let named = rest
+        .get(..".execute-api".len())
+        .is_some_and(|r| r.eq_ignore_ascii_case("execute-api."));
+    (named && !id.is_empty()).then(|| id.to_ascii_lowercase())
 }
 
 #[derive(Debug)]
@@ -187,17 +187,19 @@ impl RouteTable {
         }
     }
 
-    /// The mounts a request to `host` is matched against: its API's, when
-    /// the host is an API's own (`host_api_id`), else the listener's paths.
+    /// The mounts a request is matched against: at an API's own host
+    /// (`host_api`, an id the gateway serves) that API's alone (none when
+    /// it is a WebSocket API's), else the listener's paths.
     fn mounts(&self, host_api: Option<&str>) -> &[Mount] {
-        host_api
-            .and_then(|id| self.hosts.get(id))
-            .unwrap_or(&self.mounts)
+        match host_api {
+            Some(id) => self.hosts.get(id).map_or(&[], Vec::as_slice),
+            None => &self.mounts,
+        }
     }
 
-    /// Whether the host is one of this table's APIs' own.
-    pub(crate) fn serves_host(&self, host_api: Option<&str>) -> bool {
-        host_api.is_some_and(|id| self.hosts.contains_key(id))
+    /// Whether `id` is one of this table's APIs'.
+    pub(crate) fn serves_host(&self, id: &str) -> bool {
+        self.hosts.contains_key(id)
     }
 
     /// The length of the longest API stage mount `path` is under.

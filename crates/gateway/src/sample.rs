@@ -58,7 +58,8 @@ pub fn event_for(app: &App, req: &SampleRequest) -> Result<(String, Vec<u8>), St
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok()),
     );
-    let m = match table.lookup(&method, host.as_deref(), &path) {
+    let host = host.as_deref().filter(|id| table.serves_host(id));
+    let m = match table.lookup(&method, host, &path) {
         Lookup::Found(m) => m,
         Lookup::NoRoute { api, .. } => {
             return Err(format!(

@@ -46,7 +46,8 @@ pub struct Project {
     /// (key prefix such as `functions.NAME`, the resource's path, line,
     /// column), so a mistake the project's checks find names the template.
     pub places: Vec<(String, String, usize, usize)>,
-    /// The API ids the template's APIs have (what their AWS URLs carry).
+    /// The template's APIs: their ids (what their AWS URLs carry), and
+    /// whether each is served only at its own host.
     pub api_ids: Vec<LocalApi>,
 }
 
@@ -718,13 +719,7 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
         let mounts: Vec<String> = match table.get("stages") {
             Some(toml::Value::Table(stages)) => stages
                 .keys()
-                .map(|s| {
-                    if s == "$default" {
-                        "/".to_owned()
-                    } else {
-                        format!("/{s}")
-                    }
-                })
+                .map(|s| stratus_config::stage_mount("/", s))
                 .collect(),
             _ => vec!["/".to_owned()],
         };

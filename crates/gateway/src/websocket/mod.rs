@@ -40,9 +40,9 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct WebSockets {
     /// Mount path → (API, stage index).
     mounts: HashMap<String, (Arc<Api>, usize)>,
-    /// `{api id}{host mount}` → (API, stage index): the stages at each
-    /// API's own host (router::host_mount).
-    hosts: HashMap<String, (Arc<Api>, usize)>,
+    /// API id → host mount → (API, stage index): the stages at each API's
+    /// own host (router::host_mount).
+    hosts: HashMap<String, HashMap<String, (Arc<Api>, usize)>>,
     registry: Arc<Connections>,
     functions: Arc<dyn Invoke>,
     stop: watch::Sender<bool>,
@@ -60,14 +60,16 @@ impl WebSockets {
         access: Arc<crate::Access>,
     ) -> WebSockets {
         let mut mounts = HashMap::new();
-        let mut hosts = HashMap::new();
+        let mut hosts: HashMap<String, HashMap<_, _>> = HashMap::new();
         for api in app.apis.iter().filter(|a| a.kind == ApiKind::WebSocket) {
             for (i, stage) in api.stages.iter().enumerate() {
                 if !api.host_only {
                     mounts.insert(stage.mount.clone(), (api.clone(), i));
                 }
-                let at = format!("{}{}", api.id, crate::router::host_mount(stage));
-                hosts.insert(at, (api.clone(), i));
+                hosts
+                    .entry(api.id.clone())
+                    .or_default()
+                    .insert(crate::router::host_mount(stage), (api.clone(), i));
             }
         }
         WebSockets {
@@ -85,8 +87,9 @@ impl WebSockets {
         self.registry.clone()
     }
 
-    /// The WebSocket API stage served at exactly this path (of the API's
-    /// own host, when `host_api` is an id of one of them).
+    /// The WebSocket API stage served at exactly this path: of the API's
+    /// own host when `host_api` is an id the gateway serves (none when it
+    /// is an HTTP or REST API's), else of the listener.
     pub(crate) fn mount(&self, host_api: Option<&str>, path: &str) -> Option<(&Arc<Api>, &Stage)> {
         let path = if path.len() > 1 {
             path.trim_end_matches('/')
@@ -94,15 +97,15 @@ impl WebSockets {
             path
         };
         let found = match host_api {
-            Some(id) if self.serves_host(Some(id)) => self.hosts.get(&format!("{id}{path}")),
-            _ => self.mounts.get(path),
+            Some(id) => self.hosts.get(id).and_then(|at| at.get(path)),
+            None => self.mounts.get(path),
         };
         found.map(|(api, i)| (api, &api.stages[*i]))
     }
 
-    /// Whether `host_api` is the id of one of these APIs.
-    pub(crate) fn serves_host(&self, host_api: Option<&str>) -> bool {
-        host_api.is_some_and(|id| self.hosts.values().any(|(a, _)| a.id == id))
+    /// Whether `id` is one of these APIs'.
+    pub(crate) fn serves_host(&self, id: &str) -> bool {
+        self.hosts.contains_key(id)
     }
 
     /// The API and stage of a management endpoint `/ws/{api}/{stage}`.
