@@ -59,14 +59,56 @@ async fn handle(
             &format!("No WebSocket API {api:?} with stage {stage:?}"),
         );
     }
-    let registry = ws.registry();
     // A connection of another API or stage is not visible here.
-    let info = registry
+    let info = ws
+        .registry()
         .info(&id)
         .await
         .filter(|i| i.api == api && i.stage == stage);
+    answer(&ws, info, &api, &stage, &id, method, body).await
+}
+
+/// `@connections` on the public listener, where API Gateway's execute-api
+/// domain has it: `https://{domainName}/{stage}/@connections/{id}`, as
+/// AWS's examples hand it to `ApiGatewayManagementApi` (see
+/// `WebSockets::management_call` for the paths that reach a connection).
+/// Signed as on the admin listener.
+pub async fn public_call(
+    s: &AdminState,
+    call: &stratus_gateway::Management<'_>,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err((_, why)) = crate::sigv4::authorize(s, "execute-api", &method, uri, headers, &body) {
+        tracing::warn!("@connections request refused: {why}");
+        return error(StatusCode::FORBIDDEN, "ForbiddenException", &why);
+    }
+    let id = percent_encoding::percent_decode_str(call.id).decode_utf8_lossy();
+    let ws = s.websockets();
+    let info = ws.registry().info(&id).await;
+    let Some(info) = info.filter(|i| ws.reaches(call, &i.api, &i.stage)) else {
+        // Unknown here, or of another API or stage: gone, as on AWS.
+        let stage = call.prefix.trim_start_matches('/');
+        return gone("-", stage, &id);
+    };
+    let (api, stage) = (info.api.clone(), info.stage.clone());
+    answer(&ws, Some(info), &api, &stage, &id, method, body).await
+}
+
+async fn answer(
+    ws: &stratus_gateway::WebSockets,
+    info: Option<ConnectionInfo>,
+    api: &str,
+    stage: &str,
+    id: &str,
+    method: Method,
+    body: Bytes,
+) -> Response {
+    let registry = ws.registry();
     let Some(info) = info else {
-        return gone(&api, &stage, &id);
+        return gone(api, stage, id);
     };
     match method {
         Method::POST => {
@@ -74,18 +116,18 @@ async fn handle(
                 Ok(text) => Outbound::Text(text),
                 Err(_) => Outbound::Binary(body),
             };
-            match registry.send(&id, msg).await {
+            match registry.send(id, msg).await {
                 Ok(()) => {
                     stratus_telemetry::ConnectionsCalled {
-                        api: &api,
-                        stage: &stage,
+                        api,
+                        stage,
                         posted: true,
                         gone: false,
                     }
                     .emit();
                     StatusCode::OK.into_response()
                 }
-                Err(SendError::Gone | SendError::TooSlow) => gone(&api, &stage, &id),
+                Err(SendError::Gone | SendError::TooSlow) => gone(api, stage, id),
             }
         }
         Method::GET => axum::Json(describe(&info)).into_response(),
@@ -94,9 +136,9 @@ async fn handle(
                 code: 1000,
                 reason: "Closed by the server".into(),
             };
-            match registry.send(&id, close).await {
+            match registry.send(id, close).await {
                 Ok(()) | Err(SendError::TooSlow) => StatusCode::NO_CONTENT.into_response(),
-                Err(SendError::Gone) => gone(&api, &stage, &id),
+                Err(SendError::Gone) => gone(api, stage, id),
             }
         }
         _ => error(

@@ -10,7 +10,7 @@
 
 mod cache;
 mod cloudformation;
-mod connections;
+pub mod connections;
 mod deployments;
 mod error;
 mod keys;

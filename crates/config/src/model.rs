@@ -476,6 +476,10 @@ pub struct Server {
     pub admin_allow_origins: Vec<String>,
     /// Dashboard streams (`/stratus/dashboard/stream`) open at once, at most.
     pub dashboard_streams: usize,
+    /// The public listener also answers TLS on its port (a connection that
+    /// opens with a TLS handshake), with a certificate from the local CA in
+    /// `data_dir/tls`, which every function trusts.
+    pub tls: bool,
 }
 
 pub const DEFAULT_DASHBOARD_STREAMS: usize = 16;

@@ -157,6 +157,7 @@ pub(crate) struct RawServer {
     #[serde(default)]
     pub(crate) admin_allow_origins: Vec<Spanned<String>>,
     pub(crate) dashboard_streams: Option<Spanned<i64>>,
+    pub(crate) tls: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

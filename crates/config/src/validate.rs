@@ -270,6 +270,7 @@ fn server(c: &mut Checker<'_>, raw: &RawServer, project_dir: &Path) -> Server {
             "streams",
             DEFAULT_DASHBOARD_STREAMS as i64,
         ) as usize,
+        tls: raw.tls.as_ref().is_none_or(|t| *t.get_ref()),
     }
 }
 

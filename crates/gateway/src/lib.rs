@@ -41,8 +41,8 @@ pub mod cors {
     };
 }
 pub use websocket::{
-    ConnectionInfo, Connections, LocalConnection, Outbound, SendError, WebSockets, MAX_FRAME,
-    MAX_MESSAGE,
+    ConnectionInfo, Connections, LocalConnection, Management, Outbound, SendError, WebSockets,
+    MAX_FRAME, MAX_MESSAGE,
 };
 
 use context::RequestContext;

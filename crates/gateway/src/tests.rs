@@ -620,3 +620,75 @@ async fn without_client_refresh_max_age_zero_is_ignored() {
         "call 1"
     );
 }
+
+/// `@connections` calls on the public listener: which paths are such calls
+/// (hostile ones are not), and which connections each may reach.
+#[tokio::test]
+async fn management_calls_reach_only_their_stage() {
+    let g = gateway(
+        r#"
+[functions.f]
+runtime = "python3.12"
+handler = "app.handler"
+code = "."
+
+[apis.chat]
+type = "websocket"
+base_path = "/chat"
+[apis.chat.routes]
+"$default" = { function = "f" }
+
+[apis.live]
+type = "websocket"
+stages = { prod = {} }
+[apis.live.routes]
+"$default" = { function = "f" }
+"#,
+    )
+    .await;
+    let ws = g.websockets();
+    for bad in [
+        "/@connections/abc",
+        "/prod/@connections/",
+        "/prod/@connections/a/b",
+        "/prod/connections/abc",
+        "/prod/@connections",
+    ] {
+        assert!(ws.management_call(None, bad).is_none(), "{bad}");
+    }
+    let call = ws.management_call(None, "/prod/@connections/abc").unwrap();
+    assert_eq!((call.prefix, call.id), ("/prod", "abc"));
+    assert!(ws.reaches(&call, "live", "prod"));
+    assert!(!ws.reaches(&call, "chat", "$default"));
+    // The stage's path on the listener, and `/{stage}` spelled encoded.
+    let at_mount = ws.management_call(None, "/chat/@connections/abc").unwrap();
+    assert!(ws.reaches(&at_mount, "chat", "$default"));
+    assert!(!ws.reaches(&at_mount, "live", "prod"));
+    let encoded = ws
+        .management_call(None, "/%24default/@connections/x")
+        .unwrap();
+    assert!(ws.reaches(&encoded, "chat", "$default"));
+    // At an API's own host, only that API's stage.
+    let host = format!(
+        "{}.execute-api.localhost:8080",
+        stratus_config::api_id("live")
+    );
+    let hosted = ws
+        .management_call(Some(&host), "/prod/@connections/abc")
+        .unwrap();
+    assert!(ws.reaches(&hosted, "live", "prod"));
+    let other = format!(
+        "{}.execute-api.localhost:8080",
+        stratus_config::api_id("chat")
+    );
+    let elsewhere = ws
+        .management_call(Some(&other), "/prod/@connections/abc")
+        .unwrap();
+    assert!(!ws.reaches(&elsewhere, "live", "prod"));
+    // A project without WebSocket APIs has no such calls.
+    let plain = gateway(PRIORITY).await;
+    assert!(plain
+        .websockets()
+        .management_call(None, "/prod/@connections/abc")
+        .is_none());
+}

@@ -9,6 +9,7 @@
 //! gateway's job.
 
 mod listener;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -42,6 +43,8 @@ pub struct Server {
     databases: Arc<stratus_state::databases::Databases>,
     /// The running template as a stack, for the admin listener.
     stack: Option<Arc<stratus_admin::StackInfo>>,
+    /// The local CA and the public listener's TLS (`server.tls`).
+    tls: Option<tls::LocalCa>,
 }
 
 impl std::fmt::Debug for Server {
@@ -73,21 +76,30 @@ impl Server {
         // What every function needs to call back: the admin endpoint and
         // credentials its SDK signs with.
         let creds = &app.server.credentials;
-        let env = vec![
+        let mut env = vec![
             ("AWS_ENDPOINT_URL_S3".into(), format!("{admin_url}/s3")),
             ("AWS_ENDPOINT_URL_RDS_DATA".into(), admin_url.clone()),
-            ("STRATUS_ADMIN_URL".into(), admin_url),
+            ("STRATUS_ADMIN_URL".into(), admin_url.clone()),
             ("AWS_ACCESS_KEY_ID".into(), creds.access_key_id.clone()),
             (
                 "AWS_SECRET_ACCESS_KEY".into(),
                 creds.secret_access_key.clone(),
             ),
         ];
+        // Functions call Lambda (an async Invoke of another function) with
+        // no endpoint of their own, as on AWS.
+        env.push(("AWS_ENDPOINT_URL_LAMBDA".into(), admin_url));
+        let tls = if app.server.tls {
+            let ca = tls::LocalCa::open(&app.server.data_dir, gateway.local_addr()?)?;
+            env.extend(ca.function_env());
+            Some(ca)
+        } else {
+            None
+        };
         let keys = open_keys(&app).await?;
         let objects = open_objects(&app).await?;
         let databases = open_databases(&app).await?;
         stratus_telemetry::logstore::store().set_bytes_per_function(app.server.function_log_bytes);
-        let mut env = env;
         for db in &databases.all {
             let var = db.name.to_ascii_uppercase().replace('-', "_");
             env.push((format!("STRATUS_DB_{var}_URL"), db.url.clone()));
@@ -103,6 +115,7 @@ impl Server {
             objects,
             databases,
             stack: None,
+            tls,
         })
     }
 
@@ -220,14 +233,6 @@ impl Server {
             .iter()
             .any(|a| a.kind == stratus_config::ApiKind::Rest);
         let current = Arc::new(arc_swap::ArcSwap::from_pointee(gateway));
-        let gateway_task = tokio::spawn(serve_gateway(
-            self.gateway,
-            current.clone(),
-            capture_heads,
-            limits,
-            stop_rx.clone(),
-            grace,
-        ));
         // Stage moves through the admin API reload too, and wait for it.
         let (admin_reload, mut admin_reloads) = tokio::sync::mpsc::channel(4);
         let admin_state = stratus_admin::AdminState {
@@ -246,6 +251,18 @@ impl Server {
             )),
             stack: self.stack.clone(),
         };
+        let gateway_task = tokio::spawn(serve_gateway(
+            self.gateway,
+            Public {
+                gateway: current.clone(),
+                admin: admin_state.clone(),
+                tls: self.tls.as_ref().map(|t| t.acceptor.clone()),
+                capture_heads,
+            },
+            limits,
+            stop_rx.clone(),
+            grace,
+        ));
         // The admin listener answers /healthz even at its connection cap.
         let admin_limits = listener::Limits {
             health_at_cap: true,
@@ -516,28 +533,144 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
+/// What the public listener serves.
+struct Public {
+    /// The gateway current when a request arrives (a reload applies to
+    /// kept-alive connections' next requests too).
+    gateway: Arc<arc_swap::ArcSwap<Gateway>>,
+    /// For `@connections` at the WebSocket APIs' own paths.
+    admin: stratus_admin::AdminState,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    capture_heads: bool,
+}
+
 async fn serve_gateway(
     listener: TcpListener,
-    gateway: Arc<arc_swap::ArcSwap<Gateway>>,
-    capture_heads: bool,
+    public: Public,
     limits: listener::Limits,
     stop: watch::Receiver<bool>,
     grace: std::time::Duration,
 ) {
+    let Public {
+        gateway,
+        admin,
+        tls,
+        capture_heads,
+    } = public;
     let make = move |remote: SocketAddr, head: listener::HeadCapture| {
         let current = gateway.clone();
+        let admin = admin.clone();
         service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             if let Some(raw) = head.take() {
                 req.extensions_mut()
                     .insert(stratus_gateway::RawRequestHead(raw));
             }
-            // The gateway current when the request arrives (a reload
-            // applies to kept-alive connections' next requests too).
             let gw = current.load_full();
-            async move { Ok::<_, Infallible>(gw.handle(req, remote).await) }
+            let admin = admin.clone();
+            async move {
+                if is_management_call(&gw, &req) {
+                    return Ok::<_, Infallible>(management(&admin, req).await);
+                }
+                Ok::<_, Infallible>(gw.handle(req, remote).await)
+            }
         })
     };
-    listener::serve(listener, limits, make, stop, grace, true, capture_heads).await;
+    let options = listener::Options {
+        upgrades: true,
+        capture_heads,
+        tls,
+    };
+    listener::serve(listener, limits, make, stop, grace, options).await;
+}
+
+/// `POST`/`GET`/`DELETE {prefix}/@connections/{id}` where a WebSocket API
+/// is served (see `WebSockets::management_call`).
+fn is_management_call<B>(gw: &Gateway, req: &hyper::Request<B>) -> bool {
+    use hyper::Method;
+    matches!(*req.method(), Method::POST | Method::GET | Method::DELETE)
+        && req.uri().path().contains("/@connections/")
+        && gw
+            .websockets()
+            .management_call(host_of(req.headers(), req.uri()), req.uri().path())
+            .is_some()
+}
+
+/// The host a request names: `Host`, or the URI's authority (HTTP/2).
+fn host_of<'a>(headers: &'a http::HeaderMap, uri: &'a http::Uri) -> Option<&'a str> {
+    headers
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+}
+
+/// Answers an `@connections` call on the public listener. The body is at
+/// most a WebSocket message (128 KB, as API Gateway's `PostToConnection`);
+/// more is 413.
+async fn management(
+    admin: &stratus_admin::AdminState,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> hyper::Response<stratus_gateway::Body> {
+    use http_body_util::BodyExt;
+    let (parts, body) = req.into_parts();
+    let body = match http_body_util::Limited::new(body, stratus_gateway::MAX_MESSAGE)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            let too_large = e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
+            let (status, message) = if too_large {
+                (413, "Request entity too large: at most 128 KB")
+            } else {
+                (400, "The request body could not be read")
+            };
+            return json_answer(status, message);
+        }
+    };
+    let ws = admin.websockets();
+    let Some(call) = ws.management_call(host_of(&parts.headers, &parts.uri), parts.uri.path())
+    else {
+        return json_answer(404, "Not Found");
+    };
+    let answer = stratus_admin::connections::public_call(
+        admin,
+        &call,
+        parts.method.clone(),
+        &parts.uri,
+        &parts.headers,
+        body,
+    )
+    .await;
+    // The answer is a short JSON or empty body made in memory; collecting it
+    // gives the gateway's `Sync` body type (axum's is not `Sync`).
+    let (parts, body) = answer.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    hyper::Response::from_parts(
+        parts,
+        http_body_util::Full::new(bytes)
+            .map_err(|never| match never {})
+            .boxed(),
+    )
+}
+
+fn json_answer(status: u16, message: &str) -> hyper::Response<stratus_gateway::Body> {
+    use http_body_util::BodyExt;
+    let body = serde_json::json!({ "message": message }).to_string();
+    hyper::Response::builder()
+        .status(status)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(
+            http_body_util::Full::new(bytes::Bytes::from(body))
+                .map_err(|never| match never {})
+                .boxed(),
+        )
+        .expect("a valid answer")
 }
 
 async fn serve_admin(
@@ -551,7 +684,12 @@ async fn serve_admin(
     let make = move |_remote: SocketAddr, _head: listener::HeadCapture| {
         hyper_util::service::TowerToHyperService::new(router.clone())
     };
-    listener::serve(listener, limits, make, stop, grace, false, false).await;
+    let options = listener::Options {
+        upgrades: false,
+        capture_heads: false,
+        tls: None,
+    };
+    listener::serve(listener, limits, make, stop, grace, options).await;
 }
 
 #[cfg(test)]

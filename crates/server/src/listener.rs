@@ -15,9 +15,9 @@
 //!   answered 200 (liveness must not read as death when the server is
 //!   merely full).
 //!
-//! HTTP/1.1 only (API Gateway speaks HTTP/2 only over TLS, which Stratus
-//! does not terminate); hyper's own HTTP/1 builder is used because it is
-//! the one that can bound header size and keep the header case.
+//! HTTP/1.1 only, over plain TCP or, on the public listener, TLS on the
+//! same port (see [`open`]); hyper's own HTTP/1 builder is used because it
+//! is the one that can bound header size and keep the header case.
 
 use std::convert::Infallible;
 use std::io;
@@ -47,6 +47,16 @@ pub(crate) struct Limits {
     pub(crate) health_at_cap: bool,
 }
 
+/// What differs between the listeners.
+pub(crate) struct Options {
+    /// WebSocket upgrades (the public listener).
+    pub(crate) upgrades: bool,
+    /// Keep each request's head as sent (see [`HeadCapture`]).
+    pub(crate) capture_heads: bool,
+    /// Answer TLS too, on the same port (see [`open`]).
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
 /// Connections being answered 503 at once, at most.
 const REFUSING: usize = 256;
 
@@ -62,8 +72,7 @@ pub(crate) async fn serve<S, B>(
     make_service: impl Fn(SocketAddr, HeadCapture) -> S,
     stop: watch::Receiver<bool>,
     grace: Duration,
-    upgrades: bool,
-    capture_heads: bool,
+    options: Options,
 ) where
     S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
         + Send
@@ -72,6 +81,11 @@ pub(crate) async fn serve<S, B>(
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let Options {
+        upgrades,
+        capture_heads,
+        tls,
+    } = options;
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let refusals = Arc::new(Semaphore::new(REFUSING));
     let mut builder = http1::Builder::new();
@@ -80,6 +94,7 @@ pub(crate) async fn serve<S, B>(
         .header_read_timeout(limits.header_timeout)
         .max_header_size(limits.max_header_bytes)
         .preserve_header_case(true);
+    let builder = Arc::new(builder);
     let stop_rx = stop.clone();
     let stop_signal = crate::stopped(stop);
     tokio::pin!(stop_signal);
@@ -116,12 +131,18 @@ pub(crate) async fn serve<S, B>(
         };
         let _ = stream.set_nodelay(true);
         let head = HeadCapture::new(capture_heads, limits.max_header_bytes);
-        let io = ClientIo::new(stream, permit, head.clone(), limits.header_timeout);
-        let probe = io.probe();
-        let service = make_service(remote, head);
-        let conn = builder.serve_connection(TokioIo::new(io), service);
+        let service = make_service(remote, head.clone());
+        let builder = builder.clone();
+        let tls = tls.clone();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
+            let Some(stream) = open(stream, tls.as_ref(), limits.header_timeout, remote).await
+            else {
+                return;
+            };
+            let io = ClientIo::new(stream, permit, head, limits.header_timeout);
+            let probe = io.probe();
+            let conn = builder.serve_connection(TokioIo::new(io), service);
             let result = if upgrades {
                 drive(conn.with_upgrades(), &mut stop, |c| c.graceful_shutdown()).await
             } else {
@@ -178,7 +199,7 @@ async fn refuse(stream: TcpStream, health: bool) {
         REFUSED
     };
     let probe = Probe {
-        stream: Arc::new(Mutex::new(stream)),
+        stream: Arc::new(Mutex::new(Conn::Plain(stream))),
         read_since_write: Arc::new(AtomicBool::new(true)),
     };
     probe.send_and_close(answer).await;
@@ -213,13 +234,114 @@ async fn asks_for_health(stream: &TcpStream) -> bool {
     )
 }
 
+/// Opens a connection: on a listener with TLS, one whose first byte is a
+/// TLS handshake record (0x16, which no HTTP request starts with) is
+/// answered over TLS, any other as plain HTTP, on the same port. Both the
+/// first byte and the handshake must come within `timeout`; a client that
+/// sends neither, or a handshake that fails, is closed.
+async fn open(
+    stream: TcpStream,
+    tls: Option<&tokio_rustls::TlsAcceptor>,
+    timeout: Duration,
+    remote: SocketAddr,
+) -> Option<Conn> {
+    let Some(acceptor) = tls else {
+        return Some(Conn::Plain(stream));
+    };
+    let handshake = async {
+        let mut first = [0u8; 1];
+        let n = stream.peek(&mut first).await.ok()?;
+        if n == 0 || first[0] != 0x16 {
+            return Some(Conn::Plain(stream));
+        }
+        match acceptor.accept(stream).await {
+            Ok(tls) => Some(Conn::Tls(Box::new(tls))),
+            Err(e) => {
+                tracing::debug!(%remote, "TLS handshake failed: {e}");
+                None
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, handshake).await {
+        Ok(conn) => conn,
+        Err(_) => {
+            tracing::debug!(%remote, "closed: no request or TLS handshake within the header timeout");
+            None
+        }
+    }
+}
+
+/// A client's byte stream: plain TCP, or TLS over it.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, data),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Conn::Plain(s) => s.is_write_vectored(),
+            Conn::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 /// The client socket as hyper sees it. The socket is shared with a
 /// [`Probe`] so that, when hyper gives up on a client, an answer can still
 /// be written to it; the connection slot is released when both are gone.
 struct ClientIo {
     /// Shared with the [`Probe`]; locked only inside a poll (never across
     /// an await), by one side at a time in practice.
-    stream: Arc<Mutex<TcpStream>>,
+    stream: Arc<Mutex<Conn>>,
     /// Bytes arrived since the last write: a request is under way.
     read_since_write: Arc<AtomicBool>,
     head: HeadCapture,
@@ -286,7 +408,7 @@ impl HeadCapture {
 
 impl ClientIo {
     fn new(
-        stream: TcpStream,
+        stream: Conn,
         slot: OwnedSemaphorePermit,
         head: HeadCapture,
         stall_limit: Duration,
@@ -310,7 +432,7 @@ impl ClientIo {
 }
 
 struct Probe {
-    stream: Arc<Mutex<TcpStream>>,
+    stream: Arc<Mutex<Conn>>,
     read_since_write: Arc<AtomicBool>,
 }
 

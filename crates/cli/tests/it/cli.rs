@@ -307,6 +307,20 @@ async fn serve_answers_the_example_routes() {
             .unwrap();
         let text = reply.into_text().unwrap().to_string();
         assert!(text.contains("messages are JSON objects"), "{text}");
+        // A join is broadcast through `https://{domainName}/{stage}`, the
+        // callback URL as on AWS.
+        ws.send(tokio_tungstenite::tungstenite::Message::text(
+            r#"{"action":"join","name":"ann"}"#,
+        ))
+        .await
+        .unwrap();
+        let said = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("the join was broadcast")
+            .unwrap()
+            .unwrap();
+        let said: serde_json::Value = serde_json::from_str(said.to_text().unwrap()).unwrap();
+        assert_eq!(said["system"], "ann joined");
     }
     // The access log names the request.
     let log: Vec<String> =

@@ -17,6 +17,7 @@ mod shutdown;
 mod sites;
 mod support;
 mod templates;
+mod tls;
 mod traffic;
 mod versions;
 mod websocket;

@@ -33,32 +33,12 @@ fn portal(dir: &Path, database: Option<&str>) -> (u16, u16) {
 
 /// playwright-core, installed once under target/e2e (npm).
 fn playwright() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/e2e");
-    let module = root.join("node_modules/playwright-core");
-    if !module.join("package.json").is_file() {
-        std::fs::create_dir_all(&root).unwrap();
-        let ok = Command::new("npm")
-            .args([
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--loglevel=error",
-                "--prefix",
-            ])
-            .arg(&root)
-            .arg("playwright-core@1.64.1")
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            assert!(
-                std::env::var_os("STRATUS_REQUIRE_BROWSER").is_none(),
-                "npm install playwright-core failed"
-            );
-            eprintln!("skipped the portal in a browser: npm could not install playwright-core");
-            return None;
-        }
-    }
-    Some(module)
+    crate::support::npm_installed(
+        "e2e",
+        &["playwright-core@1.64.1"],
+        "the portal in a browser",
+    )
+    .map(|m| m.join("playwright-core"))
 }
 
 #[test]

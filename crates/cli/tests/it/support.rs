@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -203,6 +203,50 @@ pub(crate) fn chromium(what: &str) -> Option<&'static str> {
         eprintln!("skipped {what}: Chromium is not installed (apt-get install chromium)");
     }
     found
+}
+
+/// `packages` (npm specs, `name@version`) installed once under
+/// `target/{dir}`; its `node_modules`, or `None` (and a note) when npm
+/// cannot install them. Where STRATUS_REQUIRE_BROWSER is set (`.ci/run`),
+/// such a test never skips.
+pub(crate) fn npm_installed(dir: &str, packages: &[&str], what: &str) -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target")
+        .join(dir);
+    let modules = root.join("node_modules");
+    // `@scope/name@1.2.3` is installed at `node_modules/@scope/name`.
+    let have = |spec: &&str| {
+        let name = match spec.rfind('@') {
+            Some(at) if at > 0 => &spec[..at],
+            _ => spec,
+        };
+        modules.join(name).join("package.json").is_file()
+    };
+    if packages.iter().all(have) {
+        return Some(modules);
+    }
+    std::fs::create_dir_all(&root).unwrap();
+    let ok = Command::new("npm")
+        .args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            "--prefix",
+        ])
+        .arg(&root)
+        .args(packages)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("STRATUS_REQUIRE_BROWSER").is_none(),
+            "npm install {packages:?} failed"
+        );
+        eprintln!("skipped {what}: npm could not install {packages:?}");
+        return None;
+    }
+    Some(modules)
 }
 
 /// Runs a Python script (boto3) with LocalStack's usual credentials,

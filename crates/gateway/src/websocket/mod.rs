@@ -36,6 +36,18 @@ const LIFECYCLE_WAIT: Duration = Duration::from_secs(60);
 /// How long the closing handshake may take before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Where a management call on the public listener was made (see
+/// [`WebSockets::management_call`]).
+#[derive(Debug)]
+pub struct Management<'p> {
+    /// The API id of an `{id}.execute-api.…` host.
+    pub host_api: Option<String>,
+    /// The path before `/@connections/`, as sent.
+    pub prefix: &'p str,
+    /// The connection id, as sent (percent-encoded).
+    pub id: &'p str,
+}
+
 /// Every WebSocket API stage of an app, and their connections.
 pub struct WebSockets {
     /// Mount path → (API, stage index).
@@ -101,6 +113,39 @@ impl WebSockets {
             None => self.mounts.get(path),
         };
         found.map(|(api, i)| (api, &api.stages[*i]))
+    }
+
+    /// A management call on the public listener, `{prefix}/@connections/{id}`
+    /// as API Gateway's execute-api domain answers it; none when these are
+    /// no WebSocket APIs or the path is not such a call.
+    pub fn management_call<'p>(&self, host: Option<&str>, path: &'p str) -> Option<Management<'p>> {
+        const AT: &str = "/@connections/";
+        if self.hosts.is_empty() {
+            return None;
+        }
+        let at = path.rfind(AT)?;
+        let (prefix, id) = (&path[..at], &path[at + AT.len()..]);
+        if prefix.is_empty() || id.is_empty() || id.contains('/') {
+            return None;
+        }
+        Some(Management {
+            host_api: crate::router::host_api_id(host),
+            prefix,
+            id,
+        })
+    }
+
+    /// Whether `call` may reach a connection of `api`'s `stage`: made at
+    /// one of that stage's mounts (its API host's `/{stage}`, or its path at
+    /// the listener), or at the listener's `/{stage}`, which is what
+    /// `https://{requestContext.domainName}/{requestContext.stage}` names
+    /// when the client connected to the listener's address.
+    pub fn reaches(&self, call: &Management<'_>, api: &str, stage: &str) -> bool {
+        let prefix = percent_encoding::percent_decode_str(call.prefix).decode_utf8_lossy();
+        if let Some((a, s)) = self.mount(call.host_api.as_deref(), &prefix) {
+            return a.name == api && s.name == stage;
+        }
+        call.host_api.is_none() && prefix.strip_prefix('/') == Some(stage)
     }
 
     /// Whether `id` is one of these APIs'.

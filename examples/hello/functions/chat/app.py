@@ -2,9 +2,9 @@
 
 Connections are kept in SQLite (a stand-in for the DynamoDB table an AWS
 deployment would use); messages are broadcast with boto3's
-apigatewaymanagementapi client, exactly as on AWS. Stratus gives every
-function STRATUS_ADMIN_URL and credentials, so the endpoint is built
-without a hard-coded address.
+apigatewaymanagementapi client at https://{domainName}/{stage}, exactly
+as on AWS: Stratus answers that URL (TLS with a local CA every function
+trusts) and gives every function credentials to sign with.
 """
 
 import hashlib
@@ -12,7 +12,6 @@ import json
 import os
 import sqlite3
 import tempfile
-import urllib.parse
 
 import boto3
 
@@ -30,10 +29,7 @@ def db():
 
 
 def endpoint(ctx):
-    admin = os.environ.get("STRATUS_ADMIN_URL")
-    if admin:  # on Stratus
-        return f"{admin}/ws/{ctx['apiId']}/{urllib.parse.quote(ctx['stage'], safe='')}"
-    return f"https://{ctx['domainName']}/{ctx['stage']}"  # on AWS
+    return f"https://{ctx['domainName']}/{ctx['stage']}"
 
 
 def broadcast(ctx, message):

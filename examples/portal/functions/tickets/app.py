@@ -10,8 +10,9 @@
 - Attachments are uploaded by the browser through presigned S3 URLs.
 
 On Stratus every AWS endpoint comes from the environment
-(AWS_ENDPOINT_URL_RDS_DATA, AWS_ENDPOINT_URL_S3, STRATUS_ADMIN_URL): no
-address is written here.
+(AWS_ENDPOINT_URL_RDS_DATA, AWS_ENDPOINT_URL_S3, and LIVE_ENDPOINT, the
+WebSocket API's callback URL, set in stratus.toml): no address is written
+here.
 """
 
 import base64
@@ -19,7 +20,6 @@ import json
 import os
 import re
 import time
-import urllib.parse
 import uuid
 
 import boto3
@@ -105,11 +105,8 @@ def user_of(event):
 # --- live updates ----------------------------------------------------------
 
 def _management_endpoint():
-    api, stage = os.environ.get("LIVE_API", "live"), os.environ.get("LIVE_STAGE", "$default")
-    admin = os.environ.get("STRATUS_ADMIN_URL")
-    if admin:  # on Stratus
-        return f"{admin}/ws/{api}/{urllib.parse.quote(stage, safe='')}"
-    return os.environ["LIVE_ENDPOINT"]  # on AWS: https://{api-id}.execute-api.{region}.amazonaws.com/{stage}
+    # https://{api-id}.execute-api.{region}.amazonaws.com/{stage} on AWS.
+    return os.environ["LIVE_ENDPOINT"]
 
 
 def broadcast(message):
