@@ -265,11 +265,40 @@ pub struct UsagePlan {
     pub quota: Option<Quota>,
     /// Names of `[api_keys]` in the plan.
     pub keys: Vec<String>,
+    /// Per key and method, in place of `throttle` for that method (the
+    /// method-level throttles of a usage plan's API stage on AWS).
+    pub method_throttles: Vec<MethodThrottle>,
+}
+
+/// One method's throttle in a usage plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodThrottle {
+    pub api: String,
+    pub stage: String,
+    /// The route's key, as `[apis.NAME.routes]` spells it (`GET /items/{id}`).
+    pub route: String,
+    pub throttle: Throttle,
 }
 
 impl UsagePlan {
     pub fn covers(&self, api: &str, stage: &str) -> bool {
         self.stages.iter().any(|(a, s)| a == api && s == stage)
+    }
+
+    /// The method throttle of `route` (its key) on `api`'s `stage`.
+    pub fn method_throttle(
+        &self,
+        api: &str,
+        stage: &str,
+        route: &RouteKey,
+    ) -> Option<&MethodThrottle> {
+        if self.method_throttles.is_empty() {
+            return None;
+        }
+        let route = route.to_string();
+        self.method_throttles
+            .iter()
+            .find(|m| m.api == api && m.stage == stage && m.route == route)
     }
 }
 

@@ -97,6 +97,9 @@ pub(crate) struct RawUsagePlan {
     pub(crate) quota: Option<Spanned<RawQuota>>,
     #[serde(default)]
     pub(crate) keys: Vec<Spanned<String>>,
+    /// `"API/STAGE METHOD PATH" = { rate, burst }`.
+    #[serde(default)]
+    pub(crate) method_throttles: BTreeMap<String, Spanned<RawThrottle>>,
 }
 
 #[derive(Debug, Deserialize)]

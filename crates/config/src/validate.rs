@@ -1500,12 +1500,49 @@ fn usage_plans(c: &mut Checker<'_>, raw: &RawConfig, apis: &[Arc<Api>]) -> Vec<A
             }
             keys.push(key.clone());
         }
+        let mut method_throttles = Vec::new();
+        for (at, t) in &r.method_throttles {
+            let k = ["usage_plans", name, "method_throttles", at.as_str()];
+            let Some((api, stage, route)) = at
+                .split_once(' ')
+                .and_then(|(stage, route)| Some((stage.split_once('/')?, route)))
+                .map(|((a, s), r)| (a, s, r))
+            else {
+                c.err(t, &k, format!("{at:?} is not \"API/STAGE METHOD PATH\" (e.g. \"shop/prod GET /items/{{id}}\")"));
+                continue;
+            };
+            if !stages.iter().any(|(a, s)| a == api && s == stage) {
+                c.err(
+                    t,
+                    &k,
+                    format!("{api}/{stage} is not one of the plan's apis"),
+                );
+                continue;
+            }
+            let known = apis
+                .iter()
+                .find(|a| a.name == api)
+                .is_some_and(|a| a.routes.iter().any(|r| r.key.to_string() == route));
+            if !known {
+                c.err(t, &k, format!("API {api:?} has no route {route:?}"));
+                continue;
+            }
+            if let Some(throttle) = throttle_of(c, t, &k) {
+                method_throttles.push(MethodThrottle {
+                    api: api.to_owned(),
+                    stage: stage.to_owned(),
+                    route: route.to_owned(),
+                    throttle,
+                });
+            }
+        }
         out.push(Arc::new(UsagePlan {
             name: name.clone(),
             stages,
             throttle,
             quota,
             keys,
+            method_throttles,
         }));
     }
     out
@@ -1982,7 +2019,11 @@ fn throttle(
     raw: &Option<Spanned<RawThrottle>>,
     key: &[&str],
 ) -> Option<Throttle> {
-    let t = raw.as_ref()?.get_ref();
+    throttle_of(c, raw.as_ref()?, key)
+}
+
+fn throttle_of(c: &mut Checker<'_>, raw: &Spanned<RawThrottle>, key: &[&str]) -> Option<Throttle> {
+    let t = raw.get_ref();
     let rate = *t.rate.get_ref();
     let rate_key: Vec<&str> = key.iter().copied().chain(["rate"]).collect();
     if !(0.0..=MAX_THROTTLE).contains(&rate) {

@@ -318,7 +318,13 @@ impl Gateway {
             let key = header_str(req.headers(), "x-api-key").map(str::to_owned);
             access
                 .keys
-                .admit(&*access.limiter, m.api, m.stage, key.as_deref())
+                .admit(
+                    &*access.limiter,
+                    m.api,
+                    m.stage,
+                    &m.route.key,
+                    key.as_deref(),
+                )
                 .await?;
             cx.api_key = key;
         }
@@ -347,7 +353,13 @@ impl Gateway {
                 if m.route.api_key_required && !key_from_header {
                     access
                         .keys
-                        .admit(&*access.limiter, m.api, m.stage, g.usage_key.as_deref())
+                        .admit(
+                            &*access.limiter,
+                            m.api,
+                            m.stage,
+                            &m.route.key,
+                            g.usage_key.as_deref(),
+                        )
                         .await?;
                     cx.api_key = g.usage_key;
                 }

@@ -346,3 +346,146 @@ fn integration(m: &Part<'_>) -> Result<toml::Table, Error> {
     }
     Ok(t)
 }
+
+/// A CloudFormation throttle (`{RateLimit, BurstLimit}`) as a project's
+/// `{ rate, burst }`; what is missing is left for the project's checks
+/// to name.
+pub(crate) fn throttle_table(n: &Node) -> toml::Table {
+    let mut t = toml::Table::new();
+    let text = |k: &str| n.get(k).and_then(Node::scalar_text);
+    if let Some(r) = text("RateLimit").and_then(|r| r.parse::<f64>().ok()) {
+        t.insert("rate".into(), r.into());
+    }
+    if let Some(b) = text("BurstLimit").and_then(|b| b.parse::<i64>().ok()) {
+        t.insert("burst".into(), b.into());
+    }
+    t
+}
+
+/// A CloudFormation quota (`{Limit, Period}`; `Offset` is not kept) as a
+/// project's `{ limit, period }`.
+pub(crate) fn quota_table(n: &Node) -> toml::Table {
+    let mut t = toml::Table::new();
+    if let Some(l) = n
+        .get("Limit")
+        .and_then(Node::scalar_text)
+        .and_then(|l| l.parse::<i64>().ok())
+    {
+        t.insert("limit".into(), l.into());
+    }
+    if let Some(p) = n.get("Period").and_then(Node::scalar_text) {
+        t.insert("period".into(), p.into());
+    }
+    t
+}
+
+/// `AWS::ApiGateway::ApiKey`, `UsagePlan` (its `ApiStages`, with their
+/// method throttles, `Throttle`, `Quota`) and `UsagePlanKey`, added to the
+/// project's `api_keys` and `usage_plans` under their logical ids.
+pub(crate) fn usage_plans(
+    parts: &[Part<'_>],
+    apis: &BTreeMap<String, toml::Table>,
+    plans: &mut toml::Table,
+    keys: &mut toml::Table,
+    errors: &mut Vec<Error>,
+) {
+    let of = |ty: &'static str| parts.iter().filter(move |p| p.ty == ty);
+    for k in of("AWS::ApiGateway::ApiKey") {
+        let mut t = toml::Table::new();
+        if let Some(v) = k.text("Value") {
+            t.insert("value".into(), v.into());
+        }
+        let enabled = k.props.as_ref().and_then(|p| p.get("Enabled"));
+        if let Some(Value::Bool(b)) = enabled.map(|n| &n.value) {
+            t.insert("enabled".into(), (*b).into());
+        }
+        keys.insert(k.id.to_owned(), toml::Value::Table(t));
+    }
+    for p in of("AWS::ApiGateway::UsagePlan") {
+        let props = p.props.as_ref();
+        let mut t = toml::Table::new();
+        let mut stages = Vec::new();
+        let mut methods = toml::Table::new();
+        let listed = props
+            .and_then(|x| x.get("ApiStages"))
+            .and_then(Node::as_list)
+            .unwrap_or(&[]);
+        for s in listed {
+            // `ApiId: !Ref Api` gives the API's id; which of the template's
+            // APIs has it.
+            let id = s.get("ApiId").and_then(Node::scalar_text);
+            let Some(api) = apis
+                .keys()
+                .find(|a| id.as_deref() == Some(crate::sam::api_id(a).as_str()))
+            else {
+                errors.push(p.error(format!(
+                    "ApiStages: ApiId {} is not a REST API of the template",
+                    id.map_or_else(|| "(none)".to_owned(), |i| format!("{i:?}"))
+                )));
+                continue;
+            };
+            let Some(stage) = s.get("Stage").and_then(Node::scalar_text) else {
+                errors.push(p.error("ApiStages: each names its Stage"));
+                continue;
+            };
+            for (key, limits) in s.get("Throttle").and_then(Node::as_map).unwrap_or(&[]) {
+                // `/items/{id}/GET` is the route `GET /items/{id}`.
+                let Some((path, method)) = key.rsplit_once('/') else {
+                    errors.push(p.error(format!(
+                        "ApiStages: a method throttle's key is /PATH/METHOD (e.g. /items/{{id}}/GET), not {key:?}"
+                    )));
+                    continue;
+                };
+                let path = if path.is_empty() { "/" } else { path };
+                let method = match method.to_ascii_uppercase().as_str() {
+                    "*" => "ANY".to_owned(),
+                    m => m.to_owned(),
+                };
+                methods.insert(
+                    format!("{api}/{stage} {method} {path}"),
+                    toml::Value::Table(throttle_table(limits)),
+                );
+            }
+            stages.push(toml::Value::String(format!("{api}/{stage}")));
+        }
+        t.insert("apis".into(), toml::Value::Array(stages));
+        if let Some(th) = props.and_then(|x| x.get("Throttle")) {
+            t.insert("throttle".into(), toml::Value::Table(throttle_table(th)));
+        }
+        if let Some(q) = props.and_then(|x| x.get("Quota")) {
+            t.insert("quota".into(), toml::Value::Table(quota_table(q)));
+        }
+        if !methods.is_empty() {
+            t.insert("method_throttles".into(), toml::Value::Table(methods));
+        }
+        t.insert("keys".into(), toml::Value::Array(Vec::new()));
+        plans.insert(p.id.to_owned(), toml::Value::Table(t));
+    }
+    for k in of("AWS::ApiGateway::UsagePlanKey") {
+        if k.text("KeyType").is_some_and(|t| t != "API_KEY") {
+            errors.push(k.error("KeyType is API_KEY"));
+            continue;
+        }
+        // `Ref` of a key and of a plan give their logical ids here.
+        let (Some(key), Some(plan)) = (k.text("KeyId"), k.text("UsagePlanId")) else {
+            errors.push(k.error("a UsagePlanKey names its KeyId and UsagePlanId"));
+            continue;
+        };
+        if !keys.contains_key(&key) {
+            errors.push(k.error(format!(
+                "KeyId {key:?} is not an AWS::ApiGateway::ApiKey of the template"
+            )));
+            continue;
+        }
+        match plans.get_mut(&plan) {
+            Some(toml::Value::Table(t)) => {
+                if let Some(toml::Value::Array(listed)) = t.get_mut("keys") {
+                    listed.push(key.into());
+                }
+            }
+            _ => errors.push(k.error(format!(
+                "UsagePlanId {plan:?} is not an AWS::ApiGateway::UsagePlan of the template"
+            ))),
+        }
+    }
+}

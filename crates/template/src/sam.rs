@@ -150,7 +150,9 @@ impl Resources for Declared<'_> {
             | "AWS::RDS::DBCluster"
             | "AWS::RDS::DBInstance"
             | "AWS::DynamoDB::Table"
-            | "AWS::Serverless::SimpleTable" => self.name(id),
+            | "AWS::Serverless::SimpleTable"
+            | "AWS::ApiGateway::Stage"
+            | "AWS::ApiGatewayV2::Stage" => self.name(id),
             // What AWS gives, so code reading it from its environment starts.
             "AWS::SQS::Queue" => self.queue_url(id),
             "AWS::SNS::Topic" => self.service_arn("sns", &self.name(id)),
@@ -377,6 +379,9 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             }
             "AWS::SQS::Queue" => ("QueueName", (*id).to_owned()),
             "AWS::SNS::Topic" => ("TopicName", (*id).to_owned()),
+            "AWS::ApiGateway::Stage" | "AWS::ApiGatewayV2::Stage" => {
+                ("StageName", (*id).to_owned())
+            }
             _ => ("", String::new()),
         };
         if !key.is_empty() {
@@ -496,6 +501,9 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             | "AWS::ApiGateway::Authorizer"
             | "AWS::ApiGateway::Stage"
             | "AWS::ApiGateway::Deployment"
+            | "AWS::ApiGateway::ApiKey"
+            | "AWS::ApiGateway::UsagePlan"
+            | "AWS::ApiGateway::UsagePlanKey"
             | "AWS::ApiGatewayV2::Api"
             | "AWS::ApiGatewayV2::Route"
             | "AWS::ApiGatewayV2::RouteResponse"
@@ -554,6 +562,8 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
     let mut cfn_apis = Vec::new();
     crate::cfn::rest_apis(&rest_parts, &mut apis, &mut cfn_apis, &mut errors);
     crate::v2::apis_v2(&rest_parts, &mut apis, &mut cfn_apis, &mut errors);
+    let (mut usage, mut keys) = (toml::Table::new(), toml::Table::new());
+    crate::cfn::usage_plans(&rest_parts, &apis, &mut usage, &mut keys, &mut errors);
     // Every SAM API, explicit or implicit (what SAM makes when an event
     // needs it: `ServerlessRestApi` with its `Prod` stage,
     // `ServerlessHttpApi`), with `Globals.Api`/`Globals.HttpApi` under
@@ -649,6 +659,8 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             | "AWS::ApiGatewayV2::Api" => vec![format!("apis.{id}")],
             "AWS::S3::Bucket" => vec![format!("buckets.{name}"), format!("sites.{id}")],
             "AWS::RDS::DBCluster" | "AWS::RDS::DBInstance" => vec![format!("databases.{name}")],
+            "AWS::ApiGateway::UsagePlan" => vec![format!("usage_plans.{id}")],
+            "AWS::ApiGateway::ApiKey" => vec![format!("api_keys.{id}")],
             _ => Vec::new(),
         };
         for key in keys {
@@ -679,9 +691,7 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             doc.insert(key.into(), toml::Value::Table(table));
         }
     }
-    if !plans.is_empty() {
-        let mut usage = toml::Table::new();
-        let mut keys = toml::Table::new();
+    {
         for (name, plan, key) in plans {
             match usage.get_mut(&name) {
                 // A SHARED plan: one plan and key, every API listed.
@@ -698,8 +708,12 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             }
             keys.insert(key, toml::Value::Table(toml::Table::new()));
         }
-        doc.insert("usage_plans".into(), toml::Value::Table(usage));
-        doc.insert("api_keys".into(), toml::Value::Table(keys));
+        if !usage.is_empty() {
+            doc.insert("usage_plans".into(), toml::Value::Table(usage));
+        }
+        if !keys.is_empty() {
+            doc.insert("api_keys".into(), toml::Value::Table(keys));
+        }
     }
     // Two APIs of one template at one path (two HTTP APIs' `$default`
     // stages, both at `/`) are apart on AWS by their hosts: the later one
@@ -1245,26 +1259,17 @@ fn apply_auth(
     let mut t = toml::Table::new();
     t.insert("apis".into(), list(vec![format!("{id}/{stage}")]));
     t.insert("keys".into(), list(vec![key.clone()]));
-    let number = |n: Option<&Node>, k: &str| n.and_then(|n| n.get(k)).and_then(Node::scalar_text);
     if let Some(q) = plan.get("Quota") {
-        let mut quota = toml::Table::new();
-        if let Some(l) = number(Some(q), "Limit").and_then(|l| l.parse::<i64>().ok()) {
-            quota.insert("limit".into(), l.into());
-        }
-        if let Some(p) = number(Some(q), "Period") {
-            quota.insert("period".into(), p.into());
-        }
-        t.insert("quota".into(), toml::Value::Table(quota));
+        t.insert(
+            "quota".into(),
+            toml::Value::Table(crate::cfn::quota_table(q)),
+        );
     }
     if let Some(th) = plan.get("Throttle") {
-        let mut throttle = toml::Table::new();
-        if let Some(r) = number(Some(th), "RateLimit").and_then(|r| r.parse::<f64>().ok()) {
-            throttle.insert("rate".into(), r.into());
-        }
-        if let Some(b) = number(Some(th), "BurstLimit").and_then(|b| b.parse::<i64>().ok()) {
-            throttle.insert("burst".into(), b.into());
-        }
-        t.insert("throttle".into(), toml::Value::Table(throttle));
+        t.insert(
+            "throttle".into(),
+            toml::Value::Table(crate::cfn::throttle_table(th)),
+        );
     }
     Ok(Some((name, t, key)))
 }

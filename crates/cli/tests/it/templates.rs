@@ -124,6 +124,23 @@ fn aws_python(dir: &Path, admin: std::net::SocketAddr, args: &[&str]) -> std::pr
     cmd
 }
 
+/// The API key `name` as the admin API lists it (its value included).
+async fn listed_key(admin: std::net::SocketAddr, name: &str) -> Value {
+    let keys: Value = reqwest::get(format!("http://{admin}/stratus/api-keys"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {keys}"))
+        .clone()
+}
+
 /// A pytest run passed one test.
 fn passed_one(out: &std::process::Output) {
     let said = String::from_utf8_lossy(&out.stdout);
@@ -562,18 +579,7 @@ async fn sam_auth_authorizers_api_keys_and_usage_plans_are_enforced() {
         }
     };
     // The usage plan's generated key, as the admin API lists it.
-    let keys: Value = reqwest::get(format!("http://{}/stratus/api-keys", s.admin))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = keys["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["name"] == "ShopApiApiKey")
-        .unwrap_or_else(|| panic!("no ShopApiApiKey in {keys}"))["value"]
+    let key = listed_key(s.admin, "ShopApiApiKey").await["value"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -676,9 +682,56 @@ Resources:
       IdentitySource: method.request.header.Authorization
       AuthorizerResultTtlInSeconds: 0
       AuthorizerUri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${AuthFunction.Arn}/invocations"
+  Reports:
+    Type: AWS::ApiGateway::Resource
+    Properties: { RestApiId: !Ref ShopApi, ParentId: !GetAtt ShopApi.RootResourceId, PathPart: reports }
+  GetReports:
+    Type: AWS::ApiGateway::Method
+    Properties:
+      RestApiId: !Ref ShopApi
+      ResourceId: !Ref Reports
+      HttpMethod: GET
+      AuthorizationType: NONE
+      ApiKeyRequired: true
+      Integration:
+        Type: MOCK
+        IntegrationResponses: [{ StatusCode: 200, ResponseTemplates: { application/json: '"a report"' } }]
+  Stock:
+    Type: AWS::ApiGateway::Resource
+    Properties: { RestApiId: !Ref ShopApi, ParentId: !GetAtt ShopApi.RootResourceId, PathPart: stock }
+  GetStock:
+    Type: AWS::ApiGateway::Method
+    Properties:
+      RestApiId: !Ref ShopApi
+      ResourceId: !Ref Stock
+      HttpMethod: GET
+      AuthorizationType: NONE
+      ApiKeyRequired: true
+      Integration:
+        Type: MOCK
+        IntegrationResponses: [{ StatusCode: 200, ResponseTemplates: { application/json: '"in stock"' } }]
+  PartnerKey:
+    Type: AWS::ApiGateway::ApiKey
+    DependsOn: Live
+    Properties: { Name: partner, Enabled: true }
+  PartnerPlan:
+    Type: AWS::ApiGateway::UsagePlan
+    DependsOn: Live
+    Properties:
+      UsagePlanName: partners
+      ApiStages:
+        - ApiId: !Ref ShopApi
+          Stage: !Ref Live
+          Throttle:
+            "/reports/GET": { RateLimit: 0.2, BurstLimit: 1 }
+      Throttle: { RateLimit: 100, BurstLimit: 100 }
+      Quota: { Limit: 5, Period: DAY }
+  PartnerPlanKey:
+    Type: AWS::ApiGateway::UsagePlanKey
+    Properties: { KeyId: !Ref PartnerKey, KeyType: API_KEY, UsagePlanId: !Ref PartnerPlan }
   Deployment:
     Type: AWS::ApiGateway::Deployment
-    DependsOn: [GetOrder, Ping]
+    DependsOn: [GetOrder, Ping, GetReports, GetStock]
     Properties: { RestApiId: !Ref ShopApi }
   Live:
     Type: AWS::ApiGateway::Stage
@@ -753,6 +806,39 @@ async fn plain_cloudformation_rest_resources_are_served() {
     assert_eq!(v["color"], "blue");
     assert_eq!(v["fn"], "order-fn", "FunctionName");
     assert_eq!(v["principal"], "u1");
+    // The ApiKey (its value generated), in the UsagePlan by its
+    // UsagePlanKey; the plan's per-method throttle on /reports (one call,
+    // then one every 5 s), its own throttle elsewhere, its quota of 5.
+    let listed = listed_key(s.admin, "PartnerKey").await;
+    assert_eq!(
+        listed["plans"],
+        serde_json::json!(["PartnerPlan"]),
+        "{listed}"
+    );
+    let key = listed["value"].as_str().unwrap().to_owned();
+    assert!(key.len() >= 20, "{key}");
+    let keyed = |path: &'static str| {
+        let req = client.get(s.url(path)).header("x-api-key", key.clone());
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/live/reports", None).await.0, 403, "no key");
+    assert_eq!(keyed("/live/reports").await, (200, r#""a report""#.into()));
+    assert_eq!(
+        keyed("/live/reports").await,
+        (429, r#"{"message":"Too Many Requests"}"#.into()),
+        "the method's throttle"
+    );
+    for _ in 0..4 {
+        assert_eq!(keyed("/live/stock").await, (200, r#""in stock""#.into()));
+    }
+    assert_eq!(
+        keyed("/live/stock").await,
+        (429, r#"{"message":"Limit Exceeded"}"#.into()),
+        "the quota of 5 (the throttled call not counted)"
+    );
 }
 
 #[test]

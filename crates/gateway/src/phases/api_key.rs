@@ -2,14 +2,15 @@
 //! `$connect`): the key (from `x-api-key`, or the authorizer's
 //! `usageIdentifierKey` when the API's source is AUTHORIZER) must be a
 //! known, enabled key of a usage plan on the request's stage. Then the
-//! plan's per-key throttle, then its quota. Answers as AWS gives them:
+//! plan's per-key throttle (the method's own, when the plan has one for
+//! the route), then its quota. Answers as AWS gives them:
 //! no such key → 403 `Forbidden`; over the quota → 429 `Limit Exceeded`;
 //! over the plan's rate → 429 `Too Many Requests`.
 
 use std::sync::Arc;
 
 use chrono::Datelike;
-use stratus_config::{Api, QuotaPeriod, Stage, UsagePlan};
+use stratus_config::{Api, QuotaPeriod, RouteKey, Stage, UsagePlan};
 use stratus_state::{ApiKeys, Rate, RateLimiter};
 
 use crate::error::GatewayError;
@@ -28,6 +29,7 @@ impl KeyCheck {
         limiter: &dyn RateLimiter,
         api: &Api,
         stage: &Stage,
+        route: &RouteKey,
         value: Option<&str>,
     ) -> Result<(), GatewayError> {
         let value = value.ok_or(GatewayError::Forbidden("no API key"))?;
@@ -49,8 +51,19 @@ impl KeyCheck {
             .ok_or(GatewayError::Forbidden(
                 "the API key is in no usage plan of this stage",
             ))?;
-        if let Some(t) = plan.throttle {
-            let bucket = format!("plan {} key {}", plan.name, key.id);
+        // A method's throttle has a bucket of its own per key, in place of
+        // the plan's.
+        let (throttle, bucket) = match plan.method_throttle(&api.name, &stage.name, route) {
+            Some(m) => (
+                Some(m.throttle),
+                format!(
+                    "plan {} key {} route {}/{} {}",
+                    plan.name, key.id, m.api, m.stage, m.route
+                ),
+            ),
+            None => (plan.throttle, format!("plan {} key {}", plan.name, key.id)),
+        };
+        if let Some(t) = throttle {
             let rate = Rate {
                 per_second: t.rate,
                 burst: t.burst,

@@ -110,6 +110,22 @@ impl LocalConnection {
         }
     }
 
+    /// An answer to this connection's own message (a two-way route's, or
+    /// its error): waits for room as long as one write may take, so a
+    /// queue full of answers the client may miss (throttled messages')
+    /// delays this connection's own work instead of cutting it; still full
+    /// then, the client is too slow, and it goes.
+    pub(super) async fn answer(&self, msg: Outbound) -> Result<(), SendError> {
+        match self.tx.send_timeout(msg, super::WRITE_TIMEOUT).await {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                self.kill.notify_one();
+                Err(SendError::TooSlow)
+            }
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(SendError::Gone),
+        }
+    }
+
     /// Never waits: a full queue means the client is too slow, and it goes.
     pub fn send(&self, msg: Outbound) -> Result<(), SendError> {
         match self.tx.try_send(msg) {

@@ -129,7 +129,7 @@ impl WebSockets {
             Ok(payload) => {
                 if route.respond {
                     if let Some(out) = route_response(&payload) {
-                        let _ = conn.send(out);
+                        let _ = conn.answer(out).await;
                     }
                 }
                 None
@@ -140,7 +140,7 @@ impl WebSockets {
                     "connectionId": meta.conn_id,
                     "requestId": a.request_id,
                 });
-                let _ = conn.send(Outbound::Text(err.to_string()));
+                let _ = conn.answer(Outbound::Text(err.to_string())).await;
                 Some(format!("{e:?}"))
             }
         };

@@ -181,7 +181,13 @@ impl WebSockets {
             };
             access
                 .keys
-                .admit(&*access.limiter, &meta.api, &meta.stage, key.as_deref())
+                .admit(
+                    &*access.limiter,
+                    &meta.api,
+                    &meta.stage,
+                    &route.key,
+                    key.as_deref(),
+                )
                 .await?;
             meta.api_key = key;
         }
