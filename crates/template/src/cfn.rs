@@ -85,6 +85,8 @@ pub(crate) fn rest_apis(
         }
         let t = apis.entry(api.id.to_owned()).or_default();
         t.insert("type".into(), "rest".into());
+        let types = api.props.as_ref().and_then(|x| x.get("BinaryMediaTypes"));
+        crate::settings::binary_media_types(t, types);
         cfn_apis.push(api.id.to_owned());
     }
     let api_of = |p: &Part<'_>, errors: &mut Vec<Error>| -> Option<String> {
@@ -249,7 +251,20 @@ pub(crate) fn rest_apis(
         let Some(api) = api_of(p, errors) else {
             continue;
         };
-        add_stage(apis, &api, name, p, "Variables");
+        add_stage(apis, &api, name.clone(), p, "Variables");
+        // A Deployment's stage settings are in its StageDescription.
+        let settings = if p.ty == "AWS::ApiGateway::Deployment" {
+            p.props
+                .as_ref()
+                .and_then(|x| x.get("StageDescription"))
+                .and_then(Node::as_map)
+                .unwrap_or(&[])
+        } else {
+            props_of(p)
+        };
+        if let Some(t) = apis.get_mut(&api) {
+            crate::settings::rest_stage(t, &name, settings, &p.path(), errors);
+        }
     }
     for id in cfn_apis.iter() {
         if apis.get(id).is_some_and(|a| !a.contains_key("stages")) {
@@ -269,28 +284,16 @@ pub(crate) fn add_stage(
     part: &Part<'_>,
     key: &str,
 ) {
-    let vars: Option<toml::Table> = part
-        .props
-        .as_ref()
-        .and_then(|x| x.get(key))
-        .and_then(Node::as_map)
-        .map(|vars| {
-            vars.iter()
-                .filter_map(|(k, v)| Some((k.clone(), toml::Value::String(v.scalar_text()?))))
-                .collect()
-        });
-    let Some(toml::Value::Table(stages)) = apis.get_mut(api).map(|x| {
-        x.entry("stages")
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-    }) else {
+    let Some(t) = apis.get_mut(api) else {
         return;
     };
-    let entry = stages
-        .entry(name)
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    if let (toml::Value::Table(e), Some(vars)) = (entry, vars) {
-        e.insert("variables".into(), toml::Value::Table(vars));
-    }
+    crate::settings::stage_table(t, &name);
+    crate::settings::variables(t, &name, part.props.as_ref().and_then(|x| x.get(key)));
+}
+
+/// A part's evaluated properties, as a list of keys and values.
+pub(crate) fn props_of<'a>(part: &'a Part<'_>) -> &'a [(String, Node)] {
+    part.props.as_ref().and_then(Node::as_map).unwrap_or(&[])
 }
 
 /// A Method's `Integration` as a route's target.

@@ -25,6 +25,7 @@
 mod cfn;
 pub mod node;
 pub mod sam;
+mod settings;
 pub mod stack;
 mod v2;
 

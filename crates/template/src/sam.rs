@@ -240,8 +240,10 @@ fn service_of(ty: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// Applies `Globals.Function` under a function's own properties (its own
-/// win; `Environment.Variables` are merged key by key).
+/// Applies a `Globals` section under a resource's own properties, as SAM
+/// does: a value of its own replaces the global one, maps are merged key
+/// by key (`Environment.Variables`), lists are joined (the global entries
+/// first: `MethodSettings`, `Layers`).
 fn with_globals(own: Option<&Node>, globals: Option<&Node>) -> Vec<(String, Node)> {
     let own: Vec<(String, Node)> = own
         .and_then(Node::as_map)
@@ -250,30 +252,22 @@ fn with_globals(own: Option<&Node>, globals: Option<&Node>) -> Vec<(String, Node
     let Some(globals) = globals.and_then(Node::as_map) else {
         return own;
     };
-    let mut out: Vec<(String, Node)> = globals.to_vec();
+    merge_maps(globals.to_vec(), own)
+}
+
+fn merge_maps(mut out: Vec<(String, Node)>, own: Vec<(String, Node)>) -> Vec<(String, Node)> {
     for (k, v) in own {
         match out.iter_mut().find(|(g, _)| *g == k) {
-            Some((_, g)) if k == "Environment" => {
-                let vars = |n: &Node| {
-                    n.get("Variables")
-                        .and_then(Node::as_map)
-                        .map(<[_]>::to_vec)
-                        .unwrap_or_default()
+            Some((_, g)) => {
+                let merged = match (&g.value, &v.value) {
+                    (Value::Map(a), Value::Map(b)) => Value::Map(merge_maps(a.clone(), b.clone())),
+                    (Value::List(a), Value::List(b)) => {
+                        Value::List(a.iter().chain(b).cloned().collect())
+                    }
+                    _ => v.value.clone(),
                 };
-                let mut merged = vars(g);
-                for (name, value) in vars(&v) {
-                    merged.retain(|(n, _)| *n != name);
-                    merged.push((name, value));
-                }
-                *g = Node::new(
-                    &v,
-                    Value::Map(vec![(
-                        "Variables".into(),
-                        Node::new(&v, Value::Map(merged)),
-                    )]),
-                );
+                *g = Node::new(&v, merged);
             }
-            Some((_, g)) => *g = v,
             None => out.push((k, v)),
         }
     }
@@ -595,6 +589,15 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             }
         } else {
             apply_route_defaults(api, None, None);
+        }
+        let stage = stage_name(api, rest);
+        if rest {
+            crate::settings::variables(api, &stage, node_of(&props, "Variables"));
+            crate::settings::rest_stage(api, &stage, &props, &path, &mut errors);
+            crate::settings::binary_media_types(api, node_of(&props, "BinaryMediaTypes"));
+        } else {
+            crate::settings::variables(api, &stage, node_of(&props, "StageVariables"));
+            crate::settings::v2_stage(api, &stage, &props, &path, &mut errors);
         }
         let key = if rest { "Cors" } else { "CorsConfiguration" };
         if let Some(c) = node_of(&props, key) {

@@ -132,9 +132,14 @@ pub(crate) fn apis_v2(
             errors.push(p.error("a Stage needs a StageName"));
             continue;
         };
-        if name == "$default" {
+        let Some(t) = apis.get_mut(&api) else {
             continue;
+        };
+        if name != "$default" {
+            crate::settings::stage_table(t, &name);
         }
-        crate::cfn::add_stage(apis, &api, name, p, "StageVariables");
+        let vars = p.props.as_ref().and_then(|x| x.get("StageVariables"));
+        crate::settings::variables(t, &name, vars);
+        crate::settings::v2_stage(t, &name, crate::cfn::props_of(p), &p.path(), errors);
     }
 }

@@ -740,6 +740,8 @@ Resources:
       DeploymentId: !Ref Deployment
       StageName: live
       Variables: { color: blue }
+      MethodSettings:
+        - { ResourcePath: "/~1orders~1{id}", HttpMethod: GET, ThrottlingRateLimit: 50, ThrottlingBurstLimit: 60 }
   OrderFunction:
     Type: AWS::Lambda::Function
     Properties:
@@ -790,6 +792,14 @@ async fn plain_cloudformation_rest_resources_are_served() {
             (r.status().as_u16(), r.text().await.unwrap())
         }
     };
+    // The Stage's MethodSettings: the method's own throttle.
+    let (ok, routes, err) = run_cli(&["routes", dir.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let orders = routes.lines().find(|l| l.contains("/live/orders/{id}"));
+    assert!(
+        orders.is_some_and(|l| l.contains("50/s, burst 60")),
+        "{routes}"
+    );
     // The MOCK method on the root resource.
     assert_eq!(
         get("/live", None).await,
@@ -859,6 +869,10 @@ fn plain_cloudformation_mistakes_are_named() {
                 "Code: { S3Bucket: assets, S3Key: order.zip }",
             ),
             "Code is a local folder (Code: ./src) or ZipFile; code in S3 is not local",
+        ),
+        (
+            RAW_REST.replace("/~1orders~1{id}\", HttpMethod: GET", "/~1orders\", HttpMethod: POST"),
+            "Resources.Live.Properties.MethodSettings[0]: MethodSettings: the API has no method POST /orders",
         ),
     ] {
         let dir = root.path().join(format!("t{}", template.len()));
@@ -1469,4 +1483,134 @@ async fn two_apis_at_one_path_are_apart_by_their_hosts() {
         ]
     );
     assert_eq!(row("ServerlessHttpApi")[2], "yes");
+}
+
+const SETTINGS_TEMPLATE: &str = r#"Transform: AWS::Serverless-2016-10-31
+Globals:
+  Api:
+    MethodSettings:
+      - { ResourcePath: "/*", HttpMethod: "*", ThrottlingRateLimit: 100, ThrottlingBurstLimit: 100 }
+Resources:
+  ShopApi:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: v1
+      CacheClusterEnabled: true
+      CacheClusterSize: "0.5"
+      Variables: { color: green }
+      BinaryMediaTypes: ["image~1png"]
+      TracingEnabled: true
+      AccessLogSetting:
+        DestinationArn: !Sub "arn:aws:logs:${AWS::Region}:${AWS::AccountId}:log-group:shop"
+        Format: '{"id":"$context.requestId","resource":"$context.resourcePath","status":"$context.status"}'
+      MethodSettings:
+        - { ResourcePath: "/~1slow", HttpMethod: GET, ThrottlingRateLimit: 0.1, ThrottlingBurstLimit: 1 }
+        - { ResourcePath: "/fresh", HttpMethod: GET, CachingEnabled: false }
+        - { ResourcePath: "/count", HttpMethod: GET, CacheTtlInSeconds: 60, LoggingLevel: INFO }
+  Web:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      StageVariables: { color: blue }
+      DefaultRouteSettings: { ThrottlingRateLimit: 100, ThrottlingBurstLimit: 100 }
+      RouteSettings:
+        "GET /limited": { ThrottlingRateLimit: 0.1, ThrottlingBurstLimit: 1 }
+  Counter:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: counter/
+      Handler: app.handler
+      Runtime: python3.12
+      Events:
+        Count: { Type: Api, Properties: { RestApiId: !Ref ShopApi, Path: /count, Method: get } }
+        Fresh: { Type: Api, Properties: { RestApiId: !Ref ShopApi, Path: /fresh, Method: get } }
+        Slow: { Type: Api, Properties: { RestApiId: !Ref ShopApi, Path: /slow, Method: get } }
+        Png: { Type: Api, Properties: { RestApiId: !Ref ShopApi, Path: /png, Method: get } }
+        Limited: { Type: HttpApi, Properties: { ApiId: !Ref Web, Path: /limited, Method: get } }
+"#;
+
+const COUNTER_PY: &str = r#"
+import base64, json
+calls = 0
+def handler(event, context):
+    global calls
+    calls += 1
+    path = event.get("rawPath") or event["path"]
+    if path.endswith("/png"):
+        return {"statusCode": 200, "headers": {"content-type": "image/png"},
+                "isBase64Encoded": True, "body": base64.b64encode(b"\x89PNG fake").decode()}
+    return {"statusCode": 200, "body": json.dumps({
+        "calls": calls, "color": (event.get("stageVariables") or {}).get("color"),
+    })}
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stage_settings_throttle_cache_log_and_shape_answers() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("settings");
+    write_file(&dir, "template.yaml", SETTINGS_TEMPLATE);
+    write_file(&dir, "counter/app.py", COUNTER_PY);
+    // Globals.Api's MethodSettings join the API's own: the stage's
+    // throttle for every route, /slow's own.
+    let (ok, routes, err) = run_cli(&["routes", dir.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let line = |path: &str| {
+        routes
+            .lines()
+            .find(|l| l.contains(path))
+            .unwrap_or_else(|| panic!("no {path} in {routes}"))
+            .to_owned()
+    };
+    assert!(line("/v1/count").contains("100/s, burst 100"), "{routes}");
+    assert!(line("/v1/slow").contains("0.1/s, burst 1"), "{routes}");
+    let s = Serving::start_with(&dir, &PORTS, &[]);
+    let client = reqwest::Client::new();
+    let get = |path: &str| {
+        let req = client.get(s.url(path)).header("accept", "image/png");
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.bytes().await.unwrap().to_vec())
+        }
+    };
+    let json = |b: &[u8]| serde_json::from_slice::<Value>(b).unwrap();
+    // The stage cache (CacheClusterEnabled) with /count's own ttl: the
+    // function is called once; /fresh is never cached.
+    let (status, first) = get("/v1/count").await;
+    assert_eq!(status, 200);
+    assert_eq!(json(&first)["color"], "green", "the stage's Variables");
+    assert_eq!(get("/v1/count").await.1, first, "a cached answer");
+    let a = json(&get("/v1/fresh").await.1)["calls"].as_i64().unwrap();
+    let b = json(&get("/v1/fresh").await.1)["calls"].as_i64().unwrap();
+    assert!(b > a, "CachingEnabled: false: {a} then {b}");
+    // /slow's own throttle: one call, then 429.
+    assert_eq!(get("/v1/slow").await.0, 200);
+    assert_eq!(get("/v1/slow").await.0, 429);
+    // BinaryMediaTypes: a base64 answer is sent as bytes.
+    let (status, png) = get("/v1/png").await;
+    assert_eq!(status, 200);
+    assert!(
+        png.starts_with(b"\x89PNG"),
+        "{:?}",
+        String::from_utf8_lossy(&png)
+    );
+    // The HTTP API's route setting and stage variables.
+    let (status, body) = get("/limited").await;
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["color"], "blue");
+    assert_eq!(get("/limited").await.0, 429);
+    // The access log in the stage's format.
+    let s = tokio::task::spawn_blocking(move || {
+        let lines = s.wait_line(
+            r#""resource":"/slow","status":"429""#,
+            Duration::from_secs(10),
+        );
+        (s, lines)
+    });
+    let (_s, lines) = s.await.unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(r#""resource":"/count","status":"200""#)),
+        "{lines:?}"
+    );
 }
