@@ -502,6 +502,8 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             | "AWS::ApiGatewayV2::Route"
             | "AWS::ApiGatewayV2::RouteResponse"
             | "AWS::ApiGatewayV2::Integration"
+            | "AWS::ApiGatewayV2::Authorizer"
+            | "AWS::ApiGatewayV2::Deployment"
             | "AWS::ApiGatewayV2::Stage" => rest_parts.push(crate::cfn::Part {
                 id,
                 raw: r,

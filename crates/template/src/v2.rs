@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::cfn::{uri_function, Part};
+use crate::node::{Node, Value};
 use crate::sam::function_of_arn;
 use crate::Error;
 
@@ -74,17 +75,44 @@ pub(crate) fn apis_v2(
             }
         }
     };
-    // Integrations by logical id: the function each calls.
-    let mut integrations: BTreeMap<&str, String> = BTreeMap::new();
+    // Integrations by logical id: the route target each makes.
+    let mut integrations: BTreeMap<&str, toml::Table> = BTreeMap::new();
     for i in of("AWS::ApiGatewayV2::Integration") {
-        match (i.text("IntegrationType").as_deref(), i.text("IntegrationUri")) {
+        let mut target = toml::Table::new();
+        match (
+            i.text("IntegrationType").as_deref(),
+            i.text("IntegrationUri"),
+        ) {
             (Some("AWS_PROXY"), Some(uri)) => {
-                integrations.insert(i.id, integration_function(&uri));
+                target.insert("function".into(), integration_function(&uri).into());
             }
-            (ty, _) => errors.push(i.error(format!(
-                "an integration of IntegrationType {} is not served yet (AWS_PROXY with an IntegrationUri is)",
-                ty.unwrap_or("(none)")
-            ))),
+            (Some("HTTP_PROXY"), Some(uri)) => {
+                target.insert("http".into(), uri.into());
+            }
+            (ty, _) => {
+                errors.push(i.error(format!(
+                    "an integration of IntegrationType {} is not served yet (AWS_PROXY and HTTP_PROXY with an IntegrationUri are)",
+                    ty.unwrap_or("(none)")
+                )));
+                continue;
+            }
+        }
+        integrations.insert(i.id, target);
+    }
+    for a in of("AWS::ApiGatewayV2::Authorizer") {
+        let Some(api) = api_of(a, errors) else {
+            continue;
+        };
+        match authorizer(a, websocket.contains(&api)) {
+            Ok(t) => {
+                if let Some(toml::Value::Table(all)) = apis.get_mut(&api).map(|x| {
+                    x.entry("authorizers")
+                        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                }) {
+                    all.insert(a.id.to_owned(), toml::Value::Table(t));
+                }
+            }
+            Err(e) => errors.push(e),
         }
     }
     // Two-way routes: a RouteResponse on them.
@@ -108,14 +136,38 @@ pub(crate) fn apis_v2(
             continue;
         };
         // The evaluated Ref of an integration is its logical id.
-        let Some(function) = integrations.get(integration).cloned() else {
-            errors.push(r.error(format!("the Route's Target names {integration:?}, not an AWS_PROXY Integration of the template")));
+        let Some(mut t) = integrations.get(integration).cloned() else {
+            errors.push(r.error(format!(
+                "the Route's Target names {integration:?}, not an Integration of the template"
+            )));
             continue;
         };
-        let mut t = toml::Table::new();
-        t.insert("function".into(), function.into());
         if websocket.contains(&api) && two_way.iter().any(|id| id == r.id) {
             t.insert("respond".into(), true.into());
+        }
+        match r.text("AuthorizationType").as_deref() {
+            None | Some("NONE") => {}
+            Some("JWT" | "CUSTOM") => {
+                let Some(auth) = r.names("AuthorizerId") else {
+                    errors.push(r.error("a Route with AuthorizationType JWT or CUSTOM names its AuthorizerId (!Ref an Authorizer)"));
+                    continue;
+                };
+                t.insert("authorizer".into(), auth.into());
+                let scopes = texts(r.props.as_ref().and_then(|p| p.get("AuthorizationScopes")));
+                if !scopes.is_empty() {
+                    t.insert("scopes".into(), toml::Value::Array(scopes));
+                }
+            }
+            Some(other) => {
+                errors.push(r.error(format!(
+                    "AuthorizationType {other} is not served yet (NONE, JWT and CUSTOM are)"
+                )));
+                continue;
+            }
+        }
+        let key_required = r.props.as_ref().and_then(|p| p.get("ApiKeyRequired"));
+        if let Some(Value::Bool(true)) = key_required.map(|n| &n.value) {
+            t.insert("api_key_required".into(), true.into());
         }
         if let Some(toml::Value::Table(routes)) = apis.get_mut(&api).map(|x| {
             x.entry("routes")
@@ -142,4 +194,99 @@ pub(crate) fn apis_v2(
         crate::settings::variables(t, &name, vars);
         crate::settings::v2_stage(t, &name, crate::cfn::props_of(p), &p.path(), errors);
     }
+}
+
+/// A list of texts (`[a, b]`) as a project's list.
+fn texts(n: Option<&Node>) -> Vec<toml::Value> {
+    n.and_then(Node::as_list)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(Node::scalar_text)
+        .map(toml::Value::String)
+        .collect()
+}
+
+/// An `AWS::ApiGatewayV2::Authorizer` as the API's authorizer table: `JWT`
+/// (`JwtConfiguration.Issuer`, `Audience`; the keys read beside the
+/// issuer, at `{Issuer}/.well-known/jwks.json`) or a Lambda `REQUEST`
+/// authorizer (`AuthorizerUri`, `IdentitySource`, payload version, simple
+/// responses, result ttl).
+fn authorizer(a: &Part<'_>, websocket: bool) -> Result<toml::Table, Error> {
+    let props = a.props.as_ref();
+    let sources: Vec<String> = props
+        .and_then(|p| p.get("IdentitySource"))
+        .map(|n| match n.as_list() {
+            Some(l) => l.iter().filter_map(Node::scalar_text).collect(),
+            None => n.scalar_text().into_iter().collect(),
+        })
+        .unwrap_or_default();
+    let mut t = toml::Table::new();
+    match a.text("AuthorizerType").as_deref() {
+        Some("JWT") => {
+            let jwt = props.and_then(|p| p.get("JwtConfiguration"));
+            let issuer = jwt
+                .and_then(|j| j.get("Issuer"))
+                .and_then(Node::scalar_text)
+                .ok_or_else(|| a.error("a JWT authorizer's JwtConfiguration needs an Issuer"))?;
+            let audience = texts(jwt.and_then(|j| j.get("Audience")));
+            t.insert("type".into(), "jwt".into());
+            t.insert(
+                "jwks".into(),
+                format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')).into(),
+            );
+            t.insert("issuer".into(), issuer.into());
+            t.insert("audience".into(), toml::Value::Array(audience));
+            if let Some(src) = sources.into_iter().next() {
+                t.insert("identity_source".into(), src.into());
+            }
+        }
+        Some("REQUEST") => {
+            let function = a
+                .text("AuthorizerUri")
+                .as_deref()
+                .and_then(uri_function)
+                .ok_or_else(|| a.error("a REQUEST authorizer's AuthorizerUri names a function (…/functions/ARN/invocations)"))?;
+            t.insert("type".into(), "request".into());
+            t.insert("function".into(), function.into());
+            // WebSocket APIs spell sources `route.request.header.X`.
+            let sources: Vec<toml::Value> = sources
+                .into_iter()
+                .map(|s| match s.strip_prefix("route.request.") {
+                    Some(rest) => toml::Value::String(format!("$request.{rest}")),
+                    None => toml::Value::String(s),
+                })
+                .collect();
+            if !sources.is_empty() {
+                t.insert("identity_source".into(), toml::Value::Array(sources));
+            }
+            if let Some(ttl) = a
+                .text("AuthorizerResultTtlInSeconds")
+                .and_then(|t| t.parse::<i64>().ok())
+            {
+                t.insert("ttl".into(), ttl.into());
+            }
+            if !websocket {
+                let payload = a
+                    .text("AuthorizerPayloadFormatVersion")
+                    .unwrap_or_else(|| "2.0".into());
+                let payload = if payload.starts_with('1') {
+                    "1.0"
+                } else {
+                    "2.0"
+                };
+                t.insert("payload".into(), payload.into());
+                let simple = props.and_then(|p| p.get("EnableSimpleResponses"));
+                if let Some(Value::Bool(b)) = simple.map(|n| &n.value) {
+                    t.insert("simple_responses".into(), (*b).into());
+                }
+            }
+        }
+        other => {
+            return Err(a.error(format!(
+                "AuthorizerType is JWT or REQUEST, not {}",
+                other.unwrap_or("(none)")
+            )))
+        }
+    }
+    Ok(t)
 }

@@ -141,6 +141,20 @@ async fn listed_key(admin: std::net::SocketAddr, name: &str) -> Value {
         .clone()
 }
 
+/// A signing key and an issuer serving its JWKS (`http://127.0.0.1:PORT`).
+async fn identity_provider() -> (crate::access::Signer, String) {
+    let signer = tokio::task::spawn_blocking(|| crate::access::Signer::new("k1"))
+        .await
+        .unwrap();
+    let jwks = serde_json::json!({ "keys": [signer.jwk] }).to_string();
+    let (idp, _) = crate::access::jwks_server_with(
+        std::sync::Arc::new(std::sync::Mutex::new(jwks)),
+        Duration::ZERO,
+    )
+    .await;
+    (signer, format!("http://{idp}"))
+}
+
 /// A pytest run passed one test.
 fn passed_one(out: &std::process::Output) {
     let said = String::from_utf8_lossy(&out.stdout);
@@ -548,16 +562,7 @@ exports.handler = async (event) => ({
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sam_auth_authorizers_api_keys_and_usage_plans_are_enforced() {
-    let signer = tokio::task::spawn_blocking(|| crate::access::Signer::new("k1"))
-        .await
-        .unwrap();
-    let jwks = serde_json::json!({ "keys": [signer.jwk] }).to_string();
-    let (idp, _) = crate::access::jwks_server_with(
-        std::sync::Arc::new(std::sync::Mutex::new(jwks)),
-        Duration::ZERO,
-    )
-    .await;
-    let issuer = format!("http://{idp}");
+    let (signer, issuer) = identity_provider().await;
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("shop");
     sam_project(&dir, AUTH_TEMPLATE);
@@ -1613,4 +1618,147 @@ async fn stage_settings_throttle_cache_log_and_shape_answers() {
             .any(|l| l.contains(r#""resource":"/count","status":"200""#)),
         "{lines:?}"
     );
+}
+
+const V2_AUTH_TEMPLATE: &str = r#"AWSTemplateFormatVersion: '2010-09-09'
+Parameters:
+  Issuer: { Type: String }
+Resources:
+  Items:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: { Name: items, ProtocolType: HTTP }
+  Jwt:
+    Type: AWS::ApiGatewayV2::Authorizer
+    Properties:
+      ApiId: !Ref Items
+      Name: jwt
+      AuthorizerType: JWT
+      IdentitySource: ["$request.header.Authorization"]
+      JwtConfiguration: { Issuer: !Ref Issuer, Audience: [items-app] }
+  Gate:
+    Type: AWS::ApiGatewayV2::Authorizer
+    Properties:
+      ApiId: !Ref Items
+      Name: gate
+      AuthorizerType: REQUEST
+      AuthorizerUri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${GateFunction.Arn}/invocations"
+      AuthorizerPayloadFormatVersion: "2.0"
+      EnableSimpleResponses: true
+      AuthorizerResultTtlInSeconds: 0
+      IdentitySource: ["$request.header.x-pass"]
+  ItemsInteg:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref Items
+      IntegrationType: AWS_PROXY
+      IntegrationUri: !GetAtt ItemsFunction.Arn
+      PayloadFormatVersion: "2.0"
+  KeysInteg:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref Items
+      IntegrationType: HTTP_PROXY
+      IntegrationMethod: GET
+      IntegrationUri: !Sub "${Issuer}/.well-known/jwks.json"
+  ReadRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties:
+      ApiId: !Ref Items
+      RouteKey: GET /items
+      AuthorizationType: JWT
+      AuthorizerId: !Ref Jwt
+      AuthorizationScopes: [items.read]
+      Target: !Sub "integrations/${ItemsInteg}"
+  GatedRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties:
+      ApiId: !Ref Items
+      RouteKey: GET /gated
+      AuthorizationType: CUSTOM
+      AuthorizerId: !Ref Gate
+      Target: !Sub "integrations/${ItemsInteg}"
+  KeysRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: { ApiId: !Ref Items, RouteKey: GET /keys, Target: !Sub "integrations/${KeysInteg}" }
+  Deployment:
+    Type: AWS::ApiGatewayV2::Deployment
+    DependsOn: [ReadRoute, GatedRoute, KeysRoute]
+    Properties: { ApiId: !Ref Items }
+  Default:
+    Type: AWS::ApiGatewayV2::Stage
+    Properties: { ApiId: !Ref Items, StageName: $default, DeploymentId: !Ref Deployment }
+  ItemsFunction:
+    Type: AWS::Lambda::Function
+    Properties: { Handler: app.handler, Runtime: python3.12, Code: items/ }
+  GateFunction:
+    Type: AWS::Lambda::Function
+    Properties: { Handler: app.gate, Runtime: python3.12, Code: items/ }
+"#;
+
+const ITEMS_PY: &str = r#"
+import json
+def handler(event, context):
+    auth = event["requestContext"].get("authorizer") or {}
+    return {"statusCode": 200, "body": json.dumps({
+        "route": event["routeKey"], "sub": auth.get("jwt", {}).get("claims", {}).get("sub"),
+        "who": auth.get("lambda", {}).get("who"),
+    })}
+
+def gate(event, context):
+    ok = event["headers"].get("x-pass") == "yes"
+    return {"isAuthorized": ok, "context": {"who": "gatekeeper"}}
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plain_cloudformation_http_api_authorizers_and_http_proxy_are_served() {
+    let (signer, issuer) = identity_provider().await;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("v2auth");
+    write_file(&dir, "template.yaml", V2_AUTH_TEMPLATE);
+    write_file(&dir, "items/app.py", ITEMS_PY);
+    let mut args = PORTS.to_vec();
+    let overrides = format!("Issuer={issuer}");
+    args.extend(["--parameter-overrides", overrides.as_str()]);
+    let s = Serving::start_with(&dir, &args, &[]);
+    let client = reqwest::Client::new();
+    let call = |path: &str, header: Option<(&'static str, String)>| {
+        let mut req = client.get(s.url(path));
+        if let Some((k, v)) = header {
+            req = req.header(k, v);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let token = |scope: &str| {
+        let t = signer.token(serde_json::json!({
+            "iss": issuer, "aud": "items-app", "sub": "user-9", "scope": scope,
+            "exp": crate::access::now() + 600,
+        }));
+        Some(("authorization", format!("Bearer {t}")))
+    };
+    // The JWT authorizer and the route's scopes.
+    assert_eq!(call("/items", None).await.0, 401);
+    assert_eq!(call("/items", token("items.write")).await.0, 403);
+    let (status, body) = call("/items", token("items.read other")).await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["route"].as_str(), v["sub"].as_str()),
+        (Some("GET /items"), Some("user-9"))
+    );
+    // The REQUEST authorizer with simple responses.
+    assert_eq!(call("/gated", None).await.0, 401, "no identity source");
+    assert_eq!(call("/gated", Some(("x-pass", "no".into()))).await.0, 403);
+    let (status, body) = call("/gated", Some(("x-pass", "yes".into()))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["who"],
+        "gatekeeper"
+    );
+    // The HTTP_PROXY integration.
+    let (status, body) = call("/keys", None).await;
+    assert_eq!(status, 200);
+    assert!(body.contains(r#""kid":"k1""#), "{body}");
 }
