@@ -138,7 +138,16 @@ fn project(
                 .map_or_else(|| "stack".to_owned(), |n| n.to_string_lossy().into_owned())
         }),
         overrides: pairs,
+        files: Default::default(),
     };
+    // The definitions and includes the template names, beside it.
+    let mut inputs = inputs;
+    for rel in stratus_template::local_files(&text) {
+        let path = dir.join(&rel);
+        if let Ok(content) = std::fs::read_to_string(&path) {
+            inputs.files.insert(rel, content);
+        }
+    }
     let project = stratus_template::project(&text, &inputs)
         .map_err(|errors| Diagnostics(errors.iter().map(|e| e.diagnostic(file)).collect()))?;
     if !project.not_run.is_empty() {

@@ -79,12 +79,17 @@ pub(crate) fn rest_apis(
 ) {
     let of = |ty: &'static str| parts.iter().filter(move |p| p.ty == ty);
     for api in of("AWS::ApiGateway::RestApi") {
-        if api.raw_prop("Body").is_some() || api.raw_prop("BodyS3Location").is_some() {
-            errors.push(api.error("a RestApi defined by an OpenAPI Body is not served yet: declare its Resources and Methods"));
+        if api.raw_prop("BodyS3Location").is_some() {
+            errors.push(api.error("a RestApi's BodyS3Location is in S3, which is not local: give the definition as its Body"));
             continue;
         }
         let t = apis.entry(api.id.to_owned()).or_default();
         t.insert("type".into(), "rest".into());
+        if let Some(body) = api.props.as_ref().and_then(|p| p.get("Body")) {
+            if let Err(e) = crate::openapi::apply(t, body, false, &format!("{}.Body", api.path())) {
+                errors.push(e);
+            }
+        }
         let types = api.props.as_ref().and_then(|x| x.get("BinaryMediaTypes"));
         crate::settings::binary_media_types(t, types);
         cfn_apis.push(api.id.to_owned());
@@ -335,10 +340,7 @@ fn integration(m: &Part<'_>) -> Result<toml::Table, Error> {
                 .and_then(|t| t.get("application/json"))
                 .and_then(Node::scalar_text)
                 .unwrap_or_default();
-            let mut mock = toml::Table::new();
-            mock.insert("status".into(), status.into());
-            mock.insert("body".into(), body.into());
-            t.insert("mock".into(), toml::Value::Table(mock));
+            t.insert("mock".into(), toml::Value::Table(mock_table(status, body)));
         }
         other => {
             return Err(m.error(format!(
@@ -348,6 +350,15 @@ fn integration(m: &Part<'_>) -> Result<toml::Table, Error> {
         }
     }
     Ok(t)
+}
+
+/// A MOCK integration's answer: its status and its JSON template taken
+/// as written (mapping templates come with VTL).
+pub(crate) fn mock_table(status: i64, body: String) -> toml::Table {
+    let mut mock = toml::Table::new();
+    mock.insert("status".into(), status.into());
+    mock.insert("body".into(), body.into());
+    mock
 }
 
 /// A CloudFormation throttle (`{RateLimit, BurstLimit}`) as a project's

@@ -19,11 +19,16 @@
 //!   they amount to, so the config crate's checks and model serve both
 //!   front-ends; every other resource is listed as not run.
 //!
-//! It never reads files or the environment (the caller hands it the text
-//! and the overrides).
+//! - `cfn`, `v2`, `openapi` and `settings`: plain CloudFormation REST and
+//!   ApiGatewayV2 APIs, OpenAPI definitions, stage settings, written the
+//!   same way.
+//!
+//! It never reads files or the environment: the caller hands it the text,
+//! the overrides, and the files the template names ([`local_files`]).
 
 mod cfn;
 pub mod node;
+mod openapi;
 pub mod sam;
 mod settings;
 pub mod stack;
@@ -64,6 +69,45 @@ pub fn project(text: &str, inputs: &Inputs) -> Result<Project, Vec<Error>> {
     }
     let stack = Stack::new(&template, inputs)?;
     sam::project(&template, &stack)
+}
+
+/// The local files a template names, as it spells their paths: a SAM
+/// API's `DefinitionUri` and an `AWS::Include`'s `Location` (literal
+/// strings that are not `s3://` locations). The caller reads them (relative
+/// to the template) into [`Inputs::files`].
+pub fn local_files(text: &str) -> Vec<String> {
+    fn walk(n: &Node, out: &mut Vec<String>) {
+        match &n.value {
+            Value::Map(m) => {
+                for (k, v) in m {
+                    let named = match k.as_str() {
+                        "DefinitionUri" => v.as_str(),
+                        "Fn::Transform"
+                            if v.get("Name").and_then(Node::as_str) == Some("AWS::Include") =>
+                        {
+                            v.get("Parameters")
+                                .and_then(|p| p.get("Location"))
+                                .and_then(Node::as_str)
+                        }
+                        _ => None,
+                    };
+                    if let Some(path) = named.filter(|p| !p.starts_with("s3://")) {
+                        out.push(path.to_owned());
+                    }
+                    walk(v, out);
+                }
+            }
+            Value::List(l) => l.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(t) = parse(text) {
+        walk(&t, &mut out);
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// A template mistake: where it is and what is wrong. `path` names the

@@ -583,6 +583,33 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             stages.insert(stage, toml::Value::Table(toml::Table::new()));
             api.insert("stages".into(), toml::Value::Table(stages));
         }
+        // An OpenAPI definition: inline (intrinsics evaluated), or a local
+        // file (as SAM uploads it: as written).
+        let uri = node_of(&props, "DefinitionUri");
+        let definition = match (node_of(&props, "DefinitionBody"), uri) {
+            (Some(body), _) => Some(Ok(body.clone())),
+            (None, Some(uri)) => Some(match uri.as_str().and_then(|u| stack.file(u).map(|t| (u, t))) {
+                Some((u, text)) => crate::node::parse(text).map_err(|e| {
+                    uri.error(&format!("{path}.DefinitionUri"), format!("{u}:{}:{}: {}", e.line, e.column, e.message))
+                }),
+                None => Err(uri.error(
+                    &format!("{path}.DefinitionUri"),
+                    "DefinitionUri is a file beside the template (./api.yaml); one in S3 is not local",
+                )),
+            }),
+            (None, None) => None,
+        };
+        match definition {
+            Some(Ok(body)) => {
+                if let Err(e) =
+                    crate::openapi::apply(api, &body, !rest, &format!("{path}.DefinitionBody"))
+                {
+                    errors.push(e);
+                }
+            }
+            Some(Err(e)) => errors.push(e),
+            None => {}
+        }
         if let Some(auth) = node_of(&props, "Auth") {
             let stage = stage_name(api, rest);
             match apply_auth(id, api, rest, auth, &stage, &format!("{path}.Auth")) {

@@ -26,6 +26,10 @@ pub struct Inputs {
     pub stack_name: String,
     /// `--parameter-overrides Key=Value ...`, in order.
     pub overrides: Vec<(String, String)>,
+    /// The local files the template names ([`crate::local_files`]: a SAM
+    /// API's `DefinitionUri`, an `AWS::Include`'s `Location`), as the
+    /// template spells their paths, with their text.
+    pub files: BTreeMap<String, String>,
 }
 
 /// What the template's resources give to `Ref` and `Fn::GetAtt`.
@@ -65,6 +69,7 @@ pub struct Stack {
     parameters: BTreeMap<String, Value>,
     mappings: Option<Node>,
     conditions: BTreeMap<String, bool>,
+    files: BTreeMap<String, String>,
 }
 
 impl Stack {
@@ -83,6 +88,7 @@ impl Stack {
             parameters,
             mappings: template.get("Mappings").cloned(),
             conditions: BTreeMap::new(),
+            files: inputs.files.clone(),
         };
         if let Some(defs) = template.get("Conditions") {
             match defs.as_map() {
@@ -130,6 +136,11 @@ impl Stack {
 
     pub fn stack_name(&self) -> &str {
         &self.stack_name
+    }
+
+    /// A local file the template names, as it spells the path.
+    pub fn file(&self, path: &str) -> Option<&str> {
+        self.files.get(path).map(String::as_str)
     }
 
     /// `node` (found at `path`) with every intrinsic function replaced by
@@ -472,6 +483,20 @@ impl Eval<'_> {
                 path,
                 "Fn::ImportValue reads another stack's exports, and Stratus runs one template: pass the value as a parameter (--parameter-overrides)",
             )),
+            "Fn::Transform" if arg.get("Name").and_then(Node::as_str) == Some("AWS::Include") => {
+                let location = arg
+                    .get("Parameters")
+                    .and_then(|p| p.get("Location"))
+                    .ok_or_else(|| at.error(path, "AWS::Include needs Parameters.Location"))?;
+                let location = self.text(location, path)?;
+                let text = self.stack.file(&location).ok_or_else(|| {
+                    at.error(path, format!("AWS::Include: {location:?} is not a file beside the template (an s3:// location is not local)"))
+                })?;
+                let included = crate::node::parse(text).map_err(|e| {
+                    at.error(path, format!("AWS::Include: {location}:{}:{}: {}", e.line, e.column, e.message))
+                })?;
+                self.eval(&included, path)
+            }
             "Fn::Transform" => Err(at.error(
                 path,
                 "Fn::Transform runs a CloudFormation macro, which cannot run locally (only the SAM transform, AWS::Serverless-2016-10-31, is applied)",
@@ -742,6 +767,7 @@ mod tests {
             region: "us-east-1".into(),
             stack_name: "s".into(),
             overrides: vec![],
+            files: BTreeMap::new(),
         }
     }
 
@@ -813,6 +839,7 @@ Resources:
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            files: BTreeMap::new(),
         };
         let s = Stack::new(&t, &inputs)?;
         Ok((t, s))

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::cfn::{uri_function, Part};
 use crate::node::{Node, Value};
+use crate::openapi::texts;
 use crate::sam::function_of_arn;
 use crate::Error;
 
@@ -28,14 +29,26 @@ pub(crate) fn apis_v2(
     let of = |ty: &'static str| parts.iter().filter(move |p| p.ty == ty);
     let mut websocket: Vec<String> = Vec::new();
     for api in of("AWS::ApiGatewayV2::Api") {
-        if api.raw_prop("Body").is_some() || api.raw_prop("BodyS3Location").is_some() {
-            errors.push(api.error("an API defined by an OpenAPI Body is not served yet: declare its Routes and Integrations"));
+        if api.raw_prop("BodyS3Location").is_some() {
+            errors.push(api.error("an API's BodyS3Location is in S3, which is not local: give the definition as its Body"));
             continue;
         }
         let t = apis.entry(api.id.to_owned()).or_default();
-        match api.text("ProtocolType").as_deref() {
+        // An imported HTTP API: its OpenAPI Body (the protocol is HTTP).
+        let body = api.props.as_ref().and_then(|p| p.get("Body"));
+        let protocol = api
+            .text("ProtocolType")
+            .or_else(|| body.map(|_| "HTTP".to_owned()));
+        match protocol.as_deref() {
             Some("HTTP") => {
                 t.insert("type".into(), "http".into());
+                if let Some(body) = body {
+                    if let Err(e) =
+                        crate::openapi::apply(t, body, true, &format!("{}.Body", api.path()))
+                    {
+                        errors.push(e);
+                    }
+                }
                 // Quick create: every request to the target, `$default` stage.
                 if let Some(target) = api.text("Target") {
                     let mut route = toml::Table::new();
@@ -194,16 +207,6 @@ pub(crate) fn apis_v2(
         crate::settings::variables(t, &name, vars);
         crate::settings::v2_stage(t, &name, crate::cfn::props_of(p), &p.path(), errors);
     }
-}
-
-/// A list of texts (`[a, b]`) as a project's list.
-fn texts(n: Option<&Node>) -> Vec<toml::Value> {
-    n.and_then(Node::as_list)
-        .unwrap_or(&[])
-        .iter()
-        .filter_map(Node::scalar_text)
-        .map(toml::Value::String)
-        .collect()
 }
 
 /// An `AWS::ApiGatewayV2::Authorizer` as the API's authorizer table: `JWT`

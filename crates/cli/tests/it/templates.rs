@@ -1762,3 +1762,213 @@ async fn plain_cloudformation_http_api_authorizers_and_http_proxy_are_served() {
     assert_eq!(status, 200);
     assert!(body.contains(r#""kid":"k1""#), "{body}");
 }
+
+const OPENAPI_TEMPLATE: &str = r#"Transform: AWS::Serverless-2016-10-31
+Resources:
+  ShopApi:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: Prod
+      DefinitionBody:
+        Fn::Transform:
+          Name: AWS::Include
+          Parameters: { Location: ./shop-api.yaml }
+  WebApi:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      DefinitionUri: ./web-api.json
+  Legacy:
+    Type: AWS::ApiGateway::RestApi
+    Properties:
+      Name: legacy
+      Body:
+        swagger: "2.0"
+        info: { title: legacy, version: "1" }
+        paths:
+          /hello:
+            get:
+              x-amazon-apigateway-integration:
+                type: mock
+                requestTemplates: { application/json: '{"statusCode": 200}' }
+                responses: { default: { statusCode: "200", responseTemplates: { application/json: '"hello from a swagger body"' } } }
+  LegacyStage:
+    Type: AWS::ApiGateway::Stage
+    Properties: { RestApiId: !Ref Legacy, StageName: live, DeploymentId: abc }
+  Items:
+    Type: AWS::Serverless::Function
+    Properties: { CodeUri: items/, Handler: app.handler, Runtime: python3.12 }
+  Gate:
+    Type: AWS::Serverless::Function
+    Properties: { CodeUri: auth/, Handler: app.handler, Runtime: python3.12 }
+"#;
+
+/// Included: its intrinsics are evaluated (AWS::Include).
+const SHOP_API_YAML: &str = r#"openapi: "3.0.1"
+info: { title: shop, version: "1" }
+x-amazon-apigateway-binary-media-types: ["image/png"]
+components:
+  securitySchemes:
+    token:
+      type: apiKey
+      name: Authorization
+      in: header
+      x-amazon-apigateway-authtype: custom
+      x-amazon-apigateway-authorizer:
+        type: token
+        authorizerUri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Gate.Arn}/invocations"
+        authorizerResultTtlInSeconds: 0
+    api_key: { type: apiKey, name: x-api-key, in: header }
+paths:
+  /items:
+    get:
+      x-amazon-apigateway-integration:
+        type: aws_proxy
+        httpMethod: POST
+        uri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Items.Arn}/invocations"
+  /items/{id}:
+    x-amazon-apigateway-any-method:
+      x-amazon-apigateway-integration:
+        type: aws_proxy
+        httpMethod: POST
+        uri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Items.Arn}/invocations"
+  /private:
+    get:
+      security: [{ token: [] }]
+      x-amazon-apigateway-integration:
+        type: aws_proxy
+        httpMethod: POST
+        uri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Items.Arn}/invocations"
+  /keyed:
+    get:
+      security: [{ api_key: [] }]
+      x-amazon-apigateway-integration:
+        type: mock
+        responses: { default: { statusCode: "200" } }
+  /ping:
+    get:
+      x-amazon-apigateway-integration:
+        type: mock
+        responses: { default: { statusCode: "200", responseTemplates: { application/json: '{"pong": true}' } } }
+"#;
+
+/// DefinitionUri: used as written (no intrinsics), as SAM uploads it.
+const WEB_API_JSON: &str = r#"{
+  "openapi": "3.0.1",
+  "info": { "title": "web", "version": "1" },
+  "x-amazon-apigateway-cors": { "allowOrigins": ["http://localhost:3000"], "allowMethods": ["GET"], "maxAge": 60 },
+  "paths": {
+    "/web/items": {
+      "get": {
+        "x-amazon-apigateway-integration": {
+          "type": "aws_proxy",
+          "httpMethod": "POST",
+          "payloadFormatVersion": "2.0",
+          "uri": "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:000000000000:function:Items/invocations"
+        }
+      }
+    }
+  }
+}"#;
+
+const ITEMS_EVENT_PY: &str = r#"
+import json
+def handler(event, context):
+    return {"statusCode": 200, "body": json.dumps({
+        "version": event.get("version", "1.0"), "resource": event.get("resource") or event.get("routeKey"),
+        "id": (event.get("pathParameters") or {}).get("id"),
+        "principal": (event["requestContext"].get("authorizer") or {}).get("principalId"),
+    })}
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_definitions_of_sam_and_cloudformation_apis_are_served() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("openapi");
+    write_file(&dir, "template.yaml", OPENAPI_TEMPLATE);
+    write_file(&dir, "shop-api.yaml", SHOP_API_YAML);
+    write_file(&dir, "web-api.json", WEB_API_JSON);
+    write_file(&dir, "items/app.py", ITEMS_EVENT_PY);
+    write_file(&dir, "auth/app.py", AUTH_PY);
+    let s = Serving::start_with(&dir, &PORTS, &[]);
+    let client = reqwest::Client::new();
+    let call = |method: &str, path: &str, header: Option<(&'static str, &'static str)>| {
+        let mut req = client.request(method.parse().unwrap(), s.url(path));
+        if let Some((k, v)) = header {
+            req = req.header(k, v);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let json = |b: &str| serde_json::from_str::<Value>(b).unwrap();
+    // The included definition: its aws_proxy, any-method and mock
+    // operations, its token authorizer, its API key requirement.
+    let (status, body) = call("GET", "/Prod/items", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["resource"], "/items");
+    let (status, body) = call("POST", "/Prod/items/5", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (json(&body)["resource"].as_str(), json(&body)["id"].as_str()),
+        (Some("/items/{id}"), Some("5"))
+    );
+    assert_eq!(
+        call("GET", "/Prod/ping", None).await,
+        (200, r#"{"pong": true}"#.into())
+    );
+    assert_eq!(call("GET", "/Prod/private", None).await.0, 401);
+    let (status, body) = call("GET", "/Prod/private", Some(("authorization", "allow"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["principal"], "u1");
+    assert_eq!(
+        call("GET", "/Prod/keyed", None).await.0,
+        403,
+        "an API key is required"
+    );
+    // The HTTP API's definition file and its CORS.
+    let (status, body) = call("GET", "/web/items", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["version"], "2.0");
+    let r = client
+        .request(reqwest::Method::OPTIONS, s.url("/web/items"))
+        .header("origin", "http://localhost:3000")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap()),
+        Some("http://localhost:3000")
+    );
+    // A RestApi's swagger Body.
+    assert_eq!(
+        call("GET", "/live/hello", None).await,
+        (200, r#""hello from a swagger body""#.into())
+    );
+    // Mistakes, named where they are.
+    for (template, expected) in [
+        (
+            OPENAPI_TEMPLATE.replace("./web-api.json", "./missing.json"),
+            "Resources.WebApi.Properties.DefinitionUri: DefinitionUri is a file beside the template",
+        ),
+        (
+            OPENAPI_TEMPLATE.replace("./shop-api.yaml", "s3://bucket/shop-api.yaml"),
+            "AWS::Include: \"s3://bucket/shop-api.yaml\" is not a file beside the template",
+        ),
+        (
+            OPENAPI_TEMPLATE.replace("type: mock", "type: aws"),
+            "Resources.Legacy.Properties.Body.paths./hello.get: an integration of type \"aws\" is not served yet",
+        ),
+    ] {
+        let bad = root.path().join(format!("bad{}", template.len()));
+        write_file(&bad, "template.yaml", &template);
+        write_file(&bad, "shop-api.yaml", SHOP_API_YAML);
+        write_file(&bad, "web-api.json", WEB_API_JSON);
+        write_file(&bad, "items/app.py", ITEMS_EVENT_PY);
+        write_file(&bad, "auth/app.py", AUTH_PY);
+        validate_refuses(&bad, expected);
+    }
+}
