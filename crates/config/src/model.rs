@@ -573,7 +573,13 @@ pub struct Function {
     /// A published version (frozen code and settings); `None`: `$LATEST`,
     /// the working tree.
     pub version: Option<u32>,
+    /// Layer folders, in order (what Lambda extracts into `/opt`, a later
+    /// layer's files over an earlier one's), absolute.
+    pub layers: Vec<PathBuf>,
 }
+
+/// At most five layers per function, as on AWS.
+pub const MAX_LAYERS: usize = 5;
 
 /// `name`, or `name:qualifier` (a version number, an alias, `$LATEST`):
 /// the function's name and the qualifier.

@@ -186,6 +186,8 @@ pub(crate) struct RawFunction {
     pub(crate) environment: BTreeMap<String, Spanned<String>>,
     #[serde(rename = "async")]
     pub(crate) asynchronous: Option<Spanned<RawAsync>>,
+    #[serde(default)]
+    pub(crate) layers: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -478,6 +478,23 @@ fn function(
             format!("variables take {total} bytes; the limit is {ENV_TOTAL_LIMIT} (4 KB)"),
         );
     }
+    let mut layers = Vec::new();
+    for l in &f.layers {
+        let dir = project_dir.join(l.get_ref());
+        if !dir.is_dir() {
+            let msg = format!("layer folder {:?} does not exist", l.get_ref());
+            c.err(l, &key("layers"), msg);
+        } else {
+            layers.push(std::path::absolute(&dir).unwrap_or(dir));
+        }
+    }
+    if f.layers.len() > MAX_LAYERS {
+        c.err(
+            &f.layers[MAX_LAYERS],
+            &key("layers"),
+            format!("a function has at most {MAX_LAYERS} layers (as on AWS)"),
+        );
+    }
     Some(Function {
         name: name.to_owned(),
         runtime: runtime?,
@@ -492,6 +509,7 @@ fn function(
         environment,
         asynchronous,
         version: None,
+        layers,
     })
 }
 

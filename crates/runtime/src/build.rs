@@ -5,6 +5,8 @@
 //! - Node: `package.json` → `npm install` in `BUILD/node` (found through
 //!   `NODE_PATH`, so `require()` sees it; ES module imports of packages do not
 //!   honour `NODE_PATH`, a Node limitation);
+//! - a layer with either file at its root: the same, into
+//!   `BUILD/layer-N/python` or `BUILD/layer-N/nodejs/node_modules`;
 //! - `provided` with a `Cargo.toml` and no `bootstrap`: `cargo build
 //!   --release` into a target directory shared by every project of the user
 //!   (`cargo_target_dir`), the binary copied to `BUILD/bootstrap`.
@@ -26,10 +28,61 @@ pub(crate) async fn prepare(
     build_dir: &Path,
     interpreter: Option<&Path>,
 ) -> Result<(), String> {
+    // A layer with a requirements.txt or a package.json at its root is
+    // built as `sam build` builds one (`BuildMethod: python3.x` or
+    // `nodejs`), into `BUILD/layer-N/python` or `BUILD/layer-N/nodejs`.
+    for (i, layer) in f.layers.iter().enumerate() {
+        let dir = layer_build_dir(build_dir, i);
+        install(
+            f,
+            layer,
+            &dir,
+            &dir.join("python"),
+            &dir.join("nodejs"),
+            interpreter,
+        )
+        .await?;
+    }
+    let node_dir = build_dir.join("node");
+    install(
+        f,
+        &f.code,
+        build_dir,
+        &build_dir.join("python"),
+        &node_dir,
+        interpreter,
+    )
+    .await?;
     match &f.runtime {
-        Language::Python(_) if f.code.join("requirements.txt").is_file() => {
-            let req = f.code.join("requirements.txt");
-            let target = build_dir.join("python");
+        Language::Provided(_)
+            if !f.code.join("bootstrap").is_file() && f.code.join("Cargo.toml").is_file() =>
+        {
+            cargo_build(f, build_dir).await
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Where layer `i` of a function is built.
+pub(crate) fn layer_build_dir(build_dir: &Path, i: usize) -> PathBuf {
+    build_dir.join(format!("layer-{i}"))
+}
+
+/// The dependencies `src` lists for the function's language: a
+/// `requirements.txt` into `python_target`, a `package.json` into
+/// `node_dir` (its `node_modules`).
+async fn install(
+    f: &Function,
+    src: &Path,
+    build_dir: &Path,
+    python_target: &Path,
+    node_dir: &Path,
+    interpreter: Option<&Path>,
+) -> Result<(), String> {
+    match &f.runtime {
+        Language::Python(_) if src.join("requirements.txt").is_file() => {
+            let req = src.join("requirements.txt");
+            let target = python_target.to_path_buf();
             install_once(f, &req, build_dir, "pip", || {
                 let mut c = Command::new(interpreter.unwrap_or(Path::new("python3")));
                 // Into the function's own target, quietly: no resolver
@@ -56,28 +109,22 @@ pub(crate) async fn prepare(
             })
             .await
         }
-        Language::Node(_) if f.code.join("package.json").is_file() => {
-            let node_dir = build_dir.join("node");
-            let manifest = f.code.join("package.json");
-            std::fs::create_dir_all(&node_dir).map_err(|e| e.to_string())?;
+        Language::Node(_) if src.join("package.json").is_file() => {
+            let manifest = src.join("package.json");
+            std::fs::create_dir_all(node_dir).map_err(|e| e.to_string())?;
             for file in ["package.json", "package-lock.json"] {
-                let src = f.code.join(file);
-                if src.is_file() {
-                    std::fs::copy(&src, node_dir.join(file)).map_err(|e| e.to_string())?;
+                let from = src.join(file);
+                if from.is_file() {
+                    std::fs::copy(&from, node_dir.join(file)).map_err(|e| e.to_string())?;
                 }
             }
             install_once(f, &manifest, build_dir, "npm", || {
                 let mut c = Command::new("npm");
                 c.args(["install", "--omit=dev", "--no-audit", "--no-fund"])
-                    .current_dir(&node_dir);
+                    .current_dir(node_dir);
                 c
             })
             .await
-        }
-        Language::Provided(_)
-            if !f.code.join("bootstrap").is_file() && f.code.join("Cargo.toml").is_file() =>
-        {
-            cargo_build(f, build_dir).await
         }
         _ => Ok(()),
     }

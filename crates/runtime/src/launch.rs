@@ -203,12 +203,16 @@ impl Launcher {
             ("PATH".into(), self.path.clone()),
             (crate::sandbox::MARK_VAR.into(), mark.to_owned()),
         ];
+        let layers = layer_paths(f, &deps);
         match &f.runtime {
             Language::Python(_) => {
                 let mut pp = f.code.display().to_string();
                 let site = deps.join("python");
                 if site.is_dir() {
                     pp = format!("{pp}:{}", site.display());
+                }
+                for dir in &layers.python {
+                    pp = format!("{pp}:{}", dir.display());
                 }
                 env.push(("PYTHONPATH".into(), pp));
                 env.push(("PYTHONUNBUFFERED".into(), "1".into()));
@@ -220,11 +224,26 @@ impl Launcher {
             }
             Language::Node(_) => {
                 let modules = deps.join("node").join("node_modules");
-                if modules.is_dir() {
-                    env.push(("NODE_PATH".into(), modules.display().to_string()));
+                let all: Vec<String> = std::iter::once(modules)
+                    .chain(layers.node)
+                    .filter(|d| d.is_dir())
+                    .map(|d| d.display().to_string())
+                    .collect();
+                if !all.is_empty() {
+                    env.push(("NODE_PATH".into(), all.join(":")));
                 }
             }
             Language::Provided(_) => {}
+        }
+        // A layer's `bin` and `lib`, as /opt/bin and /opt/lib are on Lambda.
+        if let Some((_, path)) = env.iter_mut().find(|(k, _)| k == "PATH") {
+            for bin in &layers.bin {
+                *path = format!("{}:{path}", bin.display());
+            }
+        }
+        if !layers.lib.is_empty() {
+            let libs: Vec<String> = layers.lib.iter().map(|l| l.display().to_string()).collect();
+            env.push(("LD_LIBRARY_PATH".into(), libs.join(":")));
         }
         env.extend(self.extra_env.iter().cloned());
         env.extend(
@@ -235,6 +254,58 @@ impl Launcher {
         cmd.envs(env);
         Ok(cmd)
     }
+}
+
+/// Where a function's layers put what Lambda finds under `/opt`: each
+/// layer's `python` and `python/lib/python3.N/site-packages` (and what a
+/// layer's requirements.txt installed), `nodejs/node_modules` and
+/// `nodejs/nodeNN/node_modules`, `bin`, `lib`; the last layer first, as
+/// its files are over the others' in `/opt`.
+#[derive(Default)]
+struct LayerPaths {
+    python: Vec<PathBuf>,
+    node: Vec<PathBuf>,
+    bin: Vec<PathBuf>,
+    lib: Vec<PathBuf>,
+}
+
+fn layer_paths(f: &Function, build_dir: &Path) -> LayerPaths {
+    let mut out = LayerPaths::default();
+    let subdirs = |dir: &Path, prefix: &str| -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+            .map(|e| e.path())
+            .collect();
+        found.sort();
+        found
+    };
+    for (i, layer) in f.layers.iter().enumerate().rev() {
+        let built = crate::build::layer_build_dir(build_dir, i);
+        out.python.push(layer.join("python"));
+        for lib in subdirs(&layer.join("python/lib"), "python3") {
+            out.python.push(lib.join("site-packages"));
+        }
+        out.python.push(built.join("python"));
+        out.node.push(layer.join("nodejs/node_modules"));
+        for versioned in subdirs(&layer.join("nodejs"), "node") {
+            if versioned.file_name().is_some_and(|n| n != "node_modules") {
+                out.node.push(versioned.join("node_modules"));
+            }
+        }
+        out.node.push(built.join("nodejs/node_modules"));
+        out.bin.push(layer.join("bin"));
+        out.lib.push(layer.join("lib"));
+    }
+    out.python.retain(|d| d.is_dir());
+    out.node.retain(|d| d.is_dir());
+    out.bin.retain(|d| d.is_dir());
+    out.lib.retain(|d| d.is_dir());
+    // PATH is prepended one by one: the first layer goes in last.
+    out.bin.reverse();
+    out
 }
 
 /// `${NAME}` in a function's own variables replaced by a variable Stratus

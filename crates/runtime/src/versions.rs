@@ -172,19 +172,21 @@ impl Versions {
                     project_file.display()
                 ))
             })?;
-        let hash = code_hash(&f.code)?;
-        let hex = hex::encode(hash);
-        let frozen = self.code.join(&hex);
-        if !frozen.is_dir() {
-            let partial = self.code.join(format!("{hex}.partial"));
-            let _ = std::fs::remove_dir_all(&partial);
-            copy_tree(&f.code, &partial)?;
-            std::fs::rename(&partial, &frozen).map_err(io)?;
-        }
+        let (hash, frozen) = self.freeze(&f.code)?;
         table.insert(
             "code".into(),
             toml::Value::String(frozen.display().to_string()),
         );
+        // Its layers are frozen too: a version runs the layers it was
+        // published with, as a Lambda version pins layer versions.
+        if !f.layers.is_empty() {
+            let mut layers = Vec::new();
+            for l in &f.layers {
+                let (_, frozen) = self.freeze(l)?;
+                layers.push(toml::Value::String(frozen.display().to_string()));
+            }
+            table.insert("layers".into(), toml::Value::Array(layers));
+        }
         let config = toml::to_string(&table).map_err(io)?;
         use base64::Engine as _;
         let code_sha256 = base64::engine::general_purpose::STANDARD.encode(hash);
@@ -211,6 +213,21 @@ impl Versions {
     /// A project of one function: the published version's frozen code and
     /// settings (its `version` set). `[server]` is the default: the caller
     /// puts its own.
+    /// A content-addressed copy of `dir` in `data_dir/code` (made once);
+    /// its hash and path.
+    fn freeze(&self, dir: &Path) -> Result<([u8; 32], PathBuf), VersionError> {
+        let hash = code_hash(dir)?;
+        let hex = hex::encode(hash);
+        let frozen = self.code.join(&hex);
+        if !frozen.is_dir() {
+            let partial = self.code.join(format!("{hex}.partial"));
+            let _ = std::fs::remove_dir_all(&partial);
+            copy_tree(dir, &partial)?;
+            std::fs::rename(&partial, &frozen).map_err(io)?;
+        }
+        Ok((hash, frozen))
+    }
+
     pub fn app(&self, name: &str, version: u32) -> Result<stratus_config::App, VersionError> {
         let v = self.get(name, version).ok_or_else(|| {
             VersionError::NotFound(format!("function {name} has no version {version}"))

@@ -129,6 +129,11 @@ impl Declared<'_> {
         )
     }
 
+    /// A layer's version ARN (each is version 1 here).
+    fn layer_arn(&self, id: &str) -> String {
+        self.service_arn("lambda", &format!("layer:{}:1", self.name(id)))
+    }
+
     fn arn(&self, id: &str) -> String {
         self.service_arn("lambda", &format!("function:{}", self.name(id)))
     }
@@ -160,6 +165,7 @@ impl Resources for Declared<'_> {
             | "AWS::Serverless::HttpApi"
             | "AWS::ApiGateway::RestApi"
             | "AWS::ApiGatewayV2::Api" => api_id(id),
+            "AWS::Serverless::LayerVersion" | "AWS::Lambda::LayerVersion" => self.layer_arn(id),
             _ => id.to_owned(),
         }))
     }
@@ -376,6 +382,9 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             "AWS::ApiGateway::Stage" | "AWS::ApiGatewayV2::Stage" => {
                 ("StageName", (*id).to_owned())
             }
+            "AWS::Serverless::LayerVersion" | "AWS::Lambda::LayerVersion" => {
+                ("LayerName", (*id).to_owned())
+            }
             _ => ("", String::new()),
         };
         if !key.is_empty() {
@@ -438,6 +447,34 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
         (toml::Table::new(), toml::Table::new(), toml::Table::new());
     let mut apis: BTreeMap<String, toml::Table> = BTreeMap::new();
     let mut not_run = Vec::new();
+    // Layers, by the ARN their Ref gives: their local folders.
+    let mut layer_dirs: BTreeMap<String, String> = BTreeMap::new();
+    for (id, r, ty) in &live {
+        let key = match ty.as_str() {
+            "AWS::Serverless::LayerVersion" => "ContentUri",
+            "AWS::Lambda::LayerVersion" => "Content",
+            _ => continue,
+        };
+        let at = format!("Resources.{id}.Properties.{key}");
+        let content = r.get("Properties").and_then(|p| p.get(key));
+        let folder = match content.map(|c| stack.eval(c, &at, &declared)) {
+            Some(Ok(Some(c))) => c.scalar_text(),
+            Some(Err(e)) => {
+                errors.push(e);
+                continue;
+            }
+            _ => None,
+        };
+        match folder {
+            Some(dir) => {
+                layer_dirs.insert(declared.layer_arn(id), dir);
+            }
+            None => errors.push(r.error(
+                &at,
+                format!("{key} is a local folder (the layer's files, as `sam build` takes them); a layer in S3 is not local"),
+            )),
+        }
+    }
     for (id, r, ty) in &live {
         let path = format!("Resources.{id}");
         let props = match r.get("Properties") {
@@ -455,7 +492,8 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
                 let props = with_globals(props.as_ref(), globals.as_ref());
                 let name = declared.names[*id].clone();
                 match function(id, &name, r, &props, &mut apis, &mut inline) {
-                    Ok(f) => {
+                    Ok(mut f) => {
+                        layers(&mut f, id, &props, &layer_dirs, &mut not_run);
                         functions.insert(declared.names[*id].clone(), toml::Value::Table(f));
                     }
                     Err(e) => errors.push(e),
@@ -483,7 +521,8 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
                 props.retain(|(k, _)| k != "Events");
                 let name = declared.names[*id].clone();
                 match function(id, &name, r, &props, &mut apis, &mut inline) {
-                    Ok(f) => {
+                    Ok(mut f) => {
+                        layers(&mut f, id, &props, &layer_dirs, &mut not_run);
                         functions.insert(name, toml::Value::Table(f));
                     }
                     Err(e) => errors.push(e),
@@ -552,6 +591,8 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
                 format!("{ty} is a nested stack, which Stratus does not run: serve that template on its own"),
             )),
             "AWS::Lambda::Permission" | "AWS::IAM::Role" | "AWS::IAM::Policy" | "AWS::Logs::LogGroup" => {}
+            // Served through the functions that name them.
+            "AWS::Serverless::LayerVersion" | "AWS::Lambda::LayerVersion" | "AWS::Lambda::LayerVersionPermission" => {}
             _ => not_run.push(((*id).to_owned(), ty.clone())),
         }
     }
@@ -939,6 +980,34 @@ fn function(
         }
     }
     Ok(f)
+}
+
+/// A function's `Layers` (their evaluated ARNs) as the folders of the
+/// template's layers; a layer that is not the template's (AWS's own, or
+/// another account's) is not local: named among what is not run.
+fn layers(
+    f: &mut toml::Table,
+    id: &str,
+    props: &[(String, Node)],
+    layer_dirs: &BTreeMap<String, String>,
+    not_run: &mut Vec<(String, String)>,
+) {
+    let Some(list) = node_of(props, "Layers").and_then(Node::as_list) else {
+        return;
+    };
+    let mut dirs = Vec::new();
+    for arn in list.iter().filter_map(Node::scalar_text) {
+        match layer_dirs.get(&arn) {
+            Some(dir) => dirs.push(toml::Value::String(dir.clone())),
+            None => not_run.push((
+                format!("{id} layer {arn}"),
+                "AWS::Lambda::LayerVersion".into(),
+            )),
+        }
+    }
+    if !dirs.is_empty() {
+        f.insert("layers".into(), toml::Value::Array(dirs));
+    }
 }
 
 /// `ANY` for SAM's `any`, upper case otherwise.

@@ -1972,3 +1972,110 @@ async fn openapi_definitions_of_sam_and_cloudformation_apis_are_served() {
         validate_refuses(&bad, expected);
     }
 }
+
+const LAYERS_TEMPLATE: &str = r#"Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    Runtime: python3.12
+    Layers: [!Ref SharedLayer]
+Resources:
+  SharedLayer:
+    Type: AWS::Serverless::LayerVersion
+    Properties: { LayerName: shared, ContentUri: layers/shared/, CompatibleRuntimes: [python3.12, nodejs20.x] }
+  DepsLayer:
+    Type: AWS::Serverless::LayerVersion
+    Properties: { ContentUri: layers/deps/ }
+    Metadata: { BuildMethod: python3.12 }
+  ToolsLayer:
+    Type: AWS::Lambda::LayerVersion
+    Properties: { LayerName: tools, Content: layers/tools/ }
+  PyFn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: py/
+      Handler: app.handler
+      Layers:
+        - !Ref DepsLayer
+        - !Ref ToolsLayer
+        - arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3:1
+      Environment: { Variables: { SHARED: !Ref SharedLayer } }
+      Events:
+        Get: { Type: HttpApi, Properties: { Path: /py, Method: get } }
+  NodeFn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: node/
+      Handler: app.handler
+      Runtime: nodejs20.x
+      Events:
+        Get: { Type: HttpApi, Properties: { Path: /node, Method: get } }
+"#;
+
+const LAYER_PY_APP: &str = r#"
+import json, os, subprocess
+import greet, tomli_w
+def handler(event, context):
+    tool = subprocess.run(["hello-tool"], capture_output=True, text=True).stdout.strip()
+    return {"statusCode": 200, "body": json.dumps({
+        "greet": greet.hello("py"), "toml": tomli_w.dumps({"a": 1}).strip(),
+        "tool": tool, "shared": os.environ["SHARED"],
+    })}
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn layers_of_a_template_are_found_as_in_opt() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("layers");
+    write_file(&dir, "template.yaml", LAYERS_TEMPLATE);
+    write_file(
+        &dir,
+        "layers/shared/python/greet.py",
+        "def hello(who):\n    return 'hello ' + who + ' from the shared layer'\n",
+    );
+    write_file(
+        &dir,
+        "layers/shared/nodejs/node_modules/greet/index.js",
+        "exports.hello = (who) => `hello ${who} from the shared layer`;\n",
+    );
+    // Built as `sam build` builds a python layer: its requirements.txt.
+    write_file(&dir, "layers/deps/requirements.txt", "tomli-w==1.2.0\n");
+    write_file(
+        &dir,
+        "layers/tools/bin/hello-tool",
+        "#!/bin/sh\necho tool from the tools layer\n",
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let tool = dir.join("layers/tools/bin/hello-tool");
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    write_file(&dir, "py/app.py", LAYER_PY_APP);
+    write_file(
+        &dir,
+        "node/app.js",
+        "const greet = require('greet');\nexports.handler = async () => ({ statusCode: 200, body: greet.hello('node') });\n",
+    );
+    // The layer that is not the template's is named, and the rest runs.
+    let (ok, _, err) = run_cli(&["validate", dir.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("not run by Stratus")
+            && err.contains("PyFn layer arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3:1"),
+        "{err}"
+    );
+    let s = Serving::start_with(&dir, &PORTS, &[]);
+    let r = reqwest::get(s.url("/py")).await.unwrap();
+    let status = r.status();
+    let body = r.text().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["greet"], "hello py from the shared layer");
+    assert_eq!(v["toml"], "a = 1");
+    assert_eq!(v["tool"], "tool from the tools layer");
+    assert_eq!(
+        v["shared"],
+        "arn:aws:lambda:us-east-1:000000000000:layer:shared:1"
+    );
+    let r = reqwest::get(s.url("/node")).await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "hello node from the shared layer");
+}
