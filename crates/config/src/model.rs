@@ -576,6 +576,26 @@ pub struct Function {
     /// Layer folders, in order (what Lambda extracts into `/opt`, a later
     /// layer's files over an earlier one's), absolute.
     pub layers: Vec<PathBuf>,
+    /// Node functions: bundled with esbuild at start (TypeScript too), and
+    /// run from the bundle (SAM's `BuildMethod: esbuild`).
+    pub bundle: Option<Bundle>,
+}
+
+/// How a function's code is bundled (esbuild's options, as SAM's
+/// `BuildProperties` name them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bundle {
+    /// Files of the code directory, each bundled to `NAME.js` (`.mjs` for
+    /// `esm`) at the same place in the bundle.
+    pub entry_points: Vec<String>,
+    /// `true`: ES modules (`.mjs`); else CommonJS.
+    pub esm: bool,
+    pub minify: bool,
+    pub sourcemap: bool,
+    /// esbuild's `--target` (`es2020`, `node20`).
+    pub target: String,
+    /// Packages left out of the bundle (found at run time).
+    pub external: Vec<String>,
 }
 
 /// At most five layers per function, as on AWS.

@@ -188,6 +188,21 @@ pub(crate) struct RawFunction {
     pub(crate) asynchronous: Option<Spanned<RawAsync>>,
     #[serde(default)]
     pub(crate) layers: Vec<Spanned<String>>,
+    pub(crate) bundle: Option<Spanned<RawBundle>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBundle {
+    pub(crate) entry_points: Vec<Spanned<String>>,
+    pub(crate) format: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) minify: bool,
+    #[serde(default)]
+    pub(crate) sourcemap: bool,
+    pub(crate) target: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) external: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

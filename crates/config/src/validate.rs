@@ -495,6 +495,52 @@ fn function(
             format!("a function has at most {MAX_LAYERS} layers (as on AWS)"),
         );
     }
+    let bundle = f.bundle.as_ref().map(|b| {
+        let r = b.get_ref();
+        if !matches!(runtime, Some(Language::Node(_)) | None) {
+            c.err(b, &key("bundle"), "a bundle is for Node.js functions");
+        }
+        for e in &r.entry_points {
+            if !code.join(e.get_ref()).is_file() {
+                let msg = format!(
+                    "entry point {:?} is not a file of the code directory",
+                    e.get_ref()
+                );
+                c.err(e, &["functions", name, "bundle", "entry_points"], msg);
+            }
+        }
+        if r.entry_points.is_empty() {
+            c.err(
+                b,
+                &["functions", name, "bundle", "entry_points"],
+                "a bundle needs its entry points (e.g. [\"app.ts\"])",
+            );
+        }
+        let esm = match r.format.as_ref().map(|f| f.get_ref().as_str()) {
+            None | Some("cjs") => false,
+            Some("esm") => true,
+            Some(other) => {
+                let msg = format!("{other:?} is not cjs or esm");
+                c.err(
+                    r.format.as_ref().expect("set"),
+                    &["functions", name, "bundle", "format"],
+                    msg,
+                );
+                false
+            }
+        };
+        Bundle {
+            entry_points: r.entry_points.iter().map(|e| e.get_ref().clone()).collect(),
+            esm,
+            minify: r.minify,
+            sourcemap: r.sourcemap,
+            target: r
+                .target
+                .as_ref()
+                .map_or_else(|| "es2020".to_owned(), |t| t.get_ref().clone()),
+            external: r.external.iter().map(|e| e.get_ref().clone()).collect(),
+        }
+    });
     Some(Function {
         name: name.to_owned(),
         runtime: runtime?,
@@ -510,6 +556,7 @@ fn function(
         asynchronous,
         version: None,
         layers,
+        bundle,
     })
 }
 

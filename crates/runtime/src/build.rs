@@ -7,6 +7,9 @@
 //!   honour `NODE_PATH`, a Node limitation);
 //! - a layer with either file at its root: the same, into
 //!   `BUILD/layer-N/python` or `BUILD/layer-N/nodejs/node_modules`;
+//! - Node with a `bundle`: esbuild (on `PATH`, else installed once with npm
+//!   into the user's cache) bundles the entry points into `BUILD/bundle`,
+//!   which the function runs from;
 //! - `provided` with a `Cargo.toml` and no `bootstrap`: `cargo build
 //!   --release` into a target directory shared by every project of the user
 //!   (`cargo_target_dir`), the binary copied to `BUILD/bootstrap`.
@@ -53,6 +56,9 @@ pub(crate) async fn prepare(
         interpreter,
     )
     .await?;
+    if let Some(b) = &f.bundle {
+        bundle(f, b, build_dir).await?;
+    }
     match &f.runtime {
         Language::Provided(_)
             if !f.code.join("bootstrap").is_file() && f.code.join("Cargo.toml").is_file() =>
@@ -61,6 +67,127 @@ pub(crate) async fn prepare(
         }
         _ => Ok(()),
     }
+}
+
+/// The esbuild release Stratus installs when none is on `PATH`.
+const ESBUILD_VERSION: &str = "0.25.12";
+
+/// Where a bundled function's code is: what it runs from.
+pub(crate) fn bundle_dir(build_dir: &Path) -> PathBuf {
+    build_dir.join("bundle")
+}
+
+/// The user's cache folder for what Stratus builds or installs once for
+/// every project (`$XDG_CACHE_HOME/stratus`, else `~/.cache/stratus`).
+fn user_cache() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|c| c.join("stratus"))
+}
+
+/// `esbuild` on `PATH`, else the one installed once (npm) into the user's
+/// cache (the project's data directory without a home).
+async fn esbuild(f: &Function, build_dir: &Path) -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("PATH") {
+        if let Some(found) = std::env::split_paths(&path)
+            .map(|d| d.join("esbuild"))
+            .find(|p| p.is_file())
+        {
+            return Ok(found);
+        }
+    }
+    let root = user_cache()
+        .unwrap_or_else(|| build_dir.parent().unwrap_or(build_dir).to_path_buf())
+        .join(format!("esbuild-{ESBUILD_VERSION}"));
+    let bin = root.join("node_modules/.bin/esbuild");
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+    tracing::info!(function = %f.name, "installing esbuild {ESBUILD_VERSION} into {} (npm)…", root.display());
+    let run = Command::new("npm")
+        .args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            "--prefix",
+        ])
+        .arg(&root)
+        .arg(format!("esbuild@{ESBUILD_VERSION}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output();
+    let out = with_progress(&f.name, "installing esbuild (npm)", run, String::new)
+        .await
+        .map_err(|e| {
+            format!(
+                "function {:?}: cannot run npm to install esbuild: {e}",
+                f.name
+            )
+        })?;
+    if !out.status.success() || !bin.is_file() {
+        return Err(format!(
+            "function {:?}: installing esbuild failed ({}); install it on PATH (npm install -g esbuild):\n{}",
+            f.name,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(bin)
+}
+
+/// Bundles the function's entry points with esbuild into `BUILD/bundle`,
+/// as `sam build` does for `BuildMethod: esbuild`: imports resolved from
+/// the code's own `node_modules` and the installed `package.json`
+/// dependencies (`NODE_PATH`); done at every start (esbuild takes
+/// milliseconds), so the bundle is never stale.
+async fn bundle(f: &Function, b: &stratus_config::Bundle, build_dir: &Path) -> Result<(), String> {
+    let bin = esbuild(f, build_dir).await?;
+    let out = bundle_dir(build_dir);
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut c = Command::new(&bin);
+    c.args(&b.entry_points)
+        .arg("--bundle")
+        .arg("--platform=node")
+        .arg(format!("--target={}", b.target))
+        .arg(format!("--format={}", if b.esm { "esm" } else { "cjs" }))
+        .arg(format!("--outdir={}", out.display()))
+        .arg(format!("--outbase={}", f.code.display()))
+        .arg("--log-level=warning")
+        .current_dir(&f.code)
+        .env("NODE_PATH", build_dir.join("node").join("node_modules"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if b.esm {
+        c.arg("--out-extension:.js=.mjs");
+    }
+    if b.minify {
+        c.arg("--minify");
+    }
+    if b.sourcemap {
+        c.arg("--sourcemap");
+    }
+    for e in &b.external {
+        c.arg(format!("--external:{e}"));
+    }
+    let done = c
+        .output()
+        .await
+        .map_err(|e| format!("function {:?}: cannot run {}: {e}", f.name, bin.display()))?;
+    if !done.status.success() {
+        return Err(format!(
+            "function {:?}: bundling {} failed:\n{}",
+            f.name,
+            b.entry_points.join(", "),
+            String::from_utf8_lossy(&done.stderr)
+        ));
+    }
+    Ok(())
 }
 
 /// Where layer `i` of a function is built.
@@ -187,11 +314,8 @@ fn cargo_target_dir(build_dir: &Path) -> PathBuf {
     if let Some(dir) = std::env::var_os("STRATUS_CARGO_TARGET_DIR") {
         return PathBuf::from(dir);
     }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
-    match cache {
-        Some(c) => c.join("stratus").join("cargo-target"),
+    match user_cache() {
+        Some(c) => c.join("cargo-target"),
         None => build_dir.parent().unwrap_or(build_dir).join("cargo-target"),
     }
 }

@@ -151,8 +151,15 @@ impl Launcher {
                 c
             }
         };
+        // A bundled function runs from its bundle, as from a `sam build`
+        // artifact.
+        let task_root = if f.bundle.is_some() {
+            crate::build::bundle_dir(&self.build_dir(f))
+        } else {
+            f.code.clone()
+        };
         cmd.env_clear()
-            .current_dir(&f.code)
+            .current_dir(&task_root)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -163,7 +170,7 @@ impl Launcher {
         let mut env: Vec<(String, String)> = vec![
             ("AWS_LAMBDA_RUNTIME_API".into(), api.to_string()),
             ("_HANDLER".into(), f.handler.clone()),
-            ("LAMBDA_TASK_ROOT".into(), f.code.display().to_string()),
+            ("LAMBDA_TASK_ROOT".into(), task_root.display().to_string()),
             (
                 "LAMBDA_RUNTIME_DIR".into(),
                 self.runtime_dir.display().to_string(),

@@ -893,6 +893,9 @@ fn function(
         None => text_of(props, "CodeUri").unwrap_or_else(|| ".".to_owned()),
     };
     f.insert("code".into(), code.into());
+    if let Some(b) = build_method(id, r)? {
+        f.insert("bundle".into(), toml::Value::Table(b));
+    }
     for (key, to) in [
         ("Timeout", "timeout"),
         ("MemorySize", "memory"),
@@ -980,6 +983,56 @@ fn function(
         }
     }
     Ok(f)
+}
+
+/// A function's `Metadata.BuildMethod`, as `sam build` honours it:
+/// `esbuild` bundles (its `BuildProperties`: `EntryPoints`, `Minify`,
+/// `Sourcemap`, `Target`, `Format`, `External`); `rust-cargolambda` is what
+/// a provided function with a Cargo package gets anyway (`cargo build
+/// --release`); the language ones (`python3.12`, `nodejs20.x`) install
+/// the dependency file, as always; `makefile` is refused.
+fn build_method(id: &str, r: &Node) -> Result<Option<toml::Table>, Error> {
+    let Some(meta) = r.get("Metadata") else {
+        return Ok(None);
+    };
+    let path = format!("Resources.{id}.Metadata");
+    match meta.get("BuildMethod").and_then(Node::as_str) {
+        Some("esbuild") => {
+            let props = meta.get("BuildProperties");
+            let get = |k: &str| props.and_then(|p| p.get(k));
+            let list = |k: &str| -> Vec<toml::Value> { crate::openapi::texts(get(k)) };
+            let flag = |k: &str| {
+                get(k).is_some_and(|n| matches!(n.value, Value::Bool(true)) || n.as_str() == Some("true"))
+            };
+            let entry = list("EntryPoints");
+            if entry.is_empty() {
+                return Err(meta.error(
+                    &format!("{path}.BuildProperties.EntryPoints"),
+                    "BuildMethod esbuild needs BuildProperties.EntryPoints (e.g. [app.ts])",
+                ));
+            }
+            let mut b = toml::Table::new();
+            b.insert("entry_points".into(), toml::Value::Array(entry));
+            b.insert("minify".into(), flag("Minify").into());
+            b.insert("sourcemap".into(), flag("Sourcemap").into());
+            if let Some(t) = get("Target").and_then(Node::scalar_text) {
+                b.insert("target".into(), t.into());
+            }
+            if let Some(f) = get("Format").and_then(Node::scalar_text) {
+                b.insert("format".into(), f.into());
+            }
+            let external = list("External");
+            if !external.is_empty() {
+                b.insert("external".into(), toml::Value::Array(external));
+            }
+            Ok(Some(b))
+        }
+        Some("makefile") => Err(meta.error(
+            &format!("{path}.BuildMethod"),
+            format!("BuildMethod makefile runs `make build-{id}`, which Stratus does not: build the function into its CodeUri (code, a bootstrap or a Cargo package)"),
+        )),
+        _ => Ok(None),
+    }
 }
 
 /// A function's `Layers` (their evaluated ARNs) as the folders of the

@@ -2079,3 +2079,81 @@ async fn layers_of_a_template_are_found_as_in_opt() {
     let r = reqwest::get(s.url("/node")).await.unwrap();
     assert_eq!(r.text().await.unwrap(), "hello node from the shared layer");
 }
+
+const TYPESCRIPT_TEMPLATE: &str = r#"AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    Timeout: 3
+Resources:
+  HelloWorldFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: hello-world/
+      Handler: app.lambdaHandler
+      Runtime: nodejs22.x
+      Architectures: [x86_64]
+      Events:
+        HelloWorld:
+          Type: Api
+          Properties: { Path: /hello, Method: get }
+    Metadata:
+      BuildMethod: esbuild
+      BuildProperties:
+        Minify: true
+        Target: es2020
+        Sourcemap: true
+        EntryPoints: [app.ts]
+"#;
+
+const HELLO_TS: &str = r#"
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { greeting } from './lib/greeting';
+
+interface Answer { message: string; path: string }
+
+export const lambdaHandler = async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
+    const answer: Answer = { message: greeting('world'), path: event.path };
+    return { statusCode: 200, body: JSON.stringify(answer) };
+};
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_typescript_function_is_bundled_with_esbuild_as_sam_build_does() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("ts-app");
+    write_file(&dir, "template.yaml", TYPESCRIPT_TEMPLATE);
+    write_file(&dir, "hello-world/app.ts", HELLO_TS);
+    write_file(
+        &dir,
+        "hello-world/lib/greeting.ts",
+        "export const greeting = (who: string): string => `hello ${who}`;\n",
+    );
+    let s = Serving::start_with(&dir, &PORTS, &[]);
+    let r = reqwest::get(s.url("/Prod/hello")).await.unwrap();
+    let status = r.status();
+    let body = r.text().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["message"].as_str(), v["path"].as_str()),
+        (Some("hello world"), Some("/hello"))
+    );
+    // Run from the bundle, as from `sam build`'s artifact: minified, with
+    // its source map.
+    let bundle = dir.join(".stratus/build/HelloWorldFunction/bundle");
+    assert!(
+        bundle.join("app.js.map").is_file(),
+        "no source map in {}",
+        bundle.display()
+    );
+    // `makefile` is refused, naming the place.
+    let bad = root.path().join("make-app");
+    write_file(
+        &bad,
+        "template.yaml",
+        &TYPESCRIPT_TEMPLATE.replace("BuildMethod: esbuild", "BuildMethod: makefile"),
+    );
+    write_file(&bad, "hello-world/app.ts", HELLO_TS);
+    validate_refuses(&bad, "Resources.HelloWorldFunction.Metadata.BuildMethod: BuildMethod makefile runs `make build-HelloWorldFunction`");
+}
