@@ -161,10 +161,10 @@ async fn publish(
         return failed(VersionError::NotFound(name));
     };
     let description = req["Description"].as_str().unwrap_or_default().to_owned();
-    let file = s.app().file.clone();
+    let app = s.app();
     let versions = s.functions.clone();
     let published =
-        tokio::task::spawn_blocking(move || versions.versions().publish(&f, &file, &description))
+        tokio::task::spawn_blocking(move || versions.versions().publish(&f, &app, &description))
             .await;
     match published {
         Ok(Ok(v)) => {

@@ -15,6 +15,10 @@ use std::time::Duration;
 pub struct App {
     /// The file it was loaded from.
     pub file: PathBuf,
+    /// The project file's text as loaded (a template's: the project file
+    /// it amounts to), which a published version keeps its function's
+    /// table from.
+    pub text: Arc<str>,
     /// The directory holding that file; relative paths are resolved from here.
     pub project_dir: PathBuf,
     pub server: Server,
@@ -579,6 +583,10 @@ pub struct Function {
     /// Node functions: bundled with esbuild at start (TypeScript too), and
     /// run from the bundle (SAM's `BuildMethod: esbuild`).
     pub bundle: Option<Bundle>,
+    /// Published at every start and reload when its code or settings
+    /// changed, and this alias pointed at the new version (SAM's
+    /// `AutoPublishAlias`).
+    pub auto_publish_alias: Option<String>,
 }
 
 /// How a function's code is bundled (esbuild's options, as SAM's

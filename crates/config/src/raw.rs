@@ -189,6 +189,7 @@ pub(crate) struct RawFunction {
     #[serde(default)]
     pub(crate) layers: Vec<Spanned<String>>,
     pub(crate) bundle: Option<Spanned<RawBundle>>,
+    pub(crate) auto_publish_alias: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -87,6 +87,7 @@ pub(crate) fn resolve(
     if c.errors.is_empty() {
         Ok(App {
             file: path.to_path_buf(),
+            text: Arc::from(text),
             project_dir: project_dir.to_path_buf(),
             server,
             functions,
@@ -541,6 +542,14 @@ fn function(
             external: r.external.iter().map(|e| e.get_ref().clone()).collect(),
         }
     });
+    let auto_publish_alias = f.auto_publish_alias.as_ref().map(|a| {
+        let alias = a.get_ref();
+        if !valid_qualifier(alias) || alias.chars().all(|c| c.is_ascii_digit()) || alias == "$LATEST" {
+            let msg = format!("{alias:?} is not an alias name: letters, digits, '-' and '_', starting with a letter");
+            c.err(a, &key("auto_publish_alias"), msg);
+        }
+        alias.clone()
+    });
     Some(Function {
         name: name.to_owned(),
         runtime: runtime?,
@@ -557,6 +566,7 @@ fn function(
         version: None,
         layers,
         bundle,
+        auto_publish_alias,
     })
 }
 

@@ -93,7 +93,7 @@ impl Deployments {
         let id = self.list().last().map_or(1, |d| d.id + 1);
         let mut functions = BTreeMap::new();
         for f in app.functions.values() {
-            let v = versions.publish(f, &app.file, &format!("deployment {id}"))?;
+            let v = versions.publish(f, app, &format!("deployment {id}"))?;
             let frozen: toml::Table = toml::from_str(&v.config).map_err(io)?;
             if let (Some(table), Some(code)) = (
                 doc.get_mut("functions")

@@ -153,12 +153,14 @@ impl Versions {
     pub fn publish(
         &self,
         f: &Function,
-        project_file: &Path,
+        app: &stratus_config::App,
         description: &str,
     ) -> Result<Version, VersionError> {
         let _one = self.lock.lock().expect("versions lock");
-        let text = std::fs::read_to_string(project_file).map_err(io)?;
-        let doc: toml::Table = toml::from_str(&text)
+        let project_file = &app.file;
+        // The project as it was loaded (a template's: the project file it
+        // amounts to), not the file read again.
+        let doc: toml::Table = toml::from_str(&app.text)
             .map_err(|e| VersionError::Invalid(format!("{}: {e}", project_file.display())))?;
         let mut table = doc
             .get("functions")
@@ -320,6 +322,35 @@ impl Versions {
             all.insert(alias.name.clone(), alias.clone());
             Ok(alias)
         })
+    }
+
+    /// SAM's `AutoPublishAlias`: each function of `app` that names one is
+    /// published (a new version only when its code or settings changed)
+    /// and the alias pointed at that version.
+    pub fn auto_publish(&self, app: &stratus_config::App) -> Result<(), VersionError> {
+        for f in app.functions.values() {
+            let Some(alias) = &f.auto_publish_alias else {
+                continue;
+            };
+            let v = self.publish(f, app, "AutoPublishAlias")?;
+            if self
+                .alias(&f.name, alias)
+                .is_some_and(|a| a.version == v.version && a.weights.is_empty())
+            {
+                continue;
+            }
+            self.set_alias(
+                &f.name,
+                Alias {
+                    name: alias.clone(),
+                    version: v.version,
+                    weights: BTreeMap::new(),
+                    description: "AutoPublishAlias".into(),
+                },
+            )?;
+            tracing::info!(function = %f.name, "alias {alias} → version {}", v.version);
+        }
+        Ok(())
     }
 
     pub fn delete_alias(&self, function: &str, name: &str) -> Result<(), VersionError> {

@@ -190,6 +190,12 @@ impl Server {
             );
             let connections = connections.clone();
             move |app: &App| -> anyhow::Result<(Gateway, Arc<App>)> {
+                // AutoPublishAlias: the working tree published, its alias
+                // moved, before routes through the alias are served.
+                functions
+                    .versions()
+                    .auto_publish(app)
+                    .map_err(|e| anyhow::anyhow!("AutoPublishAlias: {e}"))?;
                 let (composed, canaries) = functions
                     .deployments()
                     .compose(app)

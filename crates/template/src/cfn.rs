@@ -61,12 +61,25 @@ impl Part<'_> {
     }
 }
 
-/// The function a Lambda integration or authorizer URI calls
+/// The function a Lambda authorizer URI calls
 /// (`arn:aws:apigateway:REGION:lambda:path/2015-03-31/functions/ARN/invocations`).
 pub(crate) fn uri_function(uri: &str) -> Option<String> {
+    uri_target(uri).map(|f| function_of_arn(&f))
+}
+
+/// The function a Lambda integration's URI calls, with the qualifier its
+/// ARN has (`NAME:live` for an alias's), as a route names it.
+pub(crate) fn uri_target(uri: &str) -> Option<String> {
     let arn = uri.split("/functions/").nth(1)?;
     let arn = arn.strip_suffix("/invocations").unwrap_or(arn);
-    Some(function_of_arn(arn))
+    Some(qualified_function_of_arn(arn))
+}
+
+/// `NAME` or `NAME:QUALIFIER` of a function ARN (or of a name).
+pub(crate) fn qualified_function_of_arn(arn: &str) -> String {
+    arn.rsplit_once(":function:")
+        .map_or(arn, |(_, name)| name)
+        .to_owned()
 }
 
 /// Adds the template's plain REST APIs to `apis`; the ids of the APIs
@@ -312,10 +325,11 @@ fn integration(m: &Part<'_>) -> Result<toml::Table, Error> {
     let mut t = toml::Table::new();
     match text("Type").as_deref() {
         Some("AWS_PROXY") => {
-            let f = text("Uri")
-                .as_deref()
-                .and_then(uri_function)
-                .ok_or_else(|| m.error("an AWS_PROXY integration's Uri names a function (…/functions/ARN/invocations)"))?;
+            let f = text("Uri").as_deref().and_then(uri_target).ok_or_else(|| {
+                m.error(
+                    "an AWS_PROXY integration's Uri names a function (…/functions/ARN/invocations)",
+                )
+            })?;
             t.insert("function".into(), f.into());
         }
         Some("HTTP_PROXY") => {

@@ -206,7 +206,7 @@ fn target(i: &Node, http: bool, at: &str) -> Result<toml::Table, Error> {
     match ty.as_str() {
         "aws_proxy" => {
             let uri = text(i, "uri").unwrap_or_default();
-            let f = uri_function(&uri).ok_or_else(|| {
+            let f = crate::cfn::uri_target(&uri).ok_or_else(|| {
                 i.error(at, "an aws_proxy integration's uri names a function (…/functions/ARN/invocations)")
             })?;
             t.insert("function".into(), f.into());

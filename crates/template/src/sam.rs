@@ -166,6 +166,8 @@ impl Resources for Declared<'_> {
             | "AWS::ApiGateway::RestApi"
             | "AWS::ApiGatewayV2::Api" => api_id(id),
             "AWS::Serverless::LayerVersion" | "AWS::Lambda::LayerVersion" => self.layer_arn(id),
+            // Qualified function ARNs (`…:function:NAME:live`, `…:NAME:1`).
+            "AWS::Lambda::Alias" | "AWS::Lambda::Version" => self.arn(id),
             _ => id.to_owned(),
         }))
     }
@@ -215,6 +217,12 @@ impl Resources for Declared<'_> {
             ) => Ok(Value::String("127.0.0.1".into())),
             ("AWS::RDS::DBCluster" | "AWS::RDS::DBInstance", "Endpoint.Port") => {
                 Ok(Value::String("5432".into()))
+            }
+            ("AWS::Lambda::Version", "Version") => Ok(Value::String(
+                self.name(id).rsplit(':').next().unwrap_or("1").to_owned(),
+            )),
+            ("AWS::Lambda::Alias" | "AWS::Lambda::Version", "Arn") => {
+                Ok(Value::String(self.arn(id)))
             }
             ("AWS::IAM::Role", "Arn") => Ok(Value::String(format!(
                 "arn:aws:iam::{ACCOUNT_ID}:role/{id}"
@@ -409,6 +417,83 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
                 .insert((*id).to_owned(), name.unwrap_or(default));
         }
     }
+    // Aliases: SAM's `AutoPublishAlias` (its generated `<Fn>Alias<alias>`
+    // and the `Fn.Alias`/`Fn.Version` references SAM offers), and plain
+    // `AWS::Lambda::Alias`/`Version` resources: (function name, alias).
+    let mut aliases: Vec<(String, String)> = Vec::new();
+    let global_alias = template
+        .get("Globals")
+        .and_then(|g| g.get("Function"))
+        .and_then(|f| f.get("AutoPublishAlias"))
+        .and_then(Node::as_str)
+        .map(str::to_owned);
+    for (id, r, ty) in &live {
+        let props = r.get("Properties");
+        match ty.as_str() {
+            "AWS::Serverless::Function" => {
+                let own = props
+                    .and_then(|p| p.get("AutoPublishAlias"))
+                    .and_then(Node::as_str)
+                    .map(str::to_owned);
+                let Some(alias) = own.or_else(|| global_alias.clone()) else {
+                    continue;
+                };
+                let function = declared.name(id);
+                let qualified = format!("{function}:{alias}");
+                for (generated, ty) in [
+                    (format!("{id}Alias{alias}"), "AWS::Lambda::Alias"),
+                    (format!("{id}.Alias"), "AWS::Lambda::Alias"),
+                    (format!("{id}.Version"), "AWS::Lambda::Version"),
+                ] {
+                    let name = if ty == "AWS::Lambda::Version" {
+                        format!("{function}:1")
+                    } else {
+                        qualified.clone()
+                    };
+                    declared.types.insert(generated.clone(), ty.into());
+                    declared.names.insert(generated, name);
+                }
+                aliases.push((function, alias));
+            }
+            "AWS::Lambda::Alias" | "AWS::Lambda::Version" => {
+                let text = |k: &str| {
+                    props.and_then(|p| p.get(k)).and_then(|n| {
+                        stack
+                            .eval(n, &format!("Resources.{id}.Properties.{k}"), &declared)
+                            .ok()
+                            .flatten()
+                            .and_then(|v| v.scalar_text())
+                    })
+                };
+                let Some(function) = text("FunctionName") else {
+                    errors.push(r.error(
+                        &format!("Resources.{id}.Properties"),
+                        "FunctionName names the function (!Ref a function of the template)",
+                    ));
+                    continue;
+                };
+                let function = function_of_arn(&function);
+                if ty == "AWS::Lambda::Version" {
+                    declared
+                        .names
+                        .insert((*id).to_owned(), format!("{function}:1"));
+                    continue;
+                }
+                let Some(alias) = text("Name") else {
+                    errors.push(r.error(
+                        &format!("Resources.{id}.Properties"),
+                        "an Alias needs a Name",
+                    ));
+                    continue;
+                };
+                declared
+                    .names
+                    .insert((*id).to_owned(), format!("{function}:{alias}"));
+                aliases.push((function, alias));
+            }
+            _ => {}
+        }
+    }
     // Globals.Function, evaluated once for every function.
     let globals = match template
         .get("Globals")
@@ -593,6 +678,8 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             "AWS::Lambda::Permission" | "AWS::IAM::Role" | "AWS::IAM::Policy" | "AWS::Logs::LogGroup" => {}
             // Served through the functions that name them.
             "AWS::Serverless::LayerVersion" | "AWS::Lambda::LayerVersion" | "AWS::Lambda::LayerVersionPermission" => {}
+            // Published and pointed at start (`auto_publish_alias`).
+            "AWS::Lambda::Alias" | "AWS::Lambda::Version" => {}
             _ => not_run.push(((*id).to_owned(), ty.clone())),
         }
     }
@@ -751,6 +838,11 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             (id.clone(), ty.clone(), physical)
         })
         .collect();
+    for (function, alias) in &aliases {
+        if let Some(toml::Value::Table(f)) = functions.get_mut(function) {
+            f.insert("auto_publish_alias".into(), alias.clone().into());
+        }
+    }
     let mut doc = toml::Table::new();
     if !functions.is_empty() {
         doc.insert("functions".into(), toml::Value::Table(functions));
@@ -968,7 +1060,12 @@ fn function(
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         if let toml::Value::Table(routes) = routes {
             let mut target = toml::Table::new();
-            target.insert("function".into(), name.into());
+            // With AutoPublishAlias, SAM points every event at the alias.
+            let invoked = match text_of(props, "AutoPublishAlias") {
+                Some(alias) => format!("{name}:{alias}"),
+                None => name.to_owned(),
+            };
+            target.insert("function".into(), invoked.into());
             // The event's own Auth; the API's defaults are applied with
             // the API (`apply_auth`).
             if let Some(auth) = p.and_then(|p| p.get("Auth")) {

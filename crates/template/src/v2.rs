@@ -9,13 +9,12 @@ use std::collections::BTreeMap;
 use crate::cfn::{uri_function, Part};
 use crate::node::{Node, Value};
 use crate::openapi::texts;
-use crate::sam::function_of_arn;
 use crate::Error;
 
 /// The function an integration's `IntegrationUri` (a function ARN, or the
 /// `…/functions/ARN/invocations` form) calls.
 fn integration_function(uri: &str) -> String {
-    uri_function(uri).unwrap_or_else(|| function_of_arn(uri))
+    crate::cfn::uri_target(uri).unwrap_or_else(|| crate::cfn::qualified_function_of_arn(uri))
 }
 
 /// Adds the template's `AWS::ApiGatewayV2` APIs to `apis`; their ids to

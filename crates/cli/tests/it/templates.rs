@@ -2157,3 +2157,105 @@ async fn a_typescript_function_is_bundled_with_esbuild_as_sam_build_does() {
     write_file(&bad, "hello-world/app.ts", HELLO_TS);
     validate_refuses(&bad, "Resources.HelloWorldFunction.Metadata.BuildMethod: BuildMethod makefile runs `make build-HelloWorldFunction`");
 }
+
+const ALIAS_TEMPLATE: &str = r#"Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    AutoPublishAlias: live
+Resources:
+  HelloWorldFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: hello/
+      Handler: app.handler
+      Runtime: python3.12
+      DeploymentPreference: { Type: AllAtOnce }
+      Events:
+        Hello: { Type: Api, Properties: { Path: /hello, Method: get } }
+  Plain:
+    Type: AWS::Lambda::Function
+    Properties: { FunctionName: plain, Handler: app.handler, Runtime: python3.12, Code: hello/ }
+  PlainVersion:
+    Type: AWS::Lambda::Version
+    Properties: { FunctionName: !Ref Plain }
+  PlainAlias:
+    Type: AWS::Lambda::Alias
+    Properties: { FunctionName: !Ref Plain, FunctionVersion: !GetAtt PlainVersion.Version, Name: stable }
+  PlainApi:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: { Name: plain, ProtocolType: HTTP, Target: !Ref PlainAlias, RouteKey: "GET /plain" }
+Outputs:
+  AliasArn:
+    Value: !Ref HelloWorldFunction.Alias
+"#;
+
+const VERSIONED_PY: &str = r#"
+import json, os
+MESSAGE = "first"
+def handler(event, context):
+    return {"statusCode": 200, "body": json.dumps({
+        "message": MESSAGE, "version": os.environ["AWS_LAMBDA_FUNCTION_VERSION"],
+        "arn": context.invoked_function_arn,
+    })}
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_publish_alias_publishes_at_start_and_events_call_the_alias() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("aliased");
+    write_file(&dir, "template.yaml", ALIAS_TEMPLATE);
+    write_file(&dir, "hello/app.py", VERSIONED_PY);
+    let hello = |s: &Serving, path: &'static str| {
+        let url = s.url(path);
+        async move {
+            let r = reqwest::get(url).await.unwrap();
+            let body = r.text().await.unwrap();
+            serde_json::from_str::<Value>(&body).unwrap_or_else(|_| panic!("{body}"))
+        }
+    };
+    let s = Serving::start_with(&dir, &PORTS, &[]);
+    let v = hello(&s, "/Prod/hello").await;
+    assert_eq!(
+        (v["message"].as_str(), v["version"].as_str()),
+        (Some("first"), Some("1"))
+    );
+    assert_eq!(
+        v["arn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:HelloWorldFunction:live"
+    );
+    // A plain Alias of a Version, through a quick-create API's target.
+    let v = hello(&s, "/plain").await;
+    assert_eq!(
+        v["arn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:plain:stable"
+    );
+    assert_eq!(v["version"], "1");
+    drop(s);
+    // Changed code: a new version at the next start, the alias moved;
+    // unchanged: no new version.
+    write_file(
+        &dir,
+        "hello/app.py",
+        &VERSIONED_PY.replace("first", "second"),
+    );
+    for _ in 0..2 {
+        let s = Serving::start_with(&dir, &PORTS, &[]);
+        let v = hello(&s, "/Prod/hello").await;
+        assert_eq!(
+            (v["message"].as_str(), v["version"].as_str()),
+            (Some("second"), Some("2"))
+        );
+        // `Ref Fn.Alias`, as SAM offers it: the alias's ARN.
+        let s = tokio::task::spawn_blocking(move || {
+            let lines = s.wait_line("output AliasArn", Duration::from_secs(10));
+            (s, lines)
+        });
+        let (_s, lines) = s.await.unwrap();
+        assert!(
+            lines.iter().any(|l| l.ends_with(
+                "output AliasArn = arn:aws:lambda:us-east-1:000000000000:function:HelloWorldFunction:live"
+            )),
+            "{lines:?}"
+        );
+    }
+}
