@@ -854,7 +854,8 @@ fn serve(args: ServeArgs, watch: bool) -> anyhow::Result<()> {
         // A template runs as a stack: its outputs with the local URLs.
         let gateway = server.gateway_addr();
         let localized = |t: &stratus_template::Project, v: &str| {
-            stratus_template::sam::localize(v, &t.api_ids, gateway)
+            let v = stratus_template::sam::localize(v, &t.api_ids, gateway);
+            stratus_template::sam::localize_cdn(&v, &t.cdn_domains, gateway)
         };
         if let Some(t) = &template {
             let stack_name = &t.stack_name;

@@ -26,6 +26,7 @@
 //! It never reads files or the environment: the caller hands it the text,
 //! the overrides, and the files the template names ([`local_files`]).
 
+mod cdn;
 mod cfn;
 pub mod node;
 mod openapi;

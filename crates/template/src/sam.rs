@@ -49,6 +49,9 @@ pub struct Project {
     /// The template's APIs: their ids (what their AWS URLs carry), and
     /// whether each is served only at its own host.
     pub api_ids: Vec<LocalApi>,
+    /// The domain names of the template's CloudFront distributions
+    /// (`d….cloudfront.net`), served at the listener's root.
+    pub cdn_domains: Vec<String>,
 }
 
 /// One of the template's `Outputs`.
@@ -57,6 +60,21 @@ pub struct Output {
     pub name: String,
     pub value: String,
     pub description: Option<String>,
+}
+
+/// `value` with each `https://DOMAIN` of one of the template's CloudFront
+/// distributions made the listener's URL, which serves its site.
+pub fn localize_cdn(value: &str, domains: &[String], listener: std::net::SocketAddr) -> String {
+    let mut out = value.to_owned();
+    for d in domains {
+        out = out.replace(&format!("https://{d}"), &format!("http://{listener}"));
+    }
+    out
+}
+
+/// A CloudFront distribution's domain name here, stable per logical id.
+fn cdn_domain(id: &str) -> String {
+    format!("d{}.cloudfront.net", &api_id(id)[..9])
 }
 
 /// One of the template's APIs, as its URLs are made local.
@@ -168,6 +186,7 @@ impl Resources for Declared<'_> {
             "AWS::Serverless::LayerVersion" | "AWS::Lambda::LayerVersion" => self.layer_arn(id),
             // Qualified function ARNs (`…:function:NAME:live`, `…:NAME:1`).
             "AWS::Lambda::Alias" | "AWS::Lambda::Version" => self.arn(id),
+            "AWS::CloudFront::Distribution" => format!("E{}", api_id(id).to_ascii_uppercase()),
             _ => id.to_owned(),
         }))
     }
@@ -201,6 +220,11 @@ impl Resources for Declared<'_> {
             ("AWS::S3::Bucket", "Arn") => {
                 Ok(Value::String(format!("arn:aws:s3:::{}", self.name(id))))
             }
+            ("AWS::S3::Bucket", "WebsiteURL") => Ok(Value::String(format!(
+                "http://{}.s3-website-{}.amazonaws.com",
+                self.name(id),
+                self.stack.region()
+            ))),
             ("AWS::S3::Bucket", "DomainName" | "RegionalDomainName") => {
                 Ok(Value::String(format!("{}.s3.amazonaws.com", self.name(id))))
             }
@@ -218,6 +242,11 @@ impl Resources for Declared<'_> {
             ("AWS::RDS::DBCluster" | "AWS::RDS::DBInstance", "Endpoint.Port") => {
                 Ok(Value::String("5432".into()))
             }
+            ("AWS::CloudFront::Distribution", "DomainName") => Ok(Value::String(cdn_domain(id))),
+            ("AWS::CloudFront::Distribution", "Id") => Ok(Value::String(format!(
+                "E{}",
+                api_id(id).to_ascii_uppercase()
+            ))),
             ("AWS::Lambda::Version", "Version") => Ok(Value::String(
                 self.name(id).rsplit(':').next().unwrap_or("1").to_owned(),
             )),
@@ -532,6 +561,7 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
         (toml::Table::new(), toml::Table::new(), toml::Table::new());
     let mut apis: BTreeMap<String, toml::Table> = BTreeMap::new();
     let mut not_run = Vec::new();
+    let mut distributions: Vec<(&str, &Node, Option<Node>)> = Vec::new();
     // Layers, by the ARN their Ref gives: their local folders.
     let mut layer_dirs: BTreeMap<String, String> = BTreeMap::new();
     for (id, r, ty) in &live {
@@ -680,7 +710,26 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             "AWS::Serverless::LayerVersion" | "AWS::Lambda::LayerVersion" | "AWS::Lambda::LayerVersionPermission" => {}
             // Published and pointed at start (`auto_publish_alias`).
             "AWS::Lambda::Alias" | "AWS::Lambda::Version" => {}
+            "AWS::CloudFront::Distribution" => distributions.push((id, r, props)),
+            // What a distribution's origins are given, locally nothing.
+            "AWS::CloudFront::OriginAccessControl"
+            | "AWS::CloudFront::CloudFrontOriginAccessIdentity"
+            | "AWS::CloudFront::CachePolicy"
+            | "AWS::S3::BucketPolicy" => {}
             _ => not_run.push(((*id).to_owned(), ty.clone())),
+        }
+    }
+    let mut cdn_domains = Vec::new();
+    for (id, r, props) in &distributions {
+        match crate::cdn::site(id, r, props.as_ref(), &buckets) {
+            Ok(site) => {
+                // CloudFront in front of a bucket's website: one site.
+                let bucket = site.get("bucket").cloned();
+                sites.retain(|_, s| s.get("bucket") != bucket.as_ref());
+                sites.insert((*id).to_owned(), toml::Value::Table(site));
+                cdn_domains.push(cdn_domain(id));
+            }
+            Err(e) => errors.push(e),
         }
     }
     let mut cfn_apis = Vec::new();
@@ -821,6 +870,7 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             "AWS::RDS::DBCluster" | "AWS::RDS::DBInstance" => vec![format!("databases.{name}")],
             "AWS::ApiGateway::UsagePlan" => vec![format!("usage_plans.{id}")],
             "AWS::ApiGateway::ApiKey" => vec![format!("api_keys.{id}")],
+            "AWS::CloudFront::Distribution" => vec![format!("sites.{id}")],
             _ => Vec::new(),
         };
         for key in keys {
@@ -930,6 +980,7 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
         not_run,
         outputs,
         api_ids,
+        cdn_domains,
         resources,
         description: template.get("Description").and_then(Node::scalar_text),
         stack_name: stack.stack_name().to_owned(),

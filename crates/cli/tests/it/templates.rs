@@ -2259,3 +2259,88 @@ async fn auto_publish_alias_publishes_at_start_and_events_call_the_alias() {
         );
     }
 }
+
+const CDN_TEMPLATE: &str = r#"AWSTemplateFormatVersion: '2010-09-09'
+Resources:
+  SiteBucket:
+    Type: AWS::S3::Bucket
+    Properties: { BucketName: my-site }
+  SiteOac:
+    Type: AWS::CloudFront::OriginAccessControl
+    Properties:
+      OriginAccessControlConfig: { Name: site, OriginAccessControlOriginType: s3, SigningBehavior: always, SigningProtocol: sigv4 }
+  SitePolicy:
+    Type: AWS::S3::BucketPolicy
+    Properties: { Bucket: !Ref SiteBucket, PolicyDocument: { Statement: [] } }
+  Cdn:
+    Type: AWS::CloudFront::Distribution
+    Properties:
+      DistributionConfig:
+        Enabled: true
+        DefaultRootObject: index.html
+        Origins:
+          - Id: s3
+            DomainName: !GetAtt SiteBucket.RegionalDomainName
+            S3OriginConfig: { OriginAccessIdentity: "" }
+            OriginAccessControlId: !GetAtt SiteOac.Id
+        DefaultCacheBehavior:
+          TargetOriginId: s3
+          ViewerProtocolPolicy: redirect-to-https
+          DefaultTTL: 60
+        CacheBehaviors:
+          - { PathPattern: "assets/*", TargetOriginId: s3, ViewerProtocolPolicy: https-only, DefaultTTL: 31536000 }
+        CustomErrorResponses:
+          - { ErrorCode: 404, ResponseCode: 200, ResponsePagePath: /index.html }
+Outputs:
+  SiteUrl:
+    Value: !Sub "https://${Cdn.DomainName}/"
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cloudfront_distribution_of_a_bucket_is_served_as_its_site() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("cdn");
+    write_file(&dir, "template.yaml", CDN_TEMPLATE);
+    let s = Serving::start_with(&dir, &PORTS, &[]);
+    let s = tokio::task::spawn_blocking(move || {
+        let lines = s.wait_line("output SiteUrl", Duration::from_secs(10));
+        (s, lines)
+    });
+    let (s, lines) = s.await.unwrap();
+    let url = lines
+        .iter()
+        .find_map(|l| l.split("output SiteUrl = ").nth(1))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(url, s.url("/"), "the distribution's URL, local");
+    // Objects put through the S3 API, as `aws s3 sync` publishes a site.
+    let client = reqwest::Client::new();
+    for (key, body) in [
+        ("index.html", "<h1>home</h1>"),
+        ("assets/app.js", "console.log(1)"),
+    ] {
+        let r = client
+            .put(format!("http://{}/s3/my-site/{key}", s.admin))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let get = |path: &str| client.get(s.url(path)).send();
+    let r = get("/").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "max-age=60", "DefaultTTL");
+    assert_eq!(r.text().await.unwrap(), "<h1>home</h1>");
+    let r = get("/assets/app.js").await.unwrap();
+    assert_eq!(
+        r.headers()["cache-control"],
+        "max-age=31536000",
+        "the behaviour's TTL"
+    );
+    // CustomErrorResponses 404 → 200 /index.html: a single-page app.
+    let r = get("/some/route").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "<h1>home</h1>");
+}
