@@ -242,6 +242,11 @@ impl Resources for Declared<'_> {
             ("AWS::RDS::DBCluster" | "AWS::RDS::DBInstance", "Endpoint.Port") => {
                 Ok(Value::String("5432".into()))
             }
+            ("AWS::Lambda::Url", "FunctionUrl") => Ok(Value::String(format!(
+                "https://{}.lambda-url.{}.on.aws/",
+                api_id(id),
+                self.stack.region()
+            ))),
             ("AWS::CloudFront::Distribution", "DomainName") => Ok(Value::String(cdn_domain(id))),
             ("AWS::CloudFront::Distribution", "Id") => Ok(Value::String(format!(
                 "E{}",
@@ -369,6 +374,7 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
         declared.types.insert(id.clone(), ty.to_owned());
         live.push((id, r, ty.to_owned()));
     }
+    let mut generated_urls: Vec<String> = Vec::new();
     // What SAM generates, so that `Ref`/`GetAtt` of it resolve: the
     // implicit APIs (when an event needs them) and each function's role.
     for (id, r, ty) in &live {
@@ -378,6 +384,23 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
         declared
             .types
             .insert(format!("{id}Role"), "AWS::IAM::Role".into());
+        // FunctionUrlConfig: SAM's `<Fn>Url` (function URLs are not served
+        // yet: named among what is not run, its URL AWS-shaped).
+        let url_config = r
+            .get("Properties")
+            .and_then(|p| p.get("FunctionUrlConfig"))
+            .is_some()
+            || template
+                .get("Globals")
+                .and_then(|g| g.get("Function"))
+                .and_then(|f| f.get("FunctionUrlConfig"))
+                .is_some();
+        if url_config {
+            declared
+                .types
+                .insert(format!("{id}Url"), "AWS::Lambda::Url".into());
+            generated_urls.push(format!("{id}Url"));
+        }
         let events = r
             .get("Properties")
             .and_then(|p| p.get("Events"))
@@ -560,7 +583,10 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
     let (mut buckets, mut sites, mut databases) =
         (toml::Table::new(), toml::Table::new(), toml::Table::new());
     let mut apis: BTreeMap<String, toml::Table> = BTreeMap::new();
-    let mut not_run = Vec::new();
+    let mut not_run: Vec<(String, String)> = generated_urls
+        .into_iter()
+        .map(|id| (id, "AWS::Lambda::Url".to_owned()))
+        .collect();
     let mut distributions: Vec<(&str, &Node, Option<Node>)> = Vec::new();
     // Layers, by the ARN their Ref gives: their local folders.
     let mut layer_dirs: BTreeMap<String, String> = BTreeMap::new();

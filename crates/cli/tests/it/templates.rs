@@ -2344,3 +2344,57 @@ async fn a_cloudfront_distribution_of_a_bucket_is_served_as_its_site() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "<h1>home</h1>");
 }
+
+const TODAY_RUNTIMES: &str = r#"Transform: AWS::Serverless-2016-10-31
+Resources:
+  Py:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: f/
+      Handler: app.handler
+      Runtime: python3.14
+      FunctionUrlConfig: { AuthType: NONE }
+      Events:
+        Get: { Type: HttpApi, Properties: { Path: /py, Method: get } }
+  Node:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: f/
+      Handler: index.handler
+      Runtime: nodejs24.x
+      Events:
+        Get: { Type: HttpApi, Properties: { Path: /node, Method: get } }
+Outputs:
+  PyUrl:
+    Value: !GetAtt PyUrl.FunctionUrl
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runtimes_named_as_aws_names_them_today_run_and_function_urls_are_named() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("today");
+    write_file(&dir, "template.yaml", TODAY_RUNTIMES);
+    write_file(
+        &dir,
+        "f/app.py",
+        "def handler(e, c):\n    return {'statusCode': 200, 'body': 'py'}\n",
+    );
+    write_file(
+        &dir,
+        "f/index.js",
+        "exports.handler = async () => ({ statusCode: 200, body: 'node' });\n",
+    );
+    // SAM's generated `<Fn>Url`: function URLs are not served yet, so it
+    // is named (and its FunctionUrl is AWS-shaped, for outputs).
+    let (ok, _, err) = run_cli(&["validate", dir.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("not run by Stratus (the rest is served): PyUrl (AWS::Lambda::Url)"),
+        "{err}"
+    );
+    let s = Serving::start_with(&dir, &PORTS, &[]);
+    for (path, body) in [("/py", "py"), ("/node", "node")] {
+        let r = reqwest::get(s.url(path)).await.unwrap();
+        assert_eq!(r.text().await.unwrap(), body, "{path}");
+    }
+}
