@@ -20,7 +20,7 @@ mod monitor;
 mod origin;
 mod rds_data;
 mod s3;
-mod sigv4;
+pub mod sigv4;
 
 pub use cloudformation::StackInfo;
 pub use monitor::DashboardFeed;

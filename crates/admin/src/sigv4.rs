@@ -21,6 +21,40 @@ const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
 /// Why a request was refused: AWS's error code for it, and the message.
 pub(crate) type Refusal = (&'static str, String);
 
+/// A function URL whose `AuthType` is `AWS_IAM`: the request must be
+/// SigV4-signed (service `lambda`), even where the one rule lets unsigned
+/// requests in, and its signature passes that rule. The caller's access
+/// key id, for the event's `authorizer.iam`.
+pub fn function_url_caller(
+    s: &crate::AdminState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<String, String> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("Credential=").nth(1));
+    let query = uri.query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "X-Amz-Credential")
+            .map(|(_, v)| v.into_owned())
+    });
+    let credential = header
+        .map(str::to_owned)
+        .or(query)
+        .ok_or_else(|| "the request is not signed".to_owned())?;
+    let access_key = credential
+        .split('/')
+        .next()
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| "the signature names no access key".to_owned())?
+        .to_owned();
+    authorize(s, "lambda", method, uri, headers, body).map_err(|(_, why)| why)?;
+    Ok(access_key)
+}
+
 /// The one rule (see the module's comment).
 pub(crate) fn authorize(
     s: &crate::AdminState,

@@ -848,6 +848,15 @@ fn serve(args: ServeArgs, watch: bool) -> anyhow::Result<()> {
     let absolute = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
     let project_dir = absolute(&app.project_dir);
     let data_dir = absolute(&app.server.data_dir);
+    // Function URLs, printed with the listener's address once it is bound.
+    let urls: Vec<(String, String, String)> = app
+        .apis
+        .iter()
+        .filter_map(|a| {
+            let u = a.function_url.as_ref()?;
+            Some((u.target.clone(), a.id.clone(), a.base_path.clone()))
+        })
+        .collect();
     rt.block_on(async move {
         let region = app.server.region.clone();
         let mut server = stratus_server::Server::bind(app).await?;
@@ -855,6 +864,7 @@ fn serve(args: ServeArgs, watch: bool) -> anyhow::Result<()> {
         let gateway = server.gateway_addr();
         let localized = |t: &stratus_template::Project, v: &str| {
             let v = stratus_template::sam::localize(v, &t.api_ids, gateway);
+            let v = stratus_template::sam::localize_urls(&v, &t.function_urls, gateway);
             stratus_template::sam::localize_cdn(&v, &t.cdn_domains, gateway)
         };
         if let Some(t) = &template {
@@ -902,6 +912,14 @@ fn serve(args: ServeArgs, watch: bool) -> anyhow::Result<()> {
             "dashboard on http://{}/ (metrics: /metrics; logs: stratus logs -f)",
             server.admin_addr()
         );
+        for (target, id, mount) in &urls {
+            let gw = server.gateway_addr();
+            tracing::info!(
+                target: READY,
+                "function URL of {target}: http://{gw}{mount}/ (and http://{id}.lambda-url.localhost:{}/)",
+                gw.port()
+            );
+        }
         // A template's Outputs, its APIs' AWS URLs shown as the local ones.
         if let Some(t) = &template {
             let stack_name = &t.stack_name;
@@ -962,7 +980,11 @@ fn routes_table(app: &App) -> String {
         hosts.extend(app.apis.iter().map(|a| {
             [
                 a.name.clone(),
-                format!("{}.execute-api.localhost:{port}", a.id),
+                if a.function_url.is_some() {
+                    format!("{}.lambda-url.localhost:{port}", a.id)
+                } else {
+                    format!("{}.execute-api.localhost:{port}", a.id)
+                },
                 if a.host_only { "no" } else { "yes" }.to_owned(),
             ]
         }));

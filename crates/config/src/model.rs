@@ -713,6 +713,45 @@ pub struct Api {
     pub api_key_source: ApiKeySource,
     /// The API's authorizers, by name (routes hold theirs too).
     pub authorizers: BTreeMap<String, Arc<Authorizer>>,
+    /// A function's URL (`[functions.NAME.url]`), served as this API:
+    /// its `$default` route calls the function.
+    pub function_url: Option<FunctionUrl>,
+}
+
+/// A Lambda function URL: the function (with its qualifier) it calls, and
+/// who may call it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionUrl {
+    /// `NAME` or `NAME:QUALIFIER`.
+    pub target: String,
+    pub auth: UrlAuth,
+}
+
+/// A function URL's `AuthType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlAuth {
+    /// Anyone.
+    None,
+    /// SigV4-signed requests (service `lambda`), under the admin APIs'
+    /// one credentials rule.
+    AwsIam,
+}
+
+/// Where a function's URL is served at the listener: `/lambda-url/NAME`
+/// (its own host, `{url_id}.lambda-url.localhost`, serves it at `/`).
+pub fn function_url_mount(function: &str) -> String {
+    format!("/lambda-url/{function}")
+}
+
+/// A function URL's stable 32-character id, shaped as Lambda's are.
+pub fn url_id(function: &str) -> String {
+    // Three ids of distinct seeds, to make AWS's 32 characters.
+    let mut id = String::with_capacity(32);
+    for seed in ["url", "lambda", "stratus", "id"] {
+        id.push_str(&api_id(&format!("{seed}:{function}")));
+    }
+    id.truncate(32);
+    id
 }
 
 /// A stable ten-character id for an API named `name`, shaped as API

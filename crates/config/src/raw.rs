@@ -190,6 +190,16 @@ pub(crate) struct RawFunction {
     pub(crate) layers: Vec<Spanned<String>>,
     pub(crate) bundle: Option<Spanned<RawBundle>>,
     pub(crate) auto_publish_alias: Option<Spanned<String>>,
+    pub(crate) url: Option<Spanned<RawFunctionUrl>>,
+}
+
+/// `[functions.NAME.url]`: a function URL.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFunctionUrl {
+    pub(crate) auth: Option<Spanned<String>>,
+    pub(crate) qualifier: Option<Spanned<String>>,
+    pub(crate) cors: Option<Spanned<RawCors>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -78,6 +78,12 @@ pub(crate) fn resolve(
         apis.push(Arc::new(api(&mut c, name, a, &raw.functions, project_dir)));
     }
     check_mounts(&mut c, &raw, &apis);
+    // Function URLs, each an HTTP API of its own.
+    for (name, f) in &raw.functions {
+        if let (Some(url), Some(func)) = (&f.get_ref().url, functions.get(name)) {
+            apis.push(Arc::new(function_url_api(&mut c, name, url, func)));
+        }
+    }
     let api_keys = api_keys(&mut c, &raw.api_keys);
     let usage_plans = usage_plans(&mut c, &raw, &apis);
     let pricing = pricing(&mut c, raw.pricing.as_ref());
@@ -888,6 +894,91 @@ fn api(
         cors,
         api_key_source,
         authorizers,
+        function_url: None,
+    }
+}
+
+/// A function's URL as an HTTP API of its own: one `$default` stage at
+/// `/lambda-url/NAME` (and at its own host), one `$default` route calling
+/// the function with payload 2.0, the URL's CORS.
+fn function_url_api(
+    c: &mut Checker<'_>,
+    name: &str,
+    raw: &Spanned<RawFunctionUrl>,
+    f: &Function,
+) -> Api {
+    let u = raw.get_ref();
+    let at = |k: &'static str| ["functions", name, "url", k];
+    let auth = match u.auth.as_ref().map(|a| a.get_ref().as_str()) {
+        None | Some("NONE") => UrlAuth::None,
+        Some("AWS_IAM") => UrlAuth::AwsIam,
+        Some(other) => {
+            let msg = format!("{other:?} is not NONE or AWS_IAM");
+            c.err(u.auth.as_ref().expect("set"), &at("auth"), msg);
+            UrlAuth::None
+        }
+    };
+    let target = match &u.qualifier {
+        Some(q) if !valid_qualifier(q.get_ref()) => {
+            c.err(
+                q,
+                &at("qualifier"),
+                "a qualifier is a version number, an alias name or $LATEST",
+            );
+            name.to_owned()
+        }
+        Some(q) => format!("{name}:{}", q.get_ref()),
+        None => name.to_owned(),
+    };
+    let cors = u
+        .cors
+        .as_ref()
+        .map(|raw| cors_rules(c, &["functions", name, "url", "cors"], raw));
+    let mount = function_url_mount(name);
+    Api {
+        name: format!("{name}-url"),
+        id: url_id(name),
+        host_only: false,
+        kind: ApiKind::Http,
+        base_path: mount.clone(),
+        stages: vec![Stage {
+            name: DEFAULT_STAGE.to_owned(),
+            variables: BTreeMap::new(),
+            mount,
+            throttle: None,
+            access_log: None,
+            cache: None,
+            deployment: DeploymentRef::Latest,
+            canary: None,
+        }],
+        routes: vec![Route {
+            key: RouteKey::Default,
+            integration: Integration::Function {
+                name: target.clone(),
+            },
+            // A URL waits as long as its function may run (no API
+            // Gateway cap); the function's own timeout answers first.
+            timeout: f.timeout + Duration::from_secs(1),
+            respond: false,
+            payload: PayloadFormat::V2,
+            throttle: None,
+            authorizer: None,
+            scopes: Vec::new(),
+            api_key_required: false,
+            cache: RouteCache {
+                enabled: None,
+                ttl: None,
+                keys: None,
+            },
+        }],
+        route_selection: None,
+        binary_media_types: Vec::new(),
+        idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
+        max_lifetime: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
+        cors,
+        api_key_source: ApiKeySource::Header,
+        authorizers: BTreeMap::new(),
+        function_url: Some(FunctionUrl { target, auth }),
     }
 }
 

@@ -29,7 +29,7 @@ use stratus_config::{ApiKeySource, App, Integration};
 use tokio::time::Instant;
 
 pub use error::GatewayError;
-pub use events::{header_str, query_pairs, RawRequestHead};
+pub use events::{header_str, query_pairs, RawRequestHead, UrlCaller};
 pub use invoke::Invoke;
 pub use phases::cache::StageCaches;
 pub use sample::{event_for, SampleRequest};
@@ -72,6 +72,8 @@ struct Inner {
     caches: Arc<phases::cache::StageCaches>,
     /// Stages with a canary: API → stage → (percent, the canary's routes).
     canaries: HashMap<String, HashMap<String, (f64, RouteTable)>>,
+    /// AWS_IAM function URLs: (url id, mount).
+    signed_urls: Vec<(String, String)>,
 }
 
 /// A stage's canary: `percent` of its requests are served by `app`'s
@@ -163,8 +165,34 @@ impl Gateway {
                 sites: Arc::new(Sites::new(app, objects)),
                 caches: Arc::new(phases::cache::StageCaches::new(app)),
                 canaries: by_stage,
+                signed_urls: app
+                    .apis
+                    .iter()
+                    .filter(|a| {
+                        a.function_url
+                            .as_ref()
+                            .is_some_and(|u| u.auth == stratus_config::UrlAuth::AwsIam)
+                    })
+                    .map(|a| (a.id.clone(), a.base_path.clone()))
+                    .collect(),
             }),
         }
+    }
+
+    /// Whether a request to `host` and `path` is for a function URL whose
+    /// `AuthType` is `AWS_IAM` (the server checks its signature first).
+    pub fn needs_signature(&self, host: Option<&str>, path: &str) -> bool {
+        let urls = &self.inner.signed_urls;
+        if urls.is_empty() {
+            return false;
+        }
+        let id = router::host_api_id(host);
+        urls.iter().any(|(url_id, mount)| {
+            id.as_deref() == Some(url_id.as_str())
+                || path
+                    .strip_prefix(mount.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
     }
 
     /// The sites, for the S3 API (an object changed) and invalidations.
@@ -310,6 +338,27 @@ impl Gateway {
         };
         cx.matched(m.api, m.stage, Some(m.route));
 
+        // An AWS_IAM function URL: the caller the server's signature check
+        // found, as Lambda gives it; none is 403 (the check was not made).
+        if let Some(url) = &m.api.function_url {
+            if url.auth == stratus_config::UrlAuth::AwsIam {
+                let Some(UrlCaller(key)) = req.extensions().get::<UrlCaller>().cloned() else {
+                    return Err(GatewayError::Forbidden(
+                        "the function URL takes SigV4-signed requests",
+                    ));
+                };
+                let account = events::ACCOUNT_ID;
+                cx.authorizer = Some(serde_json::json!({ "iam": {
+                    "accessKey": key,
+                    "accountId": account,
+                    "callerId": key,
+                    "cognitoIdentity": null,
+                    "principalOrgId": null,
+                    "userArn": format!("arn:aws:iam::{account}:user/{key}"),
+                    "userId": key,
+                }}));
+            }
+        }
         let access = &*self.inner.access;
         // API key (read from `x-api-key`): a key of a usage plan on this
         // stage, within the plan's throttle and quota (phases/api_key.rs).

@@ -41,12 +41,15 @@ pub(crate) fn host_mount(stage: &Stage) -> String {
 
 /// The API id a request's `Host` names: `ID` of
 /// `ID.execute-api.localhost[:port]` (or of any `ID.execute-api.…` host, as
-/// AWS's own are), lower-cased. Allocates only for such a host.
+/// AWS's own are), or a function URL's `ID.lambda-url.…`, lower-cased.
+/// Allocates only for such a host.
 pub(crate) fn host_api_id(host: Option<&str>) -> Option<String> {
     let (id, rest) = host?.split_once('.')?;
-    let named = rest
-        .get(..".execute-api".len())
-        .is_some_and(|r| r.eq_ignore_ascii_case("execute-api."));
+    let named = |label: &str| {
+        rest.get(..label.len())
+            .is_some_and(|r| r.eq_ignore_ascii_case(label))
+    };
+    let named = named("execute-api.") || named("lambda-url.");
     (named && !id.is_empty()).then(|| id.to_ascii_lowercase())
 }
 

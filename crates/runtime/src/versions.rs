@@ -174,6 +174,10 @@ impl Versions {
                     project_file.display()
                 ))
             })?;
+        // A version is the function's code and settings: its URL and its
+        // alias are resources of their own, as on Lambda.
+        table.remove("url");
+        table.remove("auto_publish_alias");
         let (hash, frozen) = self.freeze(&f.code)?;
         table.insert(
             "code".into(),

@@ -577,6 +577,9 @@ async fn serve_gateway(
                 if is_management_call(&gw, &req) {
                     return Ok::<_, Infallible>(management(&admin, req).await);
                 }
+                if gw.needs_signature(host_of(req.headers(), req.uri()), req.uri().path()) {
+                    return Ok::<_, Infallible>(signed_url_call(&gw, &admin, req, remote).await);
+                }
                 Ok::<_, Infallible>(gw.handle(req, remote).await)
             }
         })
@@ -663,6 +666,73 @@ async fn management(
             .map_err(|never| match never {})
             .boxed(),
     )
+}
+
+/// A call to an `AWS_IAM` function URL: its body read (at most Lambda's
+/// 6 MB request payload; more is 413), its SigV4 signature checked
+/// (service `lambda`), then served with the caller it names; unsigned or
+/// badly signed is 403, as Lambda answers.
+async fn signed_url_call(
+    gw: &Gateway,
+    admin: &stratus_admin::AdminState,
+    req: hyper::Request<hyper::body::Incoming>,
+    remote: SocketAddr,
+) -> hyper::Response<stratus_gateway::Body> {
+    use http_body_util::BodyExt;
+    const MAX_URL_PAYLOAD: usize = 6 * 1024 * 1024;
+    let (mut parts, body) = req.into_parts();
+    let body = match http_body_util::Limited::new(body, MAX_URL_PAYLOAD)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return json_answer(
+                413,
+                "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
+            );
+        }
+        Err(_) => return json_answer(400, "The request body could not be read"),
+    };
+    match stratus_admin::sigv4::function_url_caller(
+        admin,
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        &body,
+    ) {
+        Ok(key) => {
+            parts.extensions.insert(stratus_gateway::UrlCaller(key));
+        }
+        Err(why) => {
+            tracing::warn!("function URL request refused: {why}");
+            let mut answer = forbidden();
+            answer.headers_mut().insert(
+                "x-amzn-errortype",
+                hyper::header::HeaderValue::from_static("AccessDeniedException"),
+            );
+            return answer;
+        }
+    }
+    let req = hyper::Request::from_parts(parts, http_body_util::Full::new(body));
+    gw.handle(req, remote).await
+}
+
+/// Lambda's answer to a function URL call it does not let in.
+fn forbidden() -> hyper::Response<stratus_gateway::Body> {
+    use http_body_util::BodyExt;
+    hyper::Response::builder()
+        .status(403)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(
+            http_body_util::Full::new(bytes::Bytes::from_static(br#"{"Message":"Forbidden"}"#))
+                .map_err(|never| match never {})
+                .boxed(),
+        )
+        .expect("a valid answer")
 }
 
 fn json_answer(status: u16, message: &str) -> hyper::Response<stratus_gateway::Body> {

@@ -52,6 +52,9 @@ pub struct Project {
     /// The domain names of the template's CloudFront distributions
     /// (`d….cloudfront.net`), served at the listener's root.
     pub cdn_domains: Vec<String>,
+    /// The template's function URLs: (url id, function), each served at
+    /// `/lambda-url/FUNCTION/` of the listener.
+    pub function_urls: Vec<(String, String)>,
 }
 
 /// One of the template's `Outputs`.
@@ -68,6 +71,36 @@ pub fn localize_cdn(value: &str, domains: &[String], listener: std::net::SocketA
     let mut out = value.to_owned();
     for d in domains {
         out = out.replace(&format!("https://{d}"), &format!("http://{listener}"));
+    }
+    out
+}
+
+/// `value` with each AWS URL of one of the template's function URLs
+/// (`https://ID.lambda-url.REGION.on.aws/`) made the listener's URL that
+/// serves it (`http://127.0.0.1:8080/lambda-url/FUNCTION/`).
+pub fn localize_urls(
+    value: &str,
+    urls: &[(String, String)],
+    listener: std::net::SocketAddr,
+) -> String {
+    let mut out = value.to_owned();
+    for (id, function) in urls {
+        let prefix = format!("https://{id}.lambda-url.");
+        while let Some(start) = out.find(&prefix) {
+            let rest = &out[start + prefix.len()..];
+            let Some(end) = rest.find(".on.aws") else {
+                break;
+            };
+            let mut end = start + prefix.len() + end + ".on.aws".len();
+            if out[end..].starts_with('/') {
+                end += 1;
+            }
+            let local = format!(
+                "http://{listener}{}/",
+                stratus_config::function_url_mount(function)
+            );
+            out.replace_range(start..end, &local);
+        }
     }
     out
 }
@@ -244,7 +277,7 @@ impl Resources for Declared<'_> {
             }
             ("AWS::Lambda::Url", "FunctionUrl") => Ok(Value::String(format!(
                 "https://{}.lambda-url.{}.on.aws/",
-                api_id(id),
+                stratus_config::url_id(&self.name(id)),
                 self.stack.region()
             ))),
             ("AWS::CloudFront::Distribution", "DomainName") => Ok(Value::String(cdn_domain(id))),
@@ -374,7 +407,8 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
         declared.types.insert(id.clone(), ty.to_owned());
         live.push((id, r, ty.to_owned()));
     }
-    let mut generated_urls: Vec<String> = Vec::new();
+    // (function, its generated `<Fn>Url`).
+    let mut generated_urls: Vec<(String, String)> = Vec::new();
     // What SAM generates, so that `Ref`/`GetAtt` of it resolve: the
     // implicit APIs (when an event needs them) and each function's role.
     for (id, r, ty) in &live {
@@ -384,8 +418,7 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
         declared
             .types
             .insert(format!("{id}Role"), "AWS::IAM::Role".into());
-        // FunctionUrlConfig: SAM's `<Fn>Url` (function URLs are not served
-        // yet: named among what is not run, its URL AWS-shaped).
+        // FunctionUrlConfig: SAM's `<Fn>Url`.
         let url_config = r
             .get("Properties")
             .and_then(|p| p.get("FunctionUrlConfig"))
@@ -399,7 +432,7 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             declared
                 .types
                 .insert(format!("{id}Url"), "AWS::Lambda::Url".into());
-            generated_urls.push(format!("{id}Url"));
+            generated_urls.push(((*id).to_owned(), format!("{id}Url")));
         }
         let events = r
             .get("Properties")
@@ -467,6 +500,34 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             declared
                 .names
                 .insert((*id).to_owned(), name.unwrap_or(default));
+        }
+    }
+    // A function URL's `GetAtt FunctionUrl` is made from its function's
+    // name: SAM's `<Fn>Url`, and plain `AWS::Lambda::Url`s.
+    for (function, url) in &generated_urls {
+        let name = declared.name(function);
+        declared.names.insert(url.clone(), name);
+    }
+    for (id, r, ty) in &live {
+        if ty != "AWS::Lambda::Url" {
+            continue;
+        }
+        let target = r
+            .get("Properties")
+            .and_then(|p| p.get("TargetFunctionArn"))
+            .and_then(|n| {
+                stack
+                    .eval(
+                        n,
+                        &format!("Resources.{id}.Properties.TargetFunctionArn"),
+                        &declared,
+                    )
+                    .ok()
+                    .flatten()
+                    .and_then(|v| v.scalar_text())
+            });
+        if let Some(t) = target {
+            declared.names.insert((*id).to_owned(), function_of_arn(&t));
         }
     }
     // Aliases: SAM's `AutoPublishAlias` (its generated `<Fn>Alias<alias>`
@@ -583,11 +644,11 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
     let (mut buckets, mut sites, mut databases) =
         (toml::Table::new(), toml::Table::new(), toml::Table::new());
     let mut apis: BTreeMap<String, toml::Table> = BTreeMap::new();
-    let mut not_run: Vec<(String, String)> = generated_urls
-        .into_iter()
-        .map(|id| (id, "AWS::Lambda::Url".to_owned()))
-        .collect();
+    let _ = generated_urls;
+    let mut not_run: Vec<(String, String)> = Vec::new();
     let mut distributions: Vec<(&str, &Node, Option<Node>)> = Vec::new();
+    // Function URLs of plain `AWS::Lambda::Url`s: (function, url table).
+    let mut urls: Vec<(String, toml::Table)> = Vec::new();
     // Layers, by the ARN their Ref gives: their local folders.
     let mut layer_dirs: BTreeMap<String, String> = BTreeMap::new();
     for (id, r, ty) in &live {
@@ -737,6 +798,21 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             // Published and pointed at start (`auto_publish_alias`).
             "AWS::Lambda::Alias" | "AWS::Lambda::Version" => {}
             "AWS::CloudFront::Distribution" => distributions.push((id, r, props)),
+            "AWS::Lambda::Url" => match props.as_ref().map(|p| function_url(p, &format!("{path}.Properties"))) {
+                Some(Ok((target, url))) => {
+                    let (function, qualifier) = match target.split_once(':') {
+                        Some((f, q)) => (f.to_owned(), Some(q.to_owned())),
+                        None => (target, None),
+                    };
+                    let mut url = url;
+                    if let Some(q) = qualifier.or_else(|| props.as_ref().and_then(|p| p.get("Qualifier")).and_then(Node::scalar_text)) {
+                        url.insert("qualifier".into(), q.into());
+                    }
+                    urls.push((function, url));
+                }
+                Some(Err(e)) => errors.push(e),
+                None => errors.push(r.error(&path, "a function URL needs TargetFunctionArn and AuthType")),
+            },
             // What a distribution's origins are given, locally nothing.
             "AWS::CloudFront::OriginAccessControl"
             | "AWS::CloudFront::CloudFrontOriginAccessIdentity"
@@ -897,6 +973,7 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             "AWS::ApiGateway::UsagePlan" => vec![format!("usage_plans.{id}")],
             "AWS::ApiGateway::ApiKey" => vec![format!("api_keys.{id}")],
             "AWS::CloudFront::Distribution" => vec![format!("sites.{id}")],
+            "AWS::Lambda::Url" => vec![format!("functions.{name}.url")],
             _ => Vec::new(),
         };
         for key in keys {
@@ -913,6 +990,16 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             };
             (id.clone(), ty.clone(), physical)
         })
+        .collect();
+    for (function, url) in urls {
+        if let Some(toml::Value::Table(f)) = functions.get_mut(&function) {
+            f.insert("url".into(), toml::Value::Table(url));
+        }
+    }
+    let function_urls: Vec<(String, String)> = functions
+        .iter()
+        .filter(|(_, f)| f.get("url").is_some())
+        .map(|(name, _)| (stratus_config::url_id(name), name.clone()))
         .collect();
     for (function, alias) in &aliases {
         if let Some(toml::Value::Table(f)) = functions.get_mut(function) {
@@ -1007,6 +1094,7 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
         outputs,
         api_ids,
         cdn_domains,
+        function_urls,
         resources,
         description: template.get("Description").and_then(Node::scalar_text),
         stack_name: stack.stack_name().to_owned(),
@@ -1064,6 +1152,14 @@ fn function(
     f.insert("code".into(), code.into());
     if let Some(b) = build_method(id, r)? {
         f.insert("bundle".into(), toml::Value::Table(b));
+    }
+    if let Some(c) = node_of(props, "FunctionUrlConfig") {
+        let (_, mut url) = url_settings(c, &format!("{path}.FunctionUrlConfig"))?;
+        // With AutoPublishAlias, SAM points the URL at the alias.
+        if let Some(alias) = text_of(props, "AutoPublishAlias") {
+            url.insert("qualifier".into(), alias.into());
+        }
+        f.insert("url".into(), toml::Value::Table(url));
     }
     for (key, to) in [
         ("Timeout", "timeout"),
@@ -1157,6 +1253,73 @@ fn function(
         }
     }
     Ok(f)
+}
+
+/// A function URL's settings (`AuthType`, `Cors` with Lambda's names,
+/// `InvokeMode`) as a function's `url` table; the `TargetFunctionArn`'s
+/// function (with its qualifier) for a plain `AWS::Lambda::Url`.
+fn url_settings(n: &Node, path: &str) -> Result<(Option<String>, toml::Table), Error> {
+    let mut t = toml::Table::new();
+    match n.get("AuthType").and_then(Node::scalar_text).as_deref() {
+        Some("NONE") | None => {}
+        Some("AWS_IAM") => {
+            t.insert("auth".into(), "AWS_IAM".into());
+        }
+        Some(other) => {
+            return Err(n.error(
+                &format!("{path}.AuthType"),
+                format!("AuthType is NONE or AWS_IAM, not {other:?}"),
+            ))
+        }
+    }
+    if n.get("InvokeMode").and_then(Node::scalar_text).as_deref() == Some("RESPONSE_STREAM") {
+        return Err(n.error(
+            &format!("{path}.InvokeMode"),
+            "InvokeMode RESPONSE_STREAM is not served yet (BUFFERED is)",
+        ));
+    }
+    if let Some(c) = n.get("Cors") {
+        let mut cors = toml::Table::new();
+        for (from, to) in [
+            ("AllowOrigins", "allow_origins"),
+            ("AllowMethods", "allow_methods"),
+            ("AllowHeaders", "allow_headers"),
+            ("ExposeHeaders", "expose_headers"),
+        ] {
+            let list = crate::openapi::texts(c.get(from));
+            if !list.is_empty() {
+                cors.insert(to.into(), toml::Value::Array(list));
+            }
+        }
+        if let Some(age) = c
+            .get("MaxAge")
+            .and_then(Node::scalar_text)
+            .and_then(|a| a.parse::<i64>().ok())
+        {
+            cors.insert("max_age".into(), age.into());
+        }
+        if let Some(Value::Bool(b)) = c.get("AllowCredentials").map(|v| &v.value) {
+            cors.insert("allow_credentials".into(), (*b).into());
+        }
+        t.insert("cors".into(), toml::Value::Table(cors));
+    }
+    let target = n
+        .get("TargetFunctionArn")
+        .and_then(Node::scalar_text)
+        .map(|arn| crate::cfn::qualified_function_of_arn(&arn));
+    Ok((target, t))
+}
+
+/// A plain `AWS::Lambda::Url`: its function and its `url` table.
+fn function_url(props: &Node, path: &str) -> Result<(String, toml::Table), Error> {
+    let (target, t) = url_settings(props, path)?;
+    let target = target.ok_or_else(|| {
+        props.error(
+            path,
+            "a function URL needs a TargetFunctionArn (!GetAtt Fn.Arn, or an alias's Ref)",
+        )
+    })?;
+    Ok((target, t))
 }
 
 /// A function's `Metadata.BuildMethod`, as `sam build` honours it:

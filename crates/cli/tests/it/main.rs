@@ -6,6 +6,7 @@ mod cli;
 mod databases;
 mod dev;
 mod fidelity;
+mod function_urls;
 mod functions;
 mod hardening;
 mod hostile;

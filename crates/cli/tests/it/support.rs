@@ -310,3 +310,18 @@ pub(crate) async fn headless(
     .await
     .unwrap()
 }
+
+/// A CORS preflight from `origin` for `method` to `url`: the
+/// `Access-Control-Allow-Origin` it was answered with.
+pub(crate) async fn preflight(url: &str, origin: &str, method: &str) -> Option<String> {
+    let r = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, url)
+        .header("origin", origin)
+        .header("access-control-request-method", method)
+        .send()
+        .await
+        .unwrap();
+    r.headers()
+        .get("access-control-allow-origin")
+        .map(|v| v.to_str().unwrap().to_owned())
+}

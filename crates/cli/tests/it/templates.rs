@@ -1930,18 +1930,9 @@ async fn openapi_definitions_of_sam_and_cloudformation_apis_are_served() {
     let (status, body) = call("GET", "/web/items", None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(json(&body)["version"], "2.0");
-    let r = client
-        .request(reqwest::Method::OPTIONS, s.url("/web/items"))
-        .header("origin", "http://localhost:3000")
-        .header("access-control-request-method", "GET")
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        r.headers()
-            .get("access-control-allow-origin")
-            .map(|v| v.to_str().unwrap()),
-        Some("http://localhost:3000")
+        crate::support::preflight(&s.url("/web/items"), "http://localhost:3000", "GET").await,
+        Some("http://localhost:3000".to_owned())
     );
     // A RestApi's swagger Body.
     assert_eq!(
@@ -2184,6 +2175,9 @@ Resources:
   PlainApi:
     Type: AWS::ApiGatewayV2::Api
     Properties: { Name: plain, ProtocolType: HTTP, Target: !Ref PlainAlias, RouteKey: "GET /plain" }
+  PlainUrl:
+    Type: AWS::Lambda::Url
+    Properties: { TargetFunctionArn: !Ref PlainAlias, AuthType: NONE, Cors: { AllowOrigins: ["*"] } }
 Outputs:
   AliasArn:
     Value: !Ref HelloWorldFunction.Alias
@@ -2230,6 +2224,12 @@ async fn auto_publish_alias_publishes_at_start_and_events_call_the_alias() {
         "arn:aws:lambda:us-east-1:000000000000:function:plain:stable"
     );
     assert_eq!(v["version"], "1");
+    // A plain function URL of the alias: it calls the alias.
+    let v = hello(&s, "/lambda-url/plain/").await;
+    assert_eq!(
+        v["arn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:plain:stable"
+    );
     drop(s);
     // Changed code: a new version at the next start, the alias moved;
     // unchanged: no new version.
@@ -2370,31 +2370,41 @@ Outputs:
 "#;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn runtimes_named_as_aws_names_them_today_run_and_function_urls_are_named() {
+async fn runtimes_named_as_aws_names_them_today_run_and_function_urls_are_served() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("today");
     write_file(&dir, "template.yaml", TODAY_RUNTIMES);
     write_file(
         &dir,
         "f/app.py",
-        "def handler(e, c):\n    return {'statusCode': 200, 'body': 'py'}\n",
+        "def handler(e, c):\n    return {'statusCode': 200, 'body': 'py at ' + e['rawPath']}\n",
     );
     write_file(
         &dir,
         "f/index.js",
         "exports.handler = async () => ({ statusCode: 200, body: 'node' });\n",
     );
-    // SAM's generated `<Fn>Url`: function URLs are not served yet, so it
-    // is named (and its FunctionUrl is AWS-shaped, for outputs).
     let (ok, _, err) = run_cli(&["validate", dir.to_str().unwrap()]);
     assert!(ok, "{err}");
-    assert!(
-        err.contains("not run by Stratus (the rest is served): PyUrl (AWS::Lambda::Url)"),
-        "{err}"
-    );
+    assert!(!err.contains("not run by Stratus"), "{err}");
     let s = Serving::start_with(&dir, &PORTS, &[]);
-    for (path, body) in [("/py", "py"), ("/node", "node")] {
+    for (path, body) in [("/py", "py at /py"), ("/node", "node")] {
         let r = reqwest::get(s.url(path)).await.unwrap();
         assert_eq!(r.text().await.unwrap(), body, "{path}");
     }
+    // FunctionUrlConfig: the URL `GetAtt PyUrl.FunctionUrl` gives, local.
+    let s = tokio::task::spawn_blocking(move || {
+        let lines = s.wait_line("output PyUrl", Duration::from_secs(10));
+        (s, lines)
+    });
+    let (s, lines) = s.await.unwrap();
+    let url = lines
+        .iter()
+        .find_map(|l| l.split("output PyUrl = ").nth(1))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(url, s.url("/lambda-url/Py/"));
+    let r = reqwest::get(format!("{url}deep/path")).await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "py at /deep/path");
 }

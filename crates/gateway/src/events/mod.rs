@@ -188,6 +188,12 @@ pub(crate) fn protocol(parts: &request::Parts) -> String {
 #[derive(Debug, Clone)]
 pub struct RawRequestHead(pub Bytes);
 
+/// The access key id that signed a request to an `AWS_IAM` function URL,
+/// as the server found it (its signature checked): the event's
+/// `requestContext.authorizer.iam`.
+#[derive(Debug, Clone)]
+pub struct UrlCaller(pub String);
+
 impl RawRequestHead {
     /// Lower-case name → the client's spelling (the first one seen).
     pub(crate) fn header_names(&self) -> HashMap<String, String> {

@@ -95,22 +95,35 @@ fn with_v2_event<R>(
     let (body, is_base64_encoded) = body_field(&parts.headers, body, None);
     let route_key = m.route.key.to_string();
     let domain_name = header_str(&parts.headers, &header::HOST);
+    // A function URL's event: its path as the URL has it (without the
+    // listener's `/lambda-url/NAME`), the url id as apiId, and an
+    // anonymous caller unless IAM signed it.
+    let url = m.api.function_url.as_ref();
+    let path = match url {
+        Some(_) => url_path(parts.uri.path(), &m.api.base_path),
+        None => parts.uri.path(),
+    };
+    let (account_id, api_id) = match url {
+        Some(u) if u.auth == stratus_config::UrlAuth::None => ("anonymous", m.api.id.as_str()),
+        Some(_) => (ACCOUNT_ID, m.api.id.as_str()),
+        None => (ACCOUNT_ID, m.api.name.as_str()),
+    };
     let event = V2Event {
         version: "2.0",
         route_key: &route_key,
-        raw_path: parts.uri.path(),
+        raw_path: path,
         raw_query_string: parts.uri.query().unwrap_or(""),
         cookies,
         headers: Pairs(&headers),
         query_string_parameters: query,
         request_context: V2Context {
-            account_id: ACCOUNT_ID,
-            api_id: &m.api.name,
+            account_id,
+            api_id,
             domain_name,
             domain_prefix: domain_name.map(domain_prefix),
             http: V2Http {
                 method: parts.method.as_str(),
-                path: parts.uri.path(),
+                path,
                 protocol: protocol(parts),
                 source_ip: cx.remote.ip().to_string(),
                 user_agent: header_str(&parts.headers, &header::USER_AGENT).unwrap_or(""),
@@ -128,6 +141,16 @@ fn with_v2_event<R>(
         stage_variables: &m.stage.variables,
     };
     write(&event)
+}
+
+/// A function URL's path: the request's, less the listener's mount
+/// (`/lambda-url/NAME/a` → `/a`); at its own host, as it is.
+fn url_path<'p>(path: &'p str, mount: &str) -> &'p str {
+    match path.strip_prefix(mount) {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => path,
+    }
 }
 
 #[derive(Serialize)]
