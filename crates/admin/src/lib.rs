@@ -20,6 +20,7 @@ mod monitor;
 mod origin;
 mod rds_data;
 mod s3;
+mod schedules;
 pub mod sigv4;
 
 pub use cloudformation::StackInfo;
@@ -131,6 +132,7 @@ pub fn router(state: AdminState) -> axum::Router {
         .merge(rds_data::router())
         .merge(cache::router())
         .merge(deployments::router())
+        .merge(schedules::router())
         .layer(axum::extract::DefaultBodyLimit::max(
             stratus_runtime::MAX_SYNC_PAYLOAD + 1,
         ))

@@ -98,6 +98,16 @@ struct ServeArgs {
     admin_listen: Option<SocketAddr>,
 }
 
+/// `stratus schedule ...`.
+#[derive(Subcommand)]
+enum ScheduleAction {
+    /// Run the schedule NAME now: its function gets the event the schedule sends.
+    Run {
+        /// The schedule's name (`stratus routes` lists them).
+        name: String,
+    },
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve a project: the gateway and the admin listener.
@@ -186,6 +196,14 @@ enum Command {
         request_id: Option<String>,
         /// stratus.toml or the directory holding it.
         #[arg(long, default_value = ".")]
+        project: PathBuf,
+    },
+    /// Run a schedule now on the running server (`stratus schedule run NAME`).
+    Schedule {
+        #[command(subcommand)]
+        action: ScheduleAction,
+        /// stratus.toml or the directory holding it.
+        #[arg(long, default_value = ".", global = true)]
         project: PathBuf,
     },
     /// Drop a site's cached copies on the running server (`/docs/*`, `/*`).
@@ -409,6 +427,16 @@ fn main() -> ExitCode {
         },
         Command::Keys { action, project } => keys::run(&project, action),
         Command::Usage { days, project } => keys::usage(&project, days),
+        Command::Schedule {
+            action: ScheduleAction::Run { name },
+            project,
+        } => admin_post(
+            &project,
+            "events",
+            &format!("/stratus/schedules/{name}/run"),
+            serde_json::json!({}),
+            &format!("schedule {name} ran"),
+        ),
         Command::Invalidate {
             site,
             paths,
@@ -990,6 +1018,35 @@ fn routes_table(app: &App) -> String {
         }));
         out.push('\n');
         out.push_str(&keys::table(&hosts));
+    }
+    if !app.schedules.is_empty() {
+        let now = chrono::Utc::now();
+        let mut rows = vec![[
+            "SCHEDULE",
+            "FUNCTION",
+            "EXPRESSION",
+            "TIME ZONE",
+            "NEXT RUN",
+        ]
+        .map(str::to_owned)];
+        rows.extend(app.schedules.iter().map(|s| {
+            let next = match s.enabled {
+                false => "disabled".to_owned(),
+                true => s.parsed.next_after(now, now, s.timezone).map_or_else(
+                    || "never".to_owned(),
+                    |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+                ),
+            };
+            [
+                s.name.clone(),
+                s.target.clone(),
+                s.expression.clone(),
+                s.timezone.name().to_owned(),
+                next,
+            ]
+        }));
+        out.push('\n');
+        out.push_str(&keys::table(&rows));
     }
     if !app.databases.is_empty() {
         let mut dbs = vec![["DATABASE", "ENGINE", "DATA API ARN"].map(str::to_owned)];

@@ -5,12 +5,14 @@
 mod diag;
 mod model;
 mod raw;
+mod schedule;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
 pub use diag::{Diagnostic, Diagnostics};
 pub use model::*;
+pub use schedule::{parse_expression, ScheduleExpr};
 
 /// The project file's name.
 pub const FILE_NAME: &str = "stratus.toml";

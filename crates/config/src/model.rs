@@ -29,6 +29,8 @@ pub struct App {
     pub api_keys: Vec<ApiKeyDecl>,
     /// `[usage_plans.NAME]`.
     pub usage_plans: Vec<Arc<UsagePlan>>,
+    /// Every function's schedules, by name.
+    pub schedules: Vec<Arc<Schedule>>,
     /// `[pricing]`: the cost estimate's prices.
     pub pricing: Pricing,
     /// `[buckets.NAME]`: created at start (and seeded from `source`).
@@ -716,6 +718,32 @@ pub struct Api {
     /// A function's URL (`[functions.NAME.url]`), served as this API:
     /// its `$default` route calls the function.
     pub function_url: Option<FunctionUrl>,
+}
+
+/// A schedule that invokes a function asynchronously (an EventBridge rule
+/// or an EventBridge Scheduler schedule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    /// Unique in the project: the rule's or the schedule's name.
+    pub name: String,
+    /// `NAME` or `NAME:QUALIFIER`.
+    pub target: String,
+    /// As written (`rate(5 minutes)`).
+    pub expression: String,
+    pub parsed: crate::ScheduleExpr,
+    pub timezone: chrono_tz::Tz,
+    /// The event, as JSON text; none: the kind's own event.
+    pub input: Option<String>,
+    pub enabled: bool,
+    pub kind: ScheduleKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleKind {
+    /// An EventBridge rule: its event is `{"detail-type": "Scheduled Event", ...}`.
+    Rule,
+    /// An EventBridge Scheduler schedule: its event is its `input`, or `{}`.
+    Scheduler,
 }
 
 /// A Lambda function URL: the function (with its qualifier) it calls, and

@@ -191,6 +191,22 @@ pub(crate) struct RawFunction {
     pub(crate) bundle: Option<Spanned<RawBundle>>,
     pub(crate) auto_publish_alias: Option<Spanned<String>>,
     pub(crate) url: Option<Spanned<RawFunctionUrl>>,
+    #[serde(default)]
+    pub(crate) schedules: Vec<Spanned<RawSchedule>>,
+}
+
+/// One of `[functions.NAME] schedules`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSchedule {
+    pub(crate) name: Option<Spanned<String>>,
+    pub(crate) expression: Spanned<String>,
+    pub(crate) timezone: Option<Spanned<String>>,
+    pub(crate) input: Option<Spanned<String>>,
+    pub(crate) enabled: Option<Spanned<bool>>,
+    /// `rule` (EventBridge, the default) or `scheduler`.
+    pub(crate) kind: Option<Spanned<String>>,
+    pub(crate) qualifier: Option<Spanned<String>>,
 }
 
 /// `[functions.NAME.url]`: a function URL.

@@ -73,6 +73,7 @@ pub(crate) fn resolve(
         }
     }
 
+    let schedules = schedules(&mut c, &raw.functions, &functions);
     let mut apis = Vec::new();
     for (name, a) in &raw.apis {
         apis.push(Arc::new(api(&mut c, name, a, &raw.functions, project_dir)));
@@ -100,6 +101,7 @@ pub(crate) fn resolve(
             apis,
             api_keys,
             usage_plans,
+            schedules,
             pricing,
             buckets,
             sites,
@@ -896,6 +898,101 @@ fn api(
         authorizers,
         function_url: None,
     }
+}
+
+/// Every function's `schedules`, each named (unique in the project) and
+/// its expression, time zone and input checked.
+fn schedules(
+    c: &mut Checker<'_>,
+    raw: &BTreeMap<String, Spanned<RawFunction>>,
+    functions: &BTreeMap<String, Arc<Function>>,
+) -> Vec<Arc<Schedule>> {
+    let mut out: Vec<Arc<Schedule>> = Vec::new();
+    for (fname, f) in raw {
+        if !functions.contains_key(fname) {
+            continue;
+        }
+        for (i, s) in f.get_ref().schedules.iter().enumerate() {
+            let r = s.get_ref();
+            let at = |k: &'static str| ["functions", fname.as_str(), "schedules", k];
+            let name = r.name.as_ref().map_or_else(
+                || format!("{fname}-schedule-{}", i + 1),
+                |n| n.get_ref().clone(),
+            );
+            if out.iter().any(|o| o.name == name) {
+                c.err(
+                    s,
+                    &at("name"),
+                    format!("a schedule named {name:?} is already defined: names are unique"),
+                );
+                continue;
+            }
+            let parsed = match crate::parse_expression(r.expression.get_ref()) {
+                Ok(p) => p,
+                Err(e) => {
+                    c.err(&r.expression, &at("expression"), e);
+                    continue;
+                }
+            };
+            let timezone = match &r.timezone {
+                None => chrono_tz::UTC,
+                Some(tz) => match tz.get_ref().parse::<chrono_tz::Tz>() {
+                    Ok(t) => t,
+                    Err(_) => {
+                        c.err(
+                            tz,
+                            &at("timezone"),
+                            format!(
+                                "{:?} is not an IANA time zone (e.g. \"Europe/Paris\")",
+                                tz.get_ref()
+                            ),
+                        );
+                        chrono_tz::UTC
+                    }
+                },
+            };
+            if let Some(input) = &r.input {
+                if serde_json::from_str::<serde_json::Value>(input.get_ref()).is_err() {
+                    c.err(input, &at("input"), "input is the event as JSON text");
+                }
+            }
+            let kind = match r.kind.as_ref().map(|k| k.get_ref().as_str()) {
+                None | Some("rule") => ScheduleKind::Rule,
+                Some("scheduler") => ScheduleKind::Scheduler,
+                Some(other) => {
+                    c.err(
+                        r.kind.as_ref().expect("set"),
+                        &at("kind"),
+                        format!("{other:?} is not rule or scheduler"),
+                    );
+                    ScheduleKind::Rule
+                }
+            };
+            let target = match &r.qualifier {
+                Some(q) if valid_qualifier(q.get_ref()) => format!("{fname}:{}", q.get_ref()),
+                Some(q) => {
+                    c.err(
+                        q,
+                        &at("qualifier"),
+                        "a qualifier is a version number, an alias name or $LATEST",
+                    );
+                    fname.clone()
+                }
+                None => fname.clone(),
+            };
+            out.push(Arc::new(Schedule {
+                name,
+                target,
+                expression: r.expression.get_ref().clone(),
+                parsed,
+                timezone,
+                input: r.input.as_ref().map(|i| i.get_ref().clone()),
+                enabled: r.enabled.as_ref().is_none_or(|e| *e.get_ref()),
+                kind,
+            }));
+        }
+    }
+    out
 }
 
 /// A function's URL as an HTTP API of its own: one `$default` stage at

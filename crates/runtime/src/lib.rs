@@ -14,6 +14,7 @@ mod peer;
 mod pool;
 mod runtime_api;
 mod sandbox;
+pub mod schedules;
 pub mod versions;
 
 use std::collections::HashMap;

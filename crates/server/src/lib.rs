@@ -221,6 +221,10 @@ impl Server {
             }
         };
         let (gateway, served) = gateway_for(&self.app)?;
+        // Schedules run from now on; a reload starts the new app's.
+        let since = chrono::Utc::now();
+        let mut scheduler =
+            stratus_runtime::schedules::spawn(self.app.clone(), functions.clone(), since);
         let flusher = self.keys.as_ref().map(|k| k.spawn_flusher());
         let sweeper = self.databases.spawn_sweeper();
         // Every gateway's WebSocket APIs: connections opened under an older
@@ -302,6 +306,12 @@ impl Server {
                             caches: gateway.caches(),
                         }));
                         current.store(Arc::new(gateway));
+                        scheduler.abort();
+                        scheduler = stratus_runtime::schedules::spawn(
+                            app.clone(),
+                            functions.clone(),
+                            since,
+                        );
                         done = true;
                     }
                     Err(e) => tracing::error!(
@@ -313,6 +323,7 @@ impl Server {
                 let _ = ack.send(done);
             }
         }
+        scheduler.abort();
         tracing::info!("shutting down: no new connections; in-flight requests have {grace:?}");
         ready.store(false, Ordering::SeqCst);
         let _ = stop_tx.send(true);
