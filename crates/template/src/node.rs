@@ -29,6 +29,20 @@ pub enum Value {
     Map(Vec<(String, Node)>),
 }
 
+/// A node as JSON (an `Input` written as YAML, sent as JSON).
+pub fn to_json(n: &Node) -> serde_json::Value {
+    use serde_json::Value as J;
+    match &n.value {
+        Value::Null => J::Null,
+        Value::Bool(b) => J::Bool(*b),
+        Value::Int(i) => J::from(*i),
+        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+        Value::String(s) => J::String(s.clone()),
+        Value::List(l) => J::Array(l.iter().map(to_json).collect()),
+        Value::Map(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+    }
+}
+
 impl Node {
     /// A value made by evaluation, placed where `at` was.
     pub fn new(at: &Node, value: Value) -> Node {

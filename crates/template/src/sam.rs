@@ -647,6 +647,8 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
     let _ = generated_urls;
     let mut not_run: Vec<(String, String)> = Vec::new();
     let mut distributions: Vec<(&str, &Node, Option<Node>)> = Vec::new();
+    // Schedules of rules and Scheduler schedules: (function, entry).
+    let mut resource_schedules_found: Vec<(String, toml::Table)> = Vec::new();
     // Function URLs of plain `AWS::Lambda::Url`s: (function, url table).
     let mut urls: Vec<(String, toml::Table)> = Vec::new();
     // Layers, by the ARN their Ref gives: their local folders.
@@ -798,6 +800,14 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             // Published and pointed at start (`auto_publish_alias`).
             "AWS::Lambda::Alias" | "AWS::Lambda::Version" => {}
             "AWS::CloudFront::Distribution" => distributions.push((id, r, props)),
+            "AWS::Events::Rule" | "AWS::Scheduler::Schedule" => {
+                let found = props.as_ref().map(|p| resource_schedules(id, ty, p)).unwrap_or_default();
+                if found.is_empty() {
+                    // An event pattern, or a target that is not a function.
+                    not_run.push(((*id).to_owned(), ty.clone()));
+                }
+                resource_schedules_found.extend(found);
+            }
             "AWS::Lambda::Url" => match props.as_ref().map(|p| function_url(p, &format!("{path}.Properties"))) {
                 Some(Ok((target, url))) => {
                     let (function, qualifier) = match target.split_once(':') {
@@ -991,6 +1001,16 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             (id.clone(), ty.clone(), physical)
         })
         .collect();
+    for (function, entry) in resource_schedules_found {
+        if let Some(toml::Value::Table(f)) = functions.get_mut(&function) {
+            if let toml::Value::Array(all) = f
+                .entry("schedules")
+                .or_insert_with(|| toml::Value::Array(Vec::new()))
+            {
+                all.push(toml::Value::Table(entry));
+            }
+        }
+    }
     for (function, url) in urls {
         if let Some(toml::Value::Table(f)) = functions.get_mut(&function) {
             f.insert("url".into(), toml::Value::Table(url));
@@ -1195,6 +1215,7 @@ fn function(
     let events = node_of(props, "Events")
         .and_then(Node::as_map)
         .unwrap_or(&[]);
+    let mut schedules: Vec<toml::Value> = Vec::new();
     for (event, e) in events {
         let epath = format!("{path}.Events.{event}");
         let ty = e.get("Type").and_then(Node::as_str).unwrap_or("");
@@ -1222,6 +1243,30 @@ fn function(
                     _ => "$default".to_owned(),
                 };
                 (api, key)
+            }
+            "Schedule" | "ScheduleV2" => {
+                let scheduler = ty == "ScheduleV2";
+                let expr = if scheduler {
+                    get("ScheduleExpression")
+                } else {
+                    get("Schedule")
+                };
+                let Some(expr) = expr else {
+                    return Err(e.error(&epath, "a schedule event needs its expression (Schedule, or ScheduleExpression for ScheduleV2)"));
+                };
+                let enabled = match p.and_then(|p| p.get("Enabled")).map(|n| &n.value) {
+                    Some(Value::Bool(b)) => *b,
+                    _ => get("State").is_none_or(|s| s != "DISABLED"),
+                };
+                schedules.push(toml::Value::Table(schedule_table(
+                    &get("Name").unwrap_or_else(|| format!("{id}{event}")),
+                    &expr,
+                    get("ScheduleExpressionTimezone"),
+                    p.and_then(|p| p.get("Input")),
+                    enabled,
+                    scheduler,
+                )));
+                continue;
             }
             // Other event sources come with the functions issue.
             _ => continue,
@@ -1252,7 +1297,88 @@ fn function(
             routes.insert(key, toml::Value::Table(target));
         }
     }
+    if !schedules.is_empty() {
+        f.insert("schedules".into(), toml::Value::Array(schedules));
+    }
     Ok(f)
+}
+
+/// A schedule of a function, as the project's `schedules` entry.
+fn schedule_table(
+    name: &str,
+    expression: &str,
+    timezone: Option<String>,
+    input: Option<&Node>,
+    enabled: bool,
+    scheduler: bool,
+) -> toml::Table {
+    let mut t = toml::Table::new();
+    t.insert("name".into(), name.into());
+    t.insert("expression".into(), expression.into());
+    if let Some(tz) = timezone {
+        t.insert("timezone".into(), tz.into());
+    }
+    // `Input` is JSON text (or, written as YAML, a value to send as JSON).
+    if let Some(input) = input {
+        let text = match &input.value {
+            Value::String(s) => s.clone(),
+            _ => crate::node::to_json(input).to_string(),
+        };
+        t.insert("input".into(), text.into());
+    }
+    if !enabled {
+        t.insert("enabled".into(), false.into());
+    }
+    if scheduler {
+        t.insert("kind".into(), "scheduler".into());
+    }
+    t
+}
+
+/// An `AWS::Events::Rule` with a `ScheduleExpression` or an
+/// `AWS::Scheduler::Schedule`: (function, schedule entry) for each function
+/// it targets.
+fn resource_schedules(id: &str, ty: &str, props: &Node) -> Vec<(String, toml::Table)> {
+    let text = |n: &Node, k: &str| n.get(k).and_then(Node::scalar_text);
+    let scheduler = ty == "AWS::Scheduler::Schedule";
+    let Some(expr) = text(props, "ScheduleExpression") else {
+        return Vec::new();
+    };
+    let enabled = text(props, "State").is_none_or(|s| s != "DISABLED");
+    let name = text(props, "Name").unwrap_or_else(|| id.to_owned());
+    let targets: Vec<&Node> = if scheduler {
+        props.get("Target").into_iter().collect()
+    } else {
+        props
+            .get("Targets")
+            .and_then(Node::as_list)
+            .map(|l| l.iter().collect())
+            .unwrap_or_default()
+    };
+    targets
+        .into_iter()
+        .filter_map(|t| {
+            let arn = text(t, "Arn")?;
+            arn.contains(":function:").then(|| {
+                let function = crate::cfn::qualified_function_of_arn(&arn);
+                let tz = if scheduler {
+                    text(props, "ScheduleExpressionTimezone")
+                } else {
+                    None
+                };
+                let mut entry =
+                    schedule_table(&name, &expr, tz, t.get("Input"), enabled, scheduler);
+                let (base, qualifier) = match function.split_once(':') {
+                    Some((b, q)) => (b.to_owned(), Some(q.to_owned())),
+                    None => (function, None),
+                };
+                if let Some(q) = qualifier {
+                    entry.insert("qualifier".into(), q.into());
+                }
+                (base, entry)
+            })
+        })
+        .collect()
 }
 
 /// A function URL's settings (`AuthType`, `Cors` with Lambda's names,

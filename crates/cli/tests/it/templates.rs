@@ -2408,3 +2408,99 @@ async fn runtimes_named_as_aws_names_them_today_run_and_function_urls_are_served
     let r = reqwest::get(format!("{url}deep/path")).await.unwrap();
     assert_eq!(r.text().await.unwrap(), "py at /deep/path");
 }
+
+const SCHEDULES_TEMPLATE: &str = r#"Transform: AWS::Serverless-2016-10-31
+Resources:
+  Digest:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: digest/
+      Handler: app.handler
+      Runtime: python3.12
+      Events:
+        Hourly:
+          Type: Schedule
+          Properties: { Schedule: rate(1 hour), Input: '{"from": "Hourly"}' }
+        Mornings:
+          Type: ScheduleV2
+          Properties:
+            ScheduleExpression: cron(0 8 ? * MON-FRI *)
+            ScheduleExpressionTimezone: Europe/Paris
+            Input: { from: Mornings }
+        Paused:
+          Type: Schedule
+          Properties: { Schedule: rate(1 day), Enabled: false }
+  NightlyRule:
+    Type: AWS::Events::Rule
+    Properties:
+      ScheduleExpression: cron(0 2 * * ? *)
+      Targets: [{ Id: digest, Arn: !GetAtt Digest.Arn }]
+  OnObject:
+    Type: AWS::Events::Rule
+    Properties:
+      EventPattern: { source: [aws.s3] }
+      Targets: [{ Id: digest, Arn: !GetAtt Digest.Arn }]
+  Weekly:
+    Type: AWS::Scheduler::Schedule
+    Properties:
+      ScheduleExpression: rate(7 days)
+      FlexibleTimeWindow: { Mode: "OFF" }
+      Target: { Arn: !GetAtt Digest.Arn, RoleArn: !GetAtt DigestRole.Arn, Input: '{"from": "Weekly"}' }
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schedule_events_rules_and_scheduler_schedules_of_a_template_run() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("digest");
+    write_file(&dir, "template.yaml", SCHEDULES_TEMPLATE);
+    write_file(
+        &dir,
+        "digest/app.py",
+        "import json, os\ndef handler(event, context):\n    with open(os.path.join(os.environ['LAMBDA_TASK_ROOT'], 'got.jsonl'), 'a') as f:\n        f.write(json.dumps(event) + '\\n')\n",
+    );
+    let project = dir.to_str().unwrap();
+    let (ok, routes, err) = run_cli(&["routes", project]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("OnObject (AWS::Events::Rule)"),
+        "an event pattern is not run: {err}"
+    );
+    for (name, has) in [
+        ("DigestHourly", "rate(1 hour)"),
+        ("DigestMornings", "Europe/Paris"),
+        ("DigestPaused", "disabled"),
+        ("NightlyRule", "cron(0 2 * * ? *)"),
+        ("Weekly", "rate(7 days)"),
+    ] {
+        let line = routes.lines().find(|l| l.starts_with(name));
+        assert!(line.is_some_and(|l| l.contains(has)), "{name}: {routes}");
+    }
+    let _s = Serving::start_with(&dir, &PORTS, &[]);
+    for name in ["DigestMornings", "NightlyRule"] {
+        let (ok, _, err) = run_cli(&["schedule", "run", name, "--project", project]);
+        assert!(ok, "{err}");
+    }
+    let file = dir.join("digest/got.jsonl");
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        got = std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .collect();
+        if got.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got.contains(&serde_json::json!({"from": "Mornings"})),
+        "YAML input sent as JSON: {got:?}"
+    );
+    assert!(
+        got.iter().any(|e| e["detail-type"] == "Scheduled Event"
+            && e["resources"][0] == "arn:aws:events:us-east-1:000000000000:rule/NightlyRule"),
+        "{got:?}"
+    );
+}
