@@ -573,6 +573,7 @@ async fn bucket(
                 match store.delete(&bucket, &key).await {
                     Ok(()) => {
                         s.sites().object_changed(&bucket, &key);
+                        crate::notify::object_changed(&s, &bucket, &key, removed(), &source_ip(&headers));
                         if !quiet {
                             out.push_str(&format!("<Deleted><Key>{}</Key></Deleted>", esc(&key)));
                         }
@@ -870,6 +871,13 @@ async fn object(
                 return match store.copy((sb, sk), (&bucket, &key), replace).await {
                     Ok(meta) => {
                         s.sites().object_changed(&bucket, &key);
+                        crate::notify::object_changed(
+                            &s,
+                            &bucket,
+                            &key,
+                            created("ObjectCreated:Copy", &meta),
+                            &source_ip(&headers),
+                        );
                         xml(
                             StatusCode::OK,
                             format!(
@@ -888,6 +896,13 @@ async fn object(
             {
                 Ok(meta) => {
                     s.sites().object_changed(&bucket, &key);
+                    crate::notify::object_changed(
+                        &s,
+                        &bucket,
+                        &key,
+                        created("ObjectCreated:Put", &meta),
+                        &source_ip(&headers),
+                    );
                     (StatusCode::OK, [(header::ETAG, meta.etag)]).into_response()
                 }
                 Err(e) => fail(e),
@@ -903,6 +918,13 @@ async fn object(
             match store.delete(&bucket, &key).await {
                 Ok(()) => {
                     s.sites().object_changed(&bucket, &key);
+                    crate::notify::object_changed(
+                        &s,
+                        &bucket,
+                        &key,
+                        removed(),
+                        &source_ip(&headers),
+                    );
                     StatusCode::NO_CONTENT.into_response()
                 }
                 Err(e) => fail(e),
@@ -932,6 +954,13 @@ async fn object(
             {
                 Ok(meta) => {
                     s.sites().object_changed(&bucket, &key);
+                    crate::notify::object_changed(
+                        &s,
+                        &bucket,
+                        &key,
+                        created("ObjectCreated:CompleteMultipartUpload", &meta),
+                        &source_ip(&headers),
+                    );
                     xml(
                         StatusCode::OK,
                         format!(
@@ -954,6 +983,31 @@ async fn object(
             &resource,
         ),
     }
+}
+
+/// An object created, for its notifications.
+fn created<'m>(event: &'static str, meta: &'m objects::ObjectMeta) -> crate::notify::Change<'m> {
+    crate::notify::Change {
+        event,
+        size: Some(meta.size),
+        etag: Some(&meta.etag),
+    }
+}
+
+fn removed() -> crate::notify::Change<'static> {
+    crate::notify::Change {
+        event: "ObjectRemoved:Delete",
+        size: None,
+        etag: None,
+    }
+}
+
+/// The caller's address as S3 reports it (`X-Forwarded-For`, else the
+/// loopback the admin listener serves).
+fn source_ip(headers: &HeaderMap) -> String {
+    stratus_gateway::header_str(headers, "x-forwarded-for")
+        .and_then(|f| f.split(',').next())
+        .map_or_else(|| "127.0.0.1".to_owned(), |ip| ip.trim().to_owned())
 }
 
 #[cfg(test)]

@@ -89,6 +89,43 @@ pub struct Bucket {
     /// Which web pages may call the S3 API on this bucket (a presigned
     /// upload from a browser), as S3's bucket CORS configuration.
     pub cors: Option<Cors>,
+    /// S3 event notifications: a function invoked asynchronously when an
+    /// object is created or removed.
+    pub notifications: Vec<Notification>,
+}
+
+/// An S3 event notification of a bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// `NAME` or `NAME:QUALIFIER`.
+    pub function: String,
+    /// `s3:ObjectCreated:*`, `s3:ObjectCreated:Put`, `s3:ObjectRemoved:*`, ...
+    pub events: Vec<String>,
+    pub prefix: String,
+    pub suffix: String,
+}
+
+/// The S3 event types a notification can name.
+pub const S3_EVENTS: &[&str] = &[
+    "s3:ObjectCreated:*",
+    "s3:ObjectCreated:Put",
+    "s3:ObjectCreated:Post",
+    "s3:ObjectCreated:Copy",
+    "s3:ObjectCreated:CompleteMultipartUpload",
+    "s3:ObjectRemoved:*",
+    "s3:ObjectRemoved:Delete",
+];
+
+impl Notification {
+    /// Whether `event` (`ObjectCreated:Put`) on `key` is one to send.
+    pub fn matches(&self, event: &str, key: &str) -> bool {
+        let (kind, _) = event.split_once(':').unwrap_or((event, ""));
+        let named = self.events.iter().any(|e| {
+            let e = e.strip_prefix("s3:").unwrap_or(e);
+            e == event || e.strip_suffix(":*") == Some(kind)
+        });
+        named && key.starts_with(&self.prefix) && key.ends_with(&self.suffix)
+    }
 }
 
 /// A bucket served on the public listener, as CloudFront serves an S3 origin.

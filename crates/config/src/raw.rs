@@ -47,6 +47,20 @@ pub(crate) struct RawBucket {
     pub(crate) source: Option<Spanned<String>>,
     /// S3's bucket CORS configuration, in the APIs' spelling.
     pub(crate) cors: Option<Spanned<RawCors>>,
+    #[serde(default)]
+    pub(crate) notifications: Vec<Spanned<RawNotification>>,
+}
+
+/// One of `[buckets.NAME] notifications`: S3 event notifications to a
+/// function.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNotification {
+    pub(crate) function: Spanned<String>,
+    #[serde(default)]
+    pub(crate) events: Vec<Spanned<String>>,
+    pub(crate) prefix: Option<String>,
+    pub(crate) suffix: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1408,10 +1408,50 @@ fn buckets_and_sites(
             .cors
             .as_ref()
             .map(|raw| cors_rules(c, &["buckets", name, "cors"], raw));
+        let mut notifications = Vec::new();
+        for n in &b.get_ref().notifications {
+            let r = n.get_ref();
+            let at = ["buckets", name.as_str(), "notifications"];
+            let (base, _) = split_qualifier(r.function.get_ref());
+            if !raw.functions.contains_key(base) {
+                c.err(
+                    &r.function,
+                    &at,
+                    format!("unknown function {base:?} (not defined under [functions])"),
+                );
+            }
+            for e in &r.events {
+                if !S3_EVENTS.contains(&e.get_ref().as_str()) {
+                    c.err(
+                        e,
+                        &at,
+                        format!(
+                            "{:?} is not an S3 event Stratus sends ({})",
+                            e.get_ref(),
+                            S3_EVENTS.join(", ")
+                        ),
+                    );
+                }
+            }
+            if r.events.is_empty() {
+                c.err(
+                    n,
+                    &at,
+                    "a notification names its events (e.g. [\"s3:ObjectCreated:*\"])",
+                );
+            }
+            notifications.push(Notification {
+                function: r.function.get_ref().clone(),
+                events: r.events.iter().map(|e| e.get_ref().clone()).collect(),
+                prefix: r.prefix.clone().unwrap_or_default(),
+                suffix: r.suffix.clone().unwrap_or_default(),
+            });
+        }
         buckets.push(Bucket {
             name: name.clone(),
             source,
             cors,
+            notifications,
         });
     }
     let mut sites = Vec::new();

@@ -647,6 +647,8 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
     let _ = generated_urls;
     let mut not_run: Vec<(String, String)> = Vec::new();
     let mut distributions: Vec<(&str, &Node, Option<Node>)> = Vec::new();
+    // S3 event notifications: (bucket name, entry).
+    let mut notifications: Vec<(String, toml::Table)> = Vec::new();
     // Schedules of rules and Scheduler schedules: (function, entry).
     let mut resource_schedules_found: Vec<(String, toml::Table)> = Vec::new();
     // Function URLs of plain `AWS::Lambda::Url`s: (function, url table).
@@ -695,7 +697,7 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             "AWS::Serverless::Function" => {
                 let props = with_globals(props.as_ref(), globals.as_ref());
                 let name = declared.names[*id].clone();
-                match function(id, &name, r, &props, &mut apis, &mut inline) {
+                match function(id, &name, r, &props, &mut apis, &mut inline, &mut notifications) {
                     Ok(mut f) => {
                         layers(&mut f, id, &props, &layer_dirs, &mut not_run);
                         functions.insert(declared.names[*id].clone(), toml::Value::Table(f));
@@ -724,7 +726,7 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
                 }
                 props.retain(|(k, _)| k != "Events");
                 let name = declared.names[*id].clone();
-                match function(id, &name, r, &props, &mut apis, &mut inline) {
+                match function(id, &name, r, &props, &mut apis, &mut inline, &mut notifications) {
                     Ok(mut f) => {
                         layers(&mut f, id, &props, &layer_dirs, &mut not_run);
                         functions.insert(name, toml::Value::Table(f));
@@ -767,6 +769,18 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
                 let rules = props.as_ref().and_then(|p| p.get("CorsConfiguration")).and_then(|c| c.get("CorsRules")).and_then(Node::as_list);
                 if let Some(rule) = rules.and_then(<[Node]>::first) {
                     bucket.insert("cors".into(), toml::Value::Table(bucket_cors(rule)));
+                }
+                let configs = props
+                    .as_ref()
+                    .and_then(|p| p.get("NotificationConfiguration"))
+                    .and_then(|n| n.get("LambdaConfigurations"))
+                    .and_then(Node::as_list)
+                    .unwrap_or(&[]);
+                for c in configs {
+                    if let Some(arn) = c.get("Function").and_then(Node::scalar_text) {
+                        let f = crate::cfn::qualified_function_of_arn(&arn);
+                        notifications.push((name.clone(), notification_table(&f, c.get("Event"), c.get("Filter"))));
+                    }
                 }
                 buckets.insert(name.clone(), toml::Value::Table(bucket));
                 if let Some(site) = props.as_ref().and_then(|p| p.get("WebsiteConfiguration")) {
@@ -829,6 +843,19 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             | "AWS::CloudFront::CachePolicy"
             | "AWS::S3::BucketPolicy" => {}
             _ => not_run.push(((*id).to_owned(), ty.clone())),
+        }
+    }
+    for (bucket, entry) in notifications {
+        match buckets.get_mut(&bucket) {
+            Some(toml::Value::Table(b)) => {
+                if let toml::Value::Array(all) = b
+                    .entry("notifications")
+                    .or_insert_with(|| toml::Value::Array(Vec::new()))
+                {
+                    all.push(toml::Value::Table(entry));
+                }
+            }
+            _ => not_run.push((format!("S3 events of {bucket}"), "AWS::S3::Bucket".into())),
         }
     }
     let mut cdn_domains = Vec::new();
@@ -1131,6 +1158,7 @@ fn function(
     props: &[(String, Node)],
     apis: &mut BTreeMap<String, toml::Table>,
     inline_files: &mut Vec<(String, String)>,
+    notifications: &mut Vec<(String, toml::Table)>,
 ) -> Result<toml::Table, Error> {
     let path = format!("Resources.{id}.Properties");
     let mut f = toml::Table::new();
@@ -1244,6 +1272,20 @@ fn function(
                 };
                 (api, key)
             }
+            "S3" => {
+                let Some(bucket) = get("Bucket") else {
+                    return Err(e.error(
+                        &epath,
+                        "an S3 event needs its Bucket (!Ref a bucket of the template)",
+                    ));
+                };
+                let events = p.and_then(|p| p.get("Events"));
+                notifications.push((
+                    bucket,
+                    notification_table(name, events, p.and_then(|p| p.get("Filter"))),
+                ));
+                continue;
+            }
             "Schedule" | "ScheduleV2" => {
                 let scheduler = ty == "ScheduleV2";
                 let expr = if scheduler {
@@ -1301,6 +1343,42 @@ fn function(
         f.insert("schedules".into(), toml::Value::Array(schedules));
     }
     Ok(f)
+}
+
+/// An S3 event source (`Events` as a string or a list, `Filter.S3Key.Rules`
+/// of `prefix`/`suffix`) as the bucket's `notifications` entry.
+fn notification_table(function: &str, events: Option<&Node>, filter: Option<&Node>) -> toml::Table {
+    let mut t = toml::Table::new();
+    t.insert("function".into(), function.into());
+    let events: Vec<toml::Value> = match events {
+        Some(n) if n.as_list().is_some() => crate::openapi::texts(Some(n)),
+        Some(n) => n
+            .scalar_text()
+            .map(toml::Value::String)
+            .into_iter()
+            .collect(),
+        None => Vec::new(),
+    };
+    t.insert("events".into(), toml::Value::Array(events));
+    let rules = filter
+        .and_then(|f| f.get("S3Key"))
+        .and_then(|k| k.get("Rules"))
+        .and_then(Node::as_list)
+        .unwrap_or(&[]);
+    for r in rules {
+        let name = r
+            .get("Name")
+            .and_then(Node::scalar_text)
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if let (true, Some(v)) = (
+            name == "prefix" || name == "suffix",
+            r.get("Value").and_then(Node::scalar_text),
+        ) {
+            t.insert(name, v.into());
+        }
+    }
+    t
 }
 
 /// A schedule of a function, as the project's `schedules` entry.

@@ -14,6 +14,7 @@ mod invoke_api;
 mod monitor;
 mod portal;
 mod proxy;
+mod s3_events;
 mod schedules;
 mod shutdown;
 mod sites;

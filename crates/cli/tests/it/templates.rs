@@ -2504,3 +2504,80 @@ async fn schedule_events_rules_and_scheduler_schedules_of_a_template_run() {
         "{got:?}"
     );
 }
+
+const S3_EVENTS_TEMPLATE: &str = r#"Transform: AWS::Serverless-2016-10-31
+Resources:
+  Uploads:
+    Type: AWS::S3::Bucket
+  Thumbs:
+    Type: AWS::S3::Bucket
+    Properties:
+      BucketName: thumbs
+      NotificationConfiguration:
+        LambdaConfigurations:
+          - Event: s3:ObjectRemoved:*
+            Function: !GetAtt Thumbnail.Arn
+  Thumbnail:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: thumb/
+      Handler: app.handler
+      Runtime: python3.12
+      Events:
+        Uploaded:
+          Type: S3
+          Properties:
+            Bucket: !Ref Uploads
+            Events: s3:ObjectCreated:*
+            Filter: { S3Key: { Rules: [{ Name: prefix, Value: images/ }, { Name: suffix, Value: .png }] } }
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_events_of_a_template_invoke_its_function() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("thumbs");
+    write_file(&dir, "template.yaml", S3_EVENTS_TEMPLATE);
+    write_file(
+        &dir,
+        "thumb/app.py",
+        "import json, os\ndef handler(event, context):\n    r = event['Records'][0]\n    with open(os.path.join(os.environ['LAMBDA_TASK_ROOT'], 'got.txt'), 'a') as f:\n        f.write(r['eventName'] + ' ' + r['s3']['bucket']['name'] + '/' + r['s3']['object']['key'] + '\\n')\n",
+    );
+    let s = Serving::start_with(&dir, &PORTS, &[]);
+    let client = reqwest::Client::new();
+    for (method, url) in [
+        ("PUT", "uploads/notes/readme.png"),
+        ("PUT", "uploads/images/cat.png"),
+        ("PUT", "thumbs/cat.png"),
+        ("DELETE", "thumbs/cat.png"),
+    ] {
+        let r = client
+            .request(
+                method.parse().unwrap(),
+                format!("http://{}/s3/{url}", s.admin),
+            )
+            .body("png")
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{method} {url}: {}", r.status());
+    }
+    let file = dir.join("thumb/got.txt");
+    let mut got = String::new();
+    for _ in 0..100 {
+        got = std::fs::read_to_string(&file).unwrap_or_default();
+        if got.lines().count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut lines: Vec<&str> = got.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "ObjectCreated:Put uploads/images/cat.png",
+            "ObjectRemoved:Delete thumbs/cat.png"
+        ],
+        "the filter keeps notes/ out; thumbs/ sends only removals"
+    );
+}

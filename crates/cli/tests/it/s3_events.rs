@@ -1,0 +1,106 @@
+//! S3 event notifications (issue 26, point 4): `[buckets.X]
+//! notifications`, an `aws s3 cp` that triggers a function with S3's
+//! `Records` event, a filter that does not, a removal.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use stratus_testkit::write_file;
+
+use crate::support::{aws, Serving};
+
+const PROJECT: &str = r#"[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[functions.on-upload]
+runtime = "python3.12"
+handler = "app.handler"
+code = "fn"
+
+[buckets.uploads]
+notifications = [
+  { function = "on-upload", events = ["s3:ObjectCreated:*"], prefix = "incoming/", suffix = ".txt" },
+  { function = "on-upload", events = ["s3:ObjectRemoved:*"] },
+]
+"#;
+
+const RECORD_PY: &str = r#"
+import json, os
+def handler(event, context):
+    with open(os.path.join(os.environ["LAMBDA_TASK_ROOT"], "events.jsonl"), "a") as f:
+        f.write(json.dumps(event) + "\n")
+"#;
+
+async fn records(dir: &std::path::Path, n: usize) -> Vec<Value> {
+    let file = dir.join("fn/events.jsonl");
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        got = std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["Records"][0].clone())
+            .collect();
+        if got.len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn objects_created_and_removed_invoke_the_notified_function() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "stratus.toml", PROJECT);
+    write_file(dir.path(), "fn/app.py", RECORD_PY);
+    write_file(dir.path(), "files/a note.txt", "hello s3 events");
+    write_file(dir.path(), "files/photo.jpg", "not text");
+    let s = Serving::start(dir.path());
+    let endpoint = format!("http://{}/s3", s.admin);
+    let cp = |from: &str, to: &str| {
+        let (ok, _, err) = aws(&endpoint, &["s3", "cp", from, to]);
+        assert!(ok, "{err}");
+    };
+    let files = dir.path().join("files");
+    cp(
+        files.join("photo.jpg").to_str().unwrap(),
+        "s3://uploads/incoming/photo.jpg",
+    );
+    cp(
+        files.join("a note.txt").to_str().unwrap(),
+        "s3://uploads/incoming/a note.txt",
+    );
+    let got = records(dir.path(), 1).await;
+    assert_eq!(
+        got.len(),
+        1,
+        "the .jpg does not pass the suffix filter: {got:?}"
+    );
+    let r = &got[0];
+    assert_eq!(r["eventSource"], "aws:s3");
+    assert_eq!(r["eventName"], "ObjectCreated:Put");
+    assert_eq!(r["awsRegion"], "us-east-1");
+    assert_eq!(r["s3"]["bucket"]["name"], "uploads");
+    assert_eq!(r["s3"]["bucket"]["arn"], "arn:aws:s3:::uploads");
+    assert_eq!(
+        r["s3"]["object"]["key"], "incoming/a+note.txt",
+        "URL-encoded as S3 does"
+    );
+    assert_eq!(r["s3"]["object"]["size"], 15);
+    let etag = r["s3"]["object"]["eTag"].as_str().unwrap();
+    assert_eq!(etag.len(), 32, "an MD5, unquoted: {etag}");
+    // A removal, under the second notification (any key).
+    let (ok, _, err) = aws(&endpoint, &["s3", "rm", "s3://uploads/incoming/photo.jpg"]);
+    assert!(ok, "{err}");
+    let got = records(dir.path(), 2).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[1]["eventName"], "ObjectRemoved:Delete");
+    assert_eq!(got[1]["s3"]["object"]["key"], "incoming/photo.jpg");
+    assert!(got[1]["s3"]["object"].get("size").is_none());
+    let (a, b) = (
+        got[0]["s3"]["object"]["sequencer"].as_str().unwrap(),
+        got[1]["s3"]["object"]["sequencer"].as_str().unwrap(),
+    );
+    assert!(b > a, "sequencers grow: {a} {b}");
+}
