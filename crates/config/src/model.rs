@@ -959,6 +959,11 @@ pub struct AsyncConfig {
     pub retry_delay: Duration,
     /// Events waiting at most; past it `Event` invocations get 429.
     pub queue: usize,
+    /// Destinations (`DestinationConfig`): a function invoked
+    /// asynchronously with the invocation record, after a success...
+    pub on_success: Option<String>,
+    /// ...or once the event is dropped (retries exhausted, too old).
+    pub on_failure: Option<String>,
 }
 
 impl Default for AsyncConfig {
@@ -968,6 +973,8 @@ impl Default for AsyncConfig {
             max_retries: 2,
             retry_delay: Duration::from_secs(60),
             queue: 100_000,
+            on_success: None,
+            on_failure: None,
         }
     }
 }

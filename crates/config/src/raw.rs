@@ -253,6 +253,8 @@ pub(crate) struct RawAsync {
     pub(crate) max_retries: Option<Spanned<i64>>,
     pub(crate) retry_delay: Option<Spanned<i64>>,
     pub(crate) queue: Option<Spanned<i64>>,
+    pub(crate) on_success: Option<Spanned<String>>,
+    pub(crate) on_failure: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

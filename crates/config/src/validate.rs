@@ -73,6 +73,27 @@ pub(crate) fn resolve(
         }
     }
 
+    // Asynchronous destinations name functions of the project.
+    for (name, f) in &raw.functions {
+        let Some(a) = &f.get_ref().asynchronous else {
+            continue;
+        };
+        for (key, dest) in [
+            ("on_success", &a.get_ref().on_success),
+            ("on_failure", &a.get_ref().on_failure),
+        ] {
+            if let Some(d) = dest {
+                let (base, _) = split_qualifier(d.get_ref());
+                if !raw.functions.contains_key(base) {
+                    c.err(
+                        d,
+                        &["functions", name, "async", key],
+                        format!("unknown function {base:?} (not defined under [functions])"),
+                    );
+                }
+            }
+        }
+    }
     let schedules = schedules(&mut c, &raw.functions, &functions);
     let mut apis = Vec::new();
     for (name, a) in &raw.apis {
@@ -613,6 +634,8 @@ fn async_config(c: &mut Checker<'_>, name: &str, raw: Option<&Spanned<RawAsync>>
             "events",
             d.queue as i64,
         ) as usize,
+        on_success: a.on_success.as_ref().map(|f| f.get_ref().clone()),
+        on_failure: a.on_failure.as_ref().map(|f| f.get_ref().clone()),
     }
 }
 

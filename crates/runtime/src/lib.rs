@@ -437,20 +437,29 @@ impl Runtime {
         }
         let event_id = uuid::Uuid::new_v4().to_string();
         let id = event_id.clone();
+        let this = self.clone();
+        let invoked = function.to_owned();
         tokio::spawn(async move {
             let expires = tokio::time::Instant::now() + cfg.max_event_age;
             let name = pool.function.name.clone();
             let mut attempt = 0u32;
+            // The last answer: the function's payload, or its error.
+            let mut outcome: Option<Result<Bytes, FunctionError>> = None;
             let dropped = loop {
                 let permits = match pool.slot_by(expires).await {
                     Ok(p) => p,
                     Err(_) => break "it reached the maximum event age",
                 };
                 let failure = match Self::run(pool.clone(), req.clone(), permits, None).await {
-                    Ok(out) => match out.result {
-                        Ok(_) => None,
-                        Err(e) => Some(format!("{}: {}", e.error_type, e.message())),
-                    },
+                    Ok(out) => {
+                        let why = out
+                            .result
+                            .as_ref()
+                            .err()
+                            .map(|e| format!("{}: {}", e.error_type, e.message()));
+                        outcome = Some(out.result);
+                        why
+                    }
                     Err(e) => Some(e.to_string()),
                 };
                 let Some(why) = failure else { break "" };
@@ -467,6 +476,36 @@ impl Runtime {
                 }
                 tokio::time::sleep(delay).await;
             };
+            let destination = if dropped.is_empty() {
+                cfg.on_success.as_deref()
+            } else {
+                cfg.on_failure.as_deref()
+            };
+            if let Some(dest) = destination {
+                let condition = match dropped {
+                    "" => "Success",
+                    "it reached the maximum event age" => "EventAgeExceeded",
+                    _ => "RetriesExhausted",
+                };
+                let record = destination_record(
+                    &this,
+                    &invoked,
+                    &id,
+                    condition,
+                    attempt + 1,
+                    &req.payload,
+                    outcome.as_ref(),
+                );
+                let sent = InvokeRequest {
+                    payload: record,
+                    client_context: None,
+                    cognito_identity: None,
+                    tail_logs: false,
+                };
+                if let Err(e) = this.invoke_async(dest, sent) {
+                    tracing::error!(target: "stratus::function", function = %name, event = %id, "destination {dest} not invoked: {e}");
+                }
+            }
             if !dropped.is_empty() {
                 pool.async_dropped.fetch_add(1, Ordering::SeqCst);
                 stratus_telemetry::AsyncEventDropped {
@@ -581,4 +620,47 @@ where
             rt.spawn(fut);
         }
     }
+}
+
+/// The invocation record a destination gets, as Lambda shapes it.
+fn destination_record(
+    rt: &Runtime,
+    function: &str,
+    request_id: &str,
+    condition: &str,
+    attempts: u32,
+    request: &Bytes,
+    outcome: Option<&Result<Bytes, FunctionError>>,
+) -> Bytes {
+    let json_of = |b: &Bytes| {
+        serde_json::from_slice::<serde_json::Value>(b)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(b).into_owned()))
+    };
+    let (name, qualifier) = stratus_config::split_qualifier(function);
+    let mut response = serde_json::json!({
+        "statusCode": 200,
+        "executedVersion": qualifier.unwrap_or("$LATEST"),
+    });
+    let payload = match outcome {
+        Some(Ok(b)) => json_of(b),
+        Some(Err(e)) => {
+            response["functionError"] = "Unhandled".into();
+            json_of(&e.body)
+        }
+        None => serde_json::Value::Null,
+    };
+    let v = serde_json::json!({
+        "version": "1.0",
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "requestContext": {
+            "requestId": request_id,
+            "functionArn": format!("arn:aws:lambda:{}:{ACCOUNT_ID}:function:{name}:{}", rt.server.region, qualifier.unwrap_or("$LATEST")),
+            "condition": condition,
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": json_of(request),
+        "responseContext": response,
+        "responsePayload": payload,
+    });
+    Bytes::from(v.to_string())
 }

@@ -647,6 +647,8 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
     let _ = generated_urls;
     let mut not_run: Vec<(String, String)> = Vec::new();
     let mut distributions: Vec<(&str, &Node, Option<Node>)> = Vec::new();
+    // AWS::Lambda::EventInvokeConfig: (function, async table).
+    let mut invoke_configs: Vec<(String, toml::Table)> = Vec::new();
     // S3 event notifications: (bucket name, entry).
     let mut notifications: Vec<(String, toml::Table)> = Vec::new();
     // Schedules of rules and Scheduler schedules: (function, entry).
@@ -814,6 +816,13 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             // Published and pointed at start (`auto_publish_alias`).
             "AWS::Lambda::Alias" | "AWS::Lambda::Version" => {}
             "AWS::CloudFront::Distribution" => distributions.push((id, r, props)),
+            "AWS::Lambda::EventInvokeConfig" => {
+                let target = props.as_ref().and_then(|p| p.get("FunctionName")).and_then(Node::scalar_text);
+                match (target, props.as_ref()) {
+                    (Some(f), Some(p)) => invoke_configs.push((function_of_arn(&f), event_invoke_config(p))),
+                    _ => errors.push(r.error(&path, "an EventInvokeConfig names its FunctionName")),
+                }
+            }
             "AWS::Events::Rule" | "AWS::Scheduler::Schedule" => {
                 let found = props.as_ref().map(|p| resource_schedules(id, ty, p)).unwrap_or_default();
                 if found.is_empty() {
@@ -1028,6 +1037,11 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             (id.clone(), ty.clone(), physical)
         })
         .collect();
+    for (function, config) in invoke_configs {
+        if let Some(toml::Value::Table(f)) = functions.get_mut(&function) {
+            f.insert("async".into(), toml::Value::Table(config));
+        }
+    }
     for (function, entry) in resource_schedules_found {
         if let Some(toml::Value::Table(f)) = functions.get_mut(&function) {
             if let toml::Value::Array(all) = f
@@ -1201,6 +1215,9 @@ fn function(
     if let Some(b) = build_method(id, r)? {
         f.insert("bundle".into(), toml::Value::Table(b));
     }
+    if let Some(c) = node_of(props, "EventInvokeConfig") {
+        f.insert("async".into(), toml::Value::Table(event_invoke_config(c)));
+    }
     if let Some(c) = node_of(props, "FunctionUrlConfig") {
         let (_, mut url) = url_settings(c, &format!("{path}.FunctionUrlConfig"))?;
         // With AutoPublishAlias, SAM points the URL at the alias.
@@ -1343,6 +1360,46 @@ fn function(
         f.insert("schedules".into(), toml::Value::Array(schedules));
     }
     Ok(f)
+}
+
+/// `EventInvokeConfig` (SAM's property, or `AWS::Lambda::EventInvokeConfig`)
+/// as a function's `async` table: retries, event age, and Lambda
+/// destinations (`OnSuccess`/`OnFailure` with `Type: Lambda`, or a
+/// function ARN; other destination types are not run).
+fn event_invoke_config(c: &Node) -> toml::Table {
+    let mut t = toml::Table::new();
+    let number = |k: &str| {
+        c.get(k)
+            .and_then(Node::scalar_text)
+            .and_then(|v| v.parse::<i64>().ok())
+    };
+    if let Some(n) = number("MaximumRetryAttempts") {
+        t.insert("max_retries".into(), n.into());
+    }
+    if let Some(n) = number("MaximumEventAgeInSeconds") {
+        t.insert("max_event_age".into(), n.into());
+    }
+    let dest = c.get("DestinationConfig");
+    for (from, to) in [("OnSuccess", "on_success"), ("OnFailure", "on_failure")] {
+        let Some(d) = dest.and_then(|d| d.get(from)) else {
+            continue;
+        };
+        let arn = d
+            .get("Destination")
+            .and_then(Node::scalar_text)
+            .unwrap_or_default();
+        let lambda = d
+            .get("Type")
+            .and_then(Node::scalar_text)
+            .is_none_or(|t| t == "Lambda");
+        if lambda && arn.contains(":function:") {
+            t.insert(
+                to.into(),
+                crate::cfn::qualified_function_of_arn(&arn).into(),
+            );
+        }
+    }
+    t
 }
 
 /// An S3 event source (`Events` as a string or a list, `Filter.S3Key.Rules`

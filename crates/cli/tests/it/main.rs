@@ -4,6 +4,7 @@
 mod access;
 mod cli;
 mod databases;
+mod destinations;
 mod dev;
 mod fidelity;
 mod function_urls;

@@ -2581,3 +2581,73 @@ async fn s3_events_of_a_template_invoke_its_function() {
         "the filter keeps notes/ out; thumbs/ sends only removals"
     );
 }
+
+const DESTINATIONS_TEMPLATE: &str = r#"Transform: AWS::Serverless-2016-10-31
+Resources:
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: f/
+      Handler: app.handler
+      Runtime: python3.12
+      EventInvokeConfig:
+        MaximumRetryAttempts: 1
+        MaximumEventAgeInSeconds: 600
+        DestinationConfig:
+          OnFailure: { Type: Lambda, Destination: !GetAtt Dlq.Arn }
+          OnSuccess: { Type: SQS, Destination: arn:aws:sqs:us-east-1:000000000000:done }
+  Plain:
+    Type: AWS::Lambda::Function
+    Properties: { Handler: app.handler, Runtime: python3.12, Code: f/ }
+  PlainConfig:
+    Type: AWS::Lambda::EventInvokeConfig
+    Properties:
+      FunctionName: !Ref Plain
+      Qualifier: $LATEST
+      MaximumRetryAttempts: 0
+      DestinationConfig: { OnSuccess: { Destination: !GetAtt Dlq.Arn } }
+  Dlq:
+    Type: AWS::Serverless::Function
+    Properties: { CodeUri: f/, Handler: app.handler, Runtime: python3.12 }
+"#;
+
+#[test]
+fn event_invoke_configs_become_async_settings_and_destinations() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("dest");
+    write_file(&dir, "template.yaml", DESTINATIONS_TEMPLATE);
+    write_file(&dir, "f/app.py", "def handler(e, c):\n    return e\n");
+    let (ok, _, err) = run_cli(&[
+        "init",
+        "--from",
+        dir.join("template.yaml").to_str().unwrap(),
+        dir.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    // The project file it amounts to, table by table.
+    let text = std::fs::read_to_string(dir.join("stratus.toml")).unwrap();
+    let table = |name: &str| -> String {
+        let start = text
+            .find(&format!("[functions.{name}.async]\n"))
+            .unwrap_or_else(|| panic!("no {name} async in {text}"));
+        let rest = &text[start..];
+        let end = rest[1..].find("\n[").map_or(rest.len(), |e| e + 1);
+        rest[..end].to_owned()
+    };
+    let worker = table("Worker");
+    for line in [
+        "max_retries = 1",
+        "max_event_age = 600",
+        "on_failure = \"Dlq\"",
+    ] {
+        assert!(worker.contains(line), "{line}: {worker}");
+    }
+    assert!(
+        !worker.contains("on_success"),
+        "an SQS destination is not a function: {worker}"
+    );
+    let plain = table("Plain");
+    for line in ["max_retries = 0", "on_success = \"Dlq\""] {
+        assert!(plain.contains(line), "{line}: {plain}");
+    }
+}
