@@ -332,6 +332,34 @@ async fn serve_answers_the_example_routes() {
             .any(|l| l.contains("GET /ping 200") && l.contains("request_id=")),
         "{log:?}"
     );
+    // The digest: its morning schedule run now, and an upload to `www`
+    // (an S3 event notification), each in the function's log.
+    let project = dir.path().to_str().unwrap().to_owned();
+    let (ok, _, err) =
+        crate::support::run_cli(&["schedule", "run", "morning-digest", "--project", &project]);
+    assert!(ok, "{err}");
+    let r = reqwest::Client::new()
+        .put(format!("http://{}/s3/www/news.txt", s.admin))
+        .body("fresh news")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen: Vec<String> = std::iter::from_fn(|| {
+        s.lines
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .ok()
+    })
+    .filter(|l| l.contains("digest: "))
+    .take(2)
+    .collect();
+    assert!(
+        seen.iter().any(|l| l.contains("digest: morning run at"))
+            && seen
+                .iter()
+                .any(|l| l.contains("digest: ObjectCreated:Put www/news.txt (10 bytes)")),
+        "{seen:?}"
+    );
 }
 
 #[test]
