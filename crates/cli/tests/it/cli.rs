@@ -117,8 +117,27 @@ fn routes_prints_a_table() {
             "yes"
         ]
     );
-    // The databases follow, with the ARN the Data API answers to.
-    let dbs: Vec<&str> = out.split("\n\n").nth(2).expect(&out).lines().collect();
+    // The schedules follow, each with its next run.
+    let schedules: Vec<&str> = out.split("\n\n").nth(2).expect(&out).lines().collect();
+    assert_eq!(
+        schedules[0].split_whitespace().collect::<Vec<_>>(),
+        [
+            "SCHEDULE",
+            "FUNCTION",
+            "EXPRESSION",
+            "TIME",
+            "ZONE",
+            "NEXT",
+            "RUN"
+        ]
+    );
+    assert!(
+        schedules[1].starts_with("morning-digest  digest    cron(0 7 * * ? *)  Europe/Paris  ")
+            && schedules[1].ends_with(" UTC"),
+        "{out}"
+    );
+    // Then the databases, with the ARN the Data API answers to.
+    let dbs: Vec<&str> = out.split("\n\n").nth(3).expect(&out).lines().collect();
     assert_eq!(
         dbs,
         [
