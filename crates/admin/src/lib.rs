@@ -17,7 +17,7 @@ mod keys;
 mod lambda;
 mod lambda_versions;
 mod monitor;
-mod notify;
+pub mod notify;
 mod origin;
 mod rds_data;
 mod s3;

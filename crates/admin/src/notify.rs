@@ -29,6 +29,21 @@ fn event_key(key: &str) -> String {
         .join("/")
 }
 
+/// An object a bucket's `source` copied in at start: a PutObject.
+pub fn object_created(
+    s: &AdminState,
+    bucket: &str,
+    key: &str,
+    meta: &stratus_state::objects::ObjectMeta,
+) {
+    let change = Change {
+        event: "ObjectCreated:Put",
+        size: Some(meta.size),
+        etag: Some(&meta.etag),
+    };
+    object_changed(s, bucket, key, change, "127.0.0.1");
+}
+
 /// Sends `change` of `bucket`/`key` to the functions its notifications
 /// name (from `source_ip`).
 pub(crate) fn object_changed(

@@ -45,6 +45,9 @@ pub struct Server {
     stack: Option<Arc<stratus_admin::StackInfo>>,
     /// The local CA and the public listener's TLS (`server.tls`).
     tls: Option<tls::LocalCa>,
+    /// Objects the buckets' `source` copied in at start: their
+    /// notifications are sent once the server runs.
+    seeded: Vec<Seeded>,
 }
 
 impl std::fmt::Debug for Server {
@@ -97,7 +100,7 @@ impl Server {
             None
         };
         let keys = open_keys(&app).await?;
-        let objects = open_objects(&app).await?;
+        let (objects, seeded) = open_objects(&app).await?;
         let databases = open_databases(&app).await?;
         stratus_telemetry::logstore::store().set_bytes_per_function(app.server.function_log_bytes);
         for db in &databases.all {
@@ -116,6 +119,7 @@ impl Server {
             databases,
             stack: None,
             tls,
+            seeded,
         })
     }
 
@@ -261,6 +265,10 @@ impl Server {
             )),
             stack: self.stack.clone(),
         };
+        // A `source` copy is a PutObject: its notifications go out.
+        for (bucket, key, meta) in &self.seeded {
+            stratus_admin::notify::object_created(&admin_state, bucket, key, meta);
+        }
         let gateway_task = tokio::spawn(serve_gateway(
             self.gateway,
             Public {
@@ -483,7 +491,10 @@ fn expand_env(text: &str) -> Result<String, String> {
 
 /// Opens the object store (`data_dir/objects`), creates the declared
 /// buckets and copies their `source` folders in.
-async fn open_objects(app: &App) -> anyhow::Result<Arc<dyn stratus_state::objects::ObjectStore>> {
+async fn open_objects(
+    app: &App,
+) -> anyhow::Result<(Arc<dyn stratus_state::objects::ObjectStore>, Vec<Seeded>)> {
+    let mut seeded = Vec::new();
     let root = app.server.data_dir.join("objects");
     let store = stratus_state::objects::FsObjectStore::open(&root)
         .with_context(|| format!("cannot open the object store {}", root.display()))?;
@@ -496,20 +507,30 @@ async fn open_objects(app: &App) -> anyhow::Result<Arc<dyn stratus_state::object
                 .with_context(|| format!("cannot create bucket {:?}", b.name))?;
         }
         if let Some(src) = &b.source {
-            let n = stratus_state::objects::seed(&*store, &b.name, src)
+            let copied = stratus_state::objects::seed(&*store, &b.name, src)
                 .await
                 .with_context(|| {
                     format!("cannot copy {} into bucket {:?}", src.display(), b.name)
                 })?;
             tracing::info!(
-                "bucket {}: {n} files copied in from {}",
+                "bucket {}: {} files copied in from {}",
                 b.name,
+                copied.len(),
                 src.display()
+            );
+            seeded.extend(
+                copied
+                    .into_iter()
+                    .map(|(key, meta)| (b.name.clone(), key, meta)),
             );
         }
     }
-    Ok(store)
+    Ok((store, seeded))
 }
+
+/// An object a bucket's `source` copied in: (bucket, key, what was stored),
+/// for its S3 event notifications once functions run.
+type Seeded = (String, String, stratus_state::objects::ObjectMeta);
 
 /// Opens the key store when anything uses keys: usage plans, declared
 /// keys, or routes that require one.

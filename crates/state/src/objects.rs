@@ -636,17 +636,18 @@ impl ObjectStore for FsObjectStore {
 }
 
 /// Copies a folder's files into a bucket (a site's `source`), keys as the
-/// relative paths with `/`. Returns how many.
+/// relative paths with `/`. Returns the objects it wrote (an unchanged file is
+/// left alone).
 pub async fn seed(
     store: &dyn ObjectStore,
     bucket: &str,
     folder: &Path,
-) -> Result<usize, ObjectError> {
+) -> Result<Vec<(String, ObjectMeta)>, ObjectError> {
     if !store.has_bucket(bucket) {
         store.create_bucket(bucket).await?;
     }
     let mut stack = vec![folder.to_path_buf()];
-    let mut n = 0;
+    let mut copied = Vec::new();
     while let Some(dir) = stack.pop() {
         let mut entries = tokio::fs::read_dir(&dir).await?;
         while let Some(e) = entries.next_entry().await? {
@@ -671,12 +672,12 @@ pub async fn seed(
                 {
                     continue;
                 }
-                store.put(bucket, &key, body, PutOptions::default()).await?;
-                n += 1;
+                let meta = store.put(bucket, &key, body, PutOptions::default()).await?;
+                copied.push((key, meta));
             }
         }
     }
-    Ok(n)
+    Ok(copied)
 }
 
 /// `bytes=a-b`, `bytes=a-`, `bytes=-n` → inclusive (start, end); `Err`

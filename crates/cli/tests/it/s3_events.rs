@@ -104,3 +104,31 @@ async fn objects_created_and_removed_invoke_the_notified_function() {
     );
     assert!(b > a, "sequencers grow: {a} {b}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_copy_sends_its_notifications_once() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(
+        dir.path(),
+        "stratus.toml",
+        &PROJECT.replace(
+            "[buckets.uploads]\n",
+            "[buckets.uploads]\nsource = \"seed\"\n",
+        ),
+    );
+    write_file(dir.path(), "fn/app.py", RECORD_PY);
+    write_file(dir.path(), "seed/incoming/first.txt", "seeded");
+    write_file(dir.path(), "seed/incoming/skip.bin", "not under the filter");
+    {
+        let _s = Serving::start(dir.path());
+        let got = records(dir.path(), 1).await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0]["eventName"], "ObjectCreated:Put");
+        assert_eq!(got[0]["s3"]["object"]["key"], "incoming/first.txt");
+    }
+    // Started again with nothing changed: nothing is copied, nothing sent.
+    let _s = Serving::start(dir.path());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let lines = std::fs::read_to_string(dir.path().join("fn/events.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 1, "{lines}");
+}
