@@ -93,6 +93,7 @@ async fn invoke(
         client_context,
         cognito_identity: None,
         tail_logs: header_str(&headers, "x-amz-log-type") == Some("Tail"),
+        lineage: 0,
     };
 
     match header_str(&headers, "x-amz-invocation-type").unwrap_or("RequestResponse") {

@@ -41,24 +41,62 @@ pub fn object_created(
         size: Some(meta.size),
         etag: Some(&meta.etag),
     };
-    object_changed(s, bucket, key, change, "127.0.0.1");
+    object_changed(s, bucket, key, change, None);
 }
 
+/// How many rounds of a recursive loop a request's trace header counts:
+/// `Lineage=HASH:N` of `X-Amzn-Trace-Id`, which botocore sends from a
+/// function's `_X_AMZN_TRACE_ID` (0: none).
+fn lineage_of(headers: &axum::http::HeaderMap) -> u32 {
+    stratus_gateway::header_str(headers, "x-amzn-trace-id")
+        .and_then(|t| {
+            let decoded = percent_encoding::percent_decode_str(t)
+                .decode_utf8_lossy()
+                .into_owned();
+            decoded
+                .split(';')
+                .find_map(|part| part.trim().strip_prefix("Lineage=").map(str::to_owned))
+        })
+        .and_then(|l| l.rsplit_once(':').and_then(|(_, n)| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Lambda stops a loop of a function and S3 after this many rounds.
+const MAX_LOOP: u32 = 16;
+
 /// Sends `change` of `bucket`/`key` to the functions its notifications
-/// name (from `source_ip`).
+/// name; `headers` are the S3 request's (none: a `source` copy).
 pub(crate) fn object_changed(
     s: &AdminState,
     bucket: &str,
     key: &str,
     change: Change<'_>,
-    source_ip: &str,
+    headers: Option<&axum::http::HeaderMap>,
 ) {
+    let source_ip = headers
+        .and_then(|h| stratus_gateway::header_str(h, "x-forwarded-for"))
+        .and_then(|f| f.split(',').next())
+        .map_or_else(|| "127.0.0.1".to_owned(), |ip| ip.trim().to_owned());
+    let lineage = headers.map_or(0, lineage_of);
     let app = s.app();
     let Some(b) = app.buckets.iter().find(|b| b.name == bucket) else {
         return;
     };
     for (i, n) in b.notifications.iter().enumerate() {
         if !n.matches(change.event, key) {
+            continue;
+        }
+        // A function that writes under its own notification loops; Lambda's
+        // recursive-loop detection stops it, and so does this.
+        if lineage >= MAX_LOOP {
+            tracing::warn!(
+                bucket,
+                key,
+                function = %n.function,
+                "s3 event {} not sent: the recursive loop of {} and bucket {bucket} was stopped after {MAX_LOOP} invocations (Lambda's recursive-loop detection)",
+                change.event,
+                n.function
+            );
             continue;
         }
         let sequencer = format!("{:016X}", SEQUENCER.fetch_add(1, Ordering::Relaxed) + 1);
@@ -77,7 +115,7 @@ pub(crate) fn object_changed(
             "eventTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             "eventName": change.event,
             "userIdentity": { "principalId": "AWS:STRATUS" },
-            "requestParameters": { "sourceIPAddress": source_ip },
+            "requestParameters": { "sourceIPAddress": &source_ip },
             "responseElements": { "x-amz-request-id": &request_id[..16], "x-amz-id-2": request_id },
             "s3": {
                 "s3SchemaVersion": "1.0",
@@ -96,6 +134,7 @@ pub(crate) fn object_changed(
             client_context: None,
             cognito_identity: None,
             tail_logs: false,
+            lineage: lineage + 1,
         };
         // A version's environments are made ready first, as for any
         // `Event` invocation; the S3 call does not wait for it.

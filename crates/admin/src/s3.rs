@@ -573,7 +573,7 @@ async fn bucket(
                 match store.delete(&bucket, &key).await {
                     Ok(()) => {
                         s.sites().object_changed(&bucket, &key);
-                        crate::notify::object_changed(&s, &bucket, &key, removed(), &source_ip(&headers));
+                        crate::notify::object_changed(&s, &bucket, &key, removed(), Some(&headers));
                         if !quiet {
                             out.push_str(&format!("<Deleted><Key>{}</Key></Deleted>", esc(&key)));
                         }
@@ -876,7 +876,7 @@ async fn object(
                             &bucket,
                             &key,
                             created("ObjectCreated:Copy", &meta),
-                            &source_ip(&headers),
+                            Some(&headers),
                         );
                         xml(
                             StatusCode::OK,
@@ -901,7 +901,7 @@ async fn object(
                         &bucket,
                         &key,
                         created("ObjectCreated:Put", &meta),
-                        &source_ip(&headers),
+                        Some(&headers),
                     );
                     (StatusCode::OK, [(header::ETAG, meta.etag)]).into_response()
                 }
@@ -918,13 +918,7 @@ async fn object(
             match store.delete(&bucket, &key).await {
                 Ok(()) => {
                     s.sites().object_changed(&bucket, &key);
-                    crate::notify::object_changed(
-                        &s,
-                        &bucket,
-                        &key,
-                        removed(),
-                        &source_ip(&headers),
-                    );
+                    crate::notify::object_changed(&s, &bucket, &key, removed(), Some(&headers));
                     StatusCode::NO_CONTENT.into_response()
                 }
                 Err(e) => fail(e),
@@ -959,7 +953,7 @@ async fn object(
                         &bucket,
                         &key,
                         created("ObjectCreated:CompleteMultipartUpload", &meta),
-                        &source_ip(&headers),
+                        Some(&headers),
                     );
                     xml(
                         StatusCode::OK,
@@ -1000,14 +994,6 @@ fn removed() -> crate::notify::Change<'static> {
         size: None,
         etag: None,
     }
-}
-
-/// The caller's address as S3 reports it (`X-Forwarded-For`, else the
-/// loopback the admin listener serves).
-fn source_ip(headers: &HeaderMap) -> String {
-    stratus_gateway::header_str(headers, "x-forwarded-for")
-        .and_then(|f| f.split(',').next())
-        .map_or_else(|| "127.0.0.1".to_owned(), |ip| ip.trim().to_owned())
 }
 
 #[cfg(test)]

@@ -31,6 +31,8 @@ pub(crate) struct Pending {
     /// The ARN the call named (an alias's), when not the environment's own.
     pub(crate) invoked_arn: Option<String>,
     pub(crate) timeout: Duration,
+    /// The recursive-loop count its trace header carries.
+    pub(crate) lineage: u32,
     pub(crate) reply: oneshot::Sender<Answer>,
 }
 
@@ -285,12 +287,17 @@ impl Env {
     pub(crate) async fn run(
         &self,
         request_id: &str,
-        payload: Bytes,
-        client_context: Option<String>,
-        cognito_identity: Option<String>,
+        req: crate::InvokeRequest,
         invoked_arn: Option<String>,
         pickup_limit: Duration,
     ) -> Ran {
+        let crate::InvokeRequest {
+            payload,
+            client_context,
+            cognito_identity,
+            lineage,
+            ..
+        } = req;
         let _busy = Busy::mark(&self.memory);
         let timeout = self.shared.function.timeout;
         let (reply_tx, mut reply_rx) = oneshot::channel();
@@ -301,6 +308,7 @@ impl Env {
             cognito_identity,
             invoked_arn,
             timeout,
+            lineage,
             reply: reply_tx,
         };
         let handed = Instant::now();

@@ -47,6 +47,10 @@ pub struct InvokeRequest {
     pub cognito_identity: Option<String>,
     /// Collect the call's log lines (`X-Amz-Log-Type: Tail`).
     pub tail_logs: bool,
+    /// How many invocations of a recursive loop led to this one (the
+    /// trace header's `Lineage`; 0: none), as Lambda's recursive-loop
+    /// detection counts them.
+    pub lineage: u32,
 }
 
 #[derive(Debug)]
@@ -279,6 +283,7 @@ impl Runtime {
             client_context: None,
             cognito_identity: None,
             tail_logs: false,
+            lineage: 0,
         };
         self.resolve(function, &probe).await.map(|_| ())
     }
@@ -501,6 +506,7 @@ impl Runtime {
                     client_context: None,
                     cognito_identity: None,
                     tail_logs: false,
+                    lineage: 0,
                 };
                 if let Err(e) = this.invoke_async(dest, sent) {
                     tracing::error!(target: "stratus::function", function = %name, event = %id, "destination {dest} not invoked: {e}");

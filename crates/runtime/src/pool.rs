@@ -321,9 +321,7 @@ impl Pool {
         let ran = env
             .run(
                 &request_id,
-                req.payload,
-                req.client_context,
-                req.cognito_identity,
+                req,
                 invoked_arn,
                 pickup_limit,
             )

@@ -123,6 +123,7 @@ async fn next(s: &Shared) -> Answered {
             cognito_identity,
             invoked_arn,
             timeout,
+            lineage,
             reply,
         } = p;
         if reply.is_closed() {
@@ -143,7 +144,7 @@ async fn next(s: &Shared) -> Answered {
             "lambda-runtime-invoked-function-arn",
             invoked_arn.as_deref().unwrap_or(&s.arn),
         );
-        set("lambda-runtime-trace-id", &trace_id());
+        set("lambda-runtime-trace-id", &trace_id(lineage));
         if let Some(c) = &client_context {
             set("lambda-runtime-client-context", c);
         }
@@ -159,18 +160,25 @@ async fn next(s: &Shared) -> Answered {
     }
 }
 
-/// An X-Ray style trace header, as Lambda passes it.
-fn trace_id() -> String {
+/// An X-Ray style trace header, as Lambda passes it; with the
+/// recursive-loop count (`Lineage=HASH:N`) of an invocation an S3 event
+/// of a function's own write started, which the SDKs send back on their
+/// calls (botocore's `X-Amzn-Trace-Id`).
+fn trace_id(lineage: u32) -> String {
     let secs = crate::epoch_ms() / 1000;
     // 96 random bits for the root, 64 for the parent: two v4 UUIDs' worth
     // of the same fast generator, without formatting them as UUIDs.
     let a = uuid::Uuid::new_v4().as_u128();
     let b = uuid::Uuid::new_v4().as_u128();
-    format!(
+    let root = format!(
         "Root=1-{secs:08x}-{:024x};Parent={:016x};Sampled=0",
         a >> 32,
         b as u64
-    )
+    );
+    match lineage {
+        0 => root,
+        n => format!("{root};Lineage={:08x}:{n}", (a as u32)),
+    }
 }
 
 fn json(status: StatusCode, body: impl Into<Bytes>) -> Answered {

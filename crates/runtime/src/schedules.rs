@@ -53,6 +53,7 @@ pub async fn fire(
             client_context: None,
             cognito_identity: None,
             tail_logs: false,
+            lineage: 0,
         },
     )?;
     tracing::info!(schedule = %s.name, function = %s.target, "schedule {} ran ({})", s.name, s.expression);

@@ -132,3 +132,45 @@ async fn a_source_copy_sends_its_notifications_once() {
     let lines = std::fs::read_to_string(dir.path().join("fn/events.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 1, "{lines}");
 }
+
+const LOOP_PY: &str = r#"
+import json, os, boto3
+s3 = boto3.client("s3")
+def handler(event, context):
+    key = event["Records"][0]["s3"]["object"]["key"]
+    with open(os.path.join(os.environ["LAMBDA_TASK_ROOT"], "events.jsonl"), "a") as f:
+        f.write(json.dumps(event) + "\n")
+    # The classic mistake: the output lands under the function's own filter.
+    n = int(key.rsplit("-", 1)[1].split(".")[0]) + 1
+    s3.put_object(Bucket="uploads", Key=f"incoming/loop-{n}.txt", Body=b"again")
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_writing_under_its_own_filter_is_stopped_after_16_rounds() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "stratus.toml", PROJECT);
+    write_file(dir.path(), "fn/app.py", LOOP_PY);
+    let s = Serving::start(dir.path());
+    let endpoint = format!("http://{}/s3", s.admin);
+    write_file(dir.path(), "first.txt", "go");
+    let (ok, _, err) = aws(
+        &endpoint,
+        &[
+            "s3",
+            "cp",
+            dir.path().join("first.txt").to_str().unwrap(),
+            "s3://uploads/incoming/loop-0.txt",
+        ],
+    );
+    assert!(ok, "{err}");
+    let s = tokio::task::spawn_blocking(move || {
+        let lines = s.wait_line("recursive loop", Duration::from_secs(60));
+        (s, lines)
+    });
+    let (_s, lines) = s.await.unwrap();
+    let said = lines.iter().find(|l| l.contains("recursive loop")).unwrap();
+    assert!(said.contains("stopped after 16 invocations"), "{said}");
+    let got = records(dir.path(), 16).await;
+    assert_eq!(got.len(), 16, "16 rounds, then stopped");
+    assert_eq!(got[15]["s3"]["object"]["key"], "incoming/loop-15.txt");
+}
