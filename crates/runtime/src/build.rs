@@ -46,6 +46,10 @@ pub(crate) async fn prepare(
         )
         .await?;
     }
+    if !f.layers.is_empty() {
+        merge_layers(f, &opt_dir(build_dir))
+            .map_err(|e| format!("function {:?}: its layers: {e}", f.name))?;
+    }
     let node_dir = build_dir.join("node");
     install(
         f,
@@ -186,6 +190,39 @@ async fn bundle(f: &Function, b: &stratus_config::Bundle, build_dir: &Path) -> R
             b.entry_points.join(", "),
             String::from_utf8_lossy(&done.stderr)
         ));
+    }
+    Ok(())
+}
+
+/// Where a function's layers are merged as Lambda's `/opt` is (symbolic
+/// links to their files), for code that reads paths under it:
+/// `STRATUS_OPT` in its environment.
+pub(crate) fn opt_dir(build_dir: &Path) -> PathBuf {
+    build_dir.join("opt")
+}
+
+/// Links every file of the layers into `opt`, a later layer's over an
+/// earlier one's, as Lambda extracts them.
+fn merge_layers(f: &Function, opt: &Path) -> std::io::Result<()> {
+    let _ = std::fs::remove_dir_all(opt);
+    std::fs::create_dir_all(opt)?;
+    for layer in &f.layers {
+        let mut stack = vec![layer.clone()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir)? {
+                let e = e?;
+                let path = e.path();
+                let rel = path.strip_prefix(layer).map_err(std::io::Error::other)?;
+                let to = opt.join(rel);
+                if e.file_type()?.is_dir() {
+                    std::fs::create_dir_all(&to)?;
+                    stack.push(path);
+                } else {
+                    let _ = std::fs::remove_file(&to);
+                    std::os::unix::fs::symlink(&path, &to)?;
+                }
+            }
+        }
     }
     Ok(())
 }

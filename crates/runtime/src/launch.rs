@@ -242,6 +242,14 @@ impl Launcher {
             }
             Language::Provided(_) => {}
         }
+        // The layers merged as /opt is on Lambda, for code that reads a
+        // path under it.
+        if !f.layers.is_empty() {
+            env.push((
+                "STRATUS_OPT".into(),
+                crate::build::opt_dir(&deps).display().to_string(),
+            ));
+        }
         // A layer's `bin` and `lib`, as /opt/bin and /opt/lib are on Lambda.
         if let Some((_, path)) = env.iter_mut().find(|(k, _)| k == "PATH") {
             for bin in &layers.bin {

@@ -318,14 +318,7 @@ impl Pool {
         } else {
             self.function.timeout
         };
-        let ran = env
-            .run(
-                &request_id,
-                req,
-                invoked_arn,
-                pickup_limit,
-            )
-            .await;
+        let ran = env.run(&request_id, req, invoked_arn, pickup_limit).await;
         // Everything the function printed before answering is logged now,
         // before END and REPORT.
         env.drain_logs();

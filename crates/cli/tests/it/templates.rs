@@ -2010,6 +2010,8 @@ def handler(event, context):
     return {"statusCode": 200, "body": json.dumps({
         "greet": greet.hello("py"), "toml": tomli_w.dumps({"a": 1}).strip(),
         "tool": tool, "shared": os.environ["SHARED"],
+        "opt": sorted(os.listdir(os.environ["STRATUS_OPT"])),
+        "opt_tool": open(os.path.join(os.environ["STRATUS_OPT"], "bin/hello-tool")).read().strip().splitlines()[-1],
     })}
 "#;
 
@@ -2063,6 +2065,12 @@ async fn layers_of_a_template_are_found_as_in_opt() {
     assert_eq!(v["greet"], "hello py from the shared layer");
     assert_eq!(v["toml"], "a = 1");
     assert_eq!(v["tool"], "tool from the tools layer");
+    // The layers merged as /opt is, for code that reads a path under it.
+    assert_eq!(
+        v["opt"],
+        serde_json::json!(["bin", "nodejs", "python", "requirements.txt"])
+    );
+    assert_eq!(v["opt_tool"], "echo tool from the tools layer");
     assert_eq!(
         v["shared"],
         "arn:aws:lambda:us-east-1:000000000000:layer:shared:1"
