@@ -303,10 +303,11 @@ impl Runtime {
         if !self.pools.load().contains_key(name) {
             return Err(InvokeError::NotFound(key));
         }
-        let mut app = self
-            .versions
-            .app(name, n)
-            .map_err(|_| InvokeError::NotFound(key.clone()))?;
+        let mut app = self.versions.app(name, n).map_err(|e| match e {
+            versions::VersionError::NotFound(_) => InvokeError::NotFound(key.clone()),
+            // A version that is there but does not load says why.
+            other => InvokeError::Start(format!("version {n} of {name} cannot be loaded: {other}")),
+        })?;
         app.server = (*self.server).clone();
         let launcher = Arc::new(
             launch::Launcher::new(&app, self.extra_env.to_vec()).map_err(InvokeError::Start)?,
