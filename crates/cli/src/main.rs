@@ -890,11 +890,7 @@ fn serve(args: ServeArgs, watch: bool) -> anyhow::Result<()> {
         let mut server = stratus_server::Server::bind(app).await?;
         // A template runs as a stack: its outputs with the local URLs.
         let gateway = server.gateway_addr();
-        let localized = |t: &stratus_template::Project, v: &str| {
-            let v = stratus_template::sam::localize(v, &t.api_ids, gateway);
-            let v = stratus_template::sam::localize_urls(&v, &t.function_urls, gateway);
-            stratus_template::sam::localize_cdn(&v, &t.cdn_domains, gateway)
-        };
+        let localized = |t: &stratus_template::Project, v: &str| t.localize(v, gateway);
         if let Some(t) = &template {
             let stack_name = &t.stack_name;
             server.set_stack(stratus_admin::StackInfo {

@@ -88,7 +88,7 @@ pub(crate) fn resolve(
                     c.err(
                         d,
                         &["functions", name, "async", key],
-                        format!("unknown function {base:?} (not defined under [functions])"),
+                        c_unknown_function(base),
                     );
                 }
             }
@@ -686,16 +686,7 @@ fn api(
 
     let mut stages = Vec::new();
     match &a.stages {
-        None => stages.push(Stage {
-            name: DEFAULT_STAGE.to_owned(),
-            variables: BTreeMap::new(),
-            mount: base_path.clone(),
-            throttle: None,
-            access_log: None,
-            cache: None,
-            deployment: DeploymentRef::Latest,
-            canary: None,
-        }),
+        None => stages.push(default_stage(base_path.clone())),
         Some(map) => {
             for (stage, s) in map {
                 if stage != DEFAULT_STAGE && !is_name(stage) {
@@ -1018,6 +1009,20 @@ fn schedules(
     out
 }
 
+/// The `$default` stage an API without `stages` has, served at `mount`.
+fn default_stage(mount: String) -> Stage {
+    Stage {
+        name: DEFAULT_STAGE.to_owned(),
+        variables: BTreeMap::new(),
+        mount,
+        throttle: None,
+        access_log: None,
+        cache: None,
+        deployment: DeploymentRef::Latest,
+        canary: None,
+    }
+}
+
 /// A function's URL as an HTTP API of its own: one `$default` stage at
 /// `/lambda-url/NAME` (and at its own host), one `$default` route calling
 /// the function with payload 2.0, the URL's CORS.
@@ -1061,16 +1066,7 @@ fn function_url_api(
         host_only: false,
         kind: ApiKind::Http,
         base_path: mount.clone(),
-        stages: vec![Stage {
-            name: DEFAULT_STAGE.to_owned(),
-            variables: BTreeMap::new(),
-            mount,
-            throttle: None,
-            access_log: None,
-            cache: None,
-            deployment: DeploymentRef::Latest,
-            canary: None,
-        }],
+        stages: vec![default_stage(mount)],
         routes: vec![Route {
             key: RouteKey::Default,
             integration: Integration::Function {
@@ -1437,11 +1433,7 @@ fn buckets_and_sites(
             let at = ["buckets", name.as_str(), "notifications"];
             let (base, _) = split_qualifier(r.function.get_ref());
             if !raw.functions.contains_key(base) {
-                c.err(
-                    &r.function,
-                    &at,
-                    format!("unknown function {base:?} (not defined under [functions])"),
-                );
+                c.err(&r.function, &at, c_unknown_function(base));
             }
             for e in &r.events {
                 if !S3_EVENTS.contains(&e.get_ref().as_str()) {
@@ -2018,7 +2010,7 @@ fn route(
         // `name`, or `name:3` / `name:alias` (a published version or an alias).
         let (base, qualifier) = split_qualifier(f.get_ref());
         if !functions.contains_key(base) {
-            let msg = format!("unknown function {base:?} (not defined under [functions])");
+            let msg = c_unknown_function(base);
             c.err(f, rk, msg);
         } else if qualifier.is_some_and(|q| !valid_qualifier(q)) {
             c.err(

@@ -75,20 +75,19 @@ pub fn spawn(
         }
         let mut after = Utc::now();
         loop {
-            let next = enabled
+            // Each schedule's next run, once; the earliest are run together.
+            let next: Vec<(DateTime<Utc>, &Arc<Schedule>)> = enabled
                 .iter()
                 .filter_map(|s| Some((s.parsed.next_after(after, since, s.timezone)?, *s)))
-                .min_by_key(|(t, _)| *t);
-            let Some((at, _)) = next else {
+                .collect();
+            let Some(at) = next.iter().map(|(t, _)| *t).min() else {
                 return;
             };
             let wait = (at - Utc::now()).to_std().unwrap_or_default();
             tokio::time::sleep(wait).await;
-            for s in &enabled {
-                if s.parsed.next_after(after, since, s.timezone) == Some(at) {
-                    if let Err(e) = fire(&functions, s, &region, at).await {
-                        tracing::error!(schedule = %s.name, "schedule {} could not run: {e}", s.name);
-                    }
+            for (_, s) in next.iter().filter(|(t, _)| *t == at) {
+                if let Err(e) = fire(&functions, s, &region, at).await {
+                    tracing::error!(schedule = %s.name, "schedule {} could not run: {e}", s.name);
                 }
             }
             after = at;

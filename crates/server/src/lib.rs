@@ -653,22 +653,15 @@ async fn management(
 ) -> hyper::Response<stratus_gateway::Body> {
     use http_body_util::BodyExt;
     let (parts, body) = req.into_parts();
-    let body = match http_body_util::Limited::new(body, stratus_gateway::MAX_MESSAGE)
-        .collect()
-        .await
+    let body = match read_limited(
+        body,
+        stratus_gateway::MAX_MESSAGE,
+        "Request entity too large: at most 128 KB",
+    )
+    .await
     {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            let too_large = e
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some();
-            let (status, message) = if too_large {
-                (413, "Request entity too large: at most 128 KB")
-            } else {
-                (400, "The request body could not be read")
-            };
-            return json_answer(status, message);
-        }
+        Ok(b) => b,
+        Err(answer) => return answer,
     };
     let ws = admin.websockets();
     let Some(call) = ws.management_call(host_of(&parts.headers, &parts.uri), parts.uri.path())
@@ -710,24 +703,17 @@ async fn signed_url_call(
     req: hyper::Request<hyper::body::Incoming>,
     remote: SocketAddr,
 ) -> hyper::Response<stratus_gateway::Body> {
-    use http_body_util::BodyExt;
     const MAX_URL_PAYLOAD: usize = 6 * 1024 * 1024;
     let (mut parts, body) = req.into_parts();
-    let body = match http_body_util::Limited::new(body, MAX_URL_PAYLOAD)
-        .collect()
-        .await
+    let body = match read_limited(
+        body,
+        MAX_URL_PAYLOAD,
+        "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
+    )
+    .await
     {
-        Ok(b) => b.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            return json_answer(
-                413,
-                "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
-            );
-        }
-        Err(_) => return json_answer(400, "The request body could not be read"),
+        Ok(b) => b,
+        Err(answer) => return answer,
     };
     match stratus_admin::sigv4::function_url_caller(
         admin,
@@ -753,28 +739,49 @@ async fn signed_url_call(
     gw.handle(req, remote).await
 }
 
-/// Lambda's answer to a function URL call it does not let in.
-fn forbidden() -> hyper::Response<stratus_gateway::Body> {
+/// A request body of at most `limit` bytes; past it 413 with
+/// `too_large`, unreadable 400.
+async fn read_limited(
+    body: hyper::body::Incoming,
+    limit: usize,
+    too_large: &str,
+) -> Result<bytes::Bytes, hyper::Response<stratus_gateway::Body>> {
     use http_body_util::BodyExt;
-    hyper::Response::builder()
-        .status(403)
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(
-            http_body_util::Full::new(bytes::Bytes::from_static(br#"{"Message":"Forbidden"}"#))
-                .map_err(|never| match never {})
-                .boxed(),
-        )
-        .expect("a valid answer")
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(json_answer(413, too_large))
+        }
+        Err(_) => Err(json_answer(400, "The request body could not be read")),
+    }
 }
 
+/// Lambda's answer to a function URL call it does not let in.
+fn forbidden() -> hyper::Response<stratus_gateway::Body> {
+    json_body(
+        403,
+        bytes::Bytes::from_static(br#"{"Message":"Forbidden"}"#),
+    )
+}
+
+/// `{"message": message}` with `status`.
 fn json_answer(status: u16, message: &str) -> hyper::Response<stratus_gateway::Body> {
+    json_body(
+        status,
+        bytes::Bytes::from(serde_json::json!({ "message": message }).to_string()),
+    )
+}
+
+fn json_body(status: u16, body: bytes::Bytes) -> hyper::Response<stratus_gateway::Body> {
     use http_body_util::BodyExt;
-    let body = serde_json::json!({ "message": message }).to_string();
     hyper::Response::builder()
         .status(status)
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .body(
-            http_body_util::Full::new(bytes::Bytes::from(body))
+            http_body_util::Full::new(body)
                 .map_err(|never| match never {})
                 .boxed(),
         )

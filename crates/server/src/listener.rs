@@ -36,6 +36,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio_util::either::Either;
 
 /// What every listener enforces; from `[server]`.
 #[derive(Debug, Clone, Copy)]
@@ -199,7 +200,7 @@ async fn refuse(stream: TcpStream, health: bool) {
         REFUSED
     };
     let probe = Probe {
-        stream: Arc::new(Mutex::new(Conn::Plain(stream))),
+        stream: Arc::new(Mutex::new(Either::Left(stream))),
         read_since_write: Arc::new(AtomicBool::new(true)),
     };
     probe.send_and_close(answer).await;
@@ -246,16 +247,16 @@ async fn open(
     remote: SocketAddr,
 ) -> Option<Conn> {
     let Some(acceptor) = tls else {
-        return Some(Conn::Plain(stream));
+        return Some(Either::Left(stream));
     };
     let handshake = async {
         let mut first = [0u8; 1];
         let n = stream.peek(&mut first).await.ok()?;
         if n == 0 || first[0] != 0x16 {
-            return Some(Conn::Plain(stream));
+            return Some(Either::Left(stream));
         }
         match acceptor.accept(stream).await {
-            Ok(tls) => Some(Conn::Tls(Box::new(tls))),
+            Ok(tls) => Some(Either::Right(Box::new(tls))),
             Err(e) => {
                 tracing::debug!(%remote, "TLS handshake failed: {e}");
                 None
@@ -272,68 +273,7 @@ async fn open(
 }
 
 /// A client's byte stream: plain TCP, or TLS over it.
-enum Conn {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Conn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Conn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write(cx, data),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Conn::Plain(s) => s.is_write_vectored(),
-            Conn::Tls(s) => s.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
+type Conn = Either<TcpStream, Box<tokio_rustls::server::TlsStream<TcpStream>>>;
 
 /// The client socket as hyper sees it. The socket is shared with a
 /// [`Probe`] so that, when hyper gives up on a client, an answer can still

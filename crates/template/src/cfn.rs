@@ -375,6 +375,79 @@ pub(crate) fn mock_table(status: i64, body: String) -> toml::Table {
     mock
 }
 
+/// A JWT authorizer's table. API Gateway reads the keys from the issuer's
+/// discovery document; Stratus takes them at the usual place beside it,
+/// `{issuer}/.well-known/jwks.json`.
+pub(crate) fn jwt_authorizer(
+    issuer: String,
+    audience: Vec<toml::Value>,
+    identity_source: Option<String>,
+) -> toml::Table {
+    let mut t = toml::Table::new();
+    t.insert("type".into(), "jwt".into());
+    t.insert(
+        "jwks".into(),
+        format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')).into(),
+    );
+    t.insert("issuer".into(), issuer.into());
+    t.insert("audience".into(), toml::Value::Array(audience));
+    if let Some(src) = identity_source {
+        t.insert("identity_source".into(), src.into());
+    }
+    t
+}
+
+/// A Lambda authorizer's payload format version as the project spells it
+/// (`1.0`, else `2.0`).
+pub(crate) fn payload_version(v: &str) -> &'static str {
+    if v.starts_with('1') {
+        "1.0"
+    } else {
+        "2.0"
+    }
+}
+
+/// A CORS configuration of HTTP APIs' and function URLs' shape as the
+/// project's `cors` table: `AllowOrigins`, `AllowMethods`, `AllowHeaders`,
+/// `ExposeHeaders`, `MaxAge`, `AllowCredentials` (camelCase in OpenAPI's
+/// `x-amazon-apigateway-cors`); empty lists left out.
+pub(crate) fn cors_table(c: &Node, camel: bool) -> toml::Table {
+    let key = |k: &str| {
+        if camel {
+            let mut chars = k.chars();
+            chars
+                .next()
+                .map(|f| f.to_ascii_lowercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        } else {
+            k.to_owned()
+        }
+    };
+    let mut t = toml::Table::new();
+    for (from, to) in [
+        ("AllowOrigins", "allow_origins"),
+        ("AllowMethods", "allow_methods"),
+        ("AllowHeaders", "allow_headers"),
+        ("ExposeHeaders", "expose_headers"),
+    ] {
+        let list = crate::openapi::texts(c.get(&key(from)));
+        if !list.is_empty() {
+            t.insert(to.into(), toml::Value::Array(list));
+        }
+    }
+    if let Some(age) = c
+        .get(&key("MaxAge"))
+        .and_then(Node::scalar_text)
+        .and_then(|a| a.parse::<i64>().ok())
+    {
+        t.insert("max_age".into(), age.into());
+    }
+    if let Some(Value::Bool(b)) = c.get(&key("AllowCredentials")).map(|n| &n.value) {
+        t.insert("allow_credentials".into(), (*b).into());
+    }
+    t
+}
+
 /// A CloudFormation throttle (`{RateLimit, BurstLimit}`) as a project's
 /// `{ rate, burst }`; what is missing is left for the project's checks
 /// to name.

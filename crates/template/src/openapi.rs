@@ -176,25 +176,10 @@ pub(crate) fn apply(
         api.insert("api_key_source".into(), src.into());
     }
     if let Some(c) = body.get("x-amazon-apigateway-cors") {
-        let mut t = toml::Table::new();
-        for (from, to) in [
-            ("allowOrigins", "allow_origins"),
-            ("allowMethods", "allow_methods"),
-            ("allowHeaders", "allow_headers"),
-            ("exposeHeaders", "expose_headers"),
-        ] {
-            let list = texts(c.get(from));
-            if !list.is_empty() {
-                t.insert(to.into(), toml::Value::Array(list));
-            }
-        }
-        if let Some(age) = text(c, "maxAge").and_then(|a| a.parse::<i64>().ok()) {
-            t.insert("max_age".into(), age.into());
-        }
-        if let Some(b) = boolean(c, "allowCredentials") {
-            t.insert("allow_credentials".into(), b.into());
-        }
-        api.insert("cors".into(), toml::Value::Table(t));
+        api.insert(
+            "cors".into(),
+            toml::Value::Table(crate::cfn::cors_table(c, true)),
+        );
     }
     Ok(())
 }
@@ -291,7 +276,7 @@ fn authorizer(scheme: &Node, a: &Node, http: bool, at: &str) -> Result<toml::Tab
             }
             if http {
                 let payload = text(a, "authorizerPayloadFormatVersion").unwrap_or_else(|| "2.0".into());
-                let payload = if payload.starts_with('1') { "1.0" } else { "2.0" };
+                let payload = crate::cfn::payload_version(&payload);
                 t.insert("payload".into(), payload.into());
                 if let Some(b) = boolean(a, "enableSimpleResponses") {
                     t.insert("simple_responses".into(), b.into());
@@ -303,17 +288,9 @@ fn authorizer(scheme: &Node, a: &Node, http: bool, at: &str) -> Result<toml::Tab
             let issuer = jwt
                 .and_then(|j| text(j, "issuer"))
                 .ok_or_else(|| a.error(at, "a jwt authorizer's jwtConfiguration needs an issuer"))?;
-            t.insert("type".into(), "jwt".into());
-            t.insert(
-                "jwks".into(),
-                format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')).into(),
-            );
-            t.insert("issuer".into(), issuer.into());
-            t.insert("audience".into(), toml::Value::Array(texts(jwt.and_then(|j| j.get("audience")))));
-            if let Some(src) = text(a, "identitySource") {
-                t.insert("identity_source".into(), source(&src).into());
-            }
-            return Ok(t);
+            let audience = texts(jwt.and_then(|j| j.get("audience")));
+            let src = text(a, "identitySource").map(|s| source(&s));
+            return Ok(crate::cfn::jwt_authorizer(issuer, audience, src));
         }
         other => {
             return Err(a.error(

@@ -57,6 +57,17 @@ pub struct Project {
     pub function_urls: Vec<(String, String)>,
 }
 
+impl Project {
+    /// `value` with every AWS URL of the template's resources (its APIs'
+    /// execute-api URLs, its function URLs, its CloudFront domains) made
+    /// the local URL on `listener` that serves it.
+    pub fn localize(&self, value: &str, listener: std::net::SocketAddr) -> String {
+        let v = localize(value, &self.api_ids, listener);
+        let v = localize_urls(&v, &self.function_urls, listener);
+        localize_cdn(&v, &self.cdn_domains, listener)
+    }
+}
+
 /// One of the template's `Outputs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Output {
@@ -67,7 +78,7 @@ pub struct Output {
 
 /// `value` with each `https://DOMAIN` of one of the template's CloudFront
 /// distributions made the listener's URL, which serves its site.
-pub fn localize_cdn(value: &str, domains: &[String], listener: std::net::SocketAddr) -> String {
+fn localize_cdn(value: &str, domains: &[String], listener: std::net::SocketAddr) -> String {
     let mut out = value.to_owned();
     for d in domains {
         out = out.replace(&format!("https://{d}"), &format!("http://{listener}"));
@@ -78,11 +89,7 @@ pub fn localize_cdn(value: &str, domains: &[String], listener: std::net::SocketA
 /// `value` with each AWS URL of one of the template's function URLs
 /// (`https://ID.lambda-url.REGION.on.aws/`) made the listener's URL that
 /// serves it (`http://127.0.0.1:8080/lambda-url/FUNCTION/`).
-pub fn localize_urls(
-    value: &str,
-    urls: &[(String, String)],
-    listener: std::net::SocketAddr,
-) -> String {
+fn localize_urls(value: &str, urls: &[(String, String)], listener: std::net::SocketAddr) -> String {
     let mut out = value.to_owned();
     for (id, function) in urls {
         let prefix = format!("https://{id}.lambda-url.");
@@ -1540,29 +1547,10 @@ fn url_settings(n: &Node, path: &str) -> Result<(Option<String>, toml::Table), E
         ));
     }
     if let Some(c) = n.get("Cors") {
-        let mut cors = toml::Table::new();
-        for (from, to) in [
-            ("AllowOrigins", "allow_origins"),
-            ("AllowMethods", "allow_methods"),
-            ("AllowHeaders", "allow_headers"),
-            ("ExposeHeaders", "expose_headers"),
-        ] {
-            let list = crate::openapi::texts(c.get(from));
-            if !list.is_empty() {
-                cors.insert(to.into(), toml::Value::Array(list));
-            }
-        }
-        if let Some(age) = c
-            .get("MaxAge")
-            .and_then(Node::scalar_text)
-            .and_then(|a| a.parse::<i64>().ok())
-        {
-            cors.insert("max_age".into(), age.into());
-        }
-        if let Some(Value::Bool(b)) = c.get("AllowCredentials").map(|v| &v.value) {
-            cors.insert("allow_credentials".into(), (*b).into());
-        }
-        t.insert("cors".into(), toml::Value::Table(cors));
+        t.insert(
+            "cors".into(),
+            toml::Value::Table(crate::cfn::cors_table(c, false)),
+        );
     }
     let target = n
         .get("TargetFunctionArn")
@@ -1900,18 +1888,12 @@ fn apply_auth(
                 .get("issuer")
                 .and_then(Node::scalar_text)
                 .ok_or_else(|| jwt.error(&apath, "JwtConfiguration needs an issuer"))?;
-            t.insert("type".into(), "jwt".into());
-            t.insert("audience".into(), list(strings(Some(jwt), "audience")));
-            // API Gateway reads the keys from the issuer's discovery
-            // document; Stratus takes them at the usual place beside it.
-            t.insert(
-                "jwks".into(),
-                format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')).into(),
+            let source = a.get("IdentitySource").and_then(Node::scalar_text);
+            t = crate::cfn::jwt_authorizer(
+                issuer,
+                crate::openapi::texts(jwt.get("audience")),
+                source,
             );
-            t.insert("issuer".into(), issuer.into());
-            if let Some(src) = a.get("IdentitySource").and_then(Node::scalar_text) {
-                t.insert("identity_source".into(), src.into());
-            }
         } else if let Some(arn) = a.get("FunctionArn").and_then(Node::scalar_text) {
             t.insert("function".into(), function_of_arn(&arn).into());
             let request =

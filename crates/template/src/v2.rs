@@ -231,16 +231,7 @@ fn authorizer(a: &Part<'_>, websocket: bool) -> Result<toml::Table, Error> {
                 .and_then(Node::scalar_text)
                 .ok_or_else(|| a.error("a JWT authorizer's JwtConfiguration needs an Issuer"))?;
             let audience = texts(jwt.and_then(|j| j.get("Audience")));
-            t.insert("type".into(), "jwt".into());
-            t.insert(
-                "jwks".into(),
-                format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')).into(),
-            );
-            t.insert("issuer".into(), issuer.into());
-            t.insert("audience".into(), toml::Value::Array(audience));
-            if let Some(src) = sources.into_iter().next() {
-                t.insert("identity_source".into(), src.into());
-            }
+            t = crate::cfn::jwt_authorizer(issuer, audience, sources.into_iter().next());
         }
         Some("REQUEST") => {
             let function = a
@@ -271,11 +262,7 @@ fn authorizer(a: &Part<'_>, websocket: bool) -> Result<toml::Table, Error> {
                 let payload = a
                     .text("AuthorizerPayloadFormatVersion")
                     .unwrap_or_else(|| "2.0".into());
-                let payload = if payload.starts_with('1') {
-                    "1.0"
-                } else {
-                    "2.0"
-                };
+                let payload = crate::cfn::payload_version(&payload);
                 t.insert("payload".into(), payload.into());
                 let simple = props.and_then(|p| p.get("EnableSimpleResponses"));
                 if let Some(Value::Bool(b)) = simple.map(|n| &n.value) {
