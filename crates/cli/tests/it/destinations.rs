@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
 use stratus_testkit::write_file;
 
 use crate::support::Serving;
@@ -62,18 +61,7 @@ async fn destinations_get_the_invocation_record_on_success_and_failure() {
         assert_eq!(r.status(), 202, "{function}");
     }
     let file = dir.path().join("fn/records.jsonl");
-    let mut got: Vec<Value> = Vec::new();
-    for _ in 0..150 {
-        got = std::fs::read_to_string(&file)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        if got.len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let got = crate::support::json_lines(&file, 2, Duration::from_secs(15)).await;
     assert_eq!(got.len(), 2, "{got:?}");
     let by = |c: &str| {
         got.iter()

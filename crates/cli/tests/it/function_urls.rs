@@ -117,6 +117,15 @@ async fn function_urls_answer_at_their_path_and_host_with_none_and_aws_iam() {
             .await,
         Some("http://localhost:3000".to_owned())
     );
+    // A body past Lambda's 6 MB request payload is refused before any
+    // signature is read, and the server answers on.
+    let r = client
+        .post(s.url("/lambda-url/private/"))
+        .body(vec![b'x'; 6 * 1024 * 1024 + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
     // AWS_IAM: unsigned is refused as Lambda refuses it; botocore-signed
     // gets in, the caller in the event.
     let url = s.url("/lambda-url/private/");

@@ -34,19 +34,11 @@ def handler(event, context):
 
 async fn records(dir: &std::path::Path, n: usize) -> Vec<Value> {
     let file = dir.join("fn/events.jsonl");
-    let mut got = Vec::new();
-    for _ in 0..100 {
-        got = std::fs::read_to_string(&file)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap()["Records"][0].clone())
-            .collect();
-        if got.len() >= n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    got
+    crate::support::json_lines(&file, n, Duration::from_secs(10))
+        .await
+        .into_iter()
+        .map(|e| e["Records"][0].clone())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

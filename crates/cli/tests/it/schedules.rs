@@ -34,19 +34,13 @@ def handler(event, context):
 
 /// The events the function has written, once there are `n`.
 async fn events(dir: &std::path::Path, n: usize) -> Vec<Value> {
-    let file = dir.join("fn/events.jsonl");
-    for _ in 0..100 {
-        let lines: Vec<Value> = std::fs::read_to_string(&file)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        if lines.len() >= n {
-            return lines;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the function got fewer than {n} events");
+    let got =
+        crate::support::json_lines(&dir.join("fn/events.jsonl"), n, Duration::from_secs(10)).await;
+    assert!(
+        got.len() >= n,
+        "the function got fewer than {n} events: {got:?}"
+    );
+    got
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -325,3 +325,20 @@ pub(crate) async fn preflight(url: &str, origin: &str, method: &str) -> Option<S
         .get("access-control-allow-origin")
         .map(|v| v.to_str().unwrap().to_owned())
 }
+
+/// The JSON lines a function appends to `file`, once there are `n` (or
+/// what there is after `limit`).
+pub(crate) async fn json_lines(file: &Path, n: usize, limit: Duration) -> Vec<serde_json::Value> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let got: Vec<serde_json::Value> = std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if got.len() >= n || tokio::time::Instant::now() >= deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -2488,19 +2488,8 @@ async fn schedule_events_rules_and_scheduler_schedules_of_a_template_run() {
         let (ok, _, err) = run_cli(&["schedule", "run", name, "--project", project]);
         assert!(ok, "{err}");
     }
-    let file = dir.join("digest/got.jsonl");
-    let mut got = Vec::new();
-    for _ in 0..100 {
-        got = std::fs::read_to_string(&file)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .collect();
-        if got.len() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let got =
+        crate::support::json_lines(&dir.join("digest/got.jsonl"), 2, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 2, "{got:?}");
     assert!(
         got.contains(&serde_json::json!({"from": "Mornings"})),

@@ -197,6 +197,14 @@ async fn connect_functions_post_back_through_https_domain_name_and_stage() {
         "POST",
     );
     assert!(out.starts_with("410 "), "{out}");
+    // A message past 128 KB is refused at once, as PostToConnection does.
+    let r = reqwest::Client::new()
+        .post(format!("http://{gateway}/node/@connections/nope"))
+        .body(vec![b'x'; 128 * 1024 + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
     let _ = std::fs::remove_file(dir.join("node/node_modules"));
 }
 
