@@ -51,8 +51,17 @@ pub(crate) struct Answer {
 
 pub(crate) enum Reply {
     Ok(Bytes),
-    Err { error_type: String, body: Bytes },
+    Err {
+        error_type: String,
+        body: Bytes,
+    },
     TooLarge,
+    /// A streamed response: its content type, and its body as the runtime
+    /// writes it (ending with an error when its trailers say so).
+    Stream {
+        content_type: String,
+        frames: mpsc::Receiver<Result<Bytes, FunctionError>>,
+    },
 }
 
 /// How the process ended.
@@ -290,6 +299,7 @@ impl Env {
         req: crate::InvokeRequest,
         invoked_arn: Option<String>,
         pickup_limit: Duration,
+        mut stream_to: Option<(crate::StreamTo, String)>,
     ) -> Ran {
         let crate::InvokeRequest {
             payload,
@@ -326,7 +336,16 @@ impl Env {
                 r = &mut reply_rx => match r {
                     Ok(answer) => {
                         picked_at = Some(answer.picked_at);
-                        break answer.reply.into_result();
+                        match answer.reply {
+                            Reply::Stream { content_type, frames } => {
+                                let until = answer.picked_at + timeout;
+                                let to = stream_to.take();
+                                break self
+                                    .relay(request_id, content_type, frames, to, until, &mut exit)
+                                    .await;
+                            }
+                            other => break other.into_result(),
+                        }
                     }
                     Err(_) => break Err(self.exit_error(request_id).await),
                 },
@@ -353,6 +372,117 @@ impl Env {
             }
         };
         self.ended(picked_at, result)
+    }
+
+    /// Passes a streamed response on as the runtime writes it, to the
+    /// caller's stream (bounded: a slow reader slows the function, as a
+    /// socket would), or gathers it for a caller that wants it whole (up to
+    /// the synchronous limit, as Lambda's `Invoke` buffers a stream). The
+    /// function's timeout covers the whole stream; a caller that goes away
+    /// stops the environment, which frees it at once.
+    async fn relay(
+        &self,
+        request_id: &str,
+        content_type: String,
+        mut frames: mpsc::Receiver<Result<Bytes, FunctionError>>,
+        stream_to: Option<(crate::StreamTo, String)>,
+        until: Instant,
+        exit: &mut watch::Receiver<Option<Exit>>,
+    ) -> Result<Bytes, FunctionError> {
+        let timeout = self.shared.function.timeout;
+        let out = match stream_to {
+            None => None,
+            Some((tx, executed_version)) => {
+                let (otx, orx) = mpsc::channel(STREAM_QUEUE);
+                let stream = crate::ResponseStream {
+                    request_id: request_id.to_owned(),
+                    executed_version,
+                    content_type,
+                    chunks: orx,
+                };
+                if tx.send(stream).is_err() {
+                    return Err(self.abandoned(request_id));
+                }
+                Some(otx)
+            }
+        };
+        let limit = if out.is_some() {
+            crate::MAX_STREAMED_RESPONSE
+        } else {
+            MAX_SYNC_PAYLOAD
+        };
+        let mut gathered = bytes::BytesMut::new();
+        let mut total = 0usize;
+        let mut paced_from: Option<Instant> = None;
+        let failed = loop {
+            let frame = tokio::select! {
+                f = frames.recv() => f,
+                () = caller_gone(out.as_ref()) => return Err(self.abandoned(request_id)),
+                () = exited(exit) => break self.exit_error(request_id).await,
+                () = tokio::time::sleep_until(until) => {
+                    self.kill();
+                    break timed_out(request_id, timeout);
+                }
+            };
+            let chunk = match frame {
+                None => {
+                    finish(out.as_ref(), crate::StreamEvent::End).await;
+                    return Ok(gathered.freeze());
+                }
+                Some(Err(e)) => break e,
+                Some(Ok(chunk)) => chunk,
+            };
+            total += chunk.len();
+            if total > limit {
+                // The function is still writing: it is stopped.
+                self.kill();
+                break FunctionError {
+                    kind: ErrorKind::Crash,
+                    ..too_large(limit)
+                };
+            }
+            let Some(otx) = &out else {
+                gathered.extend_from_slice(&chunk);
+                continue;
+            };
+            // Past the burst, Lambda's bandwidth: the chunk goes when the
+            // bytes before it would have at that rate.
+            let mut due = None;
+            if total > crate::STREAM_BURST {
+                let from = *paced_from.get_or_insert_with(Instant::now);
+                let paced = (total - crate::STREAM_BURST) as f64 / crate::STREAM_BANDWIDTH as f64;
+                due = Some(from + Duration::from_secs_f64(paced));
+            }
+            let sent = async {
+                if let Some(due) = due {
+                    tokio::time::sleep_until(due).await;
+                }
+                otx.send(crate::StreamEvent::Data(chunk)).await
+            };
+            tokio::select! {
+                r = sent => if r.is_err() {
+                    return Err(self.abandoned(request_id));
+                },
+                () = tokio::time::sleep_until(until) => {
+                    self.kill();
+                    break timed_out(request_id, timeout);
+                }
+            }
+        };
+        finish(out.as_ref(), crate::StreamEvent::Failed(failed.clone())).await;
+        Err(failed)
+    }
+
+    /// The caller of a streamed call went away: the function is stopped
+    /// (its environment freed now rather than at its timeout).
+    fn abandoned(&self, request_id: &str) -> FunctionError {
+        self.log("Stratus: the caller went away during the streamed response; the environment is stopped");
+        self.kill();
+        FunctionError::new(
+            ErrorKind::Crash,
+            "Stratus.CallerGone",
+            format!("RequestId: {request_id} Error: the caller closed the stream"),
+        )
     }
 
     /// When the runtime took `request_id`, if it is running it.
@@ -426,13 +556,38 @@ impl Reply {
                 error_type,
                 body,
             }),
-            Reply::TooLarge => Err(FunctionError::new(
-                ErrorKind::Handled,
-                "Function.ResponseSizeTooLarge",
-                format!("Response payload size exceeded maximum allowed payload size ({MAX_SYNC_PAYLOAD} bytes)."),
-            )),
+            Reply::TooLarge => Err(too_large(MAX_SYNC_PAYLOAD)),
+            // Streams are relayed before they get here (`Env::relay`).
+            Reply::Stream { .. } => Ok(Bytes::new()),
         }
     }
+}
+
+/// Chunks a streamed response queues ahead of a slow reader.
+const STREAM_QUEUE: usize = 8;
+
+/// Resolves when the caller of a streamed call has dropped its stream.
+async fn caller_gone(out: Option<&mpsc::Sender<crate::StreamEvent>>) {
+    match out {
+        Some(tx) => tx.closed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Tells a streamed call's caller how the stream ended (waiting a little
+/// for room: the end is what tells a whole stream from a cut one).
+async fn finish(out: Option<&mpsc::Sender<crate::StreamEvent>>, last: crate::StreamEvent) {
+    if let Some(tx) = out {
+        let _ = tx.send_timeout(last, Duration::from_secs(2)).await;
+    }
+}
+
+fn too_large(limit: usize) -> FunctionError {
+    FunctionError::new(
+        ErrorKind::Handled,
+        "Function.ResponseSizeTooLarge",
+        format!("Response payload size exceeded maximum allowed payload size ({limit} bytes)."),
+    )
 }
 
 /// Lambda's error for a call past its time.

@@ -39,6 +39,58 @@ pub fn epoch_ms() -> i64 {
 /// Synchronous payload limit, each way (6 MB).
 pub const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
 
+/// A streamed response's limit (Lambda's documented soft limit, 20 MB):
+/// past it the stream ends with `Function.ResponseSizeTooLarge`.
+pub const MAX_STREAMED_RESPONSE: usize = 20 * 1024 * 1024;
+
+/// How much of a streamed response goes at full speed; past it Lambda
+/// streams at most [`STREAM_BANDWIDTH`] bytes a second.
+pub const STREAM_BURST: usize = 6 * 1024 * 1024;
+
+/// Bytes a second a streamed response gets past [`STREAM_BURST`] (2 MB/s).
+pub const STREAM_BANDWIDTH: usize = 2 * 1024 * 1024;
+
+/// The content type of a streamed answer for an HTTP integration: a JSON
+/// prelude (`statusCode`, `headers`, `cookies`), 8 NUL bytes, the body.
+pub const HTTP_INTEGRATION_STREAM: &str = "application/vnd.awslambda.http-integration-response";
+
+/// A response the function streams (`Lambda-Runtime-Function-Response-Mode:
+/// streaming`), as it writes it: each chunk when it arrives; an error
+/// (the function's trailers, its timeout or crash, the size limit) ends it.
+#[derive(Debug)]
+pub struct ResponseStream {
+    pub request_id: String,
+    /// The version that ran: `$LATEST` or `N`.
+    pub executed_version: String,
+    /// The stream's own `Content-Type` (`application/octet-stream` unless
+    /// the function set one; [`HTTP_INTEGRATION_STREAM`] with a prelude).
+    pub content_type: String,
+    /// Dropping it (the client went away) stops the function: its
+    /// environment is stopped and freed.
+    pub chunks: tokio::sync::mpsc::Receiver<StreamEvent>,
+}
+
+/// What a [`ResponseStream`] carries. A stream that closes without `End`
+/// or `Failed` was cut (the server is stopping): treat it as failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEvent {
+    Data(Bytes),
+    /// The function ended its stream.
+    End,
+    /// The stream broke: the function's error trailers, its timeout or
+    /// crash, or the size limit.
+    Failed(FunctionError),
+}
+
+/// The answer of a call that may stream.
+#[derive(Debug)]
+pub enum Streamed {
+    /// The function answered whole (it did not stream).
+    Whole(InvokeResponse),
+    /// The function streams: chunks as it writes them.
+    Stream(ResponseStream),
+}
+
 /// One call of a function.
 #[derive(Debug, Clone, Default)]
 pub struct InvokeRequest {
@@ -143,6 +195,9 @@ pub enum InvokeError {
 }
 
 type Pools = HashMap<String, Arc<pool::Pool>>;
+
+/// Where a call that may stream hands its stream, when the function streams.
+pub(crate) type StreamTo = tokio::sync::oneshot::Sender<ResponseStream>;
 
 /// Every function of an app. Cheap to clone; every clone sees a reload.
 #[derive(Clone)]
@@ -411,7 +466,32 @@ impl Runtime {
         // function may run); past `concurrency` it is throttled.
         let deadline = tokio::time::Instant::now() + pool.function.timeout;
         let permits = pool.slot_or_throttle(deadline).await?;
-        Self::run(pool, req, permits, arn).await
+        Self::run(pool, req, permits, arn, None).await
+    }
+
+    /// Like `invoke`, for callers that pass a streamed response on as it
+    /// comes (function URLs in `RESPONSE_STREAM` mode, REST routes that
+    /// stream, `InvokeWithResponseStream`): answers as soon as the function
+    /// starts streaming, or with its whole answer when it does not stream.
+    /// (`invoke` buffers a streamed response, as Lambda's `Invoke` does.)
+    pub async fn invoke_stream(
+        &self,
+        function: &str,
+        req: InvokeRequest,
+    ) -> Result<Streamed, InvokeError> {
+        let (pool, arn) = self.resolve(function, &req).await?;
+        let deadline = tokio::time::Instant::now() + pool.function.timeout;
+        let permits = pool.slot_or_throttle(deadline).await?;
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        let run = Self::run(pool, req, permits, arn, Some(tx));
+        tokio::pin!(run);
+        tokio::select! {
+            biased;
+            Ok(stream) = &mut rx => Ok(Streamed::Stream(stream)),
+            out = &mut run => out.map(Streamed::Whole),
+        }
+        // Dropped before it ended, the call goes on in a task of its own
+        // (`Finish`) while the caller reads the stream.
     }
 
     /// Like `invoke`, but when every environment is busy the call waits for
@@ -426,7 +506,7 @@ impl Runtime {
     ) -> Result<InvokeResponse, InvokeError> {
         let (pool, arn) = self.resolve(function, &req).await?;
         let permits = pool.slot_by(tokio::time::Instant::now() + wait).await?;
-        Self::run(pool, req, permits, arn).await
+        Self::run(pool, req, permits, arn, None).await
     }
 
     /// An asynchronous (`Event`) invocation: queued, run as environments
@@ -456,7 +536,8 @@ impl Runtime {
                     Ok(p) => p,
                     Err(_) => break "it reached the maximum event age",
                 };
-                let failure = match Self::run(pool.clone(), req.clone(), permits, None).await {
+                let failure = match Self::run(pool.clone(), req.clone(), permits, None, None).await
+                {
                     Ok(out) => {
                         let why = out
                             .result
@@ -568,9 +649,10 @@ impl Runtime {
         req: InvokeRequest,
         permits: pool::Permits,
         invoked_arn: Option<String>,
+        stream_to: Option<StreamTo>,
     ) -> Result<InvokeResponse, InvokeError> {
         Finish(Some(Box::pin(async move {
-            pool.invoke(req, permits, invoked_arn).await
+            pool.invoke(req, permits, invoked_arn, stream_to).await
         })))
         .await
     }

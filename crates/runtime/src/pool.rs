@@ -299,6 +299,7 @@ impl Pool {
         req: InvokeRequest,
         _permits: Permits,
         invoked_arn: Option<String>,
+        stream_to: Option<crate::StreamTo>,
     ) -> Result<InvokeResponse, InvokeError> {
         let request_id = uuid::Uuid::new_v4().to_string();
         let (env, cold) = match self.checkout() {
@@ -318,7 +319,14 @@ impl Pool {
         } else {
             self.function.timeout
         };
-        let ran = env.run(&request_id, req, invoked_arn, pickup_limit).await;
+        let executed_version = self
+            .function
+            .version
+            .map_or_else(|| "$LATEST".to_owned(), |v| v.to_string());
+        let stream_to = stream_to.map(|tx| (tx, executed_version.clone()));
+        let ran = env
+            .run(&request_id, req, invoked_arn, pickup_limit, stream_to)
+            .await;
         // Everything the function printed before answering is logged now,
         // before END and REPORT.
         env.drain_logs();
@@ -365,10 +373,7 @@ impl Pool {
             billed_ms: billed,
             init_duration: init,
             memory_mb: self.function.memory_mb,
-            executed_version: self
-                .function
-                .version
-                .map_or_else(|| "$LATEST".to_owned(), |v| v.to_string()),
+            executed_version,
         })
     }
 }

@@ -19,7 +19,10 @@ use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use tokio::time::Instant;
 
 use crate::env::{kill_group, log_line, Answer, InFlight, Pending, Reply, Shared};
-use crate::MAX_SYNC_PAYLOAD;
+use crate::{ErrorKind, FunctionError, MAX_SYNC_PAYLOAD};
+
+/// Chunks of a streamed response read ahead of the caller.
+const STREAM_FRAMES: usize = 8;
 
 /// The response limit as Lambda's Runtime API words it in its 413 (the
 /// 6 MB payload limit plus 100 bytes of allowance).
@@ -254,6 +257,13 @@ async fn response(s: &Shared, id: &str, req: Request<Incoming>) -> Answered {
         let _ = read_limited(req.into_body()).await;
         return invalid_request_id();
     };
+    let streaming = req
+        .headers()
+        .get("lambda-runtime-function-response-mode")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"streaming"));
+    if streaming {
+        return stream_response(flight, req).await;
+    }
     match read_limited(req.into_body()).await {
         Some(body) => {
             send(flight, Reply::Ok(body));
@@ -270,6 +280,90 @@ async fn response(s: &Shared, id: &str, req: Request<Incoming>) -> Answered {
             )
         }
     }
+}
+
+/// A streamed response (`Lambda-Runtime-Function-Response-Mode:
+/// streaming`): each chunk of the body is passed on as it arrives; the
+/// error trailers (`Lambda-Runtime-Function-Error-Type`, `-Body` in
+/// base64), or a body that breaks off, end it with an error. The 202 comes
+/// when the body has ended, as Lambda's does.
+async fn stream_response(flight: InFlight, req: Request<Incoming>) -> Answered {
+    let (parts, mut body) = req.into_parts();
+    let content_type = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    let (tx, frames) = tokio::sync::mpsc::channel(STREAM_FRAMES);
+    send(
+        flight,
+        Reply::Stream {
+            content_type,
+            frames,
+        },
+    );
+    loop {
+        let frame = match body.frame().await {
+            None => break,
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => {
+                let broken = FunctionError::new(
+                    ErrorKind::Handled,
+                    "Runtime.StreamError",
+                    format!("the function's response stream broke off: {e}"),
+                );
+                let _ = tx.send(Err(broken)).await;
+                break;
+            }
+        };
+        let item = match frame.into_data() {
+            Ok(data) if data.is_empty() => continue,
+            Ok(data) => Ok(data),
+            Err(frame) => match frame.into_trailers().ok().and_then(|t| trailer_error(&t)) {
+                Some(e) => Err(e),
+                None => continue,
+            },
+        };
+        if tx.send(item).await.is_err() {
+            // The call ended (its caller went away, its time ran out): the
+            // environment is being stopped; nothing more is read.
+            return runtime_api_error(
+                StatusCode::GONE,
+                "InvocationEnded",
+                "The invocation has ended",
+            );
+        }
+    }
+    accepted()
+}
+
+/// The error a streamed response's trailers report, as Lambda reads them.
+fn trailer_error(trailers: &HeaderMap) -> Option<FunctionError> {
+    let error_type = trailers
+        .get("lambda-runtime-function-error-type")?
+        .to_str()
+        .ok()?
+        .to_owned();
+    let body = trailers
+        .get("lambda-runtime-function-error-body")
+        .and_then(|v| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(v.as_bytes())
+                .ok()
+        })
+        .map(Bytes::from)
+        .unwrap_or_else(|| {
+            Bytes::from(
+                serde_json::json!({ "errorType": error_type, "errorMessage": "" }).to_string(),
+            )
+        });
+    Some(FunctionError {
+        kind: ErrorKind::Handled,
+        error_type,
+        body,
+    })
 }
 
 fn error_type_of(headers: &HeaderMap, body: &[u8]) -> String {

@@ -973,3 +973,176 @@ async fn a_failing_pip_install_stops_the_start_with_pips_own_words() {
         "pip's output is in the error: {err}"
     );
 }
+
+/// A streaming Node handler, as written for AWS: `awslambda` is a global.
+const NODE_STREAM: &str = r#"
+import fs from 'node:fs';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
+  if (event.http) {
+    responseStream = awslambda.HttpResponseStream.from(responseStream, {
+      statusCode: 201, headers: { 'x-streamed': 'yes' }, cookies: ['a=1'],
+    });
+  } else {
+    responseStream.setContentType('text/plain');
+  }
+  for (let i = 1; event.forever || i <= (event.chunks ?? 5); i++) {
+    // The last chunk waits for the caller to have seen the first.
+    if (event.gate && i === (event.chunks ?? 5)) {
+      while (!fs.existsSync(event.gate)) await sleep(20);
+    }
+    responseStream.write(`chunk ${i}\n`);
+    console.log(`wrote chunk ${i} of ${context.awsRequestId}`);
+    if (event.fail && i === 2) throw new Error('broke after two chunks');
+    await sleep(event.gap ?? 200);
+  }
+  responseStream.end();
+});
+"#;
+
+async fn next_event(s: &mut stratus_runtime::ResponseStream) -> stratus_runtime::StreamEvent {
+    tokio::time::timeout(std::time::Duration::from_secs(10), s.chunks.recv())
+        .await
+        .expect("a stream event in time")
+        .expect("the stream ends with End or Failed")
+}
+
+fn stream_of(s: stratus_runtime::Streamed) -> stratus_runtime::ResponseStream {
+    match s {
+        stratus_runtime::Streamed::Stream(s) => s,
+        stratus_runtime::Streamed::Whole(w) => panic!("not streamed: {w:?}"),
+    }
+}
+
+#[tokio::test]
+async fn node_streams_its_response_as_it_writes_it() {
+    use stratus_runtime::StreamEvent;
+    let p = project(
+        r#"
+[functions.stream]
+runtime = "nodejs20.x"
+handler = "index.handler"
+code = "node"
+timeout = 4
+concurrency = 1
+"#,
+        &[("node/index.mjs", NODE_STREAM)],
+    )
+    .await;
+    // Five chunks, the last written only once the first has arrived here:
+    // a buffered answer would never end.
+    let gate = p.dir.path().join("gate");
+    let mut s = stream_of(
+        p.runtime
+            .invoke_stream("stream", req(json!({"gate": gate, "gap": 200})))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(s.content_type, "text/plain");
+    assert_eq!(s.executed_version, "$LATEST");
+    assert_eq!(
+        next_event(&mut s).await,
+        StreamEvent::Data("chunk 1\n".into())
+    );
+    std::fs::write(&gate, "").unwrap();
+    let mut rest = String::new();
+    loop {
+        match next_event(&mut s).await {
+            StreamEvent::Data(b) => rest.push_str(std::str::from_utf8(&b).unwrap()),
+            StreamEvent::End => break,
+            StreamEvent::Failed(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(rest, "chunk 2\nchunk 3\nchunk 4\nchunk 5\n");
+
+    // An error after two chunks: the bytes, then the function's error.
+    let mut s = stream_of(
+        p.runtime
+            .invoke_stream("stream", req(json!({"fail": true, "gap": 10})))
+            .await
+            .unwrap(),
+    );
+    let mut got = Vec::new();
+    let failed = loop {
+        match next_event(&mut s).await {
+            StreamEvent::Data(b) => got.push(b),
+            StreamEvent::End => panic!("ended well: {got:?}"),
+            StreamEvent::Failed(e) => break e,
+        }
+    };
+    assert_eq!(got.concat(), b"chunk 1\nchunk 2\n");
+    assert_eq!(failed.error_type, "Error");
+    assert_eq!(failed.message(), "broke after two chunks");
+    assert_eq!(failed.kind, ErrorKind::Handled);
+
+    // `Invoke` buffers a stream, as Lambda's does.
+    let whole = p
+        .runtime
+        .invoke("stream", req(json!({"chunks": 3, "gap": 5})))
+        .await
+        .unwrap();
+    assert_eq!(
+        whole.result.unwrap(),
+        Bytes::from("chunk 1\nchunk 2\nchunk 3\n")
+    );
+    assert!(whole.init_duration.is_none(), "the environment stayed warm");
+
+    // The prelude of an HTTP integration stream comes first, as written.
+    let mut s = stream_of(
+        p.runtime
+            .invoke_stream("stream", req(json!({"http": true, "chunks": 1})))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(s.content_type, stratus_runtime::HTTP_INTEGRATION_STREAM);
+    let mut body = Vec::new();
+    while let StreamEvent::Data(b) = next_event(&mut s).await {
+        body.extend_from_slice(&b);
+    }
+    let prelude = br#"{"statusCode":201,"headers":{"x-streamed":"yes"},"cookies":["a=1"]}"#;
+    assert_eq!(&body[..prelude.len()], prelude);
+    assert_eq!(&body[prelude.len()..prelude.len() + 8], &[0u8; 8]);
+    assert_eq!(&body[prelude.len() + 8..], b"chunk 1\n");
+
+    // A caller that goes away mid-stream stops the function: its
+    // environment is freed at once (concurrency 1: the next call runs).
+    let mut s = stream_of(
+        p.runtime
+            .invoke_stream("stream", req(json!({"forever": true, "gap": 50})))
+            .await
+            .unwrap(),
+    );
+    assert!(matches!(next_event(&mut s).await, StreamEvent::Data(_)));
+    drop(s);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while p.runtime.environments("stream") != Some((0, 0)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            p.runtime.environments("stream")
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let after = p
+        .runtime
+        .invoke("stream", req(json!({"chunks": 1, "gap": 1})))
+        .await
+        .unwrap();
+    assert_eq!(after.result.unwrap(), Bytes::from("chunk 1\n"));
+
+    // The function's timeout covers the whole stream.
+    let mut s = stream_of(
+        p.runtime
+            .invoke_stream("stream", req(json!({"forever": true, "gap": 100})))
+            .await
+            .unwrap(),
+    );
+    let failed = loop {
+        match next_event(&mut s).await {
+            StreamEvent::Data(_) => {}
+            StreamEvent::End => panic!("ended"),
+            StreamEvent::Failed(e) => break e,
+        }
+    };
+    assert_eq!(failed.error_type, "Sandbox.Timedout");
+}

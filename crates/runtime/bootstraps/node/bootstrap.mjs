@@ -3,7 +3,10 @@
 // Loads _HANDLER ("module.function") from LAMBDA_TASK_ROOT (.js, .mjs or
 // .cjs), then for each event calls handler(event, context[, callback]) and
 // posts the result or the error. Async handlers and callbacks both work.
+// Handlers wrapped in awslambda.streamifyResponse stream their answer
+// (Lambda's response streaming), as on AWS's Node runtime.
 
+import http from 'node:http';
 import net from 'node:net';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -154,6 +157,110 @@ for (const [method, level] of [['log', 'INFO'], ['info', 'INFO'], ['warn', 'WARN
   };
 }
 
+// Response streaming, as the Node runtime provides it: a global `awslambda`
+// with streamifyResponse (which marks a handler as streaming; it is then
+// called as handler(event, responseStream, context)) and
+// HttpResponseStream.from (the JSON prelude and 8 NUL bytes an HTTP
+// integration reads before the body).
+const STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming');
+const HIGH_WATER_MARK = Symbol.for('aws.lambda.runtime.handler.streaming.highWaterMark');
+const HTTP_INTEGRATION = 'application/vnd.awslambda.http-integration-response';
+
+globalThis.awslambda = {
+  streamifyResponse(handler, options) {
+    handler[STREAMING] = 'response';
+    if (options && Number.isInteger(options.highWaterMark)) handler[HIGH_WATER_MARK] = options.highWaterMark;
+    return handler;
+  },
+  HttpResponseStream: class HttpResponseStream {
+    static from(stream, prelude) {
+      stream.setContentType(HTTP_INTEGRATION);
+      const metadata = JSON.stringify(prelude ?? {});
+      stream._onBeforeFirstWrite = (write) => {
+        write(metadata);
+        write(new Uint8Array(8));
+      };
+      return stream;
+    }
+  },
+};
+
+// Streamed answers go on a request of their own (chunked, with the error
+// trailers declared), through node:http: one per streamed call, where its
+// cost does not matter next to the stream's.
+const streamAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+
+function responseStream(requestId, highWaterMark) {
+  const req = http.request({
+    host: HOST,
+    port: PORT,
+    method: 'POST',
+    path: `${PREFIX}/invocation/${requestId}/response`,
+    agent: streamAgent,
+    highWaterMark,
+    headers: {
+      'Lambda-Runtime-Function-Response-Mode': 'streaming',
+      'Transfer-Encoding': 'chunked',
+      Trailer: 'Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body',
+      'Content-Type': 'application/octet-stream',
+    },
+  });
+  req.on('socket', (s) => s.setNoDelay(true));
+  req.done = new Promise((resolve) => {
+    req.on('response', (res) => {
+      res.resume();
+      res.on('end', resolve);
+      res.on('error', resolve);
+    });
+    req.on('error', resolve);
+  });
+  req.setContentType = (type) => {
+    if (req.headersSent) throw new Error('Tried to set content type after the response stream started');
+    req.setHeader('Content-Type', type);
+  };
+  const write = req.write.bind(req);
+  const end = req.end.bind(req);
+  let started = false;
+  const start = () => {
+    if (started) return;
+    started = true;
+    if (req._onBeforeFirstWrite) req._onBeforeFirstWrite((chunk) => write(chunk));
+  };
+  req.write = (...args) => {
+    start();
+    return write(...args);
+  };
+  req.end = (...args) => {
+    start();
+    return end(...args);
+  };
+  req.fail = (body) => {
+    if (req.writableEnded) return;
+    start();
+    req.addTrailers({
+      'Lambda-Runtime-Function-Error-Type': body.errorType,
+      'Lambda-Runtime-Function-Error-Body': Buffer.from(JSON.stringify(body)).toString('base64'),
+    });
+    end();
+  };
+  return req;
+}
+
+// Runs a streaming handler: its stream ends when the handler is done (or
+// with the error trailers when it fails).
+async function streamHandler(fn, event, context, requestId) {
+  const stream = responseStream(requestId, fn[HIGH_WATER_MARK]);
+  try {
+    await fn(event, stream, context);
+    if (!stream.writableEnded) stream.end();
+  } catch (e) {
+    const body = errorBody(e);
+    console.error(`Invoke Error \t${JSON.stringify(body)}`);
+    stream.fail(body);
+  }
+  await stream.done;
+}
+
 class InitError extends Error {
   constructor(type, message) { super(message); this.name = type; }
 }
@@ -248,6 +355,19 @@ async function main() {
       callbackWaitsForEmptyEventLoop: true,
       getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
     };
+    if (fn[STREAMING] === 'response') {
+      let event = null;
+      try {
+        event = next.body.length ? JSON.parse(next.body.toString('utf8')) : null;
+      } catch (e) {
+        const body = errorBody(e);
+        next = await answerThenNext(`/invocation/${requestId}/error`, JSON.stringify(body), jsonHeaders(body.errorType));
+        continue;
+      }
+      await streamHandler(fn, event, context, requestId);
+      next = await request('GET', '/invocation/next');
+      continue;
+    }
     let answer;
     try {
       const event = next.body.length ? JSON.parse(next.body.toString('utf8')) : null;
