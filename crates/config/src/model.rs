@@ -1195,6 +1195,10 @@ pub struct Route {
     pub api_key_required: bool,
     /// The route's override of the stage cache.
     pub cache: RouteCache,
+    /// The function's answer is streamed to the client as it is written
+    /// (a REST integration's `ResponseTransferMode: STREAM`, a function
+    /// URL's `InvokeMode: RESPONSE_STREAM`).
+    pub stream: bool,
 }
 
 /// Lambda proxy event formats.

@@ -228,6 +228,8 @@ pub(crate) struct RawSchedule {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawFunctionUrl {
     pub(crate) auth: Option<Spanned<String>>,
+    /// `BUFFERED` (the default) or `RESPONSE_STREAM`.
+    pub(crate) invoke_mode: Option<Spanned<String>>,
     pub(crate) qualifier: Option<Spanned<String>>,
     pub(crate) cors: Option<Spanned<RawCors>>,
 }
@@ -372,6 +374,8 @@ pub(crate) struct RawRoute {
     pub(crate) scopes: Option<Spanned<Vec<String>>>,
     pub(crate) api_key_required: Option<Spanned<bool>>,
     pub(crate) cache: Option<Spanned<RawRouteCache>>,
+    /// `BUFFERED` (the default) or `STREAM` (REST function routes).
+    pub(crate) transfer_mode: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1059,6 +1059,19 @@ fn function_url_api(
         .cors
         .as_ref()
         .map(|raw| cors_rules(c, &["functions", name, "url", "cors"], raw));
+    let stream = match u.invoke_mode.as_ref().map(|m| m.get_ref().as_str()) {
+        None | Some("BUFFERED") => false,
+        Some("RESPONSE_STREAM") => true,
+        Some(other) => {
+            let msg = format!("{other:?} is not BUFFERED or RESPONSE_STREAM");
+            c.err(
+                u.invoke_mode.as_ref().expect("set"),
+                &at("invoke_mode"),
+                msg,
+            );
+            false
+        }
+    };
     let mount = function_url_mount(name);
     Api {
         name: format!("{name}-url"),
@@ -1086,6 +1099,7 @@ fn function_url_api(
                 ttl: None,
                 keys: None,
             },
+            stream,
         }],
         route_selection: None,
         binary_media_types: Vec::new(),
@@ -2040,7 +2054,13 @@ fn route(
         })
     };
 
+    let streams = r
+        .transfer_mode
+        .as_ref()
+        .is_some_and(|m| m.get_ref() == "STREAM");
     let max_ms = match kind {
+        // A REST route that streams may wait 15 minutes, as on AWS.
+        ApiKind::Rest if streams => 900_000,
         ApiKind::Rest => REST_INTEGRATION_TIMEOUT_MS,
         _ => HTTP_INTEGRATION_TIMEOUT_MS,
     };
@@ -2183,6 +2203,32 @@ fn route(
             }
         }
     };
+    let stream = match &r.transfer_mode {
+        None => false,
+        Some(m) => {
+            let k: Vec<&str> = rk.iter().copied().chain(["transfer_mode"]).collect();
+            match m.get_ref().as_str() {
+                "BUFFERED" => false,
+                "STREAM" if kind != ApiKind::Rest => {
+                    c.err(
+                        m,
+                        &k,
+                        "responses are streamed on REST routes (and function URLs)",
+                    );
+                    false
+                }
+                "STREAM" if !matches!(integration, Integration::Function { .. }) => {
+                    c.err(m, &k, "a streamed response comes from a function route");
+                    false
+                }
+                "STREAM" => true,
+                other => {
+                    c.err(m, &k, format!("{other:?} is not BUFFERED or STREAM"));
+                    false
+                }
+            }
+        }
+    };
     Some(Route {
         key: key.clone(),
         integration,
@@ -2194,6 +2240,7 @@ fn route(
         scopes,
         api_key_required,
         cache,
+        stream,
     })
 }
 

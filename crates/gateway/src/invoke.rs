@@ -13,7 +13,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use stratus_config::ApiKind;
-use stratus_runtime::{ErrorKind, InvokeError, InvokeRequest, InvokeResponse};
+use stratus_runtime::{
+    ErrorKind, FunctionError, InvokeError, InvokeRequest, InvokeResponse, Streamed,
+};
 
 use crate::error::GatewayError;
 
@@ -28,6 +30,17 @@ pub trait Invoke: Send + Sync + 'static {
         req: InvokeRequest,
         wait: Option<Duration>,
     ) -> BoxFuture<'a, Result<InvokeResponse, InvokeError>>;
+
+    /// One call whose answer may be streamed (refused at once at the
+    /// function's concurrency). Implementations that cannot stream answer
+    /// whole.
+    fn invoke_stream<'a>(
+        &'a self,
+        function: &'a str,
+        req: InvokeRequest,
+    ) -> BoxFuture<'a, Result<Streamed, InvokeError>> {
+        Box::pin(async move { self.invoke(function, req, None).await.map(Streamed::Whole) })
+    }
 }
 
 impl Invoke for stratus_runtime::Runtime {
@@ -43,6 +56,14 @@ impl Invoke for stratus_runtime::Runtime {
                 Some(d) => self.invoke_waiting(function, req, d).await,
             }
         })
+    }
+
+    fn invoke_stream<'a>(
+        &'a self,
+        function: &'a str,
+        req: InvokeRequest,
+    ) -> BoxFuture<'a, Result<Streamed, InvokeError>> {
+        Box::pin(stratus_runtime::Runtime::invoke_stream(self, function, req))
     }
 }
 
@@ -108,20 +129,31 @@ pub(crate) async fn call_function(
         Some(limit) => tokio::time::timeout(limit, call).await,
         None => Ok(call.await),
     };
-    let out = match answered {
-        Err(_) => return Err(CallError::TimedOut),
-        Ok(Err(InvokeError::TooManyRequests)) => return Err(CallError::Throttled),
-        Ok(Err(InvokeError::PayloadTooLarge)) => return Err(CallError::TooLarge),
-        Ok(Err(e)) => {
-            return Err(CallError::Failed {
+    match answered {
+        Err(_) => Err(CallError::TimedOut),
+        Ok(Err(e)) => Err(CallError::from_invoke(e)),
+        Ok(Ok(out)) => out
+            .result
+            .map_err(|e| CallError::from_function(function, &e)),
+    }
+}
+
+impl CallError {
+    /// A call that could not run.
+    pub(crate) fn from_invoke(e: InvokeError) -> CallError {
+        match e {
+            InvokeError::TooManyRequests => CallError::Throttled,
+            InvokeError::PayloadTooLarge => CallError::TooLarge,
+            e => CallError::Failed {
                 timeout: false,
                 message: e.to_string(),
                 error_message: String::new(),
-            })
+            },
         }
-        Ok(Ok(out)) => out,
-    };
-    out.result.map_err(|e| {
+    }
+
+    /// A call that ran and failed.
+    pub(crate) fn from_function(function: &str, e: &FunctionError) -> CallError {
         let error_message = e.message();
         CallError::Failed {
             timeout: e.kind == ErrorKind::Timeout,
@@ -131,5 +163,5 @@ pub(crate) async fn call_function(
             ),
             error_message,
         }
-    })
+    }
 }

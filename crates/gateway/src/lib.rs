@@ -421,7 +421,12 @@ impl Gateway {
         }
         // Cache: a REST stage's response cache (phases/cache.rs), after
         // every check a caller must pass, before the integration.
-        let cache = self.inner.caches.plan(&m, &req);
+        // (A streamed answer is never cached: it is not held whole.)
+        let cache = if m.route.stream {
+            None
+        } else {
+            self.inner.caches.plan(&m, &req)
+        };
         if let Some(plan) = &cache {
             if let Some(hit) = plan.lookup() {
                 cx.cache = Some("hit");

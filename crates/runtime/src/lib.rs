@@ -488,7 +488,12 @@ impl Runtime {
         tokio::select! {
             biased;
             Ok(stream) = &mut rx => Ok(Streamed::Stream(stream)),
-            out = &mut run => out.map(Streamed::Whole),
+            // A short stream can be sent and ended within one poll of the
+            // call: its stream is then waiting here, whole.
+            out = &mut run => match rx.try_recv() {
+                Ok(stream) => Ok(Streamed::Stream(stream)),
+                Err(_) => out.map(Streamed::Whole),
+            },
         }
         // Dropped before it ended, the call goes on in a task of its own
         // (`Finish`) while the caller reads the stream.

@@ -1114,10 +1114,10 @@ concurrency = 1
     );
     assert!(matches!(next_event(&mut s).await, StreamEvent::Data(_)));
     drop(s);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     while p.runtime.environments("stream") != Some((0, 0)) {
         assert!(
-            std::time::Instant::now() < deadline,
+            tokio::time::Instant::now() < deadline,
             "{:?}",
             p.runtime.environments("stream")
         );

@@ -71,7 +71,10 @@ pub(crate) fn uri_function(uri: &str) -> Option<String> {
 /// ARN has (`NAME:live` for an alias's), as a route names it.
 pub(crate) fn uri_target(uri: &str) -> Option<String> {
     let arn = uri.split("/functions/").nth(1)?;
-    let arn = arn.strip_suffix("/invocations").unwrap_or(arn);
+    let arn = arn
+        .strip_suffix("/response-streaming-invocations")
+        .or_else(|| arn.strip_suffix("/invocations"))
+        .unwrap_or(arn);
     Some(qualified_function_of_arn(arn))
 }
 
@@ -362,6 +365,9 @@ fn integration(m: &Part<'_>) -> Result<toml::Table, Error> {
                 other.unwrap_or("(none)")
             )))
         }
+    }
+    if let Some(mode) = text("ResponseTransferMode") {
+        t.insert("transfer_mode".into(), mode.into());
     }
     Ok(t)
 }

@@ -232,6 +232,9 @@ fn target(i: &Node, http: bool, at: &str) -> Result<toml::Table, Error> {
     if let Some(ms) = text(i, "timeoutInMillis").and_then(|m| m.parse::<i64>().ok()) {
         t.insert("timeout_ms".into(), ms.into());
     }
+    if let Some(mode) = text(i, "responseTransferMode") {
+        t.insert("transfer_mode".into(), mode.into());
+    }
     Ok(t)
 }
 

@@ -1540,11 +1540,17 @@ fn url_settings(n: &Node, path: &str) -> Result<(Option<String>, toml::Table), E
             ))
         }
     }
-    if n.get("InvokeMode").and_then(Node::scalar_text).as_deref() == Some("RESPONSE_STREAM") {
-        return Err(n.error(
-            &format!("{path}.InvokeMode"),
-            "InvokeMode RESPONSE_STREAM is not served yet (BUFFERED is)",
-        ));
+    match n.get("InvokeMode").and_then(Node::scalar_text).as_deref() {
+        None | Some("BUFFERED") => {}
+        Some("RESPONSE_STREAM") => {
+            t.insert("invoke_mode".into(), "RESPONSE_STREAM".into());
+        }
+        Some(other) => {
+            return Err(n.error(
+                &format!("{path}.InvokeMode"),
+                format!("InvokeMode is BUFFERED or RESPONSE_STREAM, not {other:?}"),
+            ))
+        }
     }
     if let Some(c) = n.get("Cors") {
         t.insert(

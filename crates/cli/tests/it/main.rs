@@ -19,6 +19,7 @@ mod s3_events;
 mod schedules;
 mod shutdown;
 mod sites;
+mod streaming;
 mod support;
 mod templates;
 mod tls;

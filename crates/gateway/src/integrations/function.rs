@@ -7,7 +7,7 @@ use stratus_config::PayloadFormat;
 use crate::context::RequestContext;
 use crate::error::GatewayError;
 use crate::events;
-use crate::invoke::{call_function, Invoke};
+use crate::invoke::{call_function, CallError, Invoke};
 use crate::phases::limits::collect_limited;
 use crate::router::Matched;
 use crate::Body;
@@ -24,6 +24,16 @@ pub(crate) async fn call(
     let body = collect_limited(body).await?;
     let ev = cx.event_context();
     let event = events::proxy_event(m, &parts, &body, &ev)?;
+    if m.route.stream {
+        return streamed(
+            functions,
+            m,
+            function,
+            Bytes::from(event),
+            accept.as_deref(),
+        )
+        .await;
+    }
     let payload = call_function(
         functions,
         function,
@@ -35,10 +45,184 @@ pub(crate) async fn call(
     )
     .await
     .map_err(|e| e.into_gateway_error(m.api.kind))?;
+    proxy_response(m, &payload, accept.as_deref())
+}
+
+/// The function's whole answer as a proxy integration reads it.
+fn proxy_response(
+    m: &Matched<'_>,
+    payload: &Bytes,
+    accept: Option<&str>,
+) -> Result<Response<Body>, GatewayError> {
     match m.route.payload {
-        PayloadFormat::V1 => {
-            events::v1::v1_response(&payload, accept.as_deref(), &m.api.binary_media_types)
-        }
-        PayloadFormat::V2 => events::v2::v2_response(&payload),
+        PayloadFormat::V1 => events::v1::v1_response(payload, accept, &m.api.binary_media_types),
+        PayloadFormat::V2 => events::v2::v2_response(payload),
     }
+}
+
+/// A route that streams (a function URL in `RESPONSE_STREAM` mode, a REST
+/// route with `transfer_mode = "STREAM"`): the answer's head once the
+/// function has started its stream (the HTTP integration prelude, when it
+/// wrote one), then every chunk as it comes. A failure before the first
+/// byte is the route's 502; after it, the connection is cut, as Lambda
+/// cuts it (the client sees a body that did not end).
+async fn streamed(
+    functions: &dyn Invoke,
+    m: &Matched<'_>,
+    function: &str,
+    event: Bytes,
+    accept: Option<&str>,
+) -> Result<Response<Body>, GatewayError> {
+    let kind = m.api.kind;
+    let req = stratus_runtime::InvokeRequest {
+        payload: event,
+        ..Default::default()
+    };
+    let failed = |e: &stratus_runtime::FunctionError| {
+        CallError::from_function(function, e).into_gateway_error(kind)
+    };
+    let mut s = match functions.invoke_stream(function, req).await {
+        Err(e) => return Err(CallError::from_invoke(e).into_gateway_error(kind)),
+        Ok(stratus_runtime::Streamed::Whole(out)) => {
+            let payload = out.result.map_err(|e| failed(&e))?;
+            return proxy_response(m, &payload, accept);
+        }
+        Ok(stratus_runtime::Streamed::Stream(s)) => s,
+    };
+    let http = s.content_type == stratus_runtime::HTTP_INTEGRATION_STREAM;
+    // What came before the body: the prelude (HTTP integration streams),
+    // or the first chunk, so that a failure before any byte is a 502.
+    let mut head = bytes::BytesMut::new();
+    let (prelude, first, ended) = loop {
+        let event = s.chunks.recv().await;
+        match event {
+            Some(StreamEvent::Data(b)) => {
+                head.extend_from_slice(&b);
+                if !http {
+                    break (None, head.split().freeze(), false);
+                }
+                if let Some(at) = find_separator(&head) {
+                    let prelude = head.split_to(at).freeze();
+                    let _ = head.split_to(PRELUDE_SEPARATOR.len());
+                    break (Some(prelude), head.split().freeze(), false);
+                }
+                if head.len() > MAX_PRELUDE {
+                    return Err(GatewayError::BadGateway(format!(
+                        "function {function:?} streamed no prelude separator in its first {MAX_PRELUDE} bytes"
+                    )));
+                }
+            }
+            Some(StreamEvent::End) if !http => break (None, head.split().freeze(), true),
+            Some(StreamEvent::End) => {
+                return Err(GatewayError::BadGateway(format!(
+                    "function {function:?} ended its stream before the prelude's end"
+                )))
+            }
+            Some(StreamEvent::Failed(e)) => return Err(failed(&e)),
+            None => {
+                return Err(GatewayError::BadGateway(format!(
+                    "function {function:?}'s stream was cut"
+                )))
+            }
+        }
+    };
+    let mut resp = match prelude {
+        Some(p) => prelude_response(function, &p)?,
+        None => {
+            let mut r = Response::new(crate::empty_body());
+            if let Ok(v) = http::HeaderValue::from_str(&s.content_type) {
+                r.headers_mut().insert(header::CONTENT_TYPE, v);
+            }
+            r
+        }
+    };
+    let rest = if ended { None } else { Some(s.chunks) };
+    *resp.body_mut() = stream_body(first, rest);
+    Ok(resp)
+}
+
+use stratus_runtime::StreamEvent;
+
+/// The 8 NUL bytes between an HTTP integration stream's prelude and body.
+const PRELUDE_SEPARATOR: [u8; 8] = [0; 8];
+
+/// How much a prelude may take.
+const MAX_PRELUDE: usize = 64 * 1024;
+
+fn find_separator(b: &[u8]) -> Option<usize> {
+    b.windows(PRELUDE_SEPARATOR.len())
+        .position(|w| w == PRELUDE_SEPARATOR)
+}
+
+/// The answer's head from an HTTP integration prelude: `statusCode`
+/// (200 if absent), `headers`, `cookies` (each a `Set-Cookie`).
+fn prelude_response(function: &str, prelude: &[u8]) -> Result<Response<Body>, GatewayError> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Prelude {
+        status_code: Option<u16>,
+        #[serde(default)]
+        headers: std::collections::BTreeMap<String, serde_json::Value>,
+        #[serde(default)]
+        cookies: Vec<String>,
+    }
+    let p: Prelude = serde_json::from_slice(prelude).map_err(|e| {
+        GatewayError::BadGateway(format!(
+            "function {function:?} streamed a prelude that is not valid: {e}"
+        ))
+    })?;
+    let mut resp = Response::new(crate::empty_body());
+    *resp.status_mut() = http::StatusCode::from_u16(p.status_code.unwrap_or(200))
+        .map_err(|e| GatewayError::BadGateway(format!("function {function:?}: {e}")))?;
+    let h = resp.headers_mut();
+    for (k, v) in &p.headers {
+        let text = match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            http::HeaderValue::from_str(&text),
+        ) {
+            h.append(k, v);
+        }
+    }
+    for c in &p.cookies {
+        if let Ok(v) = http::HeaderValue::from_str(c) {
+            h.append(header::SET_COOKIE, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// The body: what was read already, then each chunk as the function
+/// writes it; a stream that fails (or is cut) ends the body with an error,
+/// which makes hyper cut the connection rather than end the body well.
+fn stream_body(first: Bytes, rest: Option<tokio::sync::mpsc::Receiver<StreamEvent>>) -> Body {
+    use http_body_util::BodyExt;
+    let first = (!first.is_empty()).then_some(first);
+    let head = futures_util::stream::iter(first.map(|b| Ok(http_body::Frame::data(b))));
+    let tail = futures_util::stream::unfold(rest, |rx| async move {
+        let mut rx = rx?;
+        match rx.recv().await {
+            Some(StreamEvent::Data(b)) => Some((Ok(http_body::Frame::data(b)), Some(rx))),
+            Some(StreamEvent::End) => None,
+            Some(StreamEvent::Failed(e)) => {
+                // Pending once before the error, so that hyper writes out
+                // the chunks before it (it flushes when the body waits)
+                // rather than dropping them as it cuts the connection.
+                tokio::task::yield_now().await;
+                let why: crate::BoxError = format!(
+                    "the function's stream failed: {}: {}",
+                    e.error_type,
+                    e.message()
+                )
+                .into();
+                Some((Err(why), None))
+            }
+            None => Some((Err("the function's stream was cut".into()), None)),
+        }
+    });
+    let frames = futures_util::StreamExt::chain(head, tail);
+    BodyExt::boxed(http_body_util::StreamBody::new(frames))
 }
