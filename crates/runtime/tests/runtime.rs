@@ -986,6 +986,14 @@ export const handler = awslambda.streamifyResponse(async (event, responseStream,
   } else {
     responseStream.setContentType('text/plain');
   }
+  if (event.mb) {
+    const mb = Buffer.alloc(1024 * 1024, 'x');
+    for (let i = 0; i < event.mb; i++) {
+      if (!responseStream.write(mb)) await new Promise((r) => responseStream.once('drain', r));
+    }
+    responseStream.end();
+    return;
+  }
   for (let i = 1; event.forever || i <= (event.chunks ?? 5); i++) {
     // The last chunk waits for the caller to have seen the first.
     if (event.gate && i === (event.chunks ?? 5)) {
@@ -1145,4 +1153,48 @@ concurrency = 1
         }
     };
     assert_eq!(failed.error_type, "Sandbox.Timedout");
+}
+
+#[tokio::test]
+async fn a_stream_goes_at_2_mb_a_second_past_6_mb_and_stops_at_20_mb() {
+    use stratus_runtime::StreamEvent;
+    let p = project(
+        r#"
+[functions.stream]
+runtime = "nodejs20.x"
+handler = "index.handler"
+code = "node"
+timeout = 30
+"#,
+        &[("node/index.mjs", NODE_STREAM)],
+    )
+    .await;
+    let started = tokio::time::Instant::now();
+    let mut s = stream_of(
+        p.runtime
+            .invoke_stream("stream", req(json!({"mb": 21})))
+            .await
+            .unwrap(),
+    );
+    let mut total = 0usize;
+    let failed = loop {
+        match next_event(&mut s).await {
+            StreamEvent::Data(b) => total += b.len(),
+            StreamEvent::End => panic!("21 MB streamed whole"),
+            StreamEvent::Failed(e) => break e,
+        }
+    };
+    assert_eq!(failed.error_type, "Function.ResponseSizeTooLarge");
+    assert!(
+        total <= stratus_runtime::MAX_STREAMED_RESPONSE,
+        "{total} bytes passed on"
+    );
+    assert!(total >= 19 * 1024 * 1024, "{total} bytes passed on");
+    // 14 MB past the 6 MB burst at 2 MB/s: at least 7 s (a bound the
+    // pacing sets, whatever the machine's speed).
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
 }

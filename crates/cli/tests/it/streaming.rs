@@ -330,3 +330,66 @@ url = { invoke_mode = "RESPONSE_STREAM" }
     assert!(!cut, "{got:?}");
     assert_eq!(got, "rust 1\nrust 2\nrust 3\n");
 }
+
+/// A SAM template's streaming pieces: `FunctionUrlConfig` with
+/// `InvokeMode: RESPONSE_STREAM`, and an OpenAPI REST route whose
+/// integration has `responseTransferMode: STREAM` and the
+/// `response-streaming-invocations` URI, as AWS's guide writes them.
+const STREAM_TEMPLATE: &str = r#"AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Streamer:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: node/
+      Handler: index.handler
+      Runtime: nodejs20.x
+      Timeout: 30
+      FunctionUrlConfig:
+        AuthType: NONE
+        InvokeMode: RESPONSE_STREAM
+  StreamApi:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: prod
+      DefinitionBody:
+        openapi: "3.0.1"
+        info: { title: streams, version: "1" }
+        paths:
+          /stream:
+            get:
+              x-amazon-apigateway-integration:
+                type: aws_proxy
+                httpMethod: POST
+                responseTransferMode: STREAM
+                timeoutInMillis: 60000
+                uri: !Sub arn:aws:apigateway:${AWS::Region}:lambda:path/2021-11-15/functions/${Streamer.Arn}/response-streaming-invocations
+Outputs:
+  Url:
+    Value: !GetAtt StreamerUrl.FunctionUrl
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_templates_streaming_url_and_rest_route_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "template.yaml", STREAM_TEMPLATE);
+    write_file(dir.path(), "node/index.mjs", NODE_STREAM);
+    let s = Serving::start_with(
+        dir.path(),
+        &["--port", "0", "--admin-listen", "127.0.0.1:0"],
+        &[],
+    );
+    let client = reqwest::Client::new();
+    streams_in_order(
+        &client,
+        &s.url("/lambda-url/Streamer/"),
+        &dir.path().join("gate-url"),
+    )
+    .await;
+    streams_in_order(
+        &client,
+        &s.url("/prod/stream?http=1"),
+        &dir.path().join("gate-rest"),
+    )
+    .await;
+}
