@@ -1199,6 +1199,64 @@ pub struct Route {
     /// (a REST integration's `ResponseTransferMode: STREAM`, a function
     /// URL's `InvokeMode: RESPONSE_STREAM`).
     pub stream: bool,
+    /// A REST integration that is not a proxy: its mapping templates and
+    /// integration responses (non-proxy `function`/`http` routes, `mock`s
+    /// with templates).
+    pub mapping: Option<Arc<Mapping>>,
+}
+
+/// How a REST integration's request and answer are mapped (API Gateway's
+/// `requestTemplates`, `passthroughBehavior` and integration responses).
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    /// Content type → template, in the order given.
+    pub request_templates: Vec<(String, Arc<stratus_vtl::Template>)>,
+    pub passthrough: Passthrough,
+    /// Tried in order: the first whose `pattern` matches; then the one
+    /// without a pattern (the default).
+    pub responses: Vec<IntegrationResponse>,
+}
+
+/// `passthroughBehavior`: what a request whose content type has no
+/// template does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Passthrough {
+    /// Passed through as it is (the default).
+    WhenNoMatch,
+    /// Passed through only when the route has no templates at all; else 415.
+    WhenNoTemplates,
+    /// 415.
+    Never,
+}
+
+/// One integration response.
+#[derive(Debug, Clone)]
+pub struct IntegrationResponse {
+    /// `selectionPattern`, matched against the whole Lambda
+    /// `errorMessage`, or the HTTP / mock status code; `None`: the default.
+    pub pattern: Option<regex::Regex>,
+    pub status: u16,
+    /// Content type → template.
+    pub templates: Vec<(String, Arc<stratus_vtl::Template>)>,
+    /// `responseParameters`: header → where its value comes from.
+    pub headers: Vec<(String, MappedValue)>,
+}
+
+/// A mapped header's value (`responseParameters`, `requestParameters`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MappedValue {
+    /// `'text'`.
+    Static(String),
+    /// `integration.response.header.NAME` / `method.request.header.NAME`.
+    Header(String),
+    /// `method.request.querystring.NAME`.
+    Query(String),
+    /// `method.request.path.NAME`.
+    Path(String),
+    /// `integration.response.body`.
+    Body,
+    /// `integration.response.body.FIELD...`: a JSONPath into the body.
+    BodyPath(String),
 }
 
 /// Lambda proxy event formats.

@@ -376,6 +376,23 @@ pub(crate) struct RawRoute {
     pub(crate) cache: Option<Spanned<RawRouteCache>>,
     /// `BUFFERED` (the default) or `STREAM` (REST function routes).
     pub(crate) transfer_mode: Option<Spanned<String>>,
+    /// `false`: a non-proxy (`AWS`/`HTTP`) REST integration.
+    pub(crate) proxy: Option<Spanned<bool>>,
+    pub(crate) request_templates: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    pub(crate) passthrough: Option<Spanned<String>>,
+    pub(crate) responses: Option<Spanned<Vec<Spanned<RawIntegrationResponse>>>>,
+}
+
+/// One of a route's `responses` (an integration response).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIntegrationResponse {
+    pub(crate) pattern: Option<Spanned<String>>,
+    pub(crate) status: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub(crate) templates: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

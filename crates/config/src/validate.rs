@@ -1100,6 +1100,7 @@ fn function_url_api(
                 keys: None,
             },
             stream,
+            mapping: None,
         }],
         route_selection: None,
         binary_media_types: Vec::new(),
@@ -2229,6 +2230,7 @@ fn route(
             }
         }
     };
+    let mapping = mapping(c, kind, &integration, r, rk);
     Some(Route {
         key: key.clone(),
         integration,
@@ -2241,7 +2243,177 @@ fn route(
         api_key_required,
         cache,
         stream,
+        mapping,
     })
+}
+
+/// A route's mapping templates and integration responses (REST routes: a
+/// `mock`, or a `function`/`http` route with `proxy = false`); each
+/// template parsed here, its mistakes named with the route and the
+/// template's own line.
+fn mapping(
+    c: &mut Checker<'_>,
+    kind: ApiKind,
+    integration: &Integration,
+    r: &RawRoute,
+    rk: &[&str],
+) -> Option<Arc<Mapping>> {
+    let at = |k: &[&str]| -> Vec<String> { rk.iter().chain(k).map(|s| (*s).to_owned()).collect() };
+    let non_proxy = match &r.proxy {
+        Some(p) if !*p.get_ref() => {
+            if matches!(integration, Integration::Mock(_)) {
+                c.err(
+                    p,
+                    &refs(&at(&["proxy"])),
+                    "a mock is never a proxy: proxy applies to function and http routes",
+                );
+            }
+            true
+        }
+        _ => false,
+    };
+    let any = r.request_templates.is_some() || r.responses.is_some() || r.passthrough.is_some();
+    let templated_mock = any && matches!(integration, Integration::Mock(_));
+    if !(non_proxy || templated_mock) {
+        if any {
+            let span_key = if r.request_templates.is_some() {
+                "request_templates"
+            } else if r.responses.is_some() {
+                "responses"
+            } else {
+                "passthrough"
+            };
+            let msg = "mapping templates and responses apply to mock routes and to function and http routes with proxy = false";
+            match (span_key, &r.request_templates, &r.responses, &r.passthrough) {
+                ("request_templates", Some(t), _, _) => c.err(t, &refs(&at(&[span_key])), msg),
+                ("responses", _, Some(t), _) => c.err(t, &refs(&at(&[span_key])), msg),
+                (_, _, _, Some(t)) => c.err(t, &refs(&at(&[span_key])), msg),
+                _ => {}
+            }
+        }
+        return None;
+    }
+    if kind != ApiKind::Rest {
+        let msg = "mapping templates are REST APIs' (as on AWS)";
+        match (&r.proxy, &r.request_templates, &r.responses) {
+            (Some(p), _, _) => c.err(p, &refs(&at(&["proxy"])), msg),
+            (_, Some(t), _) => c.err(t, &refs(&at(&["request_templates"])), msg),
+            (_, _, Some(t)) => c.err(t, &refs(&at(&["responses"])), msg),
+            _ => {}
+        }
+        return None;
+    }
+    let passthrough = match r.passthrough.as_ref().map(|p| (p, p.get_ref().as_str())) {
+        None | Some((_, "WHEN_NO_MATCH")) => Passthrough::WhenNoMatch,
+        Some((_, "WHEN_NO_TEMPLATES")) => Passthrough::WhenNoTemplates,
+        Some((_, "NEVER")) => Passthrough::Never,
+        Some((p, other)) => {
+            let msg = format!("{other:?} is not WHEN_NO_MATCH, WHEN_NO_TEMPLATES or NEVER");
+            c.err(p, &refs(&at(&["passthrough"])), msg);
+            Passthrough::WhenNoMatch
+        }
+    };
+    let templates = |c: &mut Checker<'_>, raw: &BTreeMap<String, Spanned<String>>, k: &[&str]| {
+        let mut out = Vec::new();
+        for (ct, text) in raw {
+            match stratus_vtl::Template::parse(text.get_ref()) {
+                Ok(t) => out.push((ct.to_ascii_lowercase(), Arc::new(t))),
+                Err(e) => {
+                    let key: Vec<String> = at(k).into_iter().chain([ct.clone()]).collect();
+                    c.err(text, &refs(&key), format!("the {ct} template: {e}"));
+                }
+            }
+        }
+        out
+    };
+    let request_templates = match &r.request_templates {
+        Some(t) => templates(c, t.get_ref(), &["request_templates"]),
+        None => Vec::new(),
+    };
+    let mut responses = Vec::new();
+    if let Some(list) = &r.responses {
+        for (i, raw) in list.get_ref().iter().enumerate() {
+            let n = i.to_string();
+            let base = ["responses", n.as_str()];
+            let resp = raw.get_ref();
+            let pattern = resp.pattern.as_ref().and_then(|p| {
+                match regex::Regex::new(&format!("^(?:{})$", p.get_ref())) {
+                    Ok(re) => Some(re),
+                    Err(e) => {
+                        let key = at(&[base[0], base[1], "pattern"]);
+                        let why = e.to_string();
+                        let why = why
+                            .lines()
+                            .last()
+                            .unwrap_or_default()
+                            .trim_start_matches("error: ");
+                        c.err(p, &refs(&key), format!("not a regular expression: {why}"));
+                        None
+                    }
+                }
+            });
+            let status_key = at(&[base[0], base[1], "status"]);
+            let status = c.ranged(
+                &resp.status,
+                &refs(&status_key),
+                100..=599,
+                "(an HTTP status)",
+                200,
+            );
+            let resp_templates = templates(c, &resp.templates, &[base[0], base[1], "templates"]);
+            let mut headers = Vec::new();
+            for (h, v) in &resp.headers {
+                match mapped_value(v.get_ref(), "integration.response") {
+                    Some(mv) => headers.push((h.clone(), mv)),
+                    None => {
+                        let key: Vec<String> = at(&[base[0], base[1], "headers"])
+                            .into_iter()
+                            .chain([h.clone()])
+                            .collect();
+                        c.err(v, &refs(&key), "a header's value is 'text' (quoted), integration.response.header.NAME, integration.response.body or integration.response.body.FIELD");
+                    }
+                }
+            }
+            responses.push(IntegrationResponse {
+                pattern,
+                status: status as u16,
+                templates: resp_templates,
+                headers,
+            });
+        }
+    }
+    Some(Arc::new(Mapping {
+        request_templates,
+        passthrough,
+        responses,
+    }))
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// `'text'`, or `PREFIX.header.NAME`, `PREFIX.body`, `PREFIX.body.FIELD`
+/// (also `method.request.querystring.NAME`/`path.NAME` for requests).
+pub(crate) fn mapped_value(v: &str, prefix: &str) -> Option<MappedValue> {
+    if let Some(text) = v.strip_prefix('\'').and_then(|t| t.strip_suffix('\'')) {
+        return Some(MappedValue::Static(text.to_owned()));
+    }
+    let rest = v.strip_prefix(prefix)?.strip_prefix('.')?;
+    if let Some(name) = rest.strip_prefix("header.") {
+        return Some(MappedValue::Header(name.to_owned()));
+    }
+    if let Some(name) = rest.strip_prefix("querystring.") {
+        return Some(MappedValue::Query(name.to_owned()));
+    }
+    if let Some(name) = rest.strip_prefix("path.") {
+        return Some(MappedValue::Path(name.to_owned()));
+    }
+    if rest == "body" {
+        return Some(MappedValue::Body);
+    }
+    rest.strip_prefix("body.")
+        .map(|field| MappedValue::BodyPath(format!("$.{field}")))
 }
 
 /// `deployment = "latest" | ID`.

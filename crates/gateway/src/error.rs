@@ -48,6 +48,10 @@ pub enum GatewayError {
     /// The authorizer failed or answered nonsense: 500.
     #[error("authorizer failed: {0}")]
     AuthorizerFailed(String),
+    /// No mapping template for the request's content type, and the route
+    /// does not pass it through: 415.
+    #[error("no mapping template for content type {0:?}")]
+    UnsupportedMediaType(String),
 }
 
 impl GatewayError {
@@ -67,6 +71,7 @@ impl GatewayError {
             GatewayError::Denied { .. } | GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
             GatewayError::LimitExceeded => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::AuthorizerFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            GatewayError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         }
     }
 
@@ -92,6 +97,7 @@ impl GatewayError {
             GatewayError::Forbidden(_) => "Forbidden",
             GatewayError::LimitExceeded => "Limit Exceeded",
             GatewayError::AuthorizerFailed(_) => "Internal Server Error",
+            GatewayError::UnsupportedMediaType(_) => "Unsupported Media Type",
         }
     }
 
@@ -111,6 +117,7 @@ impl GatewayError {
             GatewayError::Forbidden(_) => "INVALID_API_KEY",
             GatewayError::LimitExceeded => "QUOTA_EXCEEDED",
             GatewayError::AuthorizerFailed(_) => "AUTHORIZER_FAILURE",
+            GatewayError::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
         }
     }
 

@@ -441,10 +441,27 @@ impl Gateway {
 
         // The integration, under the route's timeout.
         let started = Instant::now();
-        let result = match &m.route.integration {
-            Integration::Mock(mock) => integrations::mock::answer(mock, req.into_body()).await,
-            Integration::Http { url } => self.inner.proxy.forward(&m, url, req, cx).await,
-            Integration::Function { name } => {
+        let result = match (&m.route.mapping, &m.route.integration) {
+            (Some(mapping), integration) => {
+                let call = integrations::mapping::call(
+                    &*self.inner.functions,
+                    &self.inner.proxy,
+                    &m,
+                    mapping,
+                    integration,
+                    req,
+                    cx,
+                );
+                match tokio::time::timeout(m.route.timeout, call).await {
+                    Ok(r) => r,
+                    Err(_) => Err(GatewayError::Timeout(m.api.kind)),
+                }
+            }
+            (None, Integration::Mock(mock)) => {
+                integrations::mock::answer(mock, req.into_body()).await
+            }
+            (None, Integration::Http { url }) => self.inner.proxy.forward(&m, url, req, cx).await,
+            (None, Integration::Function { name }) => {
                 let call = integrations::function::call(&*self.inner.functions, &m, name, req, cx);
                 match tokio::time::timeout(m.route.timeout, call).await {
                     Ok(r) => r,

@@ -183,18 +183,8 @@ impl Eval<'_, '_> {
         })
     }
 
-    /// The values a JSONPath selects: one value for a path that names one
-    /// place (`$.a.b`, `$.a[0]`), else a list.
     fn select(&self, path: &str) -> Result<Value, String> {
-        let p = serde_json_path::JsonPath::parse(path)
-            .map_err(|e| format!("{path:?} is not a JSONPath: {e}"))?;
-        let found = p.query(self.json()).all();
-        let singular = !path.contains(['*', '?', ':', ',']) && !path.contains("..");
-        Ok(if singular {
-            found.first().map_or(Value::Null, |v| Value::from(*v))
-        } else {
-            Value::List(found.into_iter().map(Value::from).collect())
-        })
+        select_in(self.json(), path)
     }
 
     fn reference(&mut self, r: &Reference) -> Result<Value, String> {
@@ -429,6 +419,20 @@ impl Eval<'_, '_> {
             }
         })
     }
+}
+
+/// The values a JSONPath selects: one value for a path that names one
+/// place (`$.a.b`, `$.a[0]`), else a list.
+pub(crate) fn select_in(json: &serde_json::Value, path: &str) -> Result<Value, String> {
+    let p = serde_json_path::JsonPath::parse(path)
+        .map_err(|e| format!("{path:?} is not a JSONPath: {e}"))?;
+    let found = p.query(json).all();
+    let singular = !path.contains(['*', '?', ':', ',']) && !path.contains("..");
+    Ok(if singular {
+        found.first().map_or(Value::Null, |v| Value::from(*v))
+    } else {
+        Value::List(found.into_iter().map(Value::from).collect())
+    })
 }
 
 const MUTATORS: &[&str] = &["add", "addAll", "put", "putAll", "remove", "clear"];

@@ -68,5 +68,14 @@ impl Template {
     }
 }
 
+/// What a JSONPath selects in a JSON text (a text that is not JSON is a
+/// JSON string of itself): one value for a path naming one place, else a
+/// list. For mappings outside templates (`integration.response.body.x`).
+pub fn json_path(text: &str, path: &str) -> Result<Value, String> {
+    let json =
+        serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()));
+    eval::select_in(&json, path)
+}
+
 #[cfg(test)]
 mod tests;

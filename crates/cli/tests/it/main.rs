@@ -12,6 +12,7 @@ mod functions;
 mod hardening;
 mod hostile;
 mod invoke_api;
+mod mapping;
 mod monitor;
 mod portal;
 mod proxy;

@@ -4,4 +4,5 @@
 
 pub(crate) mod function;
 pub(crate) mod http;
+pub(crate) mod mapping;
 pub(crate) mod mock;

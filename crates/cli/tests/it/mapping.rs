@@ -1,0 +1,217 @@
+//! REST integrations beyond proxies (issue 25): mapping templates (VTL)
+//! on a MOCK, a non-proxy Lambda integration and a non-proxy HTTP
+//! integration, integration responses chosen by `selectionPattern`,
+//! `responseParameters`, `passthrough`, and template mistakes named at load.
+
+use serde_json::{json, Value};
+use stratus_testkit::{write_file, Upstream};
+
+use crate::support::{run_cli, Serving};
+
+const CALC_PY: &str = r#"
+def handler(event, context):
+    # A non-proxy integration: the event is what the request template made.
+    op, a, b = event["op"], event["a"], event["b"]
+    if op == "div":
+        if b == 0:
+            raise Exception("[BadRequest] cannot divide by zero")
+        return {"op": op, "result": a / b, "requestId": event["requestId"]}
+    if op == "add":
+        return {"op": op, "result": a + b, "requestId": event["requestId"]}
+    raise Exception("unknown operation " + op)
+"#;
+
+fn project(upstream: &str) -> String {
+    format!(
+        r##"[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[functions.calc]
+runtime = "python3.12"
+handler = "app.handler"
+code = "calc"
+
+[apis.shop]
+type = "rest"
+base_path = "/shop"
+stages = {{ prod = {{ variables = {{ greeting = "hi" }} }} }}
+
+[apis.shop.routes."GET /mock"]
+mock = {{}}
+request_templates = {{ "application/json" = '{{"statusCode": #if($input.params("fail") == "yes")500#{{else}}200#end}}' }}
+responses = [
+  {{ pattern = "5\\d\\d", status = 503, templates = {{ "application/json" = '{{"error": "mock failed", "stage": "$context.stage"}}' }} }},
+  {{ status = 200, templates = {{ "application/json" = '{{"ok": true, "greeting": "$stageVariables.greeting", "method": "$context.httpMethod"}}' }}, headers = {{ "x-mock" = "'yes'" }} }},
+]
+
+[apis.shop.routes."POST /calc/{{op}}"]
+function = "calc"
+proxy = false
+passthrough = "NEVER"
+responses = [
+  {{ pattern = "\\[BadRequest\\].*", status = 400, templates = {{ "application/json" = "{{\"message\": \"$util.escapeJavaScript($input.path('$.errorMessage'))\"}}" }} }},
+  {{ status = 200, headers = {{ "x-op" = "integration.response.body.op" }}, templates = {{ "application/json" = """
+#set($r = $input.path('$'))
+{{"result": $r.result, "op": "$r.op", "sameRequest": #if($r.requestId == $context.requestId)true#{{else}}false#end}}""" }} }},
+]
+
+[apis.shop.routes."POST /calc/{{op}}".request_templates]
+"application/json" = """
+{{
+  "op": "$input.params('op')",
+  "a": $input.json('$.a'),
+  "b": $input.json('$.b'),
+  "requestId": "$context.requestId"
+}}"""
+
+[apis.shop.routes."POST /echo"]
+http = "{upstream}/echo"
+proxy = false
+request_templates = {{ "application/json" = "#set($context.requestOverride.header.x-from-template = 'set')name=$util.urlEncode($input.path('$.name'))" }}
+responses = [
+  {{ pattern = "4\\d\\d", status = 502 }},
+  {{ status = 201, headers = {{ "x-upstream-said" = "integration.response.header.x-upstream" }}, templates = {{ "application/json" = '{{"upstream": "$util.escapeJavaScript($input.body)"}}' }} }},
+]
+"##
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mock_lambda_and_http_integrations_are_mapped_by_their_templates() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "stratus.toml", &project(&upstream.url("")));
+    write_file(dir.path(), "calc/app.py", CALC_PY);
+    let s = Serving::start(dir.path());
+    let client = reqwest::Client::new();
+    let json_of =
+        |t: &str| -> Value { serde_json::from_str(t).unwrap_or_else(|e| panic!("{e}: {t}")) };
+
+    // MOCK: the request template's statusCode picks the response.
+    let r = client.get(s.url("/shop/prod/mock")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-mock"], "yes");
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert_eq!(
+        json_of(&r.text().await.unwrap()),
+        json!({"ok": true, "greeting": "hi", "method": "GET"})
+    );
+    let r = client
+        .get(s.url("/shop/prod/mock?fail=yes"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        json_of(&r.text().await.unwrap()),
+        json!({"error": "mock failed", "stage": "prod"})
+    );
+
+    // Non-proxy Lambda: the template's output is the event; the result
+    // goes through the response template; a header from its body.
+    let r = client
+        .post(s.url("/shop/prod/calc/add"))
+        .json(&json!({"a": 2, "b": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-op"], "add");
+    assert_eq!(
+        json_of(&r.text().await.unwrap()),
+        json!({"result": 5, "op": "add", "sameRequest": true})
+    );
+    // A thrown "[BadRequest] ..." maps to 400 by its selectionPattern.
+    let r = client
+        .post(s.url("/shop/prod/calc/div"))
+        .json(&json!({"a": 1, "b": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        json_of(&r.text().await.unwrap()),
+        json!({"message": "[BadRequest] cannot divide by zero"})
+    );
+    // An error no pattern matches takes the default response, as on AWS.
+    let r = client
+        .post(s.url("/shop/prod/calc/pow"))
+        .json(&json!({"a": 1, "b": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // passthrough NEVER: a content type without a template is 415.
+    let r = client
+        .post(s.url("/shop/prod/calc/add"))
+        .header("content-type", "text/plain")
+        .body("2+3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    assert_eq!(
+        json_of(&r.text().await.unwrap()),
+        json!({"message": "Unsupported Media Type"})
+    );
+
+    // Non-proxy HTTP: the template's body and override header reach the
+    // upstream; its answer goes through the 201 response.
+    let r = client
+        .post(s.url("/shop/prod/echo"))
+        .json(&json!({"name": "a b&c"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["x-upstream-said"], "echo");
+    let v = json_of(&r.text().await.unwrap());
+    let echoed = v["upstream"].as_str().unwrap();
+    assert!(echoed.starts_with("POST\n/echo\n"), "{echoed}");
+    assert!(echoed.contains("x-from-template: set\n"), "{echoed}");
+    assert!(echoed.ends_with("\n\nname=a+b%26c"), "{echoed}");
+}
+
+#[test]
+fn template_mistakes_are_named_with_their_route_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "stratus.toml",
+        r#"[apis.shop]
+type = "rest"
+
+[apis.shop.routes."GET /a"]
+mock = {}
+request_templates = { "application/json" = '#if($input.params("x"))open' }
+
+[apis.shop.routes."GET /b"]
+mock = {}
+responses = [{ status = 200, templates = { "application/json" = '$util.toJson($input.body)' } }]
+
+[apis.shop.routes."GET /c"]
+mock = {}
+responses = [{ pattern = "(", status = 200 }]
+"#,
+    );
+    let (ok, _, err) = run_cli(&["validate", dir.path().to_str().unwrap()]);
+    assert!(!ok);
+    let f = file.display().to_string();
+    assert!(
+        err.contains(&format!("{f}:6:"))
+            && err.contains(r#"apis.shop.routes."GET /a".request_templates."application/json": the application/json template: line 1, column"#)
+            && err.contains("#if is not closed with #end"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{f}:10:")) && err.contains("$util.toJson is not a $util function"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{f}:14:"))
+            && err.contains("pattern: not a regular expression: unclosed group"),
+        "{err}"
+    );
+    assert!(err.contains("3 errors"), "{err}");
+}
