@@ -340,31 +340,47 @@ fn integration(m: &Part<'_>) -> Result<toml::Table, Error> {
                 text("Uri").ok_or_else(|| m.error("an HTTP_PROXY integration needs a Uri"))?;
             t.insert("http".into(), uri.into());
         }
+        Some("AWS") => {
+            let f = text("Uri").as_deref().and_then(uri_target).ok_or_else(|| {
+                m.error("an AWS integration's Uri names a function (…/functions/ARN/invocations)")
+            })?;
+            t.insert("function".into(), f.into());
+            t.insert("proxy".into(), false.into());
+        }
+        Some("HTTP") => {
+            let uri = text("Uri").ok_or_else(|| m.error("an HTTP integration needs a Uri"))?;
+            t.insert("http".into(), uri.into());
+            t.insert("proxy".into(), false.into());
+        }
         Some("MOCK") => {
-            // The first integration response, its JSON template taken as
-            // written (mapping templates come with VTL).
-            let first = i
-                .get("IntegrationResponses")
-                .and_then(Node::as_list)
-                .and_then(<[Node]>::first);
-            let status = first
-                .and_then(|r| r.get("StatusCode"))
-                .and_then(Node::scalar_text)
-                .and_then(|s| s.parse::<i64>().ok())
-                .unwrap_or(200);
-            let body = first
-                .and_then(|r| r.get("ResponseTemplates"))
-                .and_then(|t| t.get("application/json"))
-                .and_then(Node::scalar_text)
-                .unwrap_or_default();
-            t.insert("mock".into(), toml::Value::Table(mock_table(status, body)));
+            t.insert("mock".into(), toml::Value::Table(toml::Table::new()));
         }
         other => {
             return Err(m.error(format!(
-                "an integration of Type {} is not served yet (AWS_PROXY, HTTP_PROXY and MOCK are)",
+                "an integration of Type {} is not served yet (AWS_PROXY, HTTP_PROXY, AWS with a function, HTTP and MOCK are)",
                 other.unwrap_or("(none)")
             )))
         }
+    }
+    if matches!(text("Type").as_deref(), Some("AWS" | "HTTP" | "MOCK")) {
+        let responses: Vec<MappedResponse<'_>> = i
+            .get("IntegrationResponses")
+            .and_then(Node::as_list)
+            .unwrap_or(&[])
+            .iter()
+            .map(|r| MappedResponse {
+                pattern: r.get("SelectionPattern").and_then(Node::scalar_text),
+                status: r.get("StatusCode").and_then(Node::scalar_text),
+                templates: r.get("ResponseTemplates"),
+                parameters: r.get("ResponseParameters"),
+            })
+            .collect();
+        mapping_keys(
+            &mut t,
+            i.get("RequestTemplates"),
+            text("PassthroughBehavior"),
+            &responses,
+        );
     }
     if let Some(mode) = text("ResponseTransferMode") {
         t.insert("transfer_mode".into(), mode.into());
@@ -372,13 +388,72 @@ fn integration(m: &Part<'_>) -> Result<toml::Table, Error> {
     Ok(t)
 }
 
-/// A MOCK integration's answer: its status and its JSON template taken
-/// as written (mapping templates come with VTL).
-pub(crate) fn mock_table(status: i64, body: String) -> toml::Table {
-    let mut mock = toml::Table::new();
-    mock.insert("status".into(), status.into());
-    mock.insert("body".into(), body.into());
-    mock
+/// One integration response of a template, as written.
+pub(crate) struct MappedResponse<'a> {
+    pub(crate) pattern: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) templates: Option<&'a Node>,
+    pub(crate) parameters: Option<&'a Node>,
+}
+
+/// A non-proxy integration's mapping as a route's keys: `request_templates`,
+/// `passthrough` (CloudFormation's `WHEN_NO_MATCH` or OpenAPI's
+/// `when_no_match`), and `responses` (`method.response.header.NAME`
+/// parameters as `headers`).
+pub(crate) fn mapping_keys(
+    t: &mut toml::Table,
+    request_templates: Option<&Node>,
+    passthrough: Option<String>,
+    responses: &[MappedResponse<'_>],
+) {
+    let templates = |n: Option<&Node>| -> toml::Table {
+        n.and_then(Node::as_map)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|(ct, v)| Some((ct.clone(), toml::Value::String(v.scalar_text()?))))
+            .collect()
+    };
+    let request = templates(request_templates);
+    if !request.is_empty() {
+        t.insert("request_templates".into(), toml::Value::Table(request));
+    }
+    if let Some(p) = passthrough {
+        t.insert("passthrough".into(), p.to_ascii_uppercase().into());
+    }
+    let mut list = Vec::new();
+    for r in responses {
+        let mut rt = toml::Table::new();
+        if let Some(p) = r.pattern.as_ref().filter(|p| !p.is_empty()) {
+            rt.insert("pattern".into(), p.clone().into());
+        }
+        let status = r
+            .status
+            .as_deref()
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(200);
+        rt.insert("status".into(), status.into());
+        let body = templates(r.templates);
+        if !body.is_empty() {
+            rt.insert("templates".into(), toml::Value::Table(body));
+        }
+        let headers: toml::Table = r
+            .parameters
+            .and_then(Node::as_map)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|(k, v)| {
+                let name = k.strip_prefix("method.response.header.")?;
+                Some((name.to_owned(), toml::Value::String(v.scalar_text()?)))
+            })
+            .collect();
+        if !headers.is_empty() {
+            rt.insert("headers".into(), toml::Value::Table(headers));
+        }
+        list.push(toml::Value::Table(rt));
+    }
+    if !list.is_empty() {
+        t.insert("responses".into(), toml::Value::Array(list));
+    }
 }
 
 /// A JWT authorizer's table. API Gateway reads the keys from the issuer's

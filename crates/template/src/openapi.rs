@@ -205,29 +205,49 @@ fn target(i: &Node, http: bool, at: &str) -> Result<toml::Table, Error> {
             let uri = text(i, "uri").ok_or_else(|| i.error(at, "an http_proxy integration needs a uri"))?;
             t.insert("http".into(), uri.into());
         }
+        "aws" => {
+            let uri = text(i, "uri").unwrap_or_default();
+            let f = crate::cfn::uri_target(&uri).ok_or_else(|| {
+                i.error(at, "an aws integration's uri names a function (…/functions/ARN/invocations)")
+            })?;
+            t.insert("function".into(), f.into());
+            t.insert("proxy".into(), false.into());
+        }
+        "http" => {
+            let uri = text(i, "uri").ok_or_else(|| i.error(at, "an http integration needs a uri"))?;
+            t.insert("http".into(), uri.into());
+            t.insert("proxy".into(), false.into());
+        }
         "mock" => {
-            // The default response, its JSON template taken as written
-            // (mapping templates come with VTL).
-            let response = i.get("responses").and_then(|r| r.get("default"));
-            let status = response
-                .and_then(|r| text(r, "statusCode"))
-                .and_then(|s| s.parse::<i64>().ok())
-                .unwrap_or(200);
-            let body = response
-                .and_then(|r| r.get("responseTemplates"))
-                .and_then(|r| text(r, "application/json"))
-                .unwrap_or_default();
-            t.insert(
-                "mock".into(),
-                toml::Value::Table(crate::cfn::mock_table(status, body)),
-            );
+            t.insert("mock".into(), toml::Value::Table(toml::Table::new()));
         }
         other => {
             return Err(i.error(
                 at,
-                format!("an integration of type {other:?} is not served yet (aws_proxy, http_proxy and mock are)"),
+                format!("an integration of type {other:?} is not served yet (aws_proxy, http_proxy, aws with a function, http and mock are)"),
             ))
         }
+    }
+    if matches!(ty.as_str(), "aws" | "http" | "mock") {
+        // `responses`: selection pattern → response; `default` has none.
+        let responses: Vec<crate::cfn::MappedResponse<'_>> = i
+            .get("responses")
+            .and_then(Node::as_map)
+            .unwrap_or(&[])
+            .iter()
+            .map(|(pattern, r)| crate::cfn::MappedResponse {
+                pattern: (pattern != "default").then(|| pattern.clone()),
+                status: text(r, "statusCode"),
+                templates: r.get("responseTemplates"),
+                parameters: r.get("responseParameters"),
+            })
+            .collect();
+        crate::cfn::mapping_keys(
+            &mut t,
+            i.get("requestTemplates"),
+            text(i, "passthroughBehavior"),
+            &responses,
+        );
     }
     if let Some(ms) = text(i, "timeoutInMillis").and_then(|m| m.parse::<i64>().ok()) {
         t.insert("timeout_ms".into(), ms.into());

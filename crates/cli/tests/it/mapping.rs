@@ -215,3 +215,137 @@ responses = [{ pattern = "(", status = 200 }]
     );
     assert!(err.contains("3 errors"), "{err}");
 }
+
+/// The same mappings as a SAM template writes them: an OpenAPI body's
+/// `x-amazon-apigateway-integration` (`mock` and `aws` with
+/// `requestTemplates`, `passthroughBehavior` and `responses`), and a plain
+/// `AWS::ApiGateway::Method` with an `AWS` integration.
+const MAPPING_TEMPLATE: &str = r#"AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Calc:
+    Type: AWS::Serverless::Function
+    Properties: { CodeUri: calc/, Handler: app.handler, Runtime: python3.12 }
+  Shop:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: prod
+      DefinitionBody:
+        openapi: "3.0.1"
+        info: { title: shop, version: "1" }
+        paths:
+          /status:
+            get:
+              x-amazon-apigateway-integration:
+                type: mock
+                requestTemplates:
+                  application/json: '{"statusCode": 200}'
+                responses:
+                  default:
+                    statusCode: "200"
+                    responseParameters:
+                      method.response.header.x-status: "'green'"
+                    responseTemplates:
+                      application/json: '{"status": "green", "stage": "$context.stage"}'
+          /calc/{op}:
+            post:
+              x-amazon-apigateway-integration:
+                type: aws
+                httpMethod: POST
+                uri: !Sub arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Calc.Arn}/invocations
+                passthroughBehavior: never
+                requestTemplates:
+                  application/json: |
+                    {"op": "$input.params('op')", "a": $input.json('$.a'), "b": $input.json('$.b'), "requestId": "$context.requestId"}
+                responses:
+                  "\\[BadRequest\\].*":
+                    statusCode: "400"
+                    responseTemplates:
+                      application/json: '{"bad": "$util.escapeJavaScript($input.path(''$.errorMessage''))"}'
+                  default:
+                    statusCode: "200"
+                    responseTemplates:
+                      application/json: '{"result": $input.json(''$.result'')}'
+  Legacy:
+    Type: AWS::ApiGateway::RestApi
+    Properties: { Name: legacy }
+  Sum:
+    Type: AWS::ApiGateway::Resource
+    Properties: { RestApiId: !Ref Legacy, ParentId: !GetAtt Legacy.RootResourceId, PathPart: sum }
+  SumPost:
+    Type: AWS::ApiGateway::Method
+    Properties:
+      RestApiId: !Ref Legacy
+      ResourceId: !Ref Sum
+      HttpMethod: POST
+      AuthorizationType: NONE
+      Integration:
+        Type: AWS
+        IntegrationHttpMethod: POST
+        Uri: !Sub arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Calc.Arn}/invocations
+        RequestTemplates:
+          application/json: '{"op": "add", "a": $input.json(''$.x''), "b": 10, "requestId": "$context.requestId"}'
+        IntegrationResponses:
+          - StatusCode: "202"
+            ResponseTemplates:
+              application/json: '{"sum": $input.json(''$.result'')}'
+  LegacyStage:
+    Type: AWS::ApiGateway::Stage
+    Properties: { RestApiId: !Ref Legacy, StageName: live, DeploymentId: abc }
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_templates_mappings_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "template.yaml", MAPPING_TEMPLATE);
+    write_file(dir.path(), "calc/app.py", CALC_PY);
+    let s = Serving::start_with(
+        dir.path(),
+        &["--port", "0", "--admin-listen", "127.0.0.1:0"],
+        &[],
+    );
+    let client = reqwest::Client::new();
+    let r = client.get(s.url("/prod/status")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-status"], "green");
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"status": "green", "stage": "prod"}"#
+    );
+    let r = client
+        .post(s.url("/prod/calc/div"))
+        .json(&json!({"a": 6, "b": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"bad": "[BadRequest] cannot divide by zero"}"#
+    );
+    let r = client
+        .post(s.url("/prod/calc/div"))
+        .json(&json!({"a": 6, "b": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), r#"{"result": 2.0}"#);
+    let r = client
+        .post(s.url("/prod/calc/add"))
+        .header("content-type", "application/xml")
+        .body("<a/>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    // The plain Method: its one integration response is the default.
+    let r = client
+        .post(s.url("/live/sum"))
+        .json(&json!({"x": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(r.text().await.unwrap(), r#"{"sum": 15}"#);
+}

@@ -1950,8 +1950,9 @@ async fn openapi_definitions_of_sam_and_cloudformation_apis_are_served() {
             "AWS::Include: \"s3://bucket/shop-api.yaml\" is not a file beside the template",
         ),
         (
+            // An AWS (non-proxy) integration must name a function.
             OPENAPI_TEMPLATE.replace("type: mock", "type: aws"),
-            "Resources.Legacy.Properties.Body.paths./hello.get: an integration of type \"aws\" is not served yet",
+            "Resources.Legacy.Properties.Body.paths./hello.get: an aws integration's uri names a function",
         ),
     ] {
         let bad = root.path().join(format!("bad{}", template.len()));
