@@ -1093,6 +1093,7 @@ pub const ACCESS_LOG_VARIABLES: &[&str] = &[
     "domainName",
     "error.message",
     "error.responseType",
+    "error.validationErrorString",
     "eventType",
     "extendedRequestId",
     "httpMethod",
@@ -1203,6 +1204,45 @@ pub struct Route {
     /// integration responses (non-proxy `function`/`http` routes, `mock`s
     /// with templates).
     pub mapping: Option<Arc<Mapping>>,
+    /// REST request validation (a request validator with its models and
+    /// required parameters).
+    pub validation: Option<Arc<Validation>>,
+}
+
+/// What a REST route checks before its integration runs, as a request
+/// validator does.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    /// `ValidateRequestBody`: content type → model.
+    pub body: Vec<(String, Arc<Model>)>,
+    /// `ValidateRequestParameters`: required parameters, in order.
+    pub parameters: Vec<RequiredParameter>,
+}
+
+/// A JSON Schema model of an API.
+pub struct Model {
+    pub name: String,
+    pub schema: jsonschema::Validator,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("name", &self.name).finish()
+    }
+}
+
+/// `method.request.querystring.NAME` (or `header`, `path`) required.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequiredParameter {
+    pub location: ParameterLocation,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParameterLocation {
+    Query,
+    Header,
+    Path,
 }
 
 /// How a REST integration's request and answer are mapped (API Gateway's

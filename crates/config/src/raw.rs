@@ -282,6 +282,9 @@ pub(crate) struct RawApi {
     pub(crate) api_key_source: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) authorizers: BTreeMap<String, Spanned<RawAuthorizer>>,
+    /// `NAME = 'JSON Schema'`: REST models for request validation.
+    #[serde(default)]
+    pub(crate) models: BTreeMap<String, Spanned<String>>,
     pub(crate) idle_timeout: Option<Spanned<i64>>,
     pub(crate) max_lifetime: Option<Spanned<i64>>,
     #[serde(default)]
@@ -381,6 +384,12 @@ pub(crate) struct RawRoute {
     pub(crate) request_templates: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     pub(crate) passthrough: Option<Spanned<String>>,
     pub(crate) responses: Option<Spanned<Vec<Spanned<RawIntegrationResponse>>>>,
+    /// `body`, `parameters`, `all` (API Gateway's request validators).
+    pub(crate) validate: Option<Spanned<String>>,
+    /// Content type → a model of the API.
+    pub(crate) request_models: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    /// `querystring.NAME`, `header.NAME`, `path.NAME`.
+    pub(crate) required_parameters: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// One of a route's `responses` (an integration response).

@@ -769,6 +769,7 @@ fn api(
     };
 
     let authorizers = authorizers(c, name, kind, a, functions, project_dir);
+    let models = models(c, name, kind, a);
     let api_key_source = match &a.api_key_source {
         None => ApiKeySource::Header,
         Some(s) => {
@@ -817,7 +818,8 @@ fn api(
                 );
             }
         }
-        if let Some(route) = route(c, kind, &route_key, r, &rk, functions, &authorizers) {
+        if let Some(mut route) = route(c, kind, &route_key, r, &rk, functions, &authorizers) {
+            route.validation = validation(c, kind, r.get_ref(), &rk, &models);
             routes.push(route);
         }
     }
@@ -1101,6 +1103,7 @@ fn function_url_api(
             },
             stream,
             mapping: None,
+            validation: None,
         }],
         route_selection: None,
         binary_media_types: Vec::new(),
@@ -2244,6 +2247,7 @@ fn route(
         cache,
         stream,
         mapping,
+        validation: None,
     })
 }
 
@@ -2387,6 +2391,148 @@ fn mapping(
         passthrough,
         responses,
     }))
+}
+
+/// `[apis.NAME.models]`: each a JSON Schema (draft 4 as API Gateway's,
+/// or the draft its `$schema` names), compiled here.
+fn models(
+    c: &mut Checker<'_>,
+    api: &str,
+    kind: ApiKind,
+    a: &RawApi,
+) -> BTreeMap<String, Arc<Model>> {
+    let mut out = BTreeMap::new();
+    for (name, text) in &a.models {
+        let k = ["apis", api, "models", name.as_str()];
+        if kind != ApiKind::Rest {
+            c.err(text, &k, "models validate REST requests (as on AWS)");
+            continue;
+        }
+        let schema: serde_json::Value = match serde_json::from_str(text.get_ref()) {
+            Ok(v) => v,
+            Err(e) => {
+                c.err(
+                    text,
+                    &k,
+                    format!("a model is a JSON Schema, and this is not JSON: {e}"),
+                );
+                continue;
+            }
+        };
+        // API Gateway's models are draft 4 unless they say otherwise.
+        let compiled = match schema.get("$schema") {
+            Some(_) => jsonschema::validator_for(&schema),
+            None => jsonschema::draft4::new(&schema),
+        };
+        match compiled {
+            Ok(v) => {
+                out.insert(
+                    name.clone(),
+                    Arc::new(Model {
+                        name: name.clone(),
+                        schema: v,
+                    }),
+                );
+            }
+            Err(e) => c.err(text, &k, format!("not a valid JSON Schema: {e}")),
+        }
+    }
+    out
+}
+
+/// A route's request validator: `validate` (`body`, `parameters`, `all`),
+/// its `request_models` and `required_parameters`.
+fn validation(
+    c: &mut Checker<'_>,
+    kind: ApiKind,
+    r: &RawRoute,
+    rk: &[&str],
+    models: &BTreeMap<String, Arc<Model>>,
+) -> Option<Arc<Validation>> {
+    let key = |k: &str| -> Vec<String> {
+        rk.iter()
+            .map(|s| (*s).to_owned())
+            .chain([k.to_owned()])
+            .collect()
+    };
+    let v = r.validate.as_ref()?;
+    if kind != ApiKind::Rest {
+        c.err(
+            v,
+            &refs(&key("validate")),
+            "request validators are REST APIs' (as on AWS)",
+        );
+        return None;
+    }
+    let (body, params) = match v.get_ref().as_str() {
+        "body" => (true, false),
+        "parameters" => (false, true),
+        "all" => (true, true),
+        "none" => (false, false),
+        other => {
+            let msg = format!("{other:?} is not body, parameters, all or none");
+            c.err(v, &refs(&key("validate")), msg);
+            return None;
+        }
+    };
+    let mut out = Validation {
+        body: Vec::new(),
+        parameters: Vec::new(),
+    };
+    if let Some(m) = &r.request_models {
+        for (ct, model) in m.get_ref() {
+            match models.get(model.get_ref()) {
+                Some(found) if body => out.body.push((ct.to_ascii_lowercase(), found.clone())),
+                Some(_) => {}
+                None => {
+                    let k: Vec<String> = key("request_models")
+                        .into_iter()
+                        .chain([ct.clone()])
+                        .collect();
+                    let known: Vec<&str> = models.keys().map(String::as_str).collect();
+                    let msg = format!(
+                        "no model {:?} in the API's models (it has: {})",
+                        model.get_ref(),
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    );
+                    c.err(model, &refs(&k), msg);
+                }
+            }
+        }
+    }
+    if let Some(list) = &r.required_parameters {
+        for p in list.get_ref() {
+            let parsed = p.get_ref().split_once('.').and_then(|(loc, name)| {
+                let location = match loc {
+                    "querystring" => ParameterLocation::Query,
+                    "header" => ParameterLocation::Header,
+                    "path" => ParameterLocation::Path,
+                    _ => return None,
+                };
+                (!name.is_empty()).then(|| RequiredParameter {
+                    location,
+                    name: name.to_owned(),
+                })
+            });
+            match parsed {
+                Some(rp) if params => out.parameters.push(rp),
+                Some(_) => {}
+                None => c.err(
+                    p,
+                    &refs(&key("required_parameters")),
+                    format!(
+                        "{:?} is not querystring.NAME, header.NAME or path.NAME",
+                        p.get_ref()
+                    ),
+                ),
+            }
+        }
+    }
+    Some(Arc::new(out))
 }
 
 fn refs(v: &[String]) -> Vec<&str> {

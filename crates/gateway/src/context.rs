@@ -42,7 +42,9 @@ pub(crate) struct RequestContext<'g> {
     /// The request's `Origin`, for CORS.
     pub(crate) origin: Option<http::HeaderValue>,
     /// The gateway's own failure: its AWS message and response type.
-    pub(crate) failure: Option<(&'static str, &'static str)>,
+    pub(crate) failure: Option<(std::borrow::Cow<'static, str>, &'static str)>,
+    /// `$context.error.validationErrorString`: why validation refused it.
+    pub(crate) validation_error: Option<String>,
     /// What the integration answered.
     pub(crate) integration_status: Option<u16>,
     /// For access logs: `Host`, `User-Agent`, the HTTP version.
@@ -66,6 +68,7 @@ impl<'g> RequestContext<'g> {
             path: req.uri().path().to_owned(),
             origin: req.headers().get(http::header::ORIGIN).cloned(),
             failure: None,
+            validation_error: None,
             integration_status: None,
             // HTTP/2 names the host in the URI's authority.
             host: req.headers().get(http::header::HOST).cloned().or_else(|| {

@@ -52,6 +52,12 @@ pub enum GatewayError {
     /// does not pass it through: 415.
     #[error("no mapping template for content type {0:?}")]
     UnsupportedMediaType(String),
+    /// Required parameters absent (a request validator): 400.
+    #[error("missing required request parameters: {0:?}")]
+    MissingParameters(Vec<String>),
+    /// The body does not match its model (a request validator): 400.
+    #[error("the request body does not match its model")]
+    InvalidBody,
 }
 
 impl GatewayError {
@@ -72,6 +78,9 @@ impl GatewayError {
             GatewayError::LimitExceeded => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::AuthorizerFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            GatewayError::MissingParameters(_) | GatewayError::InvalidBody => {
+                StatusCode::BAD_REQUEST
+            }
         }
     }
 
@@ -98,6 +107,8 @@ impl GatewayError {
             GatewayError::LimitExceeded => "Limit Exceeded",
             GatewayError::AuthorizerFailed(_) => "Internal Server Error",
             GatewayError::UnsupportedMediaType(_) => "Unsupported Media Type",
+            GatewayError::MissingParameters(_) => "Missing required request parameters",
+            GatewayError::InvalidBody => "Invalid request body",
         }
     }
 
@@ -118,11 +129,25 @@ impl GatewayError {
             GatewayError::LimitExceeded => "QUOTA_EXCEEDED",
             GatewayError::AuthorizerFailed(_) => "AUTHORIZER_FAILURE",
             GatewayError::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
+            GatewayError::MissingParameters(_) => "BAD_REQUEST_PARAMETERS",
+            GatewayError::InvalidBody => "BAD_REQUEST_BODY",
+        }
+    }
+
+    /// The message of the answer's body (`aws_message`, with the names of
+    /// missing parameters where AWS lists them).
+    pub fn message(&self) -> std::borrow::Cow<'static, str> {
+        match self {
+            GatewayError::MissingParameters(names) => std::borrow::Cow::Owned(format!(
+                "Missing required request parameters: [{}]",
+                names.join(", ")
+            )),
+            other => std::borrow::Cow::Borrowed(other.aws_message()),
         }
     }
 
     pub fn into_response(self) -> Response<Body> {
-        let mut resp = json_message(self.status(), self.aws_message());
+        let mut resp = json_message(self.status(), &self.message());
         if let GatewayError::Unauthorized { challenge: Some(c) } = &self {
             if let Ok(v) = http::HeaderValue::from_str(c) {
                 resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);

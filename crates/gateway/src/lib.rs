@@ -240,7 +240,7 @@ impl Gateway {
             Ok(resp) => resp,
             Err(e) => {
                 cx.error = Some(e.to_string());
-                cx.failure = Some((e.aws_message(), e.response_type()));
+                cx.failure = Some((e.message(), e.response_type()));
                 e.into_response()
             }
         };
@@ -418,6 +418,10 @@ impl Gateway {
             return Err(GatewayError::Forbidden(
                 "the API reads keys from an authorizer, and the route has none",
             ));
+        }
+        // Validation: a REST request validator (phases/validate.rs).
+        if let Some(v) = &m.route.validation {
+            req = phases::validate::check(v, &m, req, cx).await?;
         }
         // Cache: a REST stage's response cache (phases/cache.rs), after
         // every check a caller must pass, before the integration.

@@ -194,6 +194,33 @@ pub(crate) fn rest_apis(
             all.insert(a.id.to_owned(), toml::Value::Table(t));
         }
     }
+    // Models (by their Name, else their logical id) and request validators.
+    let mut model_names: BTreeMap<&str, String> = BTreeMap::new();
+    for md in of("AWS::ApiGateway::Model") {
+        let Some(api) = api_of(md, errors) else {
+            continue;
+        };
+        let name = md.text("Name").unwrap_or_else(|| md.id.to_owned());
+        let Some(schema) = md.props.as_ref().and_then(|p| p.get("Schema")) else {
+            errors.push(md.error("a Model needs a Schema"));
+            continue;
+        };
+        // A Schema is an object, or its JSON text.
+        let text = match schema.scalar_text() {
+            Some(t) => t,
+            None => crate::node::to_json(schema).to_string(),
+        };
+        if let Some(toml::Value::Table(all)) = apis.get_mut(&api).map(|x| {
+            x.entry("models")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        }) {
+            all.insert(name.clone(), text.into());
+        }
+        model_names.insert(md.id, name);
+    }
+    let validators: BTreeMap<&str, &Part<'_>> = of("AWS::ApiGateway::RequestValidator")
+        .map(|p| (p.id, p))
+        .collect();
     // Methods: the routes.
     for m in of("AWS::ApiGateway::Method") {
         let Some(api) = api_of(m, errors) else {
@@ -253,6 +280,66 @@ pub(crate) fn rest_apis(
             == Some(&Value::Bool(true))
         {
             target.insert("api_key_required".into(), true.into());
+        }
+        // Request validation: the validator, the models, the parameters.
+        if let Some(v) = m.names("RequestValidatorId") {
+            let Some(found) = validators.get(v.as_str()) else {
+                errors.push(m.error(format!(
+                    "RequestValidatorId names {v:?}, not an AWS::ApiGateway::RequestValidator of the template"
+                )));
+                continue;
+            };
+            let flag = |k: &str| {
+                found
+                    .props
+                    .as_ref()
+                    .and_then(|p| p.get(k))
+                    .map(|n| &n.value)
+                    == Some(&Value::Bool(true))
+                    || found.text(k).as_deref() == Some("true")
+            };
+            let validate = match (
+                flag("ValidateRequestBody"),
+                flag("ValidateRequestParameters"),
+            ) {
+                (true, true) => "all",
+                (true, false) => "body",
+                (false, true) => "parameters",
+                (false, false) => "none",
+            };
+            target.insert("validate".into(), validate.into());
+        }
+        let models: toml::Table = m
+            .props
+            .as_ref()
+            .and_then(|p| p.get("RequestModels"))
+            .and_then(Node::as_map)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|(ct, v)| {
+                let named = v.scalar_text()?;
+                let name = model_names.get(named.as_str()).cloned().unwrap_or(named);
+                Some((ct.clone(), toml::Value::String(name)))
+            })
+            .collect();
+        if !models.is_empty() {
+            target.insert("request_models".into(), toml::Value::Table(models));
+        }
+        let required = required_parameters(
+            m.props
+                .as_ref()
+                .and_then(|p| p.get("RequestParameters"))
+                .and_then(Node::as_map)
+                .unwrap_or(&[])
+                .iter()
+                .map(|(k, v)| {
+                    let on = matches!(v.value, Value::Bool(true))
+                        || v.scalar_text().as_deref() == Some("true");
+                    (k.as_str(), on)
+                }),
+        );
+        if !required.is_empty() {
+            target.insert("required_parameters".into(), toml::Value::Array(required));
         }
         if let Some(toml::Value::Table(routes)) = apis.get_mut(&api).map(|x| {
             x.entry("routes")
@@ -386,6 +473,18 @@ fn integration(m: &Part<'_>) -> Result<toml::Table, Error> {
         t.insert("transfer_mode".into(), mode.into());
     }
     Ok(t)
+}
+
+/// `method.request.querystring.NAME` (and `header`, `path`) that are
+/// required, as a route's `required_parameters`.
+pub(crate) fn required_parameters<'a>(
+    params: impl Iterator<Item = (&'a str, bool)>,
+) -> Vec<toml::Value> {
+    params
+        .filter(|(_, required)| *required)
+        .filter_map(|(k, _)| k.strip_prefix("method.request."))
+        .map(|k| toml::Value::String(k.to_owned()))
+        .collect()
 }
 
 /// One integration response of a template, as written.

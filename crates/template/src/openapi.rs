@@ -94,6 +94,43 @@ pub(crate) fn apply(
         }
     }
     let default_security = body.get("security");
+    // Request validation (REST): the models, the validators, the default.
+    let schemas = body
+        .get("components")
+        .and_then(|c| c.get("schemas"))
+        .or_else(|| body.get("definitions"))
+        .and_then(Node::as_map)
+        .unwrap_or(&[]);
+    if !http && !schemas.is_empty() {
+        let models = api
+            .entry("models")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(models) = models {
+            for (name, schema) in schemas {
+                models
+                    .entry(name.clone())
+                    .or_insert_with(|| model_text(schema, schemas).into());
+            }
+        }
+    }
+    let validators: Vec<(String, &'static str)> = body
+        .get("x-amazon-apigateway-request-validators")
+        .and_then(Node::as_map)
+        .unwrap_or(&[])
+        .iter()
+        .map(|(name, v)| {
+            let b = boolean(v, "validateRequestBody").unwrap_or(false);
+            let p = boolean(v, "validateRequestParameters").unwrap_or(false);
+            let mode = match (b, p) {
+                (true, true) => "all",
+                (true, false) => "body",
+                (false, true) => "parameters",
+                (false, false) => "none",
+            };
+            (name.clone(), mode)
+        })
+        .collect();
+    let default_validator = text(body, "x-amazon-apigateway-request-validator");
     let mut routes = match api.remove("routes") {
         Some(toml::Value::Table(t)) => t,
         _ => toml::Table::new(),
@@ -129,6 +166,17 @@ pub(crate) fn apply(
                 continue;
             }
             let mut route = target(integration, http, &at)?;
+            if !http {
+                let named = text(op, "x-amazon-apigateway-request-validator")
+                    .or_else(|| default_validator.clone());
+                if let Some(v) = named {
+                    let Some((_, mode)) = validators.iter().find(|(n, _)| *n == v) else {
+                        return Err(op.error(&at, format!("x-amazon-apigateway-request-validator names {v:?}, not one of x-amazon-apigateway-request-validators")));
+                    };
+                    route.insert("validate".into(), (*mode).into());
+                }
+                request_checks(&mut route, item, op);
+            }
             let security = op.get("security").or(default_security);
             for requirement in security.and_then(Node::as_list).unwrap_or(&[]) {
                 for (name, scopes) in requirement.as_map().unwrap_or(&[]) {
@@ -256,6 +304,86 @@ fn target(i: &Node, http: bool, at: &str) -> Result<toml::Table, Error> {
         t.insert("transfer_mode".into(), mode.into());
     }
     Ok(t)
+}
+
+/// A schema as a model's JSON Schema text: its `$ref`s to the
+/// definition's other schemas (`#/components/schemas/X`,
+/// `#/definitions/X`) resolve within it, each schema carried along.
+fn model_text(schema: &Node, all: &[(String, Node)]) -> String {
+    let mut v = crate::node::to_json(schema);
+    let refs = v.to_string().contains("\"$ref\"");
+    if refs {
+        let defs: serde_json::Map<String, serde_json::Value> = all
+            .iter()
+            .map(|(n, s)| (n.clone(), crate::node::to_json(s)))
+            .collect();
+        if let serde_json::Value::Object(o) = &mut v {
+            o.insert("definitions".into(), serde_json::Value::Object(defs));
+        }
+    }
+    v.to_string()
+        .replace("#/components/schemas/", "#/definitions/")
+}
+
+/// An operation's request models (OpenAPI 3 `requestBody.content`,
+/// Swagger 2 `in: body` parameters; `$ref`s to schemas) and its required
+/// `query`, `header` and `path` parameters (the path item's too).
+fn request_checks(route: &mut toml::Table, item: &Node, op: &Node) {
+    let model_of = |schema: &Node| -> Option<String> {
+        let r = text(schema, "$ref")?;
+        r.rsplit('/').next().map(str::to_owned)
+    };
+    let mut models = toml::Table::new();
+    for (ct, media) in op
+        .get("requestBody")
+        .and_then(|b| b.get("content"))
+        .and_then(Node::as_map)
+        .unwrap_or(&[])
+    {
+        if let Some(m) = media.get("schema").and_then(model_of) {
+            models.insert(ct.clone(), m.into());
+        }
+    }
+    let params: Vec<&Node> = item
+        .get("parameters")
+        .and_then(Node::as_list)
+        .unwrap_or(&[])
+        .iter()
+        .chain(op.get("parameters").and_then(Node::as_list).unwrap_or(&[]))
+        .collect();
+    let mut required = Vec::new();
+    for p in params {
+        let place = text(p, "in").unwrap_or_default();
+        if place == "body" {
+            if let Some(m) = p.get("schema").and_then(model_of) {
+                let ct = op
+                    .get("consumes")
+                    .and_then(Node::as_list)
+                    .and_then(|l| l.first())
+                    .and_then(Node::scalar_text)
+                    .unwrap_or_else(|| "application/json".to_owned());
+                models.insert(ct, m.into());
+            }
+            continue;
+        }
+        let location = match place.as_str() {
+            "query" => "querystring",
+            "header" => "header",
+            "path" => "path",
+            _ => continue,
+        };
+        if boolean(p, "required") == Some(true) {
+            if let Some(name) = text(p, "name") {
+                required.push(toml::Value::String(format!("{location}.{name}")));
+            }
+        }
+    }
+    if !models.is_empty() {
+        route.insert("request_models".into(), toml::Value::Table(models));
+    }
+    if !required.is_empty() {
+        route.insert("required_parameters".into(), toml::Value::Array(required));
+    }
 }
 
 /// A security scheme's `x-amazon-apigateway-authorizer` as an authorizer

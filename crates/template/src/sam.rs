@@ -747,6 +747,8 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             | "AWS::ApiGateway::Resource"
             | "AWS::ApiGateway::Method"
             | "AWS::ApiGateway::Authorizer"
+            | "AWS::ApiGateway::Model"
+            | "AWS::ApiGateway::RequestValidator"
             | "AWS::ApiGateway::Stage"
             | "AWS::ApiGateway::Deployment"
             | "AWS::ApiGateway::ApiKey"

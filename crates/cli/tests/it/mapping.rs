@@ -349,3 +349,333 @@ async fn a_templates_mappings_are_served() {
     assert_eq!(r.status(), 202);
     assert_eq!(r.text().await.unwrap(), r#"{"sum": 15}"#);
 }
+
+const VALIDATED: &str = r#"[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[functions.orders]
+runtime = "python3.12"
+handler = "app.handler"
+code = "orders"
+
+[apis.shop]
+type = "rest"
+base_path = "/shop"
+stages = { prod = { access_log = { file = "logs/access.log", format = '{"path":"$context.path","status":"$context.status","type":"$context.error.responseType","message":"$context.error.message","why":"$context.error.validationErrorString"}' } } }
+
+[apis.shop.models]
+Order = '{"$schema": "http://json-schema.org/draft-04/schema#", "type": "object", "required": ["id", "qty"], "properties": {"id": {"type": "string"}, "qty": {"type": "integer", "minimum": 1}}}'
+
+[apis.shop.routes."POST /orders"]
+function = "orders"
+validate = "all"
+request_models = { "application/json" = "Order" }
+required_parameters = ["querystring.store", "header.x-client"]
+
+[apis.shop.routes."POST /unchecked"]
+function = "orders"
+request_models = { "application/json" = "Order" }
+"#;
+
+const ORDERS_PY: &str = r#"
+def handler(event, context):
+    return {"statusCode": 200, "body": "taken"}
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_validators_check_parameters_and_bodies_as_aws_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "stratus.toml", VALIDATED);
+    write_file(dir.path(), "orders/app.py", ORDERS_PY);
+    let s = Serving::start(dir.path());
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value, with_params: bool| {
+        let mut r = client.post(s.url(path)).json(&body);
+        if with_params {
+            r = r.header("x-client", "web");
+        }
+        r.send()
+    };
+    let r = post("/shop/prod/orders", json!({"id": "a", "qty": 1}), false)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"message":"Missing required request parameters: [store, x-client]"}"#
+    );
+    let r = post("/shop/prod/orders?store=1", json!({"id": 7}), true)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"message":"Invalid request body"}"#
+    );
+    let r = post(
+        "/shop/prod/orders?store=1",
+        json!({"id": "a", "qty": 2}),
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "taken");
+    // Models without a validator check nothing, as on AWS.
+    let r = post("/shop/prod/unchecked", json!({"nothing": true}), false)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // The access log says why (the schema's words hold quotes, so the
+    // lines are read as text, as AWS writes this variable unescaped).
+    let log = dir.path().join("logs/access.log");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let lines = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        if lines.len() >= 4 || tokio::time::Instant::now() > deadline {
+            break lines;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(
+        lines[0].contains(r#""type":"BAD_REQUEST_PARAMETERS","message":"Missing required request parameters: [store, x-client]""#),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains(r#""type":"BAD_REQUEST_BODY","message":"Invalid request body""#),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[1].contains(r#""qty" is a required property"#),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[1].contains(r#"7 is not of type "string" (at /id)"#),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains(r#""status":"200""#) && lines[2].contains(r#""why":"-""#),
+        "{}",
+        lines[2]
+    );
+}
+
+#[test]
+fn model_mistakes_are_named_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(
+        dir.path(),
+        "stratus.toml",
+        r#"[apis.shop]
+type = "rest"
+
+[apis.shop.models]
+Broken = '{"type": "object",'
+Odd = '{"type": "no-such-type"}'
+
+[apis.shop.routes."POST /a"]
+mock = {}
+validate = "body"
+request_models = { "application/json" = "Ghost" }
+required_parameters = ["cookie.x"]
+"#,
+    );
+    let (ok, _, err) = run_cli(&["validate", dir.path().to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("apis.shop.models.Broken: a model is a JSON Schema, and this is not JSON"),
+        "{err}"
+    );
+    assert!(
+        err.contains("apis.shop.models.Odd: not a valid JSON Schema"),
+        "{err}"
+    );
+    assert!(
+        err.contains(r#"no model "Ghost" in the API's models"#),
+        "{err}"
+    );
+    assert!(
+        err.contains(r#""cookie.x" is not querystring.NAME, header.NAME or path.NAME"#),
+        "{err}"
+    );
+}
+
+/// Validators as templates declare them: an OpenAPI body's
+/// `x-amazon-apigateway-request-validators` with `components.schemas`
+/// (one model `$ref`-ing another), and plain `AWS::ApiGateway::Model`,
+/// `RequestValidator` and a Method's `RequestModels`/`RequestParameters`.
+const VALIDATING_TEMPLATE: &str = r##"AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Orders:
+    Type: AWS::Serverless::Function
+    Properties: { CodeUri: orders/, Handler: app.handler, Runtime: python3.12 }
+  Shop:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: prod
+      DefinitionBody:
+        openapi: "3.0.1"
+        info: { title: shop, version: "1" }
+        x-amazon-apigateway-request-validators:
+          everything: { validateRequestBody: true, validateRequestParameters: true }
+          nothing: { validateRequestBody: false, validateRequestParameters: false }
+        x-amazon-apigateway-request-validator: everything
+        components:
+          schemas:
+            Item:
+              type: object
+              required: [sku]
+              properties: { sku: { type: string } }
+            Order:
+              type: object
+              required: [items]
+              properties:
+                items: { type: array, minItems: 1, items: { $ref: "#/components/schemas/Item" } }
+        paths:
+          /orders:
+            post:
+              parameters:
+                - { name: store, in: query, required: true, schema: { type: string } }
+              requestBody:
+                content:
+                  application/json: { schema: { $ref: "#/components/schemas/Order" } }
+              x-amazon-apigateway-integration:
+                type: aws_proxy
+                httpMethod: POST
+                uri: !Sub arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Orders.Arn}/invocations
+          /loose:
+            post:
+              x-amazon-apigateway-request-validator: nothing
+              requestBody:
+                content:
+                  application/json: { schema: { $ref: "#/components/schemas/Order" } }
+              x-amazon-apigateway-integration:
+                type: aws_proxy
+                httpMethod: POST
+                uri: !Sub arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Orders.Arn}/invocations
+  Legacy:
+    Type: AWS::ApiGateway::RestApi
+    Properties: { Name: legacy }
+  Pet:
+    Type: AWS::ApiGateway::Model
+    Properties:
+      RestApiId: !Ref Legacy
+      ContentType: application/json
+      Name: PetModel
+      Schema: { type: object, required: [name], properties: { name: { type: string } } }
+  Checker:
+    Type: AWS::ApiGateway::RequestValidator
+    Properties: { RestApiId: !Ref Legacy, ValidateRequestBody: true, ValidateRequestParameters: true }
+  Pets:
+    Type: AWS::ApiGateway::Resource
+    Properties: { RestApiId: !Ref Legacy, ParentId: !GetAtt Legacy.RootResourceId, PathPart: pets }
+  PetsPost:
+    Type: AWS::ApiGateway::Method
+    Properties:
+      RestApiId: !Ref Legacy
+      ResourceId: !Ref Pets
+      HttpMethod: POST
+      AuthorizationType: NONE
+      RequestValidatorId: !Ref Checker
+      RequestModels: { application/json: !Ref Pet }
+      RequestParameters: { method.request.header.x-owner: true, method.request.querystring.optional: false }
+      Integration:
+        Type: AWS_PROXY
+        IntegrationHttpMethod: POST
+        Uri: !Sub arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Orders.Arn}/invocations
+  LegacyStage:
+    Type: AWS::ApiGateway::Stage
+    Properties: { RestApiId: !Ref Legacy, StageName: live, DeploymentId: abc }
+"##;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_templates_validators_and_models_are_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "template.yaml", VALIDATING_TEMPLATE);
+    write_file(dir.path(), "orders/app.py", ORDERS_PY);
+    let s = Serving::start_with(
+        dir.path(),
+        &["--port", "0", "--admin-listen", "127.0.0.1:0"],
+        &[],
+    );
+    let client = reqwest::Client::new();
+    let call = |path: &str, body: Value, headers: &[(&str, &str)]| {
+        let mut r = client.post(s.url(path)).json(&body);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        r.send()
+    };
+    let status_and_body = |r: reqwest::Response| async move {
+        let st = r.status().as_u16();
+        (st, r.text().await.unwrap())
+    };
+    let good = json!({"items": [{"sku": "a-1"}]});
+    assert_eq!(
+        status_and_body(call("/prod/orders", good.clone(), &[]).await.unwrap()).await,
+        (
+            400,
+            r#"{"message":"Missing required request parameters: [store]"}"#.into()
+        )
+    );
+    // The item's schema is a $ref: a bad item is caught through it.
+    let bad_item = json!({"items": [{"sku": 5}]});
+    assert_eq!(
+        status_and_body(
+            call("/prod/orders?store=x", bad_item.clone(), &[])
+                .await
+                .unwrap()
+        )
+        .await,
+        (400, r#"{"message":"Invalid request body"}"#.into())
+    );
+    assert_eq!(
+        status_and_body(call("/prod/orders?store=x", good, &[]).await.unwrap()).await,
+        (200, "taken".into())
+    );
+    // The "nothing" validator checks nothing.
+    assert_eq!(
+        status_and_body(call("/prod/loose", bad_item, &[]).await.unwrap()).await,
+        (200, "taken".into())
+    );
+    // The plain resources: a required header, the model by its Name.
+    assert_eq!(
+        status_and_body(
+            call("/live/pets", json!({"name": "Tom"}), &[])
+                .await
+                .unwrap()
+        )
+        .await,
+        (
+            400,
+            r#"{"message":"Missing required request parameters: [x-owner]"}"#.into()
+        )
+    );
+    assert_eq!(
+        status_and_body(
+            call("/live/pets", json!({"age": 3}), &[("x-owner", "ann")])
+                .await
+                .unwrap()
+        )
+        .await,
+        (400, r#"{"message":"Invalid request body"}"#.into())
+    );
+    assert_eq!(
+        status_and_body(
+            call("/live/pets", json!({"name": "Tom"}), &[("x-owner", "ann")])
+                .await
+                .unwrap()
+        )
+        .await,
+        (200, "taken".into())
+    );
+}

@@ -10,3 +10,4 @@ pub(crate) mod limits;
 pub(crate) mod normalize;
 pub(crate) mod served;
 pub(crate) mod throttle;
+pub(crate) mod validate;

@@ -94,8 +94,9 @@ fn access_line(
             .as_deref()
             .filter(|_| cx.integration_latency.is_some())
             .map(Cow::Borrowed),
-        "error.message" => cx.failure.map(|(m, _)| Cow::Borrowed(m)),
-        "error.responseType" => cx.failure.map(|(_, t)| Cow::Borrowed(t)),
+        "error.message" => cx.failure.as_ref().map(|(m, _)| Cow::Borrowed(m.as_ref())),
+        "error.responseType" => cx.failure.as_ref().map(|(_, t)| Cow::Borrowed(*t)),
+        "error.validationErrorString" => cx.validation_error.as_deref().map(Cow::Borrowed),
         "identity.sourceIp" => Some(Cow::Owned(cx.remote.ip().to_string())),
         "identity.userAgent" => header(&cx.user_agent),
         "identity.apiKey" => cx.api_key.as_deref().map(Cow::Borrowed),
