@@ -755,6 +755,46 @@ pub struct Api {
     /// A function's URL (`[functions.NAME.url]`), served as this API:
     /// its `$default` route calls the function.
     pub function_url: Option<FunctionUrl>,
+    /// REST APIs: the gateway's own answers, by response type
+    /// (`UNAUTHORIZED`, `DEFAULT_4XX`, ...), as customized.
+    pub gateway_responses: BTreeMap<String, GatewayResponse>,
+}
+
+/// The response types of API Gateway's gateway responses.
+pub const GATEWAY_RESPONSE_TYPES: &[&str] = &[
+    "ACCESS_DENIED",
+    "API_CONFIGURATION_ERROR",
+    "AUTHORIZER_CONFIGURATION_ERROR",
+    "AUTHORIZER_FAILURE",
+    "BAD_REQUEST_BODY",
+    "BAD_REQUEST_PARAMETERS",
+    "DEFAULT_4XX",
+    "DEFAULT_5XX",
+    "EXPIRED_TOKEN",
+    "INTEGRATION_FAILURE",
+    "INTEGRATION_TIMEOUT",
+    "INVALID_API_KEY",
+    "INVALID_SIGNATURE",
+    "MISSING_AUTHENTICATION_TOKEN",
+    "QUOTA_EXCEEDED",
+    "REQUEST_TOO_LARGE",
+    "RESOURCE_NOT_FOUND",
+    "THROTTLED",
+    "UNAUTHORIZED",
+    "UNSUPPORTED_MEDIA_TYPE",
+    "WAF_FILTERED",
+];
+
+/// A customized gateway response.
+#[derive(Debug, Clone)]
+pub struct GatewayResponse {
+    /// The answer's status (else the one the gateway would give).
+    pub status: Option<u16>,
+    /// Header → `'text'` or `method.request.header|querystring|path.NAME`.
+    pub headers: Vec<(String, MappedValue)>,
+    /// Content type → template (`$context.error.message`, `messageString`,
+    /// `responseType`, `validationErrorString`).
+    pub templates: Vec<(String, Arc<stratus_vtl::Template>)>,
 }
 
 /// A schedule that invokes a function asynchronously (an EventBridge rule

@@ -285,6 +285,9 @@ pub(crate) struct RawApi {
     /// `NAME = 'JSON Schema'`: REST models for request validation.
     #[serde(default)]
     pub(crate) models: BTreeMap<String, Spanned<String>>,
+    /// `TYPE = { status, headers, templates }`: REST gateway responses.
+    #[serde(default)]
+    pub(crate) gateway_responses: BTreeMap<String, Spanned<RawGatewayResponse>>,
     pub(crate) idle_timeout: Option<Spanned<i64>>,
     pub(crate) max_lifetime: Option<Spanned<i64>>,
     #[serde(default)]
@@ -390,6 +393,17 @@ pub(crate) struct RawRoute {
     pub(crate) request_models: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     /// `querystring.NAME`, `header.NAME`, `path.NAME`.
     pub(crate) required_parameters: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// `[apis.NAME.gateway_responses.TYPE]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGatewayResponse {
+    pub(crate) status: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub(crate) templates: BTreeMap<String, Spanned<String>>,
 }
 
 /// One of a route's `responses` (an integration response).

@@ -770,6 +770,7 @@ fn api(
 
     let authorizers = authorizers(c, name, kind, a, functions, project_dir);
     let models = models(c, name, kind, a);
+    let gateway_responses = gateway_responses(c, name, kind, a);
     let api_key_source = match &a.api_key_source {
         None => ApiKeySource::Header,
         Some(s) => {
@@ -913,6 +914,7 @@ fn api(
         api_key_source,
         authorizers,
         function_url: None,
+        gateway_responses,
     }
 }
 
@@ -1113,6 +1115,7 @@ fn function_url_api(
         api_key_source: ApiKeySource::Header,
         authorizers: BTreeMap::new(),
         function_url: Some(FunctionUrl { target, auth }),
+        gateway_responses: BTreeMap::new(),
     }
 }
 
@@ -2436,6 +2439,74 @@ fn models(
             }
             Err(e) => c.err(text, &k, format!("not a valid JSON Schema: {e}")),
         }
+    }
+    out
+}
+
+/// `[apis.NAME.gateway_responses.TYPE]`: the gateway's own answers.
+fn gateway_responses(
+    c: &mut Checker<'_>,
+    api: &str,
+    kind: ApiKind,
+    a: &RawApi,
+) -> BTreeMap<String, GatewayResponse> {
+    let mut out = BTreeMap::new();
+    for (ty, raw) in &a.gateway_responses {
+        let k = ["apis", api, "gateway_responses", ty.as_str()];
+        if kind != ApiKind::Rest {
+            c.err(raw, &k, "gateway responses are REST APIs' (as on AWS)");
+            continue;
+        }
+        if !GATEWAY_RESPONSE_TYPES.contains(&ty.as_str()) {
+            let msg = format!(
+                "{ty:?} is not a gateway response type ({})",
+                GATEWAY_RESPONSE_TYPES.join(", ")
+            );
+            c.err(raw, &k, msg);
+            continue;
+        }
+        let r = raw.get_ref();
+        let status = r.status.as_ref().map(|_| {
+            let sk: Vec<&str> = k.iter().copied().chain(["status"]).collect();
+            c.ranged(&r.status, &sk, 100..=599, "(an HTTP status)", 200) as u16
+        });
+        let mut headers = Vec::new();
+        for (h, v) in &r.headers {
+            match mapped_value(v.get_ref(), "method.request") {
+                Some(
+                    mv @ (MappedValue::Static(_)
+                    | MappedValue::Header(_)
+                    | MappedValue::Query(_)
+                    | MappedValue::Path(_)),
+                ) => headers.push((h.clone(), mv)),
+                _ => {
+                    let hk: Vec<&str> = k.iter().copied().chain(["headers", h.as_str()]).collect();
+                    c.err(v, &hk, "a header's value is 'text' (quoted) or method.request.header|querystring|path.NAME");
+                }
+            }
+        }
+        let mut templates = Vec::new();
+        for (ct, text) in &r.templates {
+            match stratus_vtl::Template::parse(text.get_ref()) {
+                Ok(t) => templates.push((ct.to_ascii_lowercase(), Arc::new(t))),
+                Err(e) => {
+                    let tk: Vec<&str> = k
+                        .iter()
+                        .copied()
+                        .chain(["templates", ct.as_str()])
+                        .collect();
+                    c.err(text, &tk, format!("the {ct} template: {e}"));
+                }
+            }
+        }
+        out.insert(
+            ty.clone(),
+            GatewayResponse {
+                status,
+                headers,
+                templates,
+            },
+        );
     }
     out
 }

@@ -45,6 +45,9 @@ pub(crate) struct RequestContext<'g> {
     pub(crate) failure: Option<(std::borrow::Cow<'static, str>, &'static str)>,
     /// `$context.error.validationErrorString`: why validation refused it.
     pub(crate) validation_error: Option<String>,
+    /// The request's headers and query, kept for an API whose gateway
+    /// responses map them (`method.request.header.NAME`).
+    pub(crate) request_head: Option<(http::HeaderMap, Option<String>)>,
     /// What the integration answered.
     pub(crate) integration_status: Option<u16>,
     /// For access logs: `Host`, `User-Agent`, the HTTP version.
@@ -69,6 +72,7 @@ impl<'g> RequestContext<'g> {
             origin: req.headers().get(http::header::ORIGIN).cloned(),
             failure: None,
             validation_error: None,
+            request_head: None,
             integration_status: None,
             // HTTP/2 names the host in the URI's authority.
             host: req.headers().get(http::header::HOST).cloned().or_else(|| {
@@ -88,6 +92,19 @@ impl<'g> RequestContext<'g> {
             integration_latency: None,
             cache: None,
             error: None,
+        }
+    }
+
+    /// Keeps what an API's gateway responses may map from the request.
+    pub(crate) fn keep_request_head<B>(&mut self, req: &http::Request<B>) {
+        if self.api.is_some_and(|a| {
+            a.gateway_responses.values().any(|g| {
+                g.headers
+                    .iter()
+                    .any(|(_, v)| !matches!(v, stratus_config::MappedValue::Static(_)))
+            })
+        }) {
+            self.request_head = Some((req.headers().clone(), req.uri().query().map(str::to_owned)));
         }
     }
 

@@ -241,7 +241,11 @@ impl Gateway {
             Err(e) => {
                 cx.error = Some(e.to_string());
                 cx.failure = Some((e.message(), e.response_type()));
-                e.into_response()
+                // REST APIs answer through their gateway responses.
+                match cx.api.filter(|a| a.kind == stratus_config::ApiKind::Rest) {
+                    Some(api) => phases::gateway_responses::answer(api, e, &cx),
+                    None => e.into_response(),
+                }
             }
         };
         // CORS headers on every answer to an allowed origin, the gateway's
@@ -332,11 +336,13 @@ impl Gateway {
             Lookup::Found(m) => m,
             Lookup::NoRoute { api, stage } => {
                 cx.matched(api, stage, None);
+                cx.keep_request_head(&req);
                 return Err(GatewayError::NoRoute(Some(api.kind)));
             }
             Lookup::NoApi => return Err(GatewayError::NoRoute(None)),
         };
         cx.matched(m.api, m.stage, Some(m.route));
+        cx.keep_request_head(&req);
 
         // An AWS_IAM function URL: the caller the server's signature check
         // found, as Lambda gives it; none is 403 (the check was not made).

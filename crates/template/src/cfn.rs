@@ -218,6 +218,25 @@ pub(crate) fn rest_apis(
         }
         model_names.insert(md.id, name);
     }
+    for g in of("AWS::ApiGateway::GatewayResponse") {
+        let Some(api) = api_of(g, errors) else {
+            continue;
+        };
+        let Some(ty) = g.text("ResponseType") else {
+            errors.push(g.error("a GatewayResponse needs a ResponseType"));
+            continue;
+        };
+        if let Some(t) = apis.get_mut(&api) {
+            let props = g.props.as_ref();
+            crate::settings::gateway_response(
+                t,
+                &ty,
+                g.text("StatusCode"),
+                crate::settings::gateway_headers(props.and_then(|p| p.get("ResponseParameters"))),
+                props.and_then(|p| p.get("ResponseTemplates")),
+            );
+        }
+    }
     let validators: BTreeMap<&str, &Part<'_>> = of("AWS::ApiGateway::RequestValidator")
         .map(|p| (p.id, p))
         .collect();

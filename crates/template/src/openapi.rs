@@ -214,6 +214,21 @@ pub(crate) fn apply(
             }
         }
     }
+    if !http {
+        for (ty, g) in body
+            .get("x-amazon-apigateway-gateway-responses")
+            .and_then(Node::as_map)
+            .unwrap_or(&[])
+        {
+            crate::settings::gateway_response(
+                api,
+                ty,
+                text(g, "statusCode"),
+                crate::settings::gateway_headers(g.get("responseParameters")),
+                g.get("responseTemplates"),
+            );
+        }
+    }
     if let Some(types) = body.get("x-amazon-apigateway-binary-media-types") {
         crate::settings::binary_media_types(api, Some(types));
     }

@@ -749,6 +749,7 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             | "AWS::ApiGateway::Authorizer"
             | "AWS::ApiGateway::Model"
             | "AWS::ApiGateway::RequestValidator"
+            | "AWS::ApiGateway::GatewayResponse"
             | "AWS::ApiGateway::Stage"
             | "AWS::ApiGateway::Deployment"
             | "AWS::ApiGateway::ApiKey"
@@ -958,6 +959,28 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             crate::settings::variables(api, &stage, node_of(&props, "Variables"));
             crate::settings::rest_stage(api, &stage, &props, &path, &mut errors);
             crate::settings::binary_media_types(api, node_of(&props, "BinaryMediaTypes"));
+            // SAM's GatewayResponses: TYPE → StatusCode,
+            // ResponseParameters.Headers, ResponseTemplates.
+            for (ty, g) in node_of(&props, "GatewayResponses")
+                .and_then(Node::as_map)
+                .unwrap_or(&[])
+            {
+                let headers = g
+                    .get("ResponseParameters")
+                    .and_then(|p| p.get("Headers"))
+                    .and_then(Node::as_map)
+                    .unwrap_or(&[])
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.scalar_text()?)))
+                    .collect();
+                crate::settings::gateway_response(
+                    api,
+                    ty,
+                    g.get("StatusCode").and_then(Node::scalar_text),
+                    headers,
+                    g.get("ResponseTemplates"),
+                );
+            }
         } else {
             crate::settings::variables(api, &stage, node_of(&props, "StageVariables"));
             crate::settings::v2_stage(api, &stage, &props, &path, &mut errors);

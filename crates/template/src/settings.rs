@@ -254,3 +254,54 @@ pub(crate) fn v2_stage(
         }
     }
 }
+
+/// One gateway response as the API's `gateway_responses` entry: its status,
+/// headers (`gatewayresponse.header.NAME` parameters, or SAM's
+/// `ResponseParameters.Headers`) and templates.
+pub(crate) fn gateway_response(
+    api: &mut toml::Table,
+    ty: &str,
+    status: Option<String>,
+    headers: Vec<(String, String)>,
+    templates: Option<&Node>,
+) {
+    let mut t = toml::Table::new();
+    if let Some(s) = status.and_then(|s| s.parse::<i64>().ok()) {
+        t.insert("status".into(), s.into());
+    }
+    let h: toml::Table = headers
+        .into_iter()
+        .map(|(k, v)| (k, toml::Value::String(v)))
+        .collect();
+    if !h.is_empty() {
+        t.insert("headers".into(), toml::Value::Table(h));
+    }
+    let tt: toml::Table = templates
+        .and_then(Node::as_map)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|(ct, v)| Some((ct.clone(), toml::Value::String(v.scalar_text()?))))
+        .collect();
+    if !tt.is_empty() {
+        t.insert("templates".into(), toml::Value::Table(tt));
+    }
+    let all = api
+        .entry("gateway_responses")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(all) = all {
+        all.insert(ty.to_owned(), toml::Value::Table(t));
+    }
+}
+
+/// `gatewayresponse.header.NAME = VALUE` parameters as (NAME, VALUE).
+pub(crate) fn gateway_headers(params: Option<&Node>) -> Vec<(String, String)> {
+    params
+        .and_then(Node::as_map)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|(k, v)| {
+            let name = k.strip_prefix("gatewayresponse.header.")?;
+            Some((name.to_owned(), v.scalar_text()?))
+        })
+        .collect()
+}

@@ -522,9 +522,18 @@ Resources:
     Type: AWS::Serverless::Api
     Properties:
       StageName: prod
+      GatewayResponses:
+        BAD_REQUEST_PARAMETERS:
+          StatusCode: 422
+          ResponseParameters: { Headers: { x-gr: "'sam'" } }
+          ResponseTemplates: { application/json: '{"missing": $context.error.messageString}' }
       DefinitionBody:
         openapi: "3.0.1"
         info: { title: shop, version: "1" }
+        x-amazon-apigateway-gateway-responses:
+          BAD_REQUEST_BODY:
+            statusCode: 422
+            responseTemplates: { application/json: '{"invalid": $context.error.messageString}' }
         x-amazon-apigateway-request-validators:
           everything: { validateRequestBody: true, validateRequestParameters: true }
           nothing: { validateRequestBody: false, validateRequestParameters: false }
@@ -592,6 +601,14 @@ Resources:
         Type: AWS_PROXY
         IntegrationHttpMethod: POST
         Uri: !Sub arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Orders.Arn}/invocations
+  NotThere:
+    Type: AWS::ApiGateway::GatewayResponse
+    Properties:
+      RestApiId: !Ref Legacy
+      ResponseType: MISSING_AUTHENTICATION_TOKEN
+      StatusCode: "404"
+      ResponseParameters: { gatewayresponse.header.x-gr: "'cfn'" }
+      ResponseTemplates: { application/json: '{"nothing at": "$context.path"}' }
   LegacyStage:
     Type: AWS::ApiGateway::Stage
     Properties: { RestApiId: !Ref Legacy, StageName: live, DeploymentId: abc }
@@ -620,23 +637,24 @@ async fn a_templates_validators_and_models_are_enforced() {
         (st, r.text().await.unwrap())
     };
     let good = json!({"items": [{"sku": "a-1"}]});
+    // (Both answers as the API's gateway responses shape them.)
+    let r = call("/prod/orders", good.clone(), &[]).await.unwrap();
+    assert_eq!(r.headers()["x-gr"], "sam");
     assert_eq!(
-        status_and_body(call("/prod/orders", good.clone(), &[]).await.unwrap()).await,
+        status_and_body(r).await,
         (
-            400,
-            r#"{"message":"Missing required request parameters: [store]"}"#.into()
+            422,
+            r#"{"missing": "Missing required request parameters: [store]"}"#.into()
         )
     );
     // The item's schema is a $ref: a bad item is caught through it.
     let bad_item = json!({"items": [{"sku": 5}]});
+    let r = call("/prod/orders?store=x", bad_item.clone(), &[])
+        .await
+        .unwrap();
     assert_eq!(
-        status_and_body(
-            call("/prod/orders?store=x", bad_item.clone(), &[])
-                .await
-                .unwrap()
-        )
-        .await,
-        (400, r#"{"message":"Invalid request body"}"#.into())
+        status_and_body(r).await,
+        (422, r#"{"invalid": "Invalid request body"}"#.into())
     );
     assert_eq!(
         status_and_body(call("/prod/orders?store=x", good, &[]).await.unwrap()).await,
@@ -677,5 +695,106 @@ async fn a_templates_validators_and_models_are_enforced() {
         )
         .await,
         (200, "taken".into())
+    );
+    // The plain GatewayResponse: a route that is not there.
+    let r = call("/live/nowhere", json!({}), &[]).await.unwrap();
+    assert_eq!(r.headers()["x-gr"], "cfn");
+    assert_eq!(
+        status_and_body(r).await,
+        (404, r#"{"nothing at": "/live/nowhere"}"#.into())
+    );
+}
+
+const CUSTOM_ANSWERS: &str = r#"[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[apis.shop]
+type = "rest"
+base_path = "/shop"
+stages = { prod = { variables = { team = "shop-team" } } }
+cors = { allow_origins = ["https://app.example"], allow_methods = ["GET"] }
+
+[apis.shop.routes]
+"GET /keyed" = { mock = { status = 200, body = "keyed" }, api_key_required = true }
+"GET /busy" = { mock = { status = 200, body = "busy" }, throttle = { rate = 0.001, burst = 1 } }
+
+[apis.shop.gateway_responses.INVALID_API_KEY]
+status = 401
+headers = { "x-why" = "'no key'", "x-asked" = "method.request.header.x-caller" }
+templates = { "application/json" = '{"error": "$context.error.responseType", "detail": $context.error.messageString, "team": "$stageVariables.team"}' }
+
+[apis.shop.gateway_responses.DEFAULT_4XX]
+headers = { "x-default" = "'4xx'" }
+templates = { "application/json" = '{"oops": $context.error.messageString}' }
+
+[api_keys.demo]
+value = "demo-key-0123456789abcdef"
+
+[usage_plans.basic]
+apis = ["shop/prod"]
+keys = ["demo"]
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_responses_change_the_gateways_own_answers_and_keep_cors() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "stratus.toml", CUSTOM_ANSWERS);
+    let s = Serving::start(dir.path());
+    let client = reqwest::Client::new();
+    let origin = "https://app.example";
+    // The 403 of a missing key, as customized: status, headers, body.
+    let r = client
+        .get(s.url("/shop/prod/keyed"))
+        .header("origin", origin)
+        .header("x-caller", "cli")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["x-why"], "no key");
+    assert_eq!(r.headers()["x-asked"], "cli");
+    assert_eq!(r.headers()["x-amzn-errortype"], "ForbiddenException");
+    assert_eq!(r.headers()["access-control-allow-origin"], origin);
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"error": "INVALID_API_KEY", "detail": "Forbidden", "team": "shop-team"}"#
+    );
+    // The key lets it in.
+    let r = client
+        .get(s.url("/shop/prod/keyed"))
+        .header("x-api-key", "demo-key-0123456789abcdef")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The 429 of a throttle falls to DEFAULT_4XX: its status stays.
+    let first = client.get(s.url("/shop/prod/busy")).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let r = client
+        .get(s.url("/shop/prod/busy"))
+        .header("origin", origin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["x-default"], "4xx");
+    assert_eq!(r.headers()["x-amzn-errortype"], "TooManyRequestsException");
+    assert_eq!(r.headers()["access-control-allow-origin"], origin);
+    assert_eq!(r.text().await.unwrap(), r#"{"oops": "Too Many Requests"}"#);
+    // No route: DEFAULT_4XX too, with AWS's error type.
+    let r = client
+        .get(s.url("/shop/prod/nowhere"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.headers()["x-amzn-errortype"],
+        "MissingAuthenticationTokenException"
+    );
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"oops": "Missing Authentication Token"}"#
     );
 }

@@ -6,6 +6,7 @@ pub(crate) mod api_key;
 pub(crate) mod authorize;
 pub(crate) mod cache;
 pub(crate) mod cors;
+pub(crate) mod gateway_responses;
 pub(crate) mod limits;
 pub(crate) mod normalize;
 pub(crate) mod served;
