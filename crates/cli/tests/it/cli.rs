@@ -297,7 +297,34 @@ async fn serve_answers_the_example_routes() {
     let (status, body) = with("/shop/prod/orders/5", "authorization", "Bearer let-me-in").await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("hello, 5"), "{body}");
-    assert_eq!(get("/shop/prod/reports/1").await.0, 403);
+    // Without a key: the example's gateway response for it.
+    let refused = reqwest::get(s.url("/shop/prod/reports/1")).await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(
+        refused.headers()["x-hint"],
+        "send x-api-key: demo-key-0123456789abcdef"
+    );
+    assert_eq!(
+        refused.text().await.unwrap(),
+        r#"{"message": "Forbidden", "hint": "see the x-hint header"}"#
+    );
+    // The request validator of POST /items.
+    let post = |body: &'static str| {
+        reqwest::Client::new()
+            .post(s.url("/shop/prod/items"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let r = post(r#"{"price": 3}"#).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"message":"Invalid request body"}"#
+    );
+    let r = post(r#"{"name": "pen"}"#).await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.text().await.unwrap(), "created");
     let keyed = with(
         "/shop/prod/reports/1",
         "x-api-key",
