@@ -32,6 +32,33 @@ pub fn function_url_caller(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<String, String> {
+    signed_caller(s, "lambda", method, uri, headers, body).map_err(|e| match e {
+        CallerRefused::Unsigned => "the request is not signed".to_owned(),
+        CallerRefused::Refused(why) => why,
+    })
+}
+
+/// Why a signed request's caller is not known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallerRefused {
+    /// No signature at all.
+    Unsigned,
+    /// A signature that does not hold, and why.
+    Refused(String),
+}
+
+/// The access key of a request signed with SigV4 for `service` (the
+/// `Authorization` header or a presigned query), checked under the one
+/// rule: a function URL's (`lambda`) or an `AWS_IAM` route's
+/// (`execute-api`).
+pub fn signed_caller(
+    s: &crate::AdminState,
+    service: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<String, CallerRefused> {
     let header = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -44,14 +71,15 @@ pub fn function_url_caller(
     let credential = header
         .map(str::to_owned)
         .or(query)
-        .ok_or_else(|| "the request is not signed".to_owned())?;
+        .ok_or(CallerRefused::Unsigned)?;
     let access_key = credential
         .split('/')
         .next()
         .filter(|k| !k.is_empty())
-        .ok_or_else(|| "the signature names no access key".to_owned())?
+        .ok_or_else(|| CallerRefused::Refused("the signature names no access key".to_owned()))?
         .to_owned();
-    authorize(s, "lambda", method, uri, headers, body).map_err(|(_, why)| why)?;
+    authorize(s, service, method, uri, headers, body)
+        .map_err(|(_, why)| CallerRefused::Refused(why))?;
     Ok(access_key)
 }
 

@@ -1247,6 +1247,9 @@ pub struct Route {
     /// REST request validation (a request validator with its models and
     /// required parameters).
     pub validation: Option<Arc<Validation>>,
+    /// `authorizer = "AWS_IAM"`: callers sign with SigV4 (service
+    /// `execute-api`).
+    pub iam: bool,
 }
 
 /// What a REST route checks before its integration runs, as a request

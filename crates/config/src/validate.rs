@@ -1106,6 +1106,7 @@ fn function_url_api(
             stream,
             mapping: None,
             validation: None,
+            iam: false,
         }],
         route_selection: None,
         binary_media_types: Vec::new(),
@@ -2128,7 +2129,20 @@ fn route(
     let throttle_key: Vec<&str> = rk.iter().copied().chain(["throttle"]).collect();
     let throttle = throttle(c, &r.throttle, &throttle_key);
     let connect = matches!(key, RouteKey::WebSocket(k) if k == "$connect");
-    let authorizer = r.authorizer.as_ref().and_then(|a| {
+    // `authorizer = "AWS_IAM"`: SigV4-signed callers (IAM authorization).
+    let iam = r
+        .authorizer
+        .as_ref()
+        .is_some_and(|a| a.get_ref() == "AWS_IAM" && !authorizers.contains_key("AWS_IAM"));
+    if iam && kind == ApiKind::WebSocket {
+        let k: Vec<&str> = rk.iter().copied().chain(["authorizer"]).collect();
+        c.err(
+            r.authorizer.as_ref().expect("set"),
+            &k,
+            "AWS_IAM authorization is served on REST and HTTP routes",
+        );
+    }
+    let authorizer = r.authorizer.as_ref().filter(|_| !iam).and_then(|a| {
         let k: Vec<&str> = rk.iter().copied().chain(["authorizer"]).collect();
         if kind == ApiKind::WebSocket && !connect {
             c.err(
@@ -2251,6 +2265,7 @@ fn route(
         stream,
         mapping,
         validation: None,
+        iam: iam && kind != ApiKind::WebSocket,
     })
 }
 

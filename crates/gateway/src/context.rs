@@ -29,6 +29,8 @@ pub(crate) struct RequestContext<'g> {
     pub(crate) websocket: bool,
     /// The API key the request presented (API key phase).
     pub(crate) api_key: Option<String>,
+    /// The access key of a SigV4-signed caller (`AWS_IAM` routes).
+    pub(crate) iam_caller: Option<String>,
     /// The caller an authorizer let in (authorizer phase).
     pub(crate) principal: Option<String>,
     /// `requestContext.authorizer` for the route's payload format.
@@ -72,6 +74,7 @@ impl<'g> RequestContext<'g> {
             origin: req.headers().get(http::header::ORIGIN).cloned(),
             failure: None,
             validation_error: None,
+            iam_caller: None,
             request_head: None,
             integration_status: None,
             // HTTP/2 names the host in the URI's authority.
@@ -123,6 +126,7 @@ impl<'g> RequestContext<'g> {
             now: chrono::Utc::now(),
             authorizer: self.authorizer.as_ref(),
             api_key: self.api_key.as_deref(),
+            iam_caller: self.iam_caller.as_deref(),
         }
     }
 

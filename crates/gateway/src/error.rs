@@ -58,6 +58,12 @@ pub enum GatewayError {
     /// The body does not match its model (a request validator): 400.
     #[error("the request body does not match its model")]
     InvalidBody,
+    /// An `AWS_IAM` route called without a signature: 403.
+    #[error("the route takes SigV4-signed requests (AWS_IAM)")]
+    MissingSignature,
+    /// An `AWS_IAM` route called with a signature that does not hold: 403.
+    #[error("the signature was refused: {0}")]
+    InvalidSignature(String),
 }
 
 impl GatewayError {
@@ -80,6 +86,9 @@ impl GatewayError {
             GatewayError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             GatewayError::MissingParameters(_) | GatewayError::InvalidBody => {
                 StatusCode::BAD_REQUEST
+            }
+            GatewayError::MissingSignature | GatewayError::InvalidSignature(_) => {
+                StatusCode::FORBIDDEN
             }
         }
     }
@@ -109,6 +118,8 @@ impl GatewayError {
             GatewayError::UnsupportedMediaType(_) => "Unsupported Media Type",
             GatewayError::MissingParameters(_) => "Missing required request parameters",
             GatewayError::InvalidBody => "Invalid request body",
+            GatewayError::MissingSignature => "Missing Authentication Token",
+            GatewayError::InvalidSignature(_) => "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
         }
     }
 
@@ -131,6 +142,8 @@ impl GatewayError {
             GatewayError::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             GatewayError::MissingParameters(_) => "BAD_REQUEST_PARAMETERS",
             GatewayError::InvalidBody => "BAD_REQUEST_BODY",
+            GatewayError::MissingSignature => "MISSING_AUTHENTICATION_TOKEN",
+            GatewayError::InvalidSignature(_) => "INVALID_SIGNATURE",
         }
     }
 

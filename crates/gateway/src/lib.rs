@@ -29,7 +29,7 @@ use stratus_config::{ApiKeySource, App, Integration};
 use tokio::time::Instant;
 
 pub use error::GatewayError;
-pub use events::{header_str, query_pairs, RawRequestHead, UrlCaller};
+pub use events::{header_str, query_pairs, IamCaller, RawRequestHead, UrlCaller};
 pub use invoke::Invoke;
 pub use phases::cache::StageCaches;
 pub use sample::{event_for, SampleRequest};
@@ -74,6 +74,8 @@ struct Inner {
     canaries: HashMap<String, HashMap<String, (f64, RouteTable)>>,
     /// AWS_IAM function URLs: (url id, mount).
     signed_urls: Vec<(String, String)>,
+    /// Some route is `AWS_IAM`.
+    iam_routes: bool,
 }
 
 /// A stage's canary: `percent` of its requests are served by `app`'s
@@ -175,12 +177,38 @@ impl Gateway {
                     })
                     .map(|a| (a.id.clone(), a.base_path.clone()))
                     .collect(),
+                iam_routes: app.apis.iter().any(|a| a.routes.iter().any(|r| r.iam)),
             }),
         }
     }
 
     /// Whether a request to `host` and `path` is for a function URL whose
     /// `AuthType` is `AWS_IAM` (the server checks its signature first).
+    /// The SigV4 service a request must be signed for: `lambda` on an
+    /// `AWS_IAM` function URL, `execute-api` on an `AWS_IAM` route; the
+    /// server checks the signature over the whole body before `handle`.
+    pub fn signature_service(
+        &self,
+        method: &http::Method,
+        host: Option<&str>,
+        path: &str,
+    ) -> Option<&'static str> {
+        if self.needs_signature(host, path) {
+            return Some("lambda");
+        }
+        if !self.inner.iam_routes {
+            return None;
+        }
+        let host_api = router::host_api_id(host);
+        let host_api = host_api
+            .as_deref()
+            .filter(|id| self.inner.table.serves_host(id));
+        match self.inner.table.lookup(method, host_api, path) {
+            Lookup::Found(m) if m.route.iam => Some("execute-api"),
+            _ => None,
+        }
+    }
+
     pub fn needs_signature(&self, host: Option<&str>, path: &str) -> bool {
         let urls = &self.inner.signed_urls;
         if urls.is_empty() {
@@ -363,6 +391,30 @@ impl Gateway {
                     "userArn": format!("arn:aws:iam::{account}:user/{key}"),
                     "userId": key,
                 }}));
+            }
+        }
+        // AWS_IAM: the server checked the signature (`signature_service`).
+        if m.route.iam {
+            match req.extensions().get::<IamCaller>() {
+                Some(IamCaller::Signed(key)) => {
+                    cx.iam_caller = Some(key.clone());
+                    if m.api.kind == stratus_config::ApiKind::Http {
+                        let account = events::ACCOUNT_ID;
+                        cx.authorizer = Some(serde_json::json!({ "iam": {
+                            "accessKey": key,
+                            "accountId": account,
+                            "callerId": key,
+                            "cognitoIdentity": null,
+                            "principalOrgId": null,
+                            "userArn": format!("arn:aws:iam::{account}:user/{key}"),
+                            "userId": key,
+                        }}));
+                    }
+                }
+                Some(IamCaller::Refused(why)) => {
+                    return Err(GatewayError::InvalidSignature(why.clone()))
+                }
+                Some(IamCaller::Unsigned) | None => return Err(GatewayError::MissingSignature),
             }
         }
         let access = &*self.inner.access;

@@ -83,6 +83,7 @@ pub fn event_for(app: &App, req: &SampleRequest) -> Result<(String, Vec<u8>), St
         now: chrono::Utc::now(),
         authorizer: None,
         api_key: None,
+        iam_caller: None,
     };
     let body = Bytes::from(req.body.clone());
     let event = events::proxy_event(&m, &parts, &body, &cx).map_err(|e| e.to_string())?;

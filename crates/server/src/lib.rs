@@ -609,8 +609,20 @@ async fn serve_gateway(
                 if is_management_call(&gw, &req) {
                     return Ok::<_, Infallible>(management(&admin, req).await);
                 }
-                if gw.needs_signature(host_of(req.headers(), req.uri()), req.uri().path()) {
-                    return Ok::<_, Infallible>(signed_url_call(&gw, &admin, req, remote).await);
+                match gw.signature_service(
+                    req.method(),
+                    host_of(req.headers(), req.uri()),
+                    req.uri().path(),
+                ) {
+                    Some("lambda") => {
+                        return Ok::<_, Infallible>(signed_url_call(&gw, &admin, req, remote).await)
+                    }
+                    Some(service) => {
+                        return Ok::<_, Infallible>(
+                            iam_route_call(&gw, &admin, service, req, remote).await,
+                        )
+                    }
+                    None => {}
                 }
                 Ok::<_, Infallible>(gw.handle(req, remote).await)
             }
@@ -735,6 +747,49 @@ async fn signed_url_call(
             return answer;
         }
     }
+    let req = hyper::Request::from_parts(parts, http_body_util::Full::new(body));
+    gw.handle(req, remote).await
+}
+
+/// A request to an `AWS_IAM` route: its signature checked over the whole
+/// body (10 MB, API Gateway's limit), the outcome handed to the gateway,
+/// which answers a refusal as API Gateway does (through the API's gateway
+/// responses).
+async fn iam_route_call(
+    gw: &Gateway,
+    admin: &stratus_admin::AdminState,
+    service: &str,
+    req: hyper::Request<hyper::body::Incoming>,
+    remote: SocketAddr,
+) -> hyper::Response<stratus_gateway::Body> {
+    let (mut parts, body) = req.into_parts();
+    let body = match read_limited(
+        body,
+        stratus_gateway::MAX_REQUEST_BODY as usize,
+        "Request Entity Too Large",
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(answer) => return answer,
+    };
+    use stratus_admin::sigv4::CallerRefused;
+    let caller = match stratus_admin::sigv4::signed_caller(
+        admin,
+        service,
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        &body,
+    ) {
+        Ok(key) => stratus_gateway::IamCaller::Signed(key),
+        Err(CallerRefused::Unsigned) => stratus_gateway::IamCaller::Unsigned,
+        Err(CallerRefused::Refused(why)) => {
+            tracing::warn!("AWS_IAM route request refused: {why}");
+            stratus_gateway::IamCaller::Refused(why)
+        }
+    };
+    parts.extensions.insert(caller);
     let req = hyper::Request::from_parts(parts, http_body_util::Full::new(body));
     gw.handle(req, remote).await
 }

@@ -285,9 +285,12 @@ pub(crate) fn rest_apis(
                     continue;
                 }
             },
+            Some("AWS_IAM") => {
+                target.insert("authorizer".into(), "AWS_IAM".into());
+            }
             Some(other) => {
                 errors.push(m.error(format!(
-                    "AuthorizationType {other} is not served yet (NONE and CUSTOM are)"
+                    "AuthorizationType {other} is not served yet (NONE, CUSTOM and AWS_IAM are)"
                 )));
                 continue;
             }

@@ -55,6 +55,8 @@ fn source(s: &str) -> String {
 enum Scheme {
     Authorizer,
     ApiKey,
+    /// `x-amazon-apigateway-authtype: awsSigv4`: IAM authorization.
+    Iam,
 }
 
 /// Writes the definition `body` (at `path`) into `api`, an HTTP API's when
@@ -85,6 +87,11 @@ pub(crate) fn apply(
                     toml::Value::Table(authorizer(scheme, a, http, &at)?),
                 );
                 schemes.push((name.clone(), Scheme::Authorizer));
+            }
+            None if text(scheme, "x-amazon-apigateway-authtype")
+                .is_some_and(|t| t.eq_ignore_ascii_case("awsSigv4")) =>
+            {
+                schemes.push((name.clone(), Scheme::Iam));
             }
             None if text(scheme, "type").as_deref() == Some("apiKey") => {
                 schemes.push((name.clone(), Scheme::ApiKey));
@@ -191,10 +198,13 @@ pub(crate) fn apply(
                         Some(Scheme::ApiKey) => {
                             route.insert("api_key_required".into(), true.into());
                         }
+                        Some(Scheme::Iam) => {
+                            route.insert("authorizer".into(), "AWS_IAM".into());
+                        }
                         None => {
                             return Err(requirement.error(
                                 &at,
-                                format!("security names {name:?}, not a security scheme with an x-amazon-apigateway-authorizer or of type apiKey (IAM and Cognito authorization are not served yet)"),
+                                format!("security names {name:?}, not a security scheme with an x-amazon-apigateway-authorizer or of type apiKey (Cognito authorization is not served yet)"),
                             ))
                         }
                     }

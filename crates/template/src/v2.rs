@@ -170,9 +170,12 @@ pub(crate) fn apis_v2(
                     t.insert("scopes".into(), toml::Value::Array(scopes));
                 }
             }
+            Some("AWS_IAM") if !websocket.contains(&api) => {
+                t.insert("authorizer".into(), "AWS_IAM".into());
+            }
             Some(other) => {
                 errors.push(r.error(format!(
-                    "AuthorizationType {other} is not served yet (NONE, JWT and CUSTOM are)"
+                    "AuthorizationType {other} is not served yet (NONE, JWT and CUSTOM are; AWS_IAM on HTTP APIs)"
                 )));
                 continue;
             }

@@ -798,3 +798,151 @@ async fn gateway_responses_change_the_gateways_own_answers_and_keep_cors() {
         r#"{"oops": "Missing Authentication Token"}"#
     );
 }
+
+const IAM_PROJECT: &str = r#"[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[server.credentials]
+access_key_id = "AKIDSTRATUS"
+secret_access_key = "stratus-local-secret"
+
+[functions.who]
+runtime = "python3.12"
+handler = "app.handler"
+code = "who"
+
+[apis.shop]
+type = "rest"
+base_path = "/shop"
+stages = { prod = {} }
+[apis.shop.routes]
+"POST /private" = { function = "who", authorizer = "AWS_IAM" }
+"GET /public" = { mock = { status = 200, body = "open" } }
+
+[apis.web]
+type = "http"
+base_path = "/web"
+[apis.web.routes]
+"POST /private" = { function = "who", authorizer = "AWS_IAM" }
+"#;
+
+const WHO_PY: &str = r#"
+import json
+def handler(event, context):
+    rc = event["requestContext"]
+    return {"statusCode": 200, "body": json.dumps({
+        "identity": rc.get("identity"),
+        "iam": (rc.get("authorizer") or {}).get("iam"),
+        "body": event.get("body"),
+    })}
+"#;
+
+/// A botocore-signed (service `execute-api`) or unsigned POST: (status, body).
+fn signed_post(url: &str, key: Option<(&str, &str)>) -> (u16, String) {
+    let script = r#"
+import sys, urllib.request, urllib.error
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+url, key, secret = sys.argv[1], sys.argv[2], sys.argv[3]
+req = AWSRequest(method="POST", url=url, data=b'{"n":1}', headers={"content-type": "application/json"})
+if key:
+    SigV4Auth(Credentials(key, secret), "execute-api", "us-east-1").add_auth(req)
+r = urllib.request.Request(url, data=req.body, method="POST", headers=dict(req.headers.items()))
+try:
+    with urllib.request.urlopen(r, timeout=10) as a:
+        print(a.status, a.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode())
+"#;
+    let (k, s) = key.unwrap_or(("", ""));
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, url, k, s])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let (status, body) = said.split_once(' ').unwrap();
+    (status.parse().unwrap(), body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_iam_routes_take_sigv4_signed_callers_only() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "stratus.toml", IAM_PROJECT);
+    write_file(dir.path(), "who/app.py", WHO_PY);
+    let s = Serving::start(dir.path());
+    let good = Some(("AKIDSTRATUS", "stratus-local-secret"));
+    // REST: the caller in requestContext.identity.
+    let rest = s.url("/shop/prod/private");
+    let (status, body) = tokio::task::spawn_blocking({
+        let rest = rest.clone();
+        move || signed_post(&rest, good)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["identity"]["accessKey"], "AKIDSTRATUS");
+    assert_eq!(v["identity"]["caller"], "AKIDSTRATUS");
+    assert_eq!(
+        v["identity"]["userArn"],
+        "arn:aws:iam::000000000000:user/AKIDSTRATUS"
+    );
+    assert_eq!(v["body"], r#"{"n":1}"#);
+    // Unsigned, and signed with the wrong secret: 403 as API Gateway says.
+    let (status, body) = tokio::task::spawn_blocking({
+        let rest = rest.clone();
+        move || signed_post(&rest, None)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (403, r#"{"message":"Missing Authentication Token"}"#)
+    );
+    let (status, body) = tokio::task::spawn_blocking({
+        let rest = rest.clone();
+        move || signed_post(&rest, Some(("AKIDSTRATUS", "not-the-secret")))
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 403);
+    assert!(
+        body.contains("The request signature we calculated does not match"),
+        "{body}"
+    );
+    let r = reqwest::Client::new().post(&rest).send().await.unwrap();
+    assert_eq!(
+        r.headers()["x-amzn-errortype"],
+        "MissingAuthenticationTokenException"
+    );
+    // Other routes are open.
+    assert_eq!(
+        reqwest::get(s.url("/shop/prod/public"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // HTTP API: the caller in requestContext.authorizer.iam.
+    let http = s.url("/web/private");
+    let (status, body) = tokio::task::spawn_blocking(move || signed_post(&http, good))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["iam"]["accessKey"], "AKIDSTRATUS");
+    assert_eq!(v["iam"]["accountId"], "000000000000");
+    let r = reqwest::Client::new()
+        .post(s.url("/web/private"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}

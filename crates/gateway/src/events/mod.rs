@@ -33,6 +33,8 @@ pub(crate) struct EventContext<'a> {
     pub(crate) authorizer: Option<&'a Value>,
     /// The API key the request was let in with (`identity.apiKey`).
     pub(crate) api_key: Option<&'a str>,
+    /// The access key of a SigV4-signed caller (`AWS_IAM` routes).
+    pub(crate) iam_caller: Option<&'a str>,
 }
 
 pub(crate) const ACCOUNT_ID: &str = stratus_runtime::ACCOUNT_ID;
@@ -193,6 +195,16 @@ pub struct RawRequestHead(pub Bytes);
 /// `requestContext.authorizer.iam`.
 #[derive(Debug, Clone)]
 pub struct UrlCaller(pub String);
+
+/// The outcome of the server's SigV4 check of a request to an `AWS_IAM`
+/// route (service `execute-api`): the caller's access key, or why not
+/// (`Unsigned`: no signature at all).
+#[derive(Debug, Clone)]
+pub enum IamCaller {
+    Signed(String),
+    Unsigned,
+    Refused(String),
+}
 
 impl RawRequestHead {
     /// Lower-case name → the client's spelling (the first one seen).

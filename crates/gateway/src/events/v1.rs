@@ -79,6 +79,13 @@ pub(crate) fn v1_value(
     identity.source_ip = Some(cx.remote.ip().to_string());
     identity.user_agent = user_agent(&parts.headers);
     identity.api_key = cx.api_key.map(str::to_owned);
+    if let Some(key) = cx.iam_caller {
+        identity.access_key = Some(key.to_owned());
+        identity.account_id = Some(ACCOUNT_ID.to_owned());
+        identity.caller = Some(key.to_owned());
+        identity.user = Some(key.to_owned());
+        identity.user_arn = Some(format!("arn:aws:iam::{ACCOUNT_ID}:user/{key}"));
+    }
     rc.identity = identity;
     rc.resource_path = Some(resource);
     rc.path = Some(parts.uri.path().to_owned());
