@@ -478,6 +478,7 @@ variables = { color = "blue", size = "L" }
                 now,
                 authorizer: None,
                 api_key: None,
+                iam_caller: None,
             };
             let ours: Value =
                 serde_json::from_slice(&v2_event(&m, &parts, &body, &cx).unwrap()).unwrap();
