@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 pub use diag::{Diagnostic, Diagnostics};
 pub use model::*;
 pub use schedule::{parse_expression, ScheduleExpr};
+/// A resource policy document, checked (for templates and tests).
+pub use validate::resource_policy as parse_resource_policy;
 
 /// The project file's name.
 pub const FILE_NAME: &str = "stratus.toml";

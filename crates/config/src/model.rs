@@ -758,6 +758,26 @@ pub struct Api {
     /// REST APIs: the gateway's own answers, by response type
     /// (`UNAUTHORIZED`, `DEFAULT_4XX`, ...), as customized.
     pub gateway_responses: BTreeMap<String, GatewayResponse>,
+    /// REST APIs: the resource policy (`execute-api:Invoke` statements).
+    pub policy: Option<Arc<ResourcePolicy>>,
+}
+
+/// A REST API's resource policy: its `execute-api:Invoke` statements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourcePolicy {
+    pub statements: Vec<PolicyStatement>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyStatement {
+    pub allow: bool,
+    /// ARN patterns (`*`, `?`); `execute-api:/STAGE/METHOD/PATH` is this
+    /// API's.
+    pub resources: Vec<String>,
+    /// `NotResource`: the statement applies to what these do not match.
+    pub not_resources: Vec<String>,
+    /// `IpAddress` (true) or `NotIpAddress` (false) on `aws:SourceIp`.
+    pub source_ip: Option<(bool, Vec<ipnet::IpNet>)>,
 }
 
 /// The response types of API Gateway's gateway responses.

@@ -285,6 +285,8 @@ pub(crate) struct RawApi {
     /// `NAME = 'JSON Schema'`: REST models for request validation.
     #[serde(default)]
     pub(crate) models: BTreeMap<String, Spanned<String>>,
+    /// A resource policy (IAM JSON), REST APIs.
+    pub(crate) policy: Option<Spanned<String>>,
     /// `TYPE = { status, headers, templates }`: REST gateway responses.
     #[serde(default)]
     pub(crate) gateway_responses: BTreeMap<String, Spanned<RawGatewayResponse>>,

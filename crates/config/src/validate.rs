@@ -771,6 +771,20 @@ fn api(
     let authorizers = authorizers(c, name, kind, a, functions, project_dir);
     let models = models(c, name, kind, a);
     let gateway_responses = gateway_responses(c, name, kind, a);
+    let policy = a.policy.as_ref().and_then(|p| {
+        let k = ["apis", name, "policy"];
+        if kind != ApiKind::Rest {
+            c.err(p, &k, "resource policies are REST APIs' (as on AWS)");
+            return None;
+        }
+        match resource_policy(p.get_ref()) {
+            Ok(policy) => Some(Arc::new(policy)),
+            Err(why) => {
+                c.err(p, &k, why);
+                None
+            }
+        }
+    });
     let api_key_source = match &a.api_key_source {
         None => ApiKeySource::Header,
         Some(s) => {
@@ -915,6 +929,7 @@ fn api(
         authorizers,
         function_url: None,
         gateway_responses,
+        policy,
     }
 }
 
@@ -1117,6 +1132,7 @@ fn function_url_api(
         authorizers: BTreeMap::new(),
         function_url: Some(FunctionUrl { target, auth }),
         gateway_responses: BTreeMap::new(),
+        policy: None,
     }
 }
 
@@ -2456,6 +2472,96 @@ fn models(
         }
     }
     out
+}
+
+/// A resource policy document: its statements about `execute-api:Invoke`
+/// (others are left out), with `aws:SourceIp` conditions; a condition
+/// that cannot hold locally (a VPC, an organization) is refused by name.
+pub fn resource_policy(text: &str) -> Result<ResourcePolicy, String> {
+    let doc: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| format!("a policy is an IAM JSON document, and this is not JSON: {e}"))?;
+    let list = |v: Option<&serde_json::Value>| -> Vec<String> {
+        match v {
+            Some(serde_json::Value::String(s)) => vec![s.clone()],
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let statements = match doc.get("Statement") {
+        Some(serde_json::Value::Array(a)) => a.clone(),
+        Some(one @ serde_json::Value::Object(_)) => vec![one.clone()],
+        _ => return Err("a policy needs a Statement".into()),
+    };
+    let mut out = Vec::new();
+    for (i, st) in statements.iter().enumerate() {
+        let actions = list(st.get("Action"));
+        let invokes = actions.iter().any(|a| {
+            let a = a.to_ascii_lowercase();
+            a == "*" || a == "execute-api:*" || a == "execute-api:invoke"
+        });
+        if !invokes {
+            continue;
+        }
+        let allow = match st.get("Effect").and_then(|e| e.as_str()) {
+            Some("Allow") => true,
+            Some("Deny") => false,
+            other => {
+                return Err(format!(
+                    "statement {i}: Effect is Allow or Deny, not {other:?}"
+                ))
+            }
+        };
+        let resources = list(st.get("Resource"));
+        let not_resources = list(st.get("NotResource"));
+        if resources.is_empty() && not_resources.is_empty() {
+            return Err(format!("statement {i} names no Resource"));
+        }
+        let mut source_ip = None;
+        if let Some(serde_json::Value::Object(conds)) = st.get("Condition") {
+            for (op, keys) in conds {
+                let serde_json::Value::Object(keys) = keys else {
+                    return Err(format!("statement {i}: Condition {op} is not an object"));
+                };
+                for (key, values) in keys {
+                    let positive = match op.as_str() {
+                        "IpAddress" => true,
+                        "NotIpAddress" => false,
+                        _ => {
+                            return Err(format!(
+                                "statement {i}: the condition {op} on {key} is not evaluated locally (IpAddress and NotIpAddress on aws:SourceIp are)"
+                            ))
+                        }
+                    };
+                    if !key.eq_ignore_ascii_case("aws:SourceIp") {
+                        return Err(format!(
+                            "statement {i}: {key} cannot hold locally (there is no VPC or organization here); aws:SourceIp is evaluated"
+                        ));
+                    }
+                    let mut nets = Vec::new();
+                    for v in list(Some(values)) {
+                        let net = v
+                            .parse::<ipnet::IpNet>()
+                            .or_else(|_| v.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                            .map_err(|_| {
+                                format!("statement {i}: {v:?} is not an IP address or CIDR range")
+                            })?;
+                        nets.push(net);
+                    }
+                    source_ip = Some((positive, nets));
+                }
+            }
+        }
+        out.push(PolicyStatement {
+            allow,
+            resources,
+            not_resources,
+            source_ip,
+        });
+    }
+    Ok(ResourcePolicy { statements: out })
 }
 
 /// `[apis.NAME.gateway_responses.TYPE]`: the gateway's own answers.

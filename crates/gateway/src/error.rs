@@ -64,6 +64,9 @@ pub enum GatewayError {
     /// An `AWS_IAM` route called with a signature that does not hold: 403.
     #[error("the signature was refused: {0}")]
     InvalidSignature(String),
+    /// The API's resource policy refused the call: 403 with AWS's words.
+    #[error("{0}")]
+    PolicyDenied(String),
 }
 
 impl GatewayError {
@@ -87,9 +90,9 @@ impl GatewayError {
             GatewayError::MissingParameters(_) | GatewayError::InvalidBody => {
                 StatusCode::BAD_REQUEST
             }
-            GatewayError::MissingSignature | GatewayError::InvalidSignature(_) => {
-                StatusCode::FORBIDDEN
-            }
+            GatewayError::MissingSignature
+            | GatewayError::InvalidSignature(_)
+            | GatewayError::PolicyDenied(_) => StatusCode::FORBIDDEN,
         }
     }
 
@@ -119,6 +122,7 @@ impl GatewayError {
             GatewayError::MissingParameters(_) => "Missing required request parameters",
             GatewayError::InvalidBody => "Invalid request body",
             GatewayError::MissingSignature => "Missing Authentication Token",
+            GatewayError::PolicyDenied(_) => "Forbidden",
             GatewayError::InvalidSignature(_) => "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
         }
     }
@@ -144,6 +148,7 @@ impl GatewayError {
             GatewayError::InvalidBody => "BAD_REQUEST_BODY",
             GatewayError::MissingSignature => "MISSING_AUTHENTICATION_TOKEN",
             GatewayError::InvalidSignature(_) => "INVALID_SIGNATURE",
+            GatewayError::PolicyDenied(_) => "ACCESS_DENIED",
         }
     }
 
@@ -155,11 +160,21 @@ impl GatewayError {
                 "Missing required request parameters: [{}]",
                 names.join(", ")
             )),
+            GatewayError::PolicyDenied(words) => std::borrow::Cow::Owned(words.clone()),
             other => std::borrow::Cow::Borrowed(other.aws_message()),
         }
     }
 
     pub fn into_response(self) -> Response<Body> {
+        // A resource policy's refusal is IAM's: `Message`, capitalized.
+        if let GatewayError::PolicyDenied(words) = &self {
+            let body = serde_json::json!({ "Message": words }).to_string();
+            return Response::builder()
+                .status(StatusCode::FORBIDDEN)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(body)).map_err(Into::into).boxed())
+                .expect("static response parts are valid");
+        }
         let mut resp = json_message(self.status(), &self.message());
         if let GatewayError::Unauthorized { challenge: Some(c) } = &self {
             if let Ok(v) = http::HeaderValue::from_str(c) {

@@ -418,6 +418,37 @@ impl Gateway {
             }
         }
         let access = &*self.inner.access;
+        // The resource policy (phases/policy.rs): an explicit deny ends it;
+        // an implicit one too, unless an authorizer may still allow.
+        if let Some(p) = &m.api.policy {
+            let arn = access.authorizers.arn(
+                &m.api.name,
+                &m.stage.name,
+                &format!("{}{}", req.method(), m.path),
+            );
+            let verdict = phases::policy::judge(p, &arn, &m.api.name, cx.remote.ip());
+            let who = cx.iam_caller.as_deref().map_or_else(
+                || "anonymous".to_owned(),
+                |k| format!("arn:aws:iam::{}:user/{k}", events::ACCOUNT_ID),
+            );
+            let words = |explicit: bool| {
+                format!(
+                    "User: {who} is not authorized to perform: execute-api:Invoke on resource: {arn}{}",
+                    if explicit { " with an explicit deny" } else { "" }
+                )
+            };
+            match verdict {
+                phases::authorize::policy::Verdict::ExplicitDeny => {
+                    return Err(GatewayError::PolicyDenied(words(true)))
+                }
+                phases::authorize::policy::Verdict::ImplicitDeny
+                    if m.route.authorizer.is_none() =>
+                {
+                    return Err(GatewayError::PolicyDenied(words(false)))
+                }
+                _ => {}
+            }
+        }
         // API key (read from `x-api-key`): a key of a usage plan on this
         // stage, within the plan's throttle and quota (phases/api_key.rs).
         let key_from_header = m.api.api_key_source == ApiKeySource::Header;

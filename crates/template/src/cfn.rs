@@ -108,6 +108,7 @@ pub(crate) fn rest_apis(
         }
         let types = api.props.as_ref().and_then(|x| x.get("BinaryMediaTypes"));
         crate::settings::binary_media_types(t, types);
+        crate::settings::policy(t, api.props.as_ref().and_then(|x| x.get("Policy")));
         cfn_apis.push(api.id.to_owned());
     }
     let api_of = |p: &Part<'_>, errors: &mut Vec<Error>| -> Option<String> {

@@ -225,6 +225,7 @@ pub(crate) fn apply(
         }
     }
     if !http {
+        crate::settings::policy(api, body.get("x-amazon-apigateway-policy"));
         for (ty, g) in body
             .get("x-amazon-apigateway-gateway-responses")
             .and_then(Node::as_map)

@@ -1997,6 +1997,9 @@ fn apply_auth(
     if !authorizers.is_empty() {
         api.insert("authorizers".into(), toml::Value::Table(authorizers));
     }
+    if let Some(rp) = auth.get("ResourcePolicy").filter(|_| rest) {
+        crate::settings::sam_resource_policy(api, rp);
+    }
     let default = auth.get("DefaultAuthorizer").and_then(Node::scalar_text);
     let key_required = match auth.get("ApiKeyRequired").map(|n| &n.value) {
         Some(Value::Bool(b)) => Some(*b),

@@ -305,3 +305,64 @@ pub(crate) fn gateway_headers(params: Option<&Node>) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// A resource policy (an object, or its JSON text) as the API's `policy`.
+pub(crate) fn policy(api: &mut toml::Table, doc: Option<&Node>) {
+    let Some(doc) = doc else { return };
+    let text = match doc.scalar_text() {
+        Some(t) => t,
+        None => crate::node::to_json(doc).to_string(),
+    };
+    api.insert("policy".into(), text.into());
+}
+
+/// SAM's `Auth.ResourcePolicy`: `CustomStatements`, `IpRangeWhitelist`
+/// (only these sources) and `IpRangeBlacklist` (all but these), as a
+/// policy document.
+pub(crate) fn sam_resource_policy(api: &mut toml::Table, rp: &Node) {
+    let mut statements: Vec<serde_json::Value> = rp
+        .get("CustomStatements")
+        .map(|c| match crate::node::to_json(c) {
+            serde_json::Value::Array(a) => a,
+            one => vec![one],
+        })
+        .unwrap_or_default();
+    let ranges = |k: &str| -> Vec<serde_json::Value> {
+        rp.get(k)
+            .and_then(Node::as_list)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(Node::scalar_text)
+            .map(serde_json::Value::String)
+            .collect()
+    };
+    let invoke = |effect: &str, condition: Option<serde_json::Value>| {
+        let mut st = serde_json::json!({
+            "Effect": effect, "Principal": "*", "Action": "execute-api:Invoke",
+            "Resource": "execute-api:/*",
+        });
+        if let Some(c) = condition {
+            st["Condition"] = c;
+        }
+        st
+    };
+    let white = ranges("IpRangeWhitelist");
+    if !white.is_empty() {
+        statements.push(invoke(
+            "Allow",
+            Some(serde_json::json!({"IpAddress": {"aws:SourceIp": white}})),
+        ));
+    }
+    let black = ranges("IpRangeBlacklist");
+    if !black.is_empty() {
+        statements.push(invoke("Allow", None));
+        statements.push(invoke(
+            "Deny",
+            Some(serde_json::json!({"IpAddress": {"aws:SourceIp": black}})),
+        ));
+    }
+    if !statements.is_empty() {
+        let doc = serde_json::json!({"Version": "2012-10-17", "Statement": statements});
+        api.insert("policy".into(), doc.to_string().into());
+    }
+}

@@ -946,3 +946,179 @@ async fn aws_iam_routes_take_sigv4_signed_callers_only() {
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+const POLICED: &str = r#"[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[apis.shop]
+type = "rest"
+base_path = "/shop"
+stages = { prod = {} }
+policy = '''
+{"Version": "2012-10-17", "Statement": [
+  {"Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "execute-api:/*"},
+  {"Effect": "Deny", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "execute-api:/*/*/admin/*",
+   "Condition": {"NotIpAddress": {"aws:SourceIp": "127.0.0.1/32"}}}
+]}'''
+[apis.shop.routes]
+"GET /admin/{x}" = { mock = { status = 200, body = "admin" } }
+"GET /open" = { mock = { status = 200, body = "open" } }
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resource_policy_lets_its_range_in_and_refuses_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "stratus.toml", POLICED);
+    let s = Serving::start(dir.path());
+    let from = |ip: [u8; 4]| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(ip))
+            .build()
+            .unwrap()
+    };
+    let (home, away) = (from([127, 0, 0, 1]), from([127, 0, 0, 2]));
+    let r = home.get(s.url("/shop/prod/admin/1")).send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.text().await.unwrap()),
+        (200, "admin".into())
+    );
+    let r = away.get(s.url("/shop/prod/admin/1")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.headers()["x-amzn-errortype"], "AccessDeniedException");
+    let v: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(
+        v["Message"],
+        "User: anonymous is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:us-east-1:000000000000:shop/prod/GET/admin/1 with an explicit deny"
+    );
+    // Outside the denied resources, the Allow holds for every source.
+    let r = away.get(s.url("/shop/prod/open")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[test]
+fn policies_that_cannot_hold_here_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(
+        dir.path(),
+        "stratus.toml",
+        r#"[apis.shop]
+type = "rest"
+policy = '{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "*", "Condition": {"StringEquals": {"aws:SourceVpce": "vpce-1"}}}]}'
+[apis.shop.routes]
+"GET /a" = { mock = {} }
+"#,
+    );
+    let (ok, _, err) = run_cli(&["validate", dir.path().to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("apis.shop.policy: statement 0: the condition StringEquals on aws:SourceVpce is not evaluated locally"), "{err}");
+}
+
+/// A SAM API's `Auth.ResourcePolicy` (an IP block list) and an
+/// `AWS_IAM` route, and a plain RestApi's `Policy` document.
+const GUARDED_TEMPLATE: &str = r#"AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Who:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: who/
+      Handler: app.handler
+      Runtime: python3.12
+      Events:
+        Private:
+          Type: Api
+          Properties: { RestApiId: !Ref Shop, Path: /private, Method: post, Auth: { Authorizer: AWS_IAM } }
+        Public:
+          Type: Api
+          Properties: { RestApiId: !Ref Shop, Path: /public, Method: get }
+  Shop:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: prod
+      Auth:
+        ResourcePolicy:
+          IpRangeBlacklist: ["127.0.0.2"]
+  Legacy:
+    Type: AWS::ApiGateway::RestApi
+    Properties:
+      Name: legacy
+      Policy:
+        Version: "2012-10-17"
+        Statement:
+          - { Effect: Allow, Principal: "*", Action: execute-api:Invoke, Resource: execute-api:/*,
+              Condition: { IpAddress: { aws:SourceIp: ["127.0.0.2/32"] } } }
+  Ping:
+    Type: AWS::ApiGateway::Method
+    Properties:
+      RestApiId: !Ref Legacy
+      ResourceId: !GetAtt Legacy.RootResourceId
+      HttpMethod: GET
+      AuthorizationType: NONE
+      Integration:
+        Type: MOCK
+        RequestTemplates: { application/json: '{"statusCode": 200}' }
+        IntegrationResponses: [{ StatusCode: "200", ResponseTemplates: { application/json: "pong" } }]
+  LegacyStage:
+    Type: AWS::ApiGateway::Stage
+    Properties: { RestApiId: !Ref Legacy, StageName: live, DeploymentId: abc }
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_templates_resource_policies_and_iam_routes_are_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "template.yaml", GUARDED_TEMPLATE);
+    write_file(dir.path(), "who/app.py", WHO_PY);
+    let s = Serving::start_with(
+        dir.path(),
+        &["--port", "0", "--admin-listen", "127.0.0.1:0"],
+        &[],
+    );
+    let from = |ip: [u8; 4]| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(ip))
+            .build()
+            .unwrap()
+    };
+    let (home, away) = (from([127, 0, 0, 1]), from([127, 0, 0, 2]));
+    assert_eq!(
+        home.get(s.url("/prod/public"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        away.get(s.url("/prod/public"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    // The IAM route: signed callers only.
+    assert_eq!(
+        home.post(s.url("/prod/private"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let url = s.url("/prod/private");
+    let (status, body) =
+        tokio::task::spawn_blocking(move || signed_post(&url, Some(("AKIDANY", "any-secret"))))
+            .await
+            .unwrap();
+    assert_eq!(status, 200, "{body}");
+    // The plain Policy lets only 127.0.0.2 in (implicit deny for the rest).
+    assert_eq!(away.get(s.url("/live")).send().await.unwrap().status(), 200);
+    let r = home.get(s.url("/live")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:us-east-1:000000000000:Legacy/live/GET/\""));
+}

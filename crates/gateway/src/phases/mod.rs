@@ -9,6 +9,7 @@ pub(crate) mod cors;
 pub(crate) mod gateway_responses;
 pub(crate) mod limits;
 pub(crate) mod normalize;
+pub(crate) mod policy;
 pub(crate) mod served;
 pub(crate) mod throttle;
 pub(crate) mod validate;

@@ -10,7 +10,7 @@
 //! answer that is not a valid one → 500.
 
 mod jwt;
-mod policy;
+pub(crate) mod policy;
 
 use std::collections::HashMap;
 use std::sync::Arc;
