@@ -1376,9 +1376,6 @@ fn authorizers(
                     Some(j) => {
                         let v = j.get_ref();
                         if v.starts_with("http://") || v.starts_with("https://") {
-                            if v.starts_with("https://") {
-                                c.err(j, &key("jwks"), "https:// JWKS URLs are not supported yet (Stratus has no TLS client): download the keys to a file, or serve them over http://");
-                            }
                             Jwks::Url(v.clone())
                         } else {
                             let path = project_dir.join(v);
@@ -1396,7 +1393,7 @@ fn authorizers(
                         c.err(
                             raw,
                             &key("jwks"),
-                            "a jwt authorizer needs jwks = \"keys.json\" or an http:// URL",
+                            "a jwt authorizer needs jwks = \"keys.json\" or an https:// (or http://) URL",
                         );
                         Jwks::File(PathBuf::new())
                     }

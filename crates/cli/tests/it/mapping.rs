@@ -1122,3 +1122,71 @@ async fn a_templates_resource_policies_and_iam_routes_are_enforced() {
         .unwrap()
         .contains("is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:us-east-1:000000000000:Legacy/live/GET/\""));
 }
+
+/// An `https://` JWKS: here served by Stratus's own TLS listener (a site),
+/// which the JWT authorizer's client trusts through the local CA.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_jwt_authorizer_reads_its_keys_over_https() {
+    let signer = tokio::task::spawn_blocking(|| crate::access::Signer::new("k1"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::support::free_port();
+    let issuer = format!("https://127.0.0.1:{port}/idp");
+    write_file(
+        dir.path(),
+        "idp/jwks.json",
+        &json!({"keys": [signer.jwk]}).to_string(),
+    );
+    write_file(
+        dir.path(),
+        "stratus.toml",
+        &format!(
+            r#"[server]
+listen = "127.0.0.1:{port}"
+admin_listen = "127.0.0.1:0"
+
+[buckets.idp]
+source = "idp"
+
+[sites.idp]
+bucket = "idp"
+base_path = "/idp"
+
+[apis.web]
+type = "http"
+base_path = "/web"
+
+[apis.web.authorizers.jwt]
+type = "jwt"
+issuer = "{issuer}"
+audience = ["stratus-test"]
+jwks = "{issuer}/jwks.json"
+
+[apis.web.routes]
+"GET /me" = {{ mock = {{ status = 200, body = "it is you" }}, authorizer = "jwt" }}
+"#
+        ),
+    );
+    let s = Serving::start(dir.path());
+    let now = crate::access::now();
+    let token = signer.token(
+        json!({"iss": issuer, "aud": "stratus-test", "sub": "ann", "iat": now, "exp": now + 300}),
+    );
+    let client = reqwest::Client::new();
+    let r = client
+        .get(s.url("/web/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "it is you");
+    let r = client
+        .get(s.url("/web/me"))
+        .bearer_auth("not.a.token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}

@@ -36,7 +36,11 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// queued behind the fetch.
 pub(crate) struct KeySet {
     source: Jwks,
-    client: reqwest::Client,
+    /// Made at the first fetch: it trusts the system's roots and, when
+    /// there is one by then, Stratus's local CA (a JWKS served by
+    /// Stratus's own TLS listener).
+    client: tokio::sync::OnceCell<reqwest::Client>,
+    local_ca: std::path::PathBuf,
     keys: ArcSwap<Keys>,
     /// Held by the one load under way.
     loading: Mutex<()>,
@@ -58,13 +62,11 @@ struct Key {
 }
 
 impl KeySet {
-    pub(crate) fn new(source: Jwks) -> KeySet {
+    pub(crate) fn new(source: Jwks, local_ca: std::path::PathBuf) -> KeySet {
         KeySet {
             source,
-            client: reqwest::Client::builder()
-                .timeout(FETCH_TIMEOUT)
-                .build()
-                .unwrap_or_default(),
+            client: tokio::sync::OnceCell::new(),
+            local_ca,
             keys: ArcSwap::from_pointee(Keys::default()),
             loading: Mutex::new(()),
             last_load: std::sync::Mutex::new(None),
@@ -77,8 +79,19 @@ impl KeySet {
                 .await
                 .map_err(|e| format!("cannot read JWKS {}: {e}", path.display()))?,
             Jwks::Url(url) => {
-                let resp = self
+                let client = self
                     .client
+                    .get_or_init(|| async {
+                        let mut b = reqwest::Client::builder().timeout(FETCH_TIMEOUT);
+                        if let Ok(pem) = tokio::fs::read(&self.local_ca).await {
+                            if let Ok(ca) = reqwest::Certificate::from_pem(&pem) {
+                                b = b.add_root_certificate(ca);
+                            }
+                        }
+                        b.build().unwrap_or_default()
+                    })
+                    .await;
+                let resp = client
                     .get(url)
                     .send()
                     .await

@@ -96,7 +96,10 @@ impl Authorizers {
                     _ => None,
                 };
                 let keys = match &auth.kind {
-                    AuthorizerKind::Jwt { jwks, .. } => Some(jwt::KeySet::new(jwks.clone())),
+                    AuthorizerKind::Jwt { jwks, .. } => Some(jwt::KeySet::new(
+                        jwks.clone(),
+                        app.server.data_dir.join("tls").join("ca.pem"),
+                    )),
                     _ => None,
                 };
                 slots.insert(
