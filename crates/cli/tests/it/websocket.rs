@@ -846,3 +846,38 @@ async fn websocket_messages_past_a_routes_throttle_are_answered_too_many_request
     let v = recv_json(&mut ws).await;
     assert_eq!(v["message"], "Forbidden", "no $default on this API: {v}");
 }
+
+/// `$connect` takes its route's throttle (or its stage's): past it the
+/// handshake is 429, and the function is not called for it.
+#[tokio::test]
+async fn connect_is_throttled_by_its_route() {
+    let c = chat(
+        r#"
+[apis.gated]
+type = "websocket"
+base_path = "/gated"
+[apis.gated.routes]
+"$connect" = { function = "ws", throttle = { rate = 0.001, burst = 1 } }
+"$default" = { function = "ws", respond = true }
+"#,
+        600,
+    )
+    .await;
+    let (first, _) = tokio_tungstenite::connect_async(c.ws_url("/gated"))
+        .await
+        .expect("the first $connect is let in");
+    match tokio_tungstenite::connect_async(c.ws_url("/gated")).await {
+        Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 429),
+        other => panic!("the second $connect was not refused: {other:?}"),
+    }
+    let connects = c
+        .events()
+        .iter()
+        .filter(|e| {
+            e["requestContext"]["routeKey"] == "$connect"
+                && e["requestContext"]["stage"] == "$default"
+        })
+        .count();
+    assert_eq!(connects, 1);
+    drop(first);
+}

@@ -82,6 +82,22 @@ impl WebSockets {
             api_key: None,
         };
 
+        // $connect's throttle (its own, else its stage's, then the
+        // server's): past it the handshake is 429, as API Gateway answers.
+        if let Some(route) = find_route(&api, "$connect") {
+            if crate::phases::throttle::apply(
+                &*self.access.limiter,
+                self.access.server_throttle,
+                &api,
+                &stage,
+                route,
+            )
+            .await
+            .is_err()
+            {
+                return json_message(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+            }
+        }
         // $connect's authorizer and API key (AWS applies both to $connect
         // only; later messages carry what they let in).
         if let Some(route) = find_route(&api, "$connect") {
