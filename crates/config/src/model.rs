@@ -1270,6 +1270,18 @@ pub struct Route {
     /// `authorizer = "AWS_IAM"`: callers sign with SigV4 (service
     /// `execute-api`).
     pub iam: bool,
+    /// An `http` route's `requestParameters`: what the upstream request
+    /// gets, and from where.
+    pub request_parameters: Vec<(MappedTarget, MappedValue)>,
+}
+
+/// Where a request parameter mapping writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MappedTarget {
+    /// `integration.request.header.NAME`.
+    Header(String),
+    /// `integration.request.querystring.NAME`.
+    Query(String),
 }
 
 /// What a REST route checks before its integration runs, as a request

@@ -395,6 +395,8 @@ pub(crate) struct RawRoute {
     pub(crate) request_models: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     /// `querystring.NAME`, `header.NAME`, `path.NAME`.
     pub(crate) required_parameters: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `integration.request.header|querystring.NAME` → its source.
+    pub(crate) request_parameters: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
 }
 
 /// `[apis.NAME.gateway_responses.TYPE]`.

@@ -835,6 +835,7 @@ fn api(
         }
         if let Some(mut route) = route(c, kind, &route_key, r, &rk, functions, &authorizers) {
             route.validation = validation(c, kind, r.get_ref(), &rk, &models);
+            route.request_parameters = request_parameters(c, kind, &route, r.get_ref(), &rk);
             routes.push(route);
         }
     }
@@ -1122,6 +1123,7 @@ fn function_url_api(
             mapping: None,
             validation: None,
             iam: false,
+            request_parameters: Vec::new(),
         }],
         route_selection: None,
         binary_media_types: Vec::new(),
@@ -2279,6 +2281,7 @@ fn route(
         mapping,
         validation: None,
         iam: iam && kind != ApiKind::WebSocket,
+        request_parameters: Vec::new(),
     })
 }
 
@@ -2625,6 +2628,60 @@ fn gateway_responses(
                 templates,
             },
         );
+    }
+    out
+}
+
+/// An `http` route's `request_parameters`: `integration.request.header.X`
+/// or `.querystring.X` = `'text'` or `method.request.header|querystring|path.Y`.
+fn request_parameters(
+    c: &mut Checker<'_>,
+    kind: ApiKind,
+    route: &Route,
+    r: &RawRoute,
+    rk: &[&str],
+) -> Vec<(MappedTarget, MappedValue)> {
+    let Some(raw) = &r.request_parameters else {
+        return Vec::new();
+    };
+    let k: Vec<&str> = rk.iter().copied().chain(["request_parameters"]).collect();
+    if kind == ApiKind::WebSocket || !matches!(route.integration, Integration::Http { .. }) {
+        c.err(
+            raw,
+            &k,
+            "request_parameters map what an http route sends its upstream",
+        );
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (target, source) in raw.get_ref() {
+        let t = if let Some(n) = target.strip_prefix("integration.request.header.") {
+            Some(MappedTarget::Header(n.to_owned()))
+        } else {
+            target
+                .strip_prefix("integration.request.querystring.")
+                .map(|n| MappedTarget::Query(n.to_owned()))
+        };
+        let v = match mapped_value(source.get_ref(), "method.request") {
+            Some(
+                v @ (MappedValue::Static(_)
+                | MappedValue::Header(_)
+                | MappedValue::Query(_)
+                | MappedValue::Path(_)),
+            ) => Some(v),
+            _ => None,
+        };
+        match (t, v) {
+            (Some(t), Some(v)) => out.push((t, v)),
+            (None, _) => {
+                let kk: Vec<&str> = k.iter().copied().chain([target.as_str()]).collect();
+                c.err(source, &kk, "a mapping writes integration.request.header.NAME or integration.request.querystring.NAME");
+            }
+            (_, None) => {
+                let kk: Vec<&str> = k.iter().copied().chain([target.as_str()]).collect();
+                c.err(source, &kk, "a mapping reads 'text' (quoted) or method.request.header|querystring|path.NAME");
+            }
+        }
     }
     out
 }

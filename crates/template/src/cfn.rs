@@ -492,6 +492,9 @@ fn integration(m: &Part<'_>) -> Result<toml::Table, Error> {
             &responses,
         );
     }
+    if matches!(text("Type").as_deref(), Some("HTTP" | "HTTP_PROXY")) {
+        request_parameters_key(&mut t, i.get("RequestParameters"));
+    }
     if let Some(mode) = text("ResponseTransferMode") {
         t.insert("transfer_mode".into(), mode.into());
     }
@@ -508,6 +511,20 @@ pub(crate) fn required_parameters<'a>(
         .filter_map(|(k, _)| k.strip_prefix("method.request."))
         .map(|k| toml::Value::String(k.to_owned()))
         .collect()
+}
+
+/// An HTTP integration's `RequestParameters` (`integration.request.*` =
+/// source) as a route's `request_parameters`.
+pub(crate) fn request_parameters_key(t: &mut toml::Table, params: Option<&Node>) {
+    let map: toml::Table = params
+        .and_then(Node::as_map)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|(k, v)| Some((k.clone(), toml::Value::String(v.scalar_text()?))))
+        .collect();
+    if !map.is_empty() {
+        t.insert("request_parameters".into(), toml::Value::Table(map));
+    }
 }
 
 /// One integration response of a template, as written.

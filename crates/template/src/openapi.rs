@@ -326,6 +326,9 @@ fn target(i: &Node, http: bool, at: &str) -> Result<toml::Table, Error> {
     if let Some(ms) = text(i, "timeoutInMillis").and_then(|m| m.parse::<i64>().ok()) {
         t.insert("timeout_ms".into(), ms.into());
     }
+    if matches!(ty.as_str(), "http" | "http_proxy") && !http {
+        crate::cfn::request_parameters_key(&mut t, i.get("requestParameters"));
+    }
     if let Some(mode) = text(i, "responseTransferMode") {
         t.insert("transfer_mode".into(), mode.into());
     }

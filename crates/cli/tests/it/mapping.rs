@@ -68,11 +68,16 @@ responses = [
 [apis.shop.routes."POST /echo"]
 http = "{upstream}/echo"
 proxy = false
+request_parameters = {{ "integration.request.header.x-user" = "method.request.querystring.user", "integration.request.querystring.source" = "'stratus'" }}
 request_templates = {{ "application/json" = "#set($context.requestOverride.header.x-from-template = 'set')name=$util.urlEncode($input.path('$.name'))" }}
 responses = [
   {{ pattern = "4\\d\\d", status = 502 }},
   {{ status = 201, headers = {{ "x-upstream-said" = "integration.response.header.x-upstream" }}, templates = {{ "application/json" = '{{"upstream": "$util.escapeJavaScript($input.body)"}}' }} }},
 ]
+
+[apis.shop.routes."GET /pass/{{id}}"]
+http = "{upstream}/pass"
+request_parameters = {{ "integration.request.header.x-id" = "method.request.path.id", "integration.request.querystring.from" = "method.request.header.x-from" }}
 "##
     )
 }
@@ -159,7 +164,7 @@ async fn mock_lambda_and_http_integrations_are_mapped_by_their_templates() {
     // Non-proxy HTTP: the template's body and override header reach the
     // upstream; its answer goes through the 201 response.
     let r = client
-        .post(s.url("/shop/prod/echo"))
+        .post(s.url("/shop/prod/echo?user=ann"))
         .json(&json!({"name": "a b&c"}))
         .send()
         .await
@@ -168,9 +173,24 @@ async fn mock_lambda_and_http_integrations_are_mapped_by_their_templates() {
     assert_eq!(r.headers()["x-upstream-said"], "echo");
     let v = json_of(&r.text().await.unwrap());
     let echoed = v["upstream"].as_str().unwrap();
-    assert!(echoed.starts_with("POST\n/echo\n"), "{echoed}");
+    assert!(
+        echoed.starts_with("POST\n/echo?user=ann&source=stratus\n"),
+        "{echoed}"
+    );
+    assert!(echoed.contains("x-user: ann\n"), "{echoed}");
     assert!(echoed.contains("x-from-template: set\n"), "{echoed}");
     assert!(echoed.ends_with("\n\nname=a+b%26c"), "{echoed}");
+    // A proxy route's request parameters: a header from the path, a query
+    // string from a header.
+    let r = client
+        .get(s.url("/shop/prod/pass/42"))
+        .header("x-from", "web")
+        .send()
+        .await
+        .unwrap();
+    let echoed = r.text().await.unwrap();
+    assert!(echoed.starts_with("GET\n/pass?from=web\n"), "{echoed}");
+    assert!(echoed.contains("x-id: 42\n"), "{echoed}");
 }
 
 #[test]

@@ -46,9 +46,19 @@ impl Proxy {
         let (remote, timeout) = (cx.remote, m.route.timeout);
         let (parts, body) = req.into_parts();
         let client_version = parts.version;
-        let uri = upstream_uri(url_template, m, parts.uri.query())?;
+        let mapped_query = mapped_query(m, &parts);
+        let query = match (parts.uri.query(), mapped_query.as_deref()) {
+            (q, None) => q.map(str::to_owned),
+            (None | Some(""), Some(extra)) => Some(extra.to_owned()),
+            (Some(q), Some(extra)) => Some(format!("{q}&{extra}")),
+        };
+        let uri = upstream_uri(url_template, m, query.as_deref())?;
 
+        let mapped_headers = mapped_headers(m, &parts);
         let mut headers = parts.headers;
+        for (k, v) in mapped_headers {
+            headers.insert(k, v);
+        }
         let original_host = headers.remove(header::HOST);
         strip_hop_by_hop(&mut headers);
         let forwarded_for = match crate::header_str(&headers, "x-forwarded-for") {
@@ -118,6 +128,64 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Fills the template parsed at load (`{param}`, `{proxy}`,
 /// `${stageVariables.x}`) and appends the request's query string.
+/// A `request_parameters` mapping's value, from the method request.
+fn mapped_source(
+    m: &Matched<'_>,
+    parts: &http::request::Parts,
+    v: &stratus_config::MappedValue,
+) -> Option<String> {
+    use stratus_config::MappedValue;
+    match v {
+        MappedValue::Static(s) => Some(s.clone()),
+        MappedValue::Header(h) => crate::header_str(&parts.headers, h.as_str()).map(str::to_owned),
+        MappedValue::Query(q) => crate::events::query_pairs(parts.uri.query())
+            .into_iter()
+            .find(|(k, _)| k == q)
+            .map(|(_, v)| v),
+        MappedValue::Path(p) => m
+            .params
+            .iter()
+            .find(|(k, _)| k == p)
+            .map(|(_, v)| crate::events::decode(v)),
+        MappedValue::Body | MappedValue::BodyPath(_) => None,
+    }
+}
+
+pub(crate) fn mapped_headers(
+    m: &Matched<'_>,
+    parts: &http::request::Parts,
+) -> Vec<(http::HeaderName, HeaderValue)> {
+    m.route
+        .request_parameters
+        .iter()
+        .filter_map(|(t, v)| match t {
+            stratus_config::MappedTarget::Header(name) => {
+                let value = mapped_source(m, parts, v)?;
+                Some((
+                    http::HeaderName::from_bytes(name.as_bytes()).ok()?,
+                    HeaderValue::from_str(&value).ok()?,
+                ))
+            }
+            stratus_config::MappedTarget::Query(_) => None,
+        })
+        .collect()
+}
+
+/// The query string the mappings add (`integration.request.querystring`).
+fn mapped_query(m: &Matched<'_>, parts: &http::request::Parts) -> Option<String> {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    let mut any = false;
+    for (t, v) in &m.route.request_parameters {
+        if let stratus_config::MappedTarget::Query(name) = t {
+            if let Some(value) = mapped_source(m, parts, v) {
+                out.append_pair(name, &value);
+                any = true;
+            }
+        }
+    }
+    any.then(|| out.finish())
+}
+
 fn upstream_uri(
     template: &UrlTemplate,
     m: &Matched<'_>,

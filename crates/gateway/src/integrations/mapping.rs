@@ -163,6 +163,10 @@ pub(crate) async fn call(
                     h.insert(name, v.clone());
                 }
             }
+            // `request_parameters` read the method request, not this one.
+            for (k, v) in super::http::mapped_headers(m, &parts) {
+                h.insert(k, v);
+            }
             // `$context.requestOverride.header.NAME` of the request template.
             if let Some(Value::Map(over)) = request_vars
                 .get("context")
