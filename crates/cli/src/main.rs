@@ -829,7 +829,9 @@ fn load_full(
 ) -> anyhow::Result<(App, Option<stratus_template::Project>)> {
     let loaded = match templates::template_of(path) {
         Some(file) => templates::load(&file, options),
-        None => stratus_config::load(path).map(|app| (app, None)),
+        None => stratus_config::load(path)
+            .and_then(|app| templates::with_openapi(path, app))
+            .map(|app| (app, None)),
     };
     loaded.map_err(|errors| {
         eprintln!("{errors}");

@@ -227,3 +227,98 @@ fn in_template(
             .collect(),
     )
 }
+
+/// A `stratus.toml` whose APIs name OpenAPI documents (`[apis.NAME]
+/// openapi = "api.yaml"`): once the file itself is valid (its mistakes
+/// named with their lines), each document's operations are written into
+/// its API (what the file names already is kept) and the result loaded.
+/// Mistakes in a document are named with its own line; mistakes of what
+/// it added, with their key.
+pub(crate) fn with_openapi(
+    path: &std::path::Path,
+    app: stratus_config::App,
+) -> Result<stratus_config::App, stratus_config::Diagnostics> {
+    use stratus_config::{Diagnostic, Diagnostics};
+    let file = stratus_config::locate(path);
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return Ok(app);
+    };
+    let Ok(mut table) = text.parse::<toml::Table>() else {
+        return Ok(app);
+    };
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut expanded = false;
+    let mut errors = Vec::new();
+    if let Some(toml::Value::Table(apis)) = table.get_mut("apis") {
+        for (name, api) in apis.iter_mut() {
+            let Some(api) = api.as_table_mut() else {
+                continue;
+            };
+            let Some(toml::Value::String(doc)) = api.remove("openapi") else {
+                continue;
+            };
+            expanded = true;
+            let doc_path = dir.join(&doc);
+            let http = api.get("type").and_then(toml::Value::as_str) == Some("http");
+            let applied = std::fs::read_to_string(&doc_path)
+                .map_err(|e| {
+                    (
+                        0,
+                        0,
+                        String::new(),
+                        format!("cannot read the OpenAPI document: {e}"),
+                    )
+                })
+                .and_then(|doc_text| {
+                    stratus_template::apply_openapi(api, &doc_text, http)
+                        .map_err(|e| (e.line, e.column, e.path, e.message))
+                });
+            if let Err((line, column, at, message)) = applied {
+                errors.push(Diagnostic {
+                    file: doc_path.clone(),
+                    line,
+                    column,
+                    key: if at.is_empty() {
+                        format!("apis.{name}.openapi")
+                    } else {
+                        at
+                    },
+                    message,
+                });
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Diagnostics(errors));
+    }
+    if !expanded {
+        return Ok(app);
+    }
+    let text = toml::to_string(&table).map_err(|e| {
+        Diagnostics(vec![Diagnostic {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message: format!("cannot write the project with its OpenAPI documents: {e}"),
+        }])
+    })?;
+    stratus_config::load_str(&text, &file, &dir).map_err(|Diagnostics(ds)| {
+        // Lines of the written-out project mean nothing to its author:
+        // the key says where.
+        Diagnostics(
+            ds.into_iter()
+                .map(|d| Diagnostic {
+                    line: 0,
+                    column: 0,
+                    message: format!("{} (with the API's OpenAPI document)", d.message),
+                    ..d
+                })
+                .collect(),
+        )
+    })
+}

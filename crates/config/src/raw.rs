@@ -287,6 +287,9 @@ pub(crate) struct RawApi {
     pub(crate) models: BTreeMap<String, Spanned<String>>,
     /// A resource policy (IAM JSON), REST APIs.
     pub(crate) policy: Option<Spanned<String>>,
+    /// An OpenAPI document whose operations add routes (the CLI expands
+    /// it; here its file is checked).
+    pub(crate) openapi: Option<Spanned<String>>,
     /// `TYPE = { status, headers, templates }`: REST gateway responses.
     #[serde(default)]
     pub(crate) gateway_responses: BTreeMap<String, Spanned<RawGatewayResponse>>,

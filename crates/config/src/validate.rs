@@ -771,6 +771,21 @@ fn api(
     let authorizers = authorizers(c, name, kind, a, functions, project_dir);
     let models = models(c, name, kind, a);
     let gateway_responses = gateway_responses(c, name, kind, a);
+    if let Some(o) = &a.openapi {
+        let k = ["apis", name, "openapi"];
+        if kind == ApiKind::WebSocket {
+            c.err(o, &k, "an OpenAPI document defines REST or HTTP APIs");
+        } else if !project_dir.join(o.get_ref()).is_file() {
+            c.err(
+                o,
+                &k,
+                format!(
+                    "OpenAPI document {:?} does not exist (paths are from the project directory)",
+                    o.get_ref()
+                ),
+            );
+        }
+    }
     let policy = a.policy.as_ref().and_then(|p| {
         let k = ["apis", name, "policy"];
         if kind != ApiKind::Rest {

@@ -72,6 +72,17 @@ pub fn project(text: &str, inputs: &Inputs) -> Result<Project, Vec<Error>> {
     sam::project(&template, &stack)
 }
 
+/// Writes an OpenAPI 3 / Swagger 2 document (YAML or JSON text) with API
+/// Gateway's extensions into an API's project table (`[apis.NAME]`, an
+/// HTTP API's when `http`), as a template's `DefinitionBody` is: the
+/// routes, authorizers, models, validators, gateway responses and settings
+/// it declares, where the table does not name them already. For
+/// `[apis.NAME] openapi = "file"` in a `stratus.toml`.
+pub fn apply_openapi(api: &mut toml::Table, text: &str, http: bool) -> Result<(), Error> {
+    let doc = parse(text)?;
+    openapi::apply(api, &doc, http, "")
+}
+
 /// The local files a template names, as it spells their paths: a SAM
 /// API's `DefinitionUri` and an `AWS::Include`'s `Location` (literal
 /// strings that are not `s3://` locations). The caller reads them (relative

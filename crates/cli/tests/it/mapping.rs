@@ -1210,3 +1210,130 @@ jwks = "{issuer}/jwks.json"
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+const OPENAPI_DOC: &str = r#"openapi: "3.0.1"
+info: { title: shop, version: "1" }
+x-amazon-apigateway-request-validators:
+  all: { validateRequestBody: true, validateRequestParameters: true }
+paths:
+  /status:
+    get:
+      x-amazon-apigateway-integration:
+        type: mock
+        requestTemplates: { application/json: '{"statusCode": 200}' }
+        responses:
+          default:
+            statusCode: "200"
+            responseTemplates: { application/json: '{"from": "the document", "stage": "$context.stage"}' }
+  /orders:
+    post:
+      x-amazon-apigateway-request-validator: all
+      parameters:
+        - { name: store, in: query, required: true }
+      x-amazon-apigateway-integration:
+        type: aws_proxy
+        httpMethod: POST
+        uri: arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:000000000000:function:orders/invocations
+  /kept:
+    get:
+      x-amazon-apigateway-integration:
+        type: mock
+        requestTemplates: { application/json: '{"statusCode": 200}' }
+        responses: { default: { statusCode: "200", responseTemplates: { application/json: 'from the document' } } }
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stratus_toml_api_takes_its_routes_from_an_openapi_document() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(
+        dir.path(),
+        "stratus.toml",
+        r#"[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[functions.orders]
+runtime = "python3.12"
+handler = "app.handler"
+code = "orders"
+
+[apis.shop]
+type = "rest"
+base_path = "/shop"
+stages = { prod = {} }
+openapi = "shop-api.yaml"
+
+[apis.shop.routes]
+# The project's own route wins over the document's.
+"GET /kept" = { mock = { status = 200, body = "from the project" } }
+"#,
+    );
+    write_file(dir.path(), "shop-api.yaml", OPENAPI_DOC);
+    write_file(dir.path(), "orders/app.py", ORDERS_PY);
+    let s = Serving::start(dir.path());
+    let client = reqwest::Client::new();
+    let text = |r: reqwest::Response| async move { (r.status().as_u16(), r.text().await.unwrap()) };
+    assert_eq!(
+        text(client.get(s.url("/shop/prod/status")).send().await.unwrap()).await,
+        (200, r#"{"from": "the document", "stage": "prod"}"#.into())
+    );
+    assert_eq!(
+        text(
+            client
+                .post(s.url("/shop/prod/orders"))
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+        )
+        .await,
+        (
+            400,
+            r#"{"message":"Missing required request parameters: [store]"}"#.into()
+        )
+    );
+    assert_eq!(
+        text(
+            client
+                .post(s.url("/shop/prod/orders?store=1"))
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+        )
+        .await,
+        (200, "taken".into())
+    );
+    assert_eq!(
+        text(client.get(s.url("/shop/prod/kept")).send().await.unwrap()).await,
+        (200, "from the project".into())
+    );
+
+    // A document's mistake is named in the document, with its line.
+    let bad = tempfile::tempdir().unwrap();
+    write_file(
+        bad.path(),
+        "stratus.toml",
+        "[apis.shop]\ntype = \"rest\"\nopenapi = \"api.yaml\"\n",
+    );
+    let doc = write_file(
+        bad.path(),
+        "api.yaml",
+        "openapi: \"3.0.1\"\npaths:\n  /x:\n    get:\n      x-amazon-apigateway-integration:\n        type: aws\n",
+    );
+    let (ok, _, err) = run_cli(&["validate", bad.path().to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("{}:", doc.display()))
+            && err.contains("an aws integration's uri names a function"),
+        "{err}"
+    );
+    // A missing document is named in the project file.
+    std::fs::remove_file(&doc).unwrap();
+    let (ok, _, err) = run_cli(&["validate", bad.path().to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("apis.shop.openapi: OpenAPI document \"api.yaml\" does not exist"),
+        "{err}"
+    );
+}
