@@ -1330,6 +1330,17 @@ pub struct Mapping {
     /// Tried in order: the first whose `pattern` matches; then the one
     /// without a pattern (the default).
     pub responses: Vec<IntegrationResponse>,
+    /// `contentHandling` of the integration request.
+    pub content_handling: Option<ContentHandling>,
+}
+
+/// `contentHandling`: a body turned into base64 text, or back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentHandling {
+    /// `CONVERT_TO_TEXT`: a binary body becomes its base64 text.
+    ToText,
+    /// `CONVERT_TO_BINARY`: a base64 text body becomes its bytes.
+    ToBinary,
 }
 
 /// `passthroughBehavior`: what a request whose content type has no
@@ -1355,6 +1366,8 @@ pub struct IntegrationResponse {
     pub templates: Vec<(String, Arc<stratus_vtl::Template>)>,
     /// `responseParameters`: header → where its value comes from.
     pub headers: Vec<(String, MappedValue)>,
+    /// `contentHandling` of the answer.
+    pub content_handling: Option<ContentHandling>,
 }
 
 /// A mapped header's value (`responseParameters`, `requestParameters`).

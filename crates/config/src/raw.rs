@@ -398,6 +398,8 @@ pub(crate) struct RawRoute {
     pub(crate) request_models: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     /// `querystring.NAME`, `header.NAME`, `path.NAME`.
     pub(crate) required_parameters: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `CONVERT_TO_TEXT` or `CONVERT_TO_BINARY` (non-proxy integrations).
+    pub(crate) content_handling: Option<Spanned<String>>,
     /// `integration.request.header|querystring.NAME` → its source.
     pub(crate) request_parameters: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
 }
@@ -417,6 +419,7 @@ pub(crate) struct RawGatewayResponse {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawIntegrationResponse {
+    pub(crate) content_handling: Option<Spanned<String>>,
     pub(crate) pattern: Option<Spanned<String>>,
     pub(crate) status: Option<Spanned<i64>>,
     #[serde(default)]

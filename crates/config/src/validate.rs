@@ -2325,7 +2325,10 @@ fn mapping(
         }
         _ => false,
     };
-    let any = r.request_templates.is_some() || r.responses.is_some() || r.passthrough.is_some();
+    let any = r.request_templates.is_some()
+        || r.responses.is_some()
+        || r.passthrough.is_some()
+        || r.content_handling.is_some();
     let templated_mock = any && matches!(integration, Integration::Mock(_));
     if !(non_proxy || templated_mock) {
         if any {
@@ -2427,19 +2430,46 @@ fn mapping(
                     }
                 }
             }
+            let handling_key = at(&[base[0], base[1], "content_handling"]);
+            let content_handling =
+                content_handling(c, resp.content_handling.as_ref(), &refs(&handling_key));
             responses.push(IntegrationResponse {
                 pattern,
                 status: status as u16,
                 templates: resp_templates,
                 headers,
+                content_handling,
             });
         }
     }
+    let handling_key = at(&["content_handling"]);
+    let content_handling = content_handling(c, r.content_handling.as_ref(), &refs(&handling_key));
     Some(Arc::new(Mapping {
         request_templates,
         passthrough,
         responses,
+        content_handling,
     }))
+}
+
+fn content_handling(
+    c: &mut Checker<'_>,
+    raw: Option<&Spanned<String>>,
+    key: &[&str],
+) -> Option<ContentHandling> {
+    let raw = raw?;
+    match raw.get_ref().as_str() {
+        "CONVERT_TO_TEXT" => Some(ContentHandling::ToText),
+        "CONVERT_TO_BINARY" => Some(ContentHandling::ToBinary),
+        other => {
+            c.err(
+                raw,
+                key,
+                format!("{other:?} is not CONVERT_TO_TEXT or CONVERT_TO_BINARY"),
+            );
+            None
+        }
+    }
 }
 
 /// `[apis.NAME.models]`: each a JSON Schema (draft 4 as API Gateway's,

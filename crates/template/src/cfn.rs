@@ -479,6 +479,7 @@ fn integration(m: &Part<'_>) -> Result<toml::Table, Error> {
             .unwrap_or(&[])
             .iter()
             .map(|r| MappedResponse {
+                content_handling: r.get("ContentHandling").and_then(Node::scalar_text),
                 pattern: r.get("SelectionPattern").and_then(Node::scalar_text),
                 status: r.get("StatusCode").and_then(Node::scalar_text),
                 templates: r.get("ResponseTemplates"),
@@ -491,6 +492,9 @@ fn integration(m: &Part<'_>) -> Result<toml::Table, Error> {
             text("PassthroughBehavior"),
             &responses,
         );
+        if let Some(h) = text("ContentHandling") {
+            t.insert("content_handling".into(), h.into());
+        }
     }
     if matches!(text("Type").as_deref(), Some("HTTP" | "HTTP_PROXY")) {
         request_parameters_key(&mut t, i.get("RequestParameters"));
@@ -529,6 +533,7 @@ pub(crate) fn request_parameters_key(t: &mut toml::Table, params: Option<&Node>)
 
 /// One integration response of a template, as written.
 pub(crate) struct MappedResponse<'a> {
+    pub(crate) content_handling: Option<String>,
     pub(crate) pattern: Option<String>,
     pub(crate) status: Option<String>,
     pub(crate) templates: Option<&'a Node>,
@@ -564,6 +569,9 @@ pub(crate) fn mapping_keys(
         let mut rt = toml::Table::new();
         if let Some(p) = r.pattern.as_ref().filter(|p| !p.is_empty()) {
             rt.insert("pattern".into(), p.clone().into());
+        }
+        if let Some(h) = &r.content_handling {
+            rt.insert("content_handling".into(), h.clone().into());
         }
         let status = r
             .status

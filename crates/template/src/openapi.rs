@@ -310,6 +310,7 @@ fn target(i: &Node, http: bool, at: &str) -> Result<toml::Table, Error> {
             .unwrap_or(&[])
             .iter()
             .map(|(pattern, r)| crate::cfn::MappedResponse {
+                content_handling: text(r, "contentHandling"),
                 pattern: (pattern != "default").then(|| pattern.clone()),
                 status: text(r, "statusCode"),
                 templates: r.get("responseTemplates"),
@@ -322,6 +323,9 @@ fn target(i: &Node, http: bool, at: &str) -> Result<toml::Table, Error> {
             text(i, "passthroughBehavior"),
             &responses,
         );
+        if let Some(h) = text(i, "contentHandling") {
+            t.insert("content_handling".into(), h.into());
+        }
     }
     if let Some(ms) = text(i, "timeoutInMillis").and_then(|m| m.parse::<i64>().ok()) {
         t.insert("timeout_ms".into(), ms.into());

@@ -1437,3 +1437,54 @@ stages = { prod = { variables = { table = "pets-prod" } } }
         assert_eq!(status, expected_status, "{template}");
     }
 }
+
+/// `contentHandling`: a binary request body (a binary media type) becomes
+/// base64 text for the template (`CONVERT_TO_TEXT`), and the answer's
+/// base64 becomes bytes again (`CONVERT_TO_BINARY`).
+#[tokio::test(flavor = "multi_thread")]
+async fn content_handling_converts_binary_bodies_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(
+        dir.path(),
+        "stratus.toml",
+        r#"[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[functions.echo]
+runtime = "python3.12"
+handler = "app.handler"
+code = "echo"
+
+[apis.files]
+type = "rest"
+base_path = "/files"
+binary_media_types = ["image/png"]
+stages = { prod = {} }
+
+[apis.files.routes."POST /roundtrip"]
+function = "echo"
+proxy = false
+content_handling = "CONVERT_TO_TEXT"
+request_templates = { "image/png" = '{"data": "$input.body", "size": "$input.body.length()"}' }
+responses = [{ status = 200, content_handling = "CONVERT_TO_BINARY", headers = { "content-type" = "'image/png'" }, templates = { "application/json" = "$input.path('$.data')" } }]
+"#,
+    );
+    write_file(
+        dir.path(),
+        "echo/app.py",
+        "def handler(event, context):\n    return event\n",
+    );
+    let s = Serving::start(dir.path());
+    let bytes: Vec<u8> = vec![0x89, b'P', b'N', b'G', 0, 1, 2, 0xff, 0xfe, 10, 13];
+    let r = reqwest::Client::new()
+        .post(s.url("/files/prod/roundtrip"))
+        .header("content-type", "image/png")
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert_eq!(r.bytes().await.unwrap().to_vec(), bytes);
+}

@@ -45,6 +45,16 @@ pub(crate) async fn call(
 ) -> Result<Response<Body>, GatewayError> {
     let (parts, body) = req.into_parts();
     let body = collect_limited(body).await?;
+    // `contentHandling` of the request, before any template reads it
+    // (CONVERT_TO_TEXT only turns a body of a binary media type).
+    let binary = crate::header_str(&parts.headers, header::CONTENT_TYPE)
+        .is_some_and(|t| events::is_binary_type(t, &m.api.binary_media_types));
+    let how = match mapping.content_handling {
+        Some(stratus_config::ContentHandling::ToText) if !binary => None,
+        other => other,
+    };
+    let body = convert(how, body)
+        .map_err(|e| GatewayError::BadRequest(format!("the body is not base64: {e}")))?;
     let ev = cx.event_context();
     let event = events::v1::v1_value(m, &parts, &body, &ev)?;
     let context = event
@@ -269,10 +279,16 @@ pub(crate) async fn call(
                 .map(|v| v.render()),
             MappedValue::Query(_) | MappedValue::Path(_) => None,
         };
-        if let Some(v) = value {
-            append_headers(&mut headers, [(name, &v)]);
+        // A mapped header replaces what is there (Content-Type too).
+        if let (Some(v), Ok(k)) = (value, HeaderName::from_bytes(name.as_bytes())) {
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                headers.insert(k, v);
+            }
         }
     }
+    let body = convert(chosen.content_handling, body).map_err(|e| {
+        GatewayError::Internal(format!("the integration's answer is not base64: {e}"))
+    })?;
     let mut status = chosen.status;
     if let Some(over) = response_vars
         .get("context")
@@ -296,6 +312,28 @@ pub(crate) async fn call(
         }
     }
     Ok(answer(status, headers, body))
+}
+
+/// `CONVERT_TO_TEXT` (bytes → their base64 text) or `CONVERT_TO_BINARY`
+/// (base64 text → its bytes).
+fn convert(
+    how: Option<stratus_config::ContentHandling>,
+    body: Bytes,
+) -> Result<Bytes, base64::DecodeError> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Ok(match how {
+        None => body,
+        Some(stratus_config::ContentHandling::ToText) => Bytes::from(b64.encode(&body)),
+        Some(stratus_config::ContentHandling::ToBinary) => {
+            let text: Vec<u8> = body
+                .iter()
+                .copied()
+                .filter(|c| !c.is_ascii_whitespace())
+                .collect();
+            Bytes::from(b64.decode(text)?)
+        }
+    })
 }
 
 fn answer(status: u16, headers: HeaderMap, body: Bytes) -> Response<Body> {
