@@ -441,8 +441,10 @@ impl Gateway {
                 phases::authorize::policy::Verdict::ExplicitDeny => {
                     return Err(GatewayError::PolicyDenied(words(true)))
                 }
+                // An authorizer's Allow (or a signed IAM caller of this
+                // account) lifts an implicit deny, as AWS's table says.
                 phases::authorize::policy::Verdict::ImplicitDeny
-                    if m.route.authorizer.is_none() =>
+                    if m.route.authorizer.is_none() && !m.route.iam =>
                 {
                     return Err(GatewayError::PolicyDenied(words(false)))
                 }
