@@ -959,6 +959,21 @@ pub fn project(template: &Node, stack: &Stack) -> Result<Project, Vec<Error>> {
             crate::settings::variables(api, &stage, node_of(&props, "Variables"));
             crate::settings::rest_stage(api, &stage, &props, &path, &mut errors);
             crate::settings::binary_media_types(api, node_of(&props, "BinaryMediaTypes"));
+            // SAM's Models: NAME → schema.
+            for (model, schema) in node_of(&props, "Models")
+                .and_then(Node::as_map)
+                .unwrap_or(&[])
+            {
+                let all = api
+                    .entry("models")
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                if let toml::Value::Table(all) = all {
+                    all.insert(
+                        model.clone(),
+                        crate::node::to_json(schema).to_string().into(),
+                    );
+                }
+            }
             // SAM's GatewayResponses: TYPE → StatusCode,
             // ResponseParameters.Headers, ResponseTemplates.
             for (ty, g) in node_of(&props, "GatewayResponses")
@@ -1385,6 +1400,9 @@ fn function(
                     target.insert("api_key_required".into(), (*b).into());
                 }
             }
+            if ty == "Api" {
+                request_checks_of_event(&mut target, p);
+            }
             routes.insert(key, toml::Value::Table(target));
         }
     }
@@ -1392,6 +1410,60 @@ fn function(
         f.insert("schedules".into(), toml::Value::Array(schedules));
     }
     Ok(f)
+}
+
+/// An Api event's `RequestModel` (`Model`, `Required`, `ValidateBody`,
+/// `ValidateParameters`) and `RequestParameters` (names, or
+/// `{name: {Required}}`) as the route's validator, model and required
+/// parameters, as SAM makes them.
+fn request_checks_of_event(target: &mut toml::Table, p: Option<&Node>) {
+    let flag = |n: Option<&Node>, k: &str| match n.and_then(|n| n.get(k)).map(|v| &v.value) {
+        Some(Value::Bool(b)) => Some(*b),
+        _ => None,
+    };
+    let model = p.and_then(|p| p.get("RequestModel"));
+    let mut body = false;
+    if let Some(m) = model {
+        if let Some(name) = m.get("Model").and_then(Node::scalar_text) {
+            let mut models = toml::Table::new();
+            models.insert("application/json".into(), name.into());
+            target.insert("request_models".into(), toml::Value::Table(models));
+        }
+        // SAM validates the body of a required model unless told not to.
+        body = flag(model, "ValidateBody").unwrap_or(flag(model, "Required") == Some(true));
+    }
+    let mut required = Vec::new();
+    for item in p
+        .and_then(|p| p.get("RequestParameters"))
+        .and_then(Node::as_list)
+        .unwrap_or(&[])
+    {
+        let (name, is_required) = match item.scalar_text() {
+            Some(n) => (n, false),
+            None => match item.as_map().and_then(<[(String, Node)]>::first) {
+                Some((n, settings)) => (n.clone(), flag(Some(settings), "Required") == Some(true)),
+                None => continue,
+            },
+        };
+        if is_required {
+            if let Some(rest) = name.strip_prefix("method.request.") {
+                required.push(toml::Value::String(rest.to_owned()));
+            }
+        }
+    }
+    let params = flag(model, "ValidateParameters").unwrap_or(!required.is_empty());
+    if !required.is_empty() {
+        target.insert("required_parameters".into(), toml::Value::Array(required));
+    }
+    let validate = match (body, params) {
+        (true, true) => Some("all"),
+        (true, false) => Some("body"),
+        (false, true) => Some("parameters"),
+        (false, false) => None,
+    };
+    if let Some(v) = validate {
+        target.insert("validate".into(), v.into());
+    }
 }
 
 /// `EventInvokeConfig` (SAM's property, or `AWS::Lambda::EventInvokeConfig`)

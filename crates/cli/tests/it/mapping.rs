@@ -1488,3 +1488,70 @@ responses = [{ status = 200, content_handling = "CONVERT_TO_BINARY", headers = {
     assert_eq!(r.headers()["content-type"], "image/png");
     assert_eq!(r.bytes().await.unwrap().to_vec(), bytes);
 }
+
+/// SAM's own spelling of validation: the Api's `Models`, an event's
+/// `RequestModel` and `RequestParameters`.
+const SAM_VALIDATION: &str = r#"AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Orders:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: orders/
+      Handler: app.handler
+      Runtime: python3.12
+      Events:
+        Create:
+          Type: Api
+          Properties:
+            RestApiId: !Ref Shop
+            Path: /orders
+            Method: post
+            RequestModel: { Model: Order, Required: true }
+            RequestParameters:
+              - method.request.header.x-client: { Required: true }
+              - method.request.querystring.optional
+  Shop:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: prod
+      Models:
+        Order:
+          type: object
+          required: [id]
+          properties: { id: { type: string } }
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sam_request_models_and_parameters_are_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "template.yaml", SAM_VALIDATION);
+    write_file(dir.path(), "orders/app.py", ORDERS_PY);
+    let s = Serving::start_with(
+        dir.path(),
+        &["--port", "0", "--admin-listen", "127.0.0.1:0"],
+        &[],
+    );
+    let client = reqwest::Client::new();
+    let post = |body: Value, client_header: bool| {
+        let mut r = client.post(s.url("/prod/orders")).json(&body);
+        if client_header {
+            r = r.header("x-client", "cli");
+        }
+        r.send()
+    };
+    let r = post(json!({"id": "a"}), false).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"message":"Missing required request parameters: [x-client]"}"#
+    );
+    let r = post(json!({"id": 1}), true).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"message":"Invalid request body"}"#
+    );
+    let r = post(json!({"id": "a"}), true).await.unwrap();
+    assert_eq!(r.status(), 200);
+}
