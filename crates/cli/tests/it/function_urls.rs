@@ -37,36 +37,10 @@ def handler(event, context):
     })}
 "#;
 
-/// A botocore-signed (or unsigned) request to `url`: `"STATUS BODY"`.
+/// A botocore-signed (or unsigned) POST to `url`: (status, body).
 fn python_call(url: &str, signed: bool) -> (u16, String) {
-    let script = r#"
-import sys, urllib.request, urllib.error
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
-url, signed = sys.argv[1], sys.argv[2] == "1"
-req = AWSRequest(method="POST", url=url, data=b'{"hi":1}', headers={"content-type": "application/json"})
-if signed:
-    SigV4Auth(Credentials("AKIDEXAMPLE", "secret"), "lambda", "us-east-1").add_auth(req)
-r = urllib.request.Request(url, data=req.body, method="POST", headers=dict(req.headers.items()))
-try:
-    with urllib.request.urlopen(r, timeout=10) as a:
-        print(a.status, a.read().decode())
-except urllib.error.HTTPError as e:
-    print(e.code, e.read().decode())
-"#;
-    let out = std::process::Command::new("python3")
-        .args(["-c", script, url, if signed { "1" } else { "0" }])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let (status, body) = said.split_once(' ').unwrap();
-    (status.parse().unwrap(), body.to_owned())
+    let key = signed.then_some(("AKIDEXAMPLE", "secret"));
+    crate::support::botocore_post(url, "lambda", key, r#"{"hi":1}"#)
 }
 
 #[tokio::test(flavor = "multi_thread")]

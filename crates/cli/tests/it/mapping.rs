@@ -319,11 +319,7 @@ async fn a_templates_mappings_are_served() {
     let dir = tempfile::tempdir().unwrap();
     write_file(dir.path(), "template.yaml", MAPPING_TEMPLATE);
     write_file(dir.path(), "calc/app.py", CALC_PY);
-    let s = Serving::start_with(
-        dir.path(),
-        &["--port", "0", "--admin-listen", "127.0.0.1:0"],
-        &[],
-    );
+    let s = Serving::start_on_free_ports(dir.path());
     let client = reqwest::Client::new();
     let r = client.get(s.url("/prod/status")).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -639,11 +635,7 @@ async fn a_templates_validators_and_models_are_enforced() {
     let dir = tempfile::tempdir().unwrap();
     write_file(dir.path(), "template.yaml", VALIDATING_TEMPLATE);
     write_file(dir.path(), "orders/app.py", ORDERS_PY);
-    let s = Serving::start_with(
-        dir.path(),
-        &["--port", "0", "--admin-listen", "127.0.0.1:0"],
-        &[],
-    );
+    let s = Serving::start_on_free_ports(dir.path());
     let client = reqwest::Client::new();
     let call = |path: &str, body: Value, headers: &[(&str, &str)]| {
         let mut r = client.post(s.url(path)).json(&body);
@@ -860,35 +852,7 @@ def handler(event, context):
 
 /// A botocore-signed (service `execute-api`) or unsigned POST: (status, body).
 fn signed_post(url: &str, key: Option<(&str, &str)>) -> (u16, String) {
-    let script = r#"
-import sys, urllib.request, urllib.error
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
-url, key, secret = sys.argv[1], sys.argv[2], sys.argv[3]
-req = AWSRequest(method="POST", url=url, data=b'{"n":1}', headers={"content-type": "application/json"})
-if key:
-    SigV4Auth(Credentials(key, secret), "execute-api", "us-east-1").add_auth(req)
-r = urllib.request.Request(url, data=req.body, method="POST", headers=dict(req.headers.items()))
-try:
-    with urllib.request.urlopen(r, timeout=10) as a:
-        print(a.status, a.read().decode())
-except urllib.error.HTTPError as e:
-    print(e.code, e.read().decode())
-"#;
-    let (k, s) = key.unwrap_or(("", ""));
-    let out = std::process::Command::new("python3")
-        .args(["-c", script, url, k, s])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let (status, body) = said.split_once(' ').unwrap();
-    (status.parse().unwrap(), body.to_owned())
+    crate::support::botocore_post(url, "execute-api", key, r#"{"n":1}"#)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1089,11 +1053,7 @@ async fn a_templates_resource_policies_and_iam_routes_are_enforced() {
     let dir = tempfile::tempdir().unwrap();
     write_file(dir.path(), "template.yaml", GUARDED_TEMPLATE);
     write_file(dir.path(), "who/app.py", WHO_PY);
-    let s = Serving::start_with(
-        dir.path(),
-        &["--port", "0", "--admin-listen", "127.0.0.1:0"],
-        &[],
-    );
+    let s = Serving::start_on_free_ports(dir.path());
     let from = |ip: [u8; 4]| {
         reqwest::Client::builder()
             .local_address(std::net::IpAddr::from(ip))
@@ -1527,11 +1487,7 @@ async fn sam_request_models_and_parameters_are_validated() {
     let dir = tempfile::tempdir().unwrap();
     write_file(dir.path(), "template.yaml", SAM_VALIDATION);
     write_file(dir.path(), "orders/app.py", ORDERS_PY);
-    let s = Serving::start_with(
-        dir.path(),
-        &["--port", "0", "--admin-listen", "127.0.0.1:0"],
-        &[],
-    );
+    let s = Serving::start_on_free_ports(dir.path());
     let client = reqwest::Client::new();
     let post = |body: Value, client_header: bool| {
         let mut r = client.post(s.url("/prod/orders")).json(&body);

@@ -374,11 +374,7 @@ async fn a_templates_streaming_url_and_rest_route_stream() {
     let dir = tempfile::tempdir().unwrap();
     write_file(dir.path(), "template.yaml", STREAM_TEMPLATE);
     write_file(dir.path(), "node/index.mjs", NODE_STREAM);
-    let s = Serving::start_with(
-        dir.path(),
-        &["--port", "0", "--admin-listen", "127.0.0.1:0"],
-        &[],
-    );
+    let s = Serving::start_on_free_ports(dir.path());
     let client = reqwest::Client::new();
     streams_in_order(
         &client,

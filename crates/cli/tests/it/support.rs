@@ -51,6 +51,16 @@ impl Serving {
     }
 
     /// `stratus dev PATH`.
+    /// `stratus serve PATH --port 0 --admin-listen 127.0.0.1:0` (a template
+    /// names no listeners of its own).
+    pub(crate) fn start_on_free_ports(project: &Path) -> Serving {
+        Self::start_with(
+            project,
+            &["--port", "0", "--admin-listen", "127.0.0.1:0"],
+            &[],
+        )
+    }
+
     pub(crate) fn start_dev(project: &Path) -> Serving {
         Self::start_command("dev", project, &[], &[])
     }
@@ -341,4 +351,43 @@ pub(crate) async fn json_lines(file: &Path, n: usize, limit: Duration) -> Vec<se
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A POST of `body` to `url`, SigV4-signed by botocore for `service` with
+/// `key` (access key, secret), or unsigned: (status, body).
+pub(crate) fn botocore_post(
+    url: &str,
+    service: &str,
+    key: Option<(&str, &str)>,
+    body: &str,
+) -> (u16, String) {
+    let script = r#"
+import sys, urllib.request, urllib.error
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+url, service, key, secret, body = sys.argv[1:6]
+req = AWSRequest(method="POST", url=url, data=body.encode(), headers={"content-type": "application/json"})
+if key:
+    SigV4Auth(Credentials(key, secret), service, "us-east-1").add_auth(req)
+r = urllib.request.Request(url, data=req.body, method="POST", headers=dict(req.headers.items()))
+try:
+    with urllib.request.urlopen(r, timeout=10) as a:
+        print(a.status, a.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode())
+"#;
+    let (k, secret) = key.unwrap_or(("", ""));
+    let out = Command::new("python3")
+        .args(["-c", script, url, service, k, secret, body])
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let (status, body) = said.split_once(' ').expect("STATUS BODY");
+    (status.parse().expect("a status"), body.to_owned())
 }
