@@ -381,16 +381,7 @@ impl Gateway {
                         "the function URL takes SigV4-signed requests",
                     ));
                 };
-                let account = events::ACCOUNT_ID;
-                cx.authorizer = Some(serde_json::json!({ "iam": {
-                    "accessKey": key,
-                    "accountId": account,
-                    "callerId": key,
-                    "cognitoIdentity": null,
-                    "principalOrgId": null,
-                    "userArn": format!("arn:aws:iam::{account}:user/{key}"),
-                    "userId": key,
-                }}));
+                cx.authorizer = Some(iam_authorizer(&key));
             }
         }
         // AWS_IAM: the server checked the signature (`signature_service`).
@@ -399,16 +390,7 @@ impl Gateway {
                 Some(IamCaller::Signed(key)) => {
                     cx.iam_caller = Some(key.clone());
                     if m.api.kind == stratus_config::ApiKind::Http {
-                        let account = events::ACCOUNT_ID;
-                        cx.authorizer = Some(serde_json::json!({ "iam": {
-                            "accessKey": key,
-                            "accountId": account,
-                            "callerId": key,
-                            "cognitoIdentity": null,
-                            "principalOrgId": null,
-                            "userArn": format!("arn:aws:iam::{account}:user/{key}"),
-                            "userId": key,
-                        }}));
+                        cx.authorizer = Some(iam_authorizer(key));
                     }
                 }
                 Some(IamCaller::Refused(why)) => {
@@ -575,6 +557,21 @@ impl Gateway {
             (_, result) => result,
         }
     }
+}
+
+/// `requestContext.authorizer` of a SigV4-signed caller, as Lambda gives
+/// a function URL's and API Gateway an HTTP API route's.
+fn iam_authorizer(key: &str) -> serde_json::Value {
+    let account = events::ACCOUNT_ID;
+    serde_json::json!({ "iam": {
+        "accessKey": key,
+        "accountId": account,
+        "callerId": key,
+        "cognitoIdentity": null,
+        "principalOrgId": null,
+        "userArn": format!("arn:aws:iam::{account}:user/{key}"),
+        "userId": key,
+    }})
 }
 
 pub(crate) fn empty_body() -> Body {

@@ -955,13 +955,7 @@ async fn a_resource_policy_lets_its_range_in_and_refuses_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     write_file(dir.path(), "stratus.toml", POLICED);
     let s = Serving::start(dir.path());
-    let from = |ip: [u8; 4]| {
-        reqwest::Client::builder()
-            .local_address(std::net::IpAddr::from(ip))
-            .build()
-            .unwrap()
-    };
-    let (home, away) = (from([127, 0, 0, 1]), from([127, 0, 0, 2]));
+    let (home, away) = (client_from([127, 0, 0, 1]), client_from([127, 0, 0, 2]));
     let r = home.get(s.url("/shop/prod/admin/1")).send().await.unwrap();
     assert_eq!(
         (r.status().as_u16(), r.text().await.unwrap()),
@@ -1054,13 +1048,7 @@ async fn a_templates_resource_policies_and_iam_routes_are_enforced() {
     write_file(dir.path(), "template.yaml", GUARDED_TEMPLATE);
     write_file(dir.path(), "who/app.py", WHO_PY);
     let s = Serving::start_on_free_ports(dir.path());
-    let from = |ip: [u8; 4]| {
-        reqwest::Client::builder()
-            .local_address(std::net::IpAddr::from(ip))
-            .build()
-            .unwrap()
-    };
-    let (home, away) = (from([127, 0, 0, 1]), from([127, 0, 0, 2]));
+    let (home, away) = (client_from([127, 0, 0, 1]), client_from([127, 0, 0, 2]));
     assert_eq!(
         home.get(s.url("/prod/public"))
             .send()
@@ -1510,4 +1498,13 @@ async fn sam_request_models_and_parameters_are_validated() {
     );
     let r = post(json!({"id": "a"}), true).await.unwrap();
     assert_eq!(r.status(), 200);
+}
+
+/// A client whose connections come from `ip` (a loopback address other
+/// than 127.0.0.1 stands for a client elsewhere).
+fn client_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(ip))
+        .build()
+        .unwrap()
 }
