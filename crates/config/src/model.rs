@@ -39,6 +39,18 @@ pub struct App {
     pub sites: Vec<Arc<Site>>,
     /// `[databases.NAME]`.
     pub databases: Vec<Database>,
+    /// `[cluster]`: shared state for a fleet of nodes (none: one node,
+    /// in-process state).
+    pub cluster: Option<Cluster>,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// This node's name (default: the host name).
+    pub node: Option<String>,
+    /// `redis://…` (`${VAR}`s expanded at start): the throttles' buckets.
+    pub redis: Option<String>,
 }
 
 /// The fake account Stratus uses in ARNs.

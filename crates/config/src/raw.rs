@@ -29,6 +29,17 @@ pub(crate) struct RawConfig {
     pub(crate) sites: BTreeMap<String, Spanned<RawSite>>,
     #[serde(default)]
     pub(crate) databases: BTreeMap<String, Spanned<RawDatabase>>,
+    pub(crate) cluster: Option<Spanned<RawCluster>>,
+}
+
+/// `[cluster]`: the engines a fleet of nodes shares.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCluster {
+    pub(crate) node: Option<Spanned<String>>,
+    pub(crate) redis: Option<Spanned<String>>,
+    pub(crate) postgres: Option<Spanned<String>>,
+    pub(crate) objects: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -111,6 +111,28 @@ pub(crate) fn resolve(
     let pricing = pricing(&mut c, raw.pricing.as_ref());
     let (buckets, sites) = buckets_and_sites(&mut c, &raw, &apis, project_dir);
     let databases = databases(&mut c, &raw, project_dir);
+    let cluster = raw.cluster.as_ref().map(|raw| {
+        let r = raw.get_ref();
+        if let Some(redis) = &r.redis {
+            let v = redis.get_ref();
+            if !(v.starts_with("redis://") || v.starts_with("rediss://") || v.starts_with("${")) {
+                c.err(redis, &["cluster", "redis"], "a Redis url starts with redis:// (or is ${VAR})");
+            }
+        }
+        for (key, v) in [("postgres", &r.postgres), ("objects", &r.objects)] {
+            if let Some(v) = v {
+                c.err(
+                    v,
+                    &["cluster", key],
+                    format!("cluster.{key} is not served yet: a fleet shares its throttles on Redis today (cluster.redis); keys, queues, deployments and objects stay per node"),
+                );
+            }
+        }
+        Cluster {
+            node: r.node.as_ref().map(|n| n.get_ref().clone()),
+            redis: r.redis.as_ref().map(|n| n.get_ref().clone()),
+        }
+    });
 
     if c.errors.is_empty() {
         Ok(App {
@@ -127,6 +149,7 @@ pub(crate) fn resolve(
             buckets,
             sites,
             databases,
+            cluster,
         })
     } else {
         let mut errors = c.errors;

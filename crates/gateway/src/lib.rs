@@ -122,10 +122,11 @@ impl Gateway {
         keys: Option<Arc<stratus_state::ApiKeys>>,
         objects: Option<Arc<dyn stratus_state::objects::ObjectStore>>,
     ) -> Gateway {
-        Self::with_canaries(app, functions, connections, keys, objects, Vec::new())
+        Self::with_canaries(app, functions, connections, keys, objects, Vec::new(), None)
     }
 
-    /// `with_stores`, and stages' canaries.
+    /// `with_stores`, and stages' canaries, and the throttles' buckets
+    /// (`None`: in this process; a fleet shares them, `cluster.redis`).
     pub fn with_canaries(
         app: &App,
         functions: Arc<dyn Invoke>,
@@ -133,6 +134,7 @@ impl Gateway {
         keys: Option<Arc<stratus_state::ApiKeys>>,
         objects: Option<Arc<dyn stratus_state::objects::ObjectStore>>,
         canaries: Vec<Canary>,
+        limiter: Option<Arc<dyn stratus_state::RateLimiter>>,
     ) -> Gateway {
         let mut by_stage: HashMap<String, HashMap<String, (f64, RouteTable)>> = HashMap::new();
         for c in canaries {
@@ -144,7 +146,8 @@ impl Gateway {
         // One set of buckets for HTTP requests and WebSocket messages (the
         // server-wide limit counts both).
         let access = Arc::new(Access {
-            limiter: Arc::new(stratus_state::MemoryRateLimiter::default()),
+            limiter: limiter
+                .unwrap_or_else(|| Arc::new(stratus_state::MemoryRateLimiter::default())),
             server_throttle: app.server.throttle,
             authorizers: phases::authorize::Authorizers::new(app, functions.clone()),
             keys: phases::api_key::KeyCheck {

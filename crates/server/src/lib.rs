@@ -45,6 +45,8 @@ pub struct Server {
     stack: Option<Arc<stratus_admin::StackInfo>>,
     /// The local CA and the public listener's TLS (`server.tls`).
     tls: Option<tls::LocalCa>,
+    /// The fleet's throttle buckets (`cluster.redis`), else per gateway.
+    limiter: Option<Arc<dyn stratus_state::RateLimiter>>,
     /// Objects the buckets' `source` copied in at start: their
     /// notifications are sent once the server runs.
     seeded: Vec<Seeded>,
@@ -100,6 +102,7 @@ impl Server {
             None
         };
         let keys = open_keys(&app).await?;
+        let limiter = open_limiter(&app).await?;
         let (objects, seeded) = open_objects(&app).await?;
         let databases = open_databases(&app).await?;
         stratus_telemetry::logstore::store().set_bytes_per_function(app.server.function_log_bytes);
@@ -120,6 +123,7 @@ impl Server {
             stack: None,
             tls,
             seeded,
+            limiter,
         })
     }
 
@@ -187,10 +191,11 @@ impl Server {
         // The gateway of a project: each stage from the deployment it
         // points at, with its canary (stratus_runtime::deployments).
         let gateway_for = {
-            let (functions, keys, objects) = (
+            let (functions, keys, objects, limiter) = (
                 self.functions.clone(),
                 self.keys.clone(),
                 self.objects.clone(),
+                self.limiter.clone(),
             );
             let connections = connections.clone();
             move |app: &App| -> anyhow::Result<(Gateway, Arc<App>)> {
@@ -220,6 +225,7 @@ impl Server {
                     keys.clone(),
                     Some(objects.clone()),
                     canaries,
+                    limiter.clone(),
                 );
                 Ok((gateway, Arc::new(composed)))
             }
@@ -467,6 +473,25 @@ pub async fn open_database(
     stratus_state::databases::Db::connect(&d.name, arn, &location, d.statement_timeout)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// `cluster.redis`: the throttles' buckets shared by every node of a fleet.
+async fn open_limiter(app: &App) -> anyhow::Result<Option<Arc<dyn stratus_state::RateLimiter>>> {
+    let Some(url) = app.cluster.as_ref().and_then(|c| c.redis.as_ref()) else {
+        return Ok(None);
+    };
+    let url = expand_env(url).map_err(|e| anyhow::anyhow!("cluster.redis: {e}"))?;
+    let limiter = stratus_state::RedisRateLimiter::connect(&url, "stratus:")
+        .await
+        .map_err(|e| anyhow::anyhow!("cluster.redis: {e}"))?;
+    let node = app
+        .cluster
+        .as_ref()
+        .and_then(|c| c.node.clone())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "stratus".to_owned());
+    tracing::info!(node = %node, "throttles are shared by the fleet on Redis");
+    Ok(Some(Arc::new(limiter)))
 }
 
 /// `${VAR}`s replaced by the environment's values; an unset one is an error.

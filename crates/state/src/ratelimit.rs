@@ -97,6 +97,85 @@ impl RateLimiter for MemoryRateLimiter {
     }
 }
 
+/// GCRA as one atomic Redis script, on Redis's own clock, so that every
+/// node of a fleet takes from the same buckets: a route's `rate`/`burst`
+/// hold for the fleet, not per node. The TAT is kept in microseconds (a
+/// Lua number holds them exactly) and expires once the bucket is full
+/// again. When Redis cannot be reached the request is admitted (a
+/// throttle store outage must not take the API down) and it is logged.
+pub struct RedisRateLimiter {
+    conn: redis::aio::ConnectionManager,
+    script: redis::Script,
+    prefix: String,
+}
+
+const GCRA_SCRIPT: &str = r"
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+local start = math.max(tat, now)
+if start - now > tolerance then
+  return 0
+end
+local new = start + interval
+redis.call('SET', KEYS[1], string.format('%.0f', new), 'PX', math.ceil((new - now) / 1000) + 1000)
+return 1
+";
+
+impl RedisRateLimiter {
+    /// Connects to `url` (`redis://host:port/db`); keys go under `prefix`.
+    pub async fn connect(url: &str, prefix: &str) -> Result<RedisRateLimiter, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("{url}: {e}"))?;
+        let conn = redis::aio::ConnectionManager::new(client)
+            .await
+            .map_err(|e| format!("cannot reach Redis at {url}: {e}"))?;
+        Ok(RedisRateLimiter {
+            conn,
+            script: redis::Script::new(GCRA_SCRIPT),
+            prefix: prefix.to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Debug for RedisRateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisRateLimiter")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl RateLimiter for RedisRateLimiter {
+    fn admit<'a>(&'a self, key: &'a str, rate: Rate) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            if rate.burst == 0 || rate.per_second <= 0.0 {
+                return false;
+            }
+            let interval = (1e6 / rate.per_second).clamp(1.0, 1e15) as u64;
+            let tolerance = interval.saturating_mul(u64::from(rate.burst) - 1);
+            let mut conn = self.conn.clone();
+            let answer: redis::RedisResult<i64> = self
+                .script
+                .key(format!("{}rl:{key}", self.prefix))
+                .arg(interval)
+                .arg(tolerance)
+                .invoke_async(&mut conn)
+                .await;
+            match answer {
+                Ok(n) => n == 1,
+                Err(e) => {
+                    tracing::warn!(
+                        "the shared rate limiter is unreachable ({e}); the request is admitted"
+                    );
+                    true
+                }
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -7,6 +7,7 @@ mod databases;
 mod destinations;
 mod dev;
 mod fidelity;
+mod fleet;
 mod function_urls;
 mod functions;
 mod hardening;
