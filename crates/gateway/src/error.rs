@@ -67,6 +67,10 @@ pub enum GatewayError {
     /// The API's resource policy refused the call: 403 with AWS's words.
     #[error("{0}")]
     PolicyDenied(String),
+    /// Shared state the request must be checked against (a fleet's
+    /// throttles on Redis) cannot be reached: 503.
+    #[error("the shared throttles cannot be reached")]
+    StateUnavailable,
 }
 
 impl GatewayError {
@@ -93,6 +97,7 @@ impl GatewayError {
             GatewayError::MissingSignature
             | GatewayError::InvalidSignature(_)
             | GatewayError::PolicyDenied(_) => StatusCode::FORBIDDEN,
+            GatewayError::StateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -123,6 +128,7 @@ impl GatewayError {
             GatewayError::InvalidBody => "Invalid request body",
             GatewayError::MissingSignature => "Missing Authentication Token",
             GatewayError::PolicyDenied(_) => "Forbidden",
+            GatewayError::StateUnavailable => "Service Unavailable",
             GatewayError::InvalidSignature(_) => "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
         }
     }
@@ -149,6 +155,7 @@ impl GatewayError {
             GatewayError::MissingSignature => "MISSING_AUTHENTICATION_TOKEN",
             GatewayError::InvalidSignature(_) => "INVALID_SIGNATURE",
             GatewayError::PolicyDenied(_) => "ACCESS_DENIED",
+            GatewayError::StateUnavailable => "DEFAULT_5XX",
         }
     }
 

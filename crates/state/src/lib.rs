@@ -22,7 +22,7 @@ pub mod ratelimit;
 
 pub use connections::{ConnectionDirectory, ConnectionEntry, MemoryDirectory};
 pub use keys::{ApiKeys, DeclaredKey, KeyRecord, KeyStore, SqliteKeyStore, UsageRow};
-pub use ratelimit::{MemoryRateLimiter, Rate, RateLimiter, RedisRateLimiter};
+pub use ratelimit::{Admission, MemoryRateLimiter, Rate, RateLimiter, RedisRateLimiter};
 
 /// How every SQLite store here opens its file: created if missing, in
 /// WAL mode with a 5 s busy timeout.

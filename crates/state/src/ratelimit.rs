@@ -25,11 +25,22 @@ pub struct Rate {
     pub burst: u32,
 }
 
+/// What a bucket said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// There was a token: the request goes on.
+    Admitted,
+    /// The bucket is empty: 429.
+    Refused,
+    /// The buckets cannot be reached (a shared store is away): nothing is
+    /// let through unchecked; 503.
+    Unavailable,
+}
+
 /// Takes tokens from named buckets.
 pub trait RateLimiter: Send + Sync {
-    /// Takes one request's token from `key`'s bucket: true when there was
-    /// one (the request goes on), false when the bucket is empty (429).
-    fn admit<'a>(&'a self, key: &'a str, rate: Rate) -> BoxFuture<'a, bool>;
+    /// Takes one request's token from `key`'s bucket.
+    fn admit<'a>(&'a self, key: &'a str, rate: Rate) -> BoxFuture<'a, Admission>;
 }
 
 /// GCRA on nanoseconds: the bucket's TAT after admitting a request at
@@ -91,8 +102,12 @@ impl MemoryRateLimiter {
 }
 
 impl RateLimiter for MemoryRateLimiter {
-    fn admit<'a>(&'a self, key: &'a str, rate: Rate) -> BoxFuture<'a, bool> {
-        let admitted = self.admit_now(key, rate);
+    fn admit<'a>(&'a self, key: &'a str, rate: Rate) -> BoxFuture<'a, Admission> {
+        let admitted = if self.admit_now(key, rate) {
+            Admission::Admitted
+        } else {
+            Admission::Refused
+        };
         Box::pin(async move { admitted })
     }
 }
@@ -101,8 +116,8 @@ impl RateLimiter for MemoryRateLimiter {
 /// node of a fleet takes from the same buckets: a route's `rate`/`burst`
 /// hold for the fleet, not per node. The TAT is kept in microseconds (a
 /// Lua number holds them exactly) and expires once the bucket is full
-/// again. When Redis cannot be reached the request is admitted (a
-/// throttle store outage must not take the API down) and it is logged.
+/// again. When Redis cannot be reached the answer is `Unavailable` (503):
+/// nothing is let through that a throttle would have refused.
 pub struct RedisRateLimiter {
     conn: redis::aio::ConnectionManager,
     script: redis::Script,
@@ -148,10 +163,10 @@ impl std::fmt::Debug for RedisRateLimiter {
 }
 
 impl RateLimiter for RedisRateLimiter {
-    fn admit<'a>(&'a self, key: &'a str, rate: Rate) -> BoxFuture<'a, bool> {
+    fn admit<'a>(&'a self, key: &'a str, rate: Rate) -> BoxFuture<'a, Admission> {
         Box::pin(async move {
             if rate.burst == 0 || rate.per_second <= 0.0 {
-                return false;
+                return Admission::Refused;
             }
             let interval = (1e6 / rate.per_second).clamp(1.0, 1e15) as u64;
             let tolerance = interval.saturating_mul(u64::from(rate.burst) - 1);
@@ -164,12 +179,11 @@ impl RateLimiter for RedisRateLimiter {
                 .invoke_async(&mut conn)
                 .await;
             match answer {
-                Ok(n) => n == 1,
+                Ok(1) => Admission::Admitted,
+                Ok(_) => Admission::Refused,
                 Err(e) => {
-                    tracing::warn!(
-                        "the shared rate limiter is unreachable ({e}); the request is admitted"
-                    );
-                    true
+                    tracing::warn!("the shared rate limiter (Redis) is unreachable: {e}");
+                    Admission::Unavailable
                 }
             }
         })
@@ -241,6 +255,6 @@ mod tests {
         assert_eq!(admitted("b", big), 3);
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(admitted("a", small), 1);
-        assert!(l.admit("b", big).await);
+        assert_eq!(l.admit("b", big).await, Admission::Admitted);
     }
 }

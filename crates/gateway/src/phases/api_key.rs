@@ -68,9 +68,7 @@ impl KeyCheck {
                 per_second: t.rate,
                 burst: t.burst,
             };
-            if !limiter.admit(&bucket, rate).await {
-                return Err(GatewayError::Throttled);
-            }
+            crate::phases::throttle::verdict(limiter.admit(&bucket, rate).await)?;
         }
         let now = chrono::Utc::now();
         let limit = plan.quota.map(|q| {

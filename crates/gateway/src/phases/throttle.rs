@@ -6,7 +6,7 @@
 //! request with 429 `{"message":"Too Many Requests"}`.
 
 use stratus_config::{Api, Route, Stage, Throttle};
-use stratus_state::{Rate, RateLimiter};
+use stratus_state::{Admission, Rate, RateLimiter};
 
 use crate::error::GatewayError;
 
@@ -30,16 +30,22 @@ pub(crate) async fn apply(
         (None, None) => None,
     };
     if let Some((key, t)) = own {
-        if !limiter.admit(&key, rate(t)).await {
-            return Err(GatewayError::Throttled);
-        }
+        verdict(limiter.admit(&key, rate(t)).await)?;
     }
     if let Some(t) = server {
-        if !limiter.admit(SERVER, rate(t)).await {
-            return Err(GatewayError::Throttled);
-        }
+        verdict(limiter.admit(SERVER, rate(t)).await)?;
     }
     Ok(())
+}
+
+/// A bucket's answer as the request's fate: on, 429, or 503 when the
+/// buckets cannot be reached.
+pub(crate) fn verdict(a: Admission) -> Result<(), GatewayError> {
+    match a {
+        Admission::Admitted => Ok(()),
+        Admission::Refused => Err(GatewayError::Throttled),
+        Admission::Unavailable => Err(GatewayError::StateUnavailable),
+    }
 }
 
 fn rate(t: Throttle) -> Rate {
