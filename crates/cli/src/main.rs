@@ -830,7 +830,7 @@ fn load_full(
     let loaded = match templates::template_of(path) {
         Some(file) => templates::load(&file, options),
         None => stratus_config::load(path)
-            .and_then(|app| templates::with_openapi(path, app))
+            .and_then(templates::with_openapi)
             .map(|app| (app, None)),
     };
     loaded.map_err(|errors| {

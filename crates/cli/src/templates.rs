@@ -235,22 +235,13 @@ fn in_template(
 /// Mistakes in a document are named with its own line; mistakes of what
 /// it added, with their key.
 pub(crate) fn with_openapi(
-    path: &std::path::Path,
     app: stratus_config::App,
 ) -> Result<stratus_config::App, stratus_config::Diagnostics> {
     use stratus_config::{Diagnostic, Diagnostics};
-    let file = stratus_config::locate(path);
-    let Ok(text) = std::fs::read_to_string(&file) else {
+    let (file, dir) = (app.file.clone(), app.project_dir.clone());
+    let Ok(mut table) = app.text.parse::<toml::Table>() else {
         return Ok(app);
     };
-    let Ok(mut table) = text.parse::<toml::Table>() else {
-        return Ok(app);
-    };
-    let dir = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     let mut expanded = false;
     let mut errors = Vec::new();
     if let Some(toml::Value::Table(apis)) = table.get_mut("apis") {

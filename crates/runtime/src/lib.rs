@@ -461,12 +461,22 @@ impl Runtime {
         function: &str,
         req: InvokeRequest,
     ) -> Result<InvokeResponse, InvokeError> {
-        let (pool, arn) = self.resolve(function, &req).await?;
-        // Past the local environments the call waits (as long as the
-        // function may run); past `concurrency` it is throttled.
+        let (pool, permits, arn) = self.admit(function, &req).await?;
+        Self::run(pool, req, permits, arn, None).await
+    }
+
+    /// A synchronous call's pool and permits: past the local environments
+    /// the call waits (as long as the function may run); past
+    /// `concurrency` it is throttled.
+    async fn admit(
+        &self,
+        function: &str,
+        req: &InvokeRequest,
+    ) -> Result<(Arc<pool::Pool>, pool::Permits, Option<String>), InvokeError> {
+        let (pool, arn) = self.resolve(function, req).await?;
         let deadline = tokio::time::Instant::now() + pool.function.timeout;
         let permits = pool.slot_or_throttle(deadline).await?;
-        Self::run(pool, req, permits, arn, None).await
+        Ok((pool, permits, arn))
     }
 
     /// Like `invoke`, for callers that pass a streamed response on as it
@@ -479,9 +489,7 @@ impl Runtime {
         function: &str,
         req: InvokeRequest,
     ) -> Result<Streamed, InvokeError> {
-        let (pool, arn) = self.resolve(function, &req).await?;
-        let deadline = tokio::time::Instant::now() + pool.function.timeout;
-        let permits = pool.slot_or_throttle(deadline).await?;
+        let (pool, permits, arn) = self.admit(function, &req).await?;
         let (tx, mut rx) = tokio::sync::oneshot::channel();
         let run = Self::run(pool, req, permits, arn, Some(tx));
         tokio::pin!(run);

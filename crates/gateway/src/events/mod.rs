@@ -260,6 +260,31 @@ pub(crate) fn header_values_as_text(response: &mut Value) {
     }
 }
 
+/// A mapping's value read from the method request (`requestParameters`,
+/// gateway responses' headers): `'text'`, or the request's header, query
+/// string or path parameter of that name; `None` when it has none (or
+/// the source is an integration response's).
+pub(crate) fn method_request_value(
+    v: &stratus_config::MappedValue,
+    headers: Option<&HeaderMap>,
+    query: Option<&str>,
+    path: &[(&str, String)],
+) -> Option<String> {
+    use stratus_config::MappedValue;
+    match v {
+        MappedValue::Static(s) => Some(s.clone()),
+        MappedValue::Header(h) => headers
+            .and_then(|hs| header_str(hs, h.as_str()))
+            .map(str::to_owned),
+        MappedValue::Query(q) => query_pairs(query)
+            .into_iter()
+            .find(|(k, _)| k == q)
+            .map(|(_, v)| v),
+        MappedValue::Path(p) => path.iter().find(|(k, _)| k == p).map(|(_, v)| decode(v)),
+        MappedValue::Body | MappedValue::BodyPath(_) => None,
+    }
+}
+
 pub(crate) fn bad(why: impl Into<String>) -> GatewayError {
     GatewayError::BadGateway(format!("malformed Lambda proxy response: {}", why.into()))
 }

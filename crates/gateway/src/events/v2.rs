@@ -244,14 +244,7 @@ pub(crate) fn v2_response(payload: &[u8]) -> Result<Response<Body>, GatewayError
         );
         return Ok(resp);
     }
-    let mut value = value;
-    super::header_values_as_text(&mut value);
-    // The crate's type requires `cookies`; a function may leave it out.
-    if value.get("cookies").is_none_or(Value::is_null) {
-        value["cookies"] = Value::Array(Vec::new());
-    }
-    let r: ApiGatewayV2httpResponse =
-        serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+    let r = structured_response(value)?;
     let body = decode_body(r.body, r.is_base64_encoded)?;
     build(
         r.status_code,
@@ -259,6 +252,37 @@ pub(crate) fn v2_response(payload: &[u8]) -> Result<Response<Body>, GatewayError
         r.multi_value_headers,
         r.cookies,
         body,
+    )
+}
+
+/// A payload 2.0 answer object (one with `statusCode`) as the crate's
+/// type: header values made text, `cookies` defaulted.
+fn structured_response(mut value: Value) -> Result<ApiGatewayV2httpResponse, GatewayError> {
+    super::header_values_as_text(&mut value);
+    // The crate's type requires `cookies`; a function may leave it out.
+    if value.get("cookies").is_none_or(Value::is_null) {
+        value["cookies"] = Value::Array(Vec::new());
+    }
+    serde_json::from_value(value).map_err(|e| bad(e.to_string()))
+}
+
+/// The head of a streamed HTTP integration answer from its prelude (a
+/// payload 2.0 answer's `statusCode`, 200 when absent, `headers`,
+/// `multiValueHeaders`, `cookies`), its body to come.
+pub(crate) fn prelude_head(prelude: &[u8]) -> Result<Response<Body>, GatewayError> {
+    let mut value: Value = serde_json::from_slice(prelude)
+        .map_err(|e| bad(format!("the stream's prelude is not JSON: {e}")))?;
+    let Some(o) = value.as_object_mut() else {
+        return Err(bad("the stream's prelude is not a JSON object"));
+    };
+    o.entry("statusCode").or_insert(Value::from(200));
+    let r = structured_response(value)?;
+    build(
+        r.status_code,
+        r.headers,
+        r.multi_value_headers,
+        r.cookies,
+        Bytes::new(),
     )
 }
 

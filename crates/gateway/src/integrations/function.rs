@@ -127,7 +127,7 @@ async fn streamed(
         }
     };
     let mut resp = match prelude {
-        Some(p) => prelude_response(function, &p)?,
+        Some(p) => events::v2::prelude_head(&p)?,
         None => {
             let mut r = Response::new(crate::empty_body());
             if let Ok(v) = http::HeaderValue::from_str(&s.content_type) {
@@ -152,47 +152,6 @@ const MAX_PRELUDE: usize = 64 * 1024;
 fn find_separator(b: &[u8]) -> Option<usize> {
     b.windows(PRELUDE_SEPARATOR.len())
         .position(|w| w == PRELUDE_SEPARATOR)
-}
-
-/// The answer's head from an HTTP integration prelude: `statusCode`
-/// (200 if absent), `headers`, `cookies` (each a `Set-Cookie`).
-fn prelude_response(function: &str, prelude: &[u8]) -> Result<Response<Body>, GatewayError> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Prelude {
-        status_code: Option<u16>,
-        #[serde(default)]
-        headers: std::collections::BTreeMap<String, serde_json::Value>,
-        #[serde(default)]
-        cookies: Vec<String>,
-    }
-    let p: Prelude = serde_json::from_slice(prelude).map_err(|e| {
-        GatewayError::BadGateway(format!(
-            "function {function:?} streamed a prelude that is not valid: {e}"
-        ))
-    })?;
-    let mut resp = Response::new(crate::empty_body());
-    *resp.status_mut() = http::StatusCode::from_u16(p.status_code.unwrap_or(200))
-        .map_err(|e| GatewayError::BadGateway(format!("function {function:?}: {e}")))?;
-    let h = resp.headers_mut();
-    for (k, v) in &p.headers {
-        let text = match v {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        if let (Ok(k), Ok(v)) = (
-            http::HeaderName::from_bytes(k.as_bytes()),
-            http::HeaderValue::from_str(&text),
-        ) {
-            h.append(k, v);
-        }
-    }
-    for c in &p.cookies {
-        if let Ok(v) = http::HeaderValue::from_str(c) {
-            h.append(header::SET_COOKIE, v);
-        }
-    }
-    Ok(resp)
 }
 
 /// The body: what was read already, then each chunk as the function

@@ -126,29 +126,13 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out.join(": ")
 }
 
-/// Fills the template parsed at load (`{param}`, `{proxy}`,
-/// `${stageVariables.x}`) and appends the request's query string.
 /// A `request_parameters` mapping's value, from the method request.
 fn mapped_source(
     m: &Matched<'_>,
     parts: &http::request::Parts,
     v: &stratus_config::MappedValue,
 ) -> Option<String> {
-    use stratus_config::MappedValue;
-    match v {
-        MappedValue::Static(s) => Some(s.clone()),
-        MappedValue::Header(h) => crate::header_str(&parts.headers, h.as_str()).map(str::to_owned),
-        MappedValue::Query(q) => crate::events::query_pairs(parts.uri.query())
-            .into_iter()
-            .find(|(k, _)| k == q)
-            .map(|(_, v)| v),
-        MappedValue::Path(p) => m
-            .params
-            .iter()
-            .find(|(k, _)| k == p)
-            .map(|(_, v)| crate::events::decode(v)),
-        MappedValue::Body | MappedValue::BodyPath(_) => None,
-    }
+    crate::events::method_request_value(v, Some(&parts.headers), parts.uri.query(), &m.params)
 }
 
 pub(crate) fn mapped_headers(
@@ -186,6 +170,8 @@ fn mapped_query(m: &Matched<'_>, parts: &http::request::Parts) -> Option<String>
     any.then(|| out.finish())
 }
 
+/// Fills the template parsed at load (`{param}`, `{proxy}`,
+/// `${stageVariables.x}`) and appends the request's query string.
 fn upstream_uri(
     template: &UrlTemplate,
     m: &Matched<'_>,

@@ -8,15 +8,20 @@
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use stratus_config::{Api, GatewayResponse, MappedValue};
+use stratus_config::{Api, GatewayResponse};
 use stratus_vtl::{Input, Value, Vars};
 
 use crate::context::RequestContext;
 use crate::error::GatewayError;
 use crate::Body;
 
-/// The body of a gateway response without a template (AWS's default).
-const DEFAULT_TEMPLATE: &str = r#"{"message":$context.error.messageString}"#;
+/// The body of a gateway response without a template (AWS's default),
+/// parsed once.
+static DEFAULT_TEMPLATE: std::sync::LazyLock<stratus_vtl::Template> =
+    std::sync::LazyLock::new(|| {
+        stratus_vtl::Template::parse(r#"{"message":$context.error.messageString}"#)
+            .expect("the default gateway response template parses")
+    });
 
 pub(crate) fn answer(api: &Api, e: GatewayError, cx: &RequestContext<'_>) -> Response<Body> {
     let ty = e.response_type();
@@ -94,13 +99,10 @@ fn render(
         .or_else(|| g.templates.first())
     {
         Some((ct, t)) => (ct.clone(), t.render(&Input::default(), &mut vars)),
-        None => {
-            let t = stratus_vtl::Template::parse(DEFAULT_TEMPLATE).ok()?;
-            (
-                "application/json".to_owned(),
-                t.render(&Input::default(), &mut vars),
-            )
-        }
+        None => (
+            "application/json".to_owned(),
+            DEFAULT_TEMPLATE.render(&Input::default(), &mut vars),
+        ),
     };
     let body = match body {
         Ok(b) => b,
@@ -127,18 +129,11 @@ fn render(
         }
     }
     let (req_headers, query) = match &cx.request_head {
-        Some((h, q)) => (Some(h), crate::events::query_pairs(q.as_deref())),
-        None => (None, Vec::new()),
+        Some((h, q)) => (Some(h), q.as_deref()),
+        None => (None, None),
     };
     for (name, source) in &g.headers {
-        let value = match source {
-            MappedValue::Static(s) => Some(s.clone()),
-            MappedValue::Header(n) => req_headers
-                .and_then(|h| crate::header_str(h, n.as_str()))
-                .map(str::to_owned),
-            MappedValue::Query(n) => query.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()),
-            _ => None,
-        };
+        let value = crate::events::method_request_value(source, req_headers, query, &[]);
         if let (Some(v), Ok(k)) = (value, HeaderName::from_bytes(name.as_bytes())) {
             if let Ok(v) = HeaderValue::from_str(&v) {
                 h.insert(k, v);
