@@ -23,7 +23,11 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn err<T>(&mut self, at: &Spanned<T>, key: &[&str], message: impl Into<String>) {
-        let d = self.src.at(Some(at.span()), key_path(key), message);
+        self.err_at(at.span(), key, message);
+    }
+
+    fn err_at(&mut self, span: std::ops::Range<usize>, key: &[&str], message: impl Into<String>) {
+        let d = self.src.at(Some(span), key_path(key), message);
         self.errors.push(d);
     }
 
@@ -2348,37 +2352,35 @@ fn mapping(
         }
         _ => false,
     };
-    let any = r.request_templates.is_some()
-        || r.responses.is_some()
-        || r.passthrough.is_some()
-        || r.content_handling.is_some();
-    let templated_mock = any && matches!(integration, Integration::Mock(_));
+    // The first mapping key the route gives, where a mistake is named.
+    let given = [
+        (
+            "request_templates",
+            r.request_templates.as_ref().map(Spanned::span),
+        ),
+        ("responses", r.responses.as_ref().map(Spanned::span)),
+        ("passthrough", r.passthrough.as_ref().map(Spanned::span)),
+        (
+            "content_handling",
+            r.content_handling.as_ref().map(Spanned::span),
+        ),
+    ]
+    .into_iter()
+    .find_map(|(k, span)| Some((k, span?)));
+    let templated_mock = given.is_some() && matches!(integration, Integration::Mock(_));
     if !(non_proxy || templated_mock) {
-        if any {
-            let span_key = if r.request_templates.is_some() {
-                "request_templates"
-            } else if r.responses.is_some() {
-                "responses"
-            } else {
-                "passthrough"
-            };
+        if let Some((key, span)) = given {
             let msg = "mapping templates and responses apply to mock routes and to function and http routes with proxy = false";
-            match (span_key, &r.request_templates, &r.responses, &r.passthrough) {
-                ("request_templates", Some(t), _, _) => c.err(t, &refs(&at(&[span_key])), msg),
-                ("responses", _, Some(t), _) => c.err(t, &refs(&at(&[span_key])), msg),
-                (_, _, _, Some(t)) => c.err(t, &refs(&at(&[span_key])), msg),
-                _ => {}
-            }
+            c.err_at(span, &refs(&at(&[key])), msg);
         }
         return None;
     }
     if kind != ApiKind::Rest {
         let msg = "mapping templates are REST APIs' (as on AWS)";
-        match (&r.proxy, &r.request_templates, &r.responses) {
-            (Some(p), _, _) => c.err(p, &refs(&at(&["proxy"])), msg),
-            (_, Some(t), _) => c.err(t, &refs(&at(&["request_templates"])), msg),
-            (_, _, Some(t)) => c.err(t, &refs(&at(&["responses"])), msg),
-            _ => {}
+        match (&r.proxy, given) {
+            (Some(p), _) => c.err(p, &refs(&at(&["proxy"])), msg),
+            (None, Some((key, span))) => c.err_at(span, &refs(&at(&[key])), msg),
+            (None, None) => {}
         }
         return None;
     }

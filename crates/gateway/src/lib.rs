@@ -532,10 +532,7 @@ impl Gateway {
                     req,
                     cx,
                 );
-                match tokio::time::timeout(m.route.timeout, call).await {
-                    Ok(r) => r,
-                    Err(_) => Err(GatewayError::Timeout(m.api.kind)),
-                }
+                within_route_timeout(&m, call).await
             }
             (None, Integration::Mock(mock)) => {
                 integrations::mock::answer(mock, req.into_body()).await
@@ -543,10 +540,7 @@ impl Gateway {
             (None, Integration::Http { url }) => self.inner.proxy.forward(&m, url, req, cx).await,
             (None, Integration::Function { name }) => {
                 let call = integrations::function::call(&*self.inner.functions, &m, name, req, cx);
-                match tokio::time::timeout(m.route.timeout, call).await {
-                    Ok(r) => r,
-                    Err(_) => Err(GatewayError::Timeout(m.api.kind)),
-                }
+                within_route_timeout(&m, call).await
             }
         };
         if !matches!(m.route.integration, Integration::Mock(_)) {
@@ -559,6 +553,17 @@ impl Gateway {
             (Some(plan), Ok(resp)) => Ok(plan.store(resp).await),
             (_, result) => result,
         }
+    }
+}
+
+/// An integration under its route's timeout (API Gateway's 504 / 503).
+async fn within_route_timeout(
+    m: &router::Matched<'_>,
+    call: impl std::future::Future<Output = Result<Response<Body>, GatewayError>>,
+) -> Result<Response<Body>, GatewayError> {
+    match tokio::time::timeout(m.route.timeout, call).await {
+        Ok(r) => r,
+        Err(_) => Err(GatewayError::Timeout(m.api.kind)),
     }
 }
 

@@ -1508,3 +1508,29 @@ fn client_from(ip: [u8; 4]) -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+#[test]
+fn mapping_keys_on_a_proxy_route_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(
+        dir.path(),
+        "stratus.toml",
+        r#"[functions.f]
+runtime = "python3.12"
+handler = "app.handler"
+code = "f"
+
+[apis.shop]
+type = "rest"
+[apis.shop.routes]
+"GET /a" = { function = "f", content_handling = "CONVERT_TO_TEXT" }
+"#,
+    );
+    write_file(dir.path(), "f/app.py", "def handler(e, c):\n    return e\n");
+    let (ok, _, err) = run_cli(&["validate", dir.path().to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains(r#"apis.shop.routes."GET /a".content_handling: mapping templates and responses apply to mock routes"#),
+        "{err}"
+    );
+}
