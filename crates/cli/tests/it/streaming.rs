@@ -389,3 +389,51 @@ async fn a_templates_streaming_url_and_rest_route_stream() {
     )
     .await;
 }
+
+/// A function that claims an HTTP integration stream but never writes the
+/// prelude's separator: past 64 KB the gateway gives up with a 502 rather
+/// than buffer on; a prelude that is not JSON is a 502 too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prelude_that_never_ends_or_is_not_json_is_a_502() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(
+        dir.path(),
+        "stratus.toml",
+        r#"[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[functions.bad]
+runtime = "nodejs20.x"
+handler = "index.handler"
+code = "node"
+url = { invoke_mode = "RESPONSE_STREAM" }
+"#,
+    );
+    write_file(
+        dir.path(),
+        "node/index.mjs",
+        r#"
+export const handler = awslambda.streamifyResponse(async (event, responseStream) => {
+  responseStream.setContentType('application/vnd.awslambda.http-integration-response');
+  if (event.rawQueryString === 'json') {
+    responseStream.write('not json at all');
+    responseStream.write(new Uint8Array(8));
+    responseStream.write('body');
+  } else {
+    for (let i = 0; i < 80; i++) responseStream.write('x'.repeat(1024));
+  }
+  responseStream.end();
+});
+"#,
+    );
+    let s = Serving::start(dir.path());
+    let r = reqwest::get(s.url("/lambda-url/bad/")).await.unwrap();
+    assert_eq!(r.status(), 502);
+    let r = reqwest::get(s.url("/lambda-url/bad/?json")).await.unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(
+        r.text().await.unwrap().contains("Internal"),
+        "a 502 with the gateway's own body"
+    );
+}
